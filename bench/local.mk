@@ -1,0 +1,1 @@
+# bench: rules of this module (see the top Makefile.am)

@@ -1,0 +1,1 @@
+# etc: rules of this module (see the top Makefile.am)

@@ -1,0 +1,1 @@
+# fuzz: rules of this module (see the top Makefile.am)

@@ -1,0 +1,1 @@
+# man: rules of this module (see the top Makefile.am)

@@ -1,0 +1,2 @@
+/* example plugin: being written (foundation, issue 2). */
+#include "notegw/plugin.h"

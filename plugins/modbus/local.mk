@@ -1,0 +1,1 @@
+# plugins/modbus: rules of this module (see the top Makefile.am)

@@ -1,0 +1,1 @@
+# plugins/mqtt: rules of this module (see the top Makefile.am)

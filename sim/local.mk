@@ -1,0 +1,1 @@
+# sim: rules of this module (see the top Makefile.am)

@@ -1,0 +1,1 @@
+/* core.c: being written (foundation, issue 2). */

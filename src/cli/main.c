@@ -1,0 +1,7 @@
+/* notegw: being written (foundation, issue 2). */
+#include <stdio.h>
+int main(void)
+{
+	printf("notegw " PACKAGE_VERSION "\n");
+	return 0;
+}

@@ -1,0 +1,1 @@
+/* commands.c: being written (foundation, issue 2). */

@@ -1,0 +1,1 @@
+/* gw.c: being written (foundation, issue 2). */

@@ -1,0 +1,43 @@
+/* The daemon's single context, passed down explicitly. */
+#ifndef NOTEGW_GW_H
+#define NOTEGW_GW_H
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+struct cfg;
+struct store;
+struct link;
+struct control;
+struct plugins;
+struct batch;
+struct crypto;
+
+struct gw {
+	sd_event *loop;
+	struct cfg *cfg;
+	const char *config_file;
+	struct store *store;       /* main-thread connection */
+	struct batch *batch;       /* group commit of producers' notes */
+	struct link *link;
+	struct control *control;
+	struct plugins *plugins;
+	bool foreground;
+	bool stopping;
+	uint64_t started_ms;
+	uint64_t reloads;
+};
+
+/* Queue a note from a producer (CLI, plugin) via group commit; cb after commit.
+ * actor names the producer for refusals ("mqtt", "cli"). Returns 0 or <0 with *why. */
+typedef void (*gw_put_cb)(void *ud, int err, const char *why);
+int gw_note_put(struct gw *gw, const char *actor, const char *file, const char *body,
+                const void *payload, size_t payload_len, gw_put_cb cb, void *ud,
+                const char **why);
+int gw_note_put_sync(struct gw *gw, const char *actor, const char *file, const char *body,
+                     const void *payload, size_t payload_len, const char **why);
+/* Check a notefile name and body as any producer's input must be. 0 or -EINVAL
+ * with *why a static reason. */
+int gw_note_validate(const char *file, const char *body, size_t payload_len, const char **why);
+/* Daemon status as JSON text (caller frees). */
+char *gw_status_json(struct gw *gw);
+#endif

@@ -1,0 +1,1 @@
+# src/notecard: rules of this module (see the top Makefile.am)

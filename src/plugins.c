@@ -1,0 +1,1 @@
+/* plugins.c: being written (foundation, issue 2). */

@@ -1,0 +1,1 @@
+# src: rules of this module (see the top Makefile.am)

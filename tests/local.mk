@@ -1,0 +1,12 @@
+# tests: cmocka units (tests/unit) and integration tests (tests/integration).
+# Module helpers put their own tests in their local.mk; this file holds the core's.
+EXTRA_DIST += tests/lib tests/integration tests/transcripts
+UNIT_CFLAGS = $(NGW_CFLAGS) $(CMOCKA_CFLAGS)
+UNIT_LIBS = $(NGW_LIBS) $(libngw_la_LIBADD) $(CMOCKA_LIBS)
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_config
+tests_unit_test_config_SOURCES = tests/unit/test_config.c
+tests_unit_test_config_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_config_LDADD = $(UNIT_LIBS)
+TESTS += tests/unit/test_config
+endif
