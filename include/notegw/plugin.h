@@ -101,6 +101,10 @@ struct ngw_host_api {
 	char *(*status_json)(struct ngw_plugin *self);
 	/* The host's idea of the state directory (e.g. /var/lib/notegw). Borrowed. */
 	const char *(*state_dir)(struct ngw_plugin *self);
+	/* Tell the other plugins something local subscribers may want: topic is a
+	 * relative name ("modbus/result", "error"), json an object's text. The MQTT
+	 * plugin publishes it under its prefix. */
+	void (*emit)(struct ngw_plugin *self, const char *topic, const char *json);
 };
 
 /* A loaded plugin as the plugin sees it; the daemon keeps more behind it. */
@@ -134,6 +138,9 @@ struct ngw_plugin_desc {
 	void (*on_env)(struct ngw_plugin *self, const char *name, const char *value);
 	/* A refused input elsewhere (e.g. a bad Modbus write request) to report. */
 	void (*on_error)(struct ngw_plugin *self, const char *source, const char *error);
+	/* Something another plugin emitted (see ngw_host_api.emit). */
+	void (*on_emit)(struct ngw_plugin *self, const char *from, const char *topic,
+	                const char *json);
 	/* Counters for `notegw status`: return a JSON object text (caller frees). */
 	char *(*stats_json)(struct ngw_plugin *self);
 };
