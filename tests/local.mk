@@ -10,3 +10,10 @@ tests_unit_test_config_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_config_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_config
 endif
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_control
+tests_unit_test_control_SOURCES = tests/unit/test_control.c
+tests_unit_test_control_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_control_LDADD = $(UNIT_LIBS)
+TESTS += tests/unit/test_control
+endif
