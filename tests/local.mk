@@ -17,3 +17,4 @@ tests_unit_test_control_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_control_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_control
 endif
+TESTS += tests/integration/cli.py
