@@ -20,12 +20,12 @@
 #include "log.h"
 #include "util.h"
 
-#define CONTROL_MAX_LINE (64 * 1024) /* a request, newline excluded */
-#define CONTROL_MAX_DEPTH 32         /* nesting of a request's JSON */
+#define CONTROL_MAX_LINE    (64 * 1024) /* a request, newline excluded */
+#define CONTROL_MAX_DEPTH   32          /* nesting of a request's JSON */
 #define CONTROL_MAX_CLIENTS 32
-#define CONTROL_MAX_CMDS 128
-#define CONTROL_IDLE_USEC (60ull * 1000000) /* an idle client is closed */
-#define CONTROL_MAX_GROUPS 1024
+#define CONTROL_MAX_CMDS    128
+#define CONTROL_IDLE_USEC   (60ull * 1000000) /* an idle client is closed */
+#define CONTROL_MAX_GROUPS  1024
 
 struct ctl_cmd {
 	char *name;
@@ -39,19 +39,19 @@ struct client {
 	int fd;
 	sd_event_source *io, *idle;
 	struct control_peer peer;
-	char *in;              /* unread request bytes */
+	char *in; /* unread request bytes */
 	size_t in_len;
-	char *out;             /* unsent response bytes */
+	char *out; /* unsent response bytes */
 	size_t out_len, out_off;
 	struct control_reply *pending; /* the request being answered, or NULL */
-	bool eof;              /* the peer shut its side: answer what came, then close */
-	bool closing;          /* close once out is sent */
-	bool in_dispatch;      /* a handler is on the stack: free later, not now */
-	bool dead;             /* free at the next safe point */
+	bool eof;                      /* the peer shut its side: answer what came, then close */
+	bool closing;                  /* close once out is sent */
+	bool in_dispatch;              /* a handler is on the stack: free later, not now */
+	bool dead;                     /* free at the next safe point */
 };
 
 struct control_reply {
-	struct client *cl;     /* NULL once the client is gone */
+	struct client *cl; /* NULL once the client is gone */
 	struct control_peer peer;
 	char *cmd;
 };
@@ -564,8 +564,8 @@ void control_reply_err(struct control_reply *r, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	json_t *msg = json_pack("{s:b,s:s,s:i}", "ok", 0, "error", text, "code",
-	                        code < 0 ? -code : code);
+	json_t *msg =
+	    json_pack("{s:b,s:s,s:i}", "ok", 0, "error", text, "code", code < 0 ? -code : code);
 	reply_send(r, msg);
 }
 
@@ -654,7 +654,8 @@ int control_open(struct gw *gw, const char *path, const char *group, const char 
 	if (r < 0) {
 		log_err("control: %s: %s", path,
 		        r == -EADDRINUSE ? "another daemon is listening there"
-		                         : r == -EEXIST ? "exists and is not a socket" : strerror(-r));
+		        : r == -EEXIST   ? "exists and is not a socket"
+		                         : strerror(-r));
 		goto fail;
 	}
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

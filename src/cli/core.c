@@ -159,7 +159,8 @@ static void fmt_signal(json_t *v, char *buf, size_t cap)
 	json_t *b = json_object_get(v, "bars"), *r = json_object_get(v, "rssi"),
 	       *t = json_object_get(v, "rat");
 	if (json_is_integer(b))
-		snprintf(bars, sizeof(bars), "%" JSON_INTEGER_FORMAT " bars", json_integer_value(b));
+		snprintf(bars, sizeof(bars), "%" JSON_INTEGER_FORMAT " bars",
+		         json_integer_value(b));
 	if (json_is_number(r))
 		snprintf(rssi, sizeof(rssi), "%srssi %.0f dBm", bars[0] ? ", " : "",
 		         json_number_value(r));
@@ -252,26 +253,33 @@ static int call(struct cli *cli, json_t *req, json_t **rsp)
 static int run_status(struct cli *cli, int argc, char **argv)
 {
 	static const struct field daemon[] = {
-		{"version", "version", K_TEXT}, {"pid", "pid", K_TEXT},
-		{"uptime", "uptime", K_SECS},   {"config", "config", K_TEXT},
-		{"reloads", "reloads", K_TEXT}, {NULL, NULL, K_TEXT},
+	    {"version", "version", K_TEXT}, {"pid", "pid", K_TEXT},
+	    {"uptime", "uptime", K_SECS},   {"config", "config", K_TEXT},
+	    {"reloads", "reloads", K_TEXT}, {NULL, NULL, K_TEXT},
 	};
 	static const struct field notecard[] = {
-		{"state", "state", K_TEXT},         {"transport", "transport", K_TEXT},
-		{"device", "device", K_TEXT},       {"uid", "device UID", K_TEXT},
-		{"sku", "SKU", K_TEXT},             {"firmware", "firmware", K_TEXT},
-		{"connected", "connected", K_TEXT}, {"signal", "signal", K_SIGNAL},
-		{"error", "last error", K_TEXT},    {NULL, NULL, K_TEXT},
+	    {"state", "state", K_TEXT},
+	    {"transport", "transport", K_TEXT},
+	    {"device", "device", K_TEXT},
+	    {"uid", "device UID", K_TEXT},
+	    {"sku", "SKU", K_TEXT},
+	    {"firmware", "firmware", K_TEXT},
+	    {"connected", "connected", K_TEXT},
+	    {"signal", "signal", K_SIGNAL},
+	    {"error", "last error", K_TEXT},
+	    {NULL, NULL, K_TEXT},
 	};
 	static const struct field hub[] = {
-		{"product", "product", K_TEXT},        {"mode", "mode", K_TEXT},
-		{"last_sync", "last sync", K_TIME},    {"sync_error", "sync error", K_TEXT},
-		{NULL, NULL, K_TEXT},
+	    {"product", "product", K_TEXT},
+	    {"mode", "mode", K_TEXT},
+	    {"last_sync", "last sync", K_TIME},
+	    {"sync_error", "sync error", K_TEXT},
+	    {NULL, NULL, K_TEXT},
 	};
 	static const struct field store[] = {
-		{"queued", "queued", K_TEXT},  {"bytes", "bytes", K_BYTES},
-		{"oldest", "oldest", K_TIME},  {"inbound", "inbound", K_TEXT},
-		{"max_size", "max size", K_BYTES}, {NULL, NULL, K_TEXT},
+	    {"queued", "queued", K_TEXT},      {"bytes", "bytes", K_BYTES},
+	    {"oldest", "oldest", K_TIME},      {"inbound", "inbound", K_TEXT},
+	    {"max_size", "max size", K_BYTES}, {NULL, NULL, K_TEXT},
 	};
 	json_t *rsp = NULL;
 	if (!no_args(cli, argc, argv))
@@ -312,7 +320,7 @@ static int run_status(struct cli *cli, int argc, char **argv)
 	json_t *v;
 	json_object_foreach(rsp, k, v)
 	{
-		static const char *const shown[] = {"ok", "daemon", "notecard", "hub",
+		static const char *const shown[] = {"ok",    "daemon",  "notecard", "hub",
 		                                    "store", "plugins", NULL};
 		bool seen = false;
 		for (size_t i = 0; shown[i] && !seen; i++)
@@ -501,7 +509,8 @@ static int run_sync(struct cli *cli, int argc, char **argv)
 		return CLI_USAGE;
 	int r = call(cli, json_pack("{s:s}", "cmd", "sync"), &rsp);
 	if (r == CLI_OK) {
-		const char *err = json_string_value(json_object_get(json_object_get(rsp, "rsp"), "err"));
+		const char *err =
+		    json_string_value(json_object_get(json_object_get(rsp, "rsp"), "err"));
 		if (err) {
 			fprintf(stderr, "%s: the Notecard said: %s\n", cli->prog, err);
 			r = CLI_REFUSED;
@@ -524,7 +533,8 @@ static int run_audit(struct cli *cli, int argc, char **argv)
 		if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
 			limit = strtol(argv[++i], &end, 10);
 			if (*end || limit < 1 || limit > 100000) {
-				fprintf(stderr, "%s: -n wants a count from 1 to 100000\n", cli->prog);
+				fprintf(stderr, "%s: -n wants a count from 1 to 100000\n",
+				        cli->prog);
 				return CLI_USAGE;
 			}
 		} else {
@@ -532,8 +542,7 @@ static int run_audit(struct cli *cli, int argc, char **argv)
 			return CLI_USAGE;
 		}
 	}
-	int r = call(cli, json_pack("{s:s,s:I}", "cmd", "audit", "limit", (json_int_t)limit),
-	             &rsp);
+	int r = call(cli, json_pack("{s:s,s:I}", "cmd", "audit", "limit", (json_int_t)limit), &rsp);
 	if (r != CLI_OK || cli->json)
 		goto out;
 	json_t *entries = json_object_get(rsp, "entries");
@@ -576,12 +585,11 @@ out:
 }
 
 const struct cli_cmd cli_cmds_core[] = {
-	{"status", "", "daemon, Notecard, hub, store and plugins at a glance", run_status},
-	{"queue", "", "what waits in the store, per notefile, oldest first", run_queue},
-	{"send", "NOTEFILE [JSON|-]", "queue one note (body from JSON, stdin, or empty)",
-	 run_send},
-	{"req", "JSON|NAME|-", "one raw Notecard request (admin group)", run_req},
-	{"sync", "", "ask the Notecard to sync now (admin group)", run_sync},
-	{"audit", "[-n COUNT]", "the audit log: time, actor, change", run_audit},
-	{NULL, NULL, NULL, NULL},
+    {"status", "", "daemon, Notecard, hub, store and plugins at a glance", run_status},
+    {"queue", "", "what waits in the store, per notefile, oldest first", run_queue},
+    {"send", "NOTEFILE [JSON|-]", "queue one note (body from JSON, stdin, or empty)", run_send},
+    {"req", "JSON|NAME|-", "one raw Notecard request (admin group)", run_req},
+    {"sync", "", "ask the Notecard to sync now (admin group)", run_sync},
+    {"audit", "[-n COUNT]", "the audit log: time, actor, change", run_audit},
+    {NULL, NULL, NULL, NULL},
 };

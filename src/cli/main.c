@@ -14,8 +14,8 @@
 #include "cli/cli.h"
 
 #define CLI_DEFAULT_SOCKET "/run/notegw/control.sock"
-#define CLI_MAX_RESPONSE (64u * 1024 * 1024)
-#define CLI_TIMEOUT_MS (180 * 1000) /* a raw request may wait on the card's retries */
+#define CLI_MAX_RESPONSE   (64u * 1024 * 1024)
+#define CLI_TIMEOUT_MS     (180 * 1000) /* a raw request may wait on the card's retries */
 
 static const struct cli_cmd *const tables[] = {cli_cmds_core, cli_cmds_crypto, cli_cmds_update};
 
@@ -152,9 +152,9 @@ int cli_call(struct cli *cli, json_t *req, json_t **rsp)
 		int e = errno;
 		fprintf(stderr, "%s: cannot reach the daemon at %s: %s%s\n", cli->prog, cli->socket,
 		        strerror(e),
-		        e == EACCES ? " (are you in the notegw group?)"
-		                    : e == ENOENT || e == ECONNREFUSED ? " (is notegwd running?)"
-		                                                       : "");
+		        e == EACCES                        ? " (are you in the notegw group?)"
+		        : e == ENOENT || e == ECONNREFUSED ? " (is notegwd running?)"
+		                                           : "");
 		return CLI_UNREACHABLE;
 	}
 	text = json_dumps(req, JSON_COMPACT);
@@ -244,11 +244,11 @@ static void cmd_usage(FILE *f, const char *prog, const struct cli_cmd *c)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"socket", required_argument, NULL, 's'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"socket", required_argument, NULL, 's'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct cli cli = {.socket = CLI_DEFAULT_SOCKET, .prog = "notegw"};
 	int o;

@@ -1,10 +1,12 @@
 /* Unit tests of config.c: syntax, conf.d merging, value parsers, the core's tables
  * and binding a plugin's own section through a custom key table. */
+/* clang-format off: cmocka needs these first, in this order */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
+/* clang-format on */
 
 #include <errno.h>
 #include <stdio.h>
@@ -241,7 +243,8 @@ static void t_unknown_section(void **s)
 
 static void t_bad_values(void **s)
 {
-	expect_error("[store]\nmax_size = 12X\n", "bad.conf:2: [store] max_size: '12X' is not a size");
+	expect_error("[store]\nmax_size = 12X\n",
+	             "bad.conf:2: [store] max_size: '12X' is not a size");
 	expect_error("[store]\nmax_size = 1K\n", "max_size: 1K out of range");
 	expect_error("[store]\nmax_size = -5M\n", "is not a size");
 	expect_error("[store]\nmax_size = 99999999999999999999G\n", "is not a size");
@@ -267,12 +270,14 @@ static void t_bad_values(void **s)
 	expect_error("[hub]\noutbound = -1\n", "out of range");
 	expect_error("[daemon]\nlog_level = loud\n", "[daemon] log_level: 'loud' is not one of");
 	expect_error("[notefile.data.qo]\nurgent = maybe\n", "'maybe' is not a boolean");
-	expect_error("[control]\nsocket = /tmp/"
-	             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n",
-	             "path too long for a Unix socket");
+	expect_error(
+	    "[control]\nsocket = /tmp/"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n",
+	    "path too long for a Unix socket");
 	/* cross-key checks name the key's line */
-	expect_error("[crypto]\n\nuplink = host\n", "bad.conf:3: [crypto] uplink = host needs public_key");
+	expect_error("[crypto]\n\nuplink = host\n",
+	             "bad.conf:3: [crypto] uplink = host needs public_key");
 	expect_error("[crypto]\nuplink = notecard\n", "uplink = notecard needs key_name");
 	expect_error("[notefile.data.qo]\nencrypt = on\n",
 	             "bad.conf:2: [notefile.data.qo] encrypt = on needs [crypto] uplink");
@@ -323,10 +328,10 @@ static void t_comments_and_quotes(void **s)
 		char *host, *url, *quoted, *empty;
 	} p = {0};
 	const struct ngw_cfg_key keys[] = {
-		{"host", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct plug, host), NULL, 0},
-		{"url", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct plug, url), NULL, 0},
-		{"quoted", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct plug, quoted), NULL, 0},
-		{"empty", NGW_CFG_STR, "x", 0, 0, NULL, offsetof(struct plug, empty), NULL, 0},
+	    {"host", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct plug, host), NULL, 0},
+	    {"url", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct plug, url), NULL, 0},
+	    {"quoted", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct plug, quoted), NULL, 0},
+	    {"empty", NGW_CFG_STR, "x", 0, 0, NULL, offsetof(struct plug, empty), NULL, 0},
 	};
 	assert_int_equal(cfg_bind(doc, "mqtt", keys, 4, &p, &d), 0);
 	assert_string_equal(p.host, "localhost");
@@ -573,17 +578,15 @@ static int check_url(const char *v, char *err, size_t errlen)
 	return -1;
 }
 static const struct ngw_cfg_key plug_keys[] = {
-	{"enabled", NGW_CFG_BOOL, "false", 0, 0, NULL, offsetof(struct plugcfg, enabled), NULL, 0},
-	{"url", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct plugcfg, url), check_url, 1},
-	{"unit", NGW_CFG_INT, "1", 1, 247, NULL, offsetof(struct plugcfg, unit), NULL, 0},
-	{"interval", NGW_CFG_DURATION, "10s", 100, 86400000, NULL,
-	 offsetof(struct plugcfg, interval_ms), NULL, 0},
-	{"buffer", NGW_CFG_SIZE, "4K", 0, 0, NULL, offsetof(struct plugcfg, buf), NULL, 0},
-	{"parity", NGW_CFG_ENUM, "N", 0, 0, parities, offsetof(struct plugcfg, parity), NULL, 0},
-	{"scale", NGW_CFG_DOUBLE, "1.0", -1000, 1000, NULL, offsetof(struct plugcfg, scale), NULL,
-	 0},
-	{"notefile", NGW_CFG_STR, "meter.qo", 0, 0, NULL, offsetof(struct plugcfg, notefile), NULL,
-	 0},
+    {"enabled", NGW_CFG_BOOL, "false", 0, 0, NULL, offsetof(struct plugcfg, enabled), NULL, 0},
+    {"url", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct plugcfg, url), check_url, 1},
+    {"unit", NGW_CFG_INT, "1", 1, 247, NULL, offsetof(struct plugcfg, unit), NULL, 0},
+    {"interval", NGW_CFG_DURATION, "10s", 100, 86400000, NULL,
+     offsetof(struct plugcfg, interval_ms), NULL, 0},
+    {"buffer", NGW_CFG_SIZE, "4K", 0, 0, NULL, offsetof(struct plugcfg, buf), NULL, 0},
+    {"parity", NGW_CFG_ENUM, "N", 0, 0, parities, offsetof(struct plugcfg, parity), NULL, 0},
+    {"scale", NGW_CFG_DOUBLE, "1.0", -1000, 1000, NULL, offsetof(struct plugcfg, scale), NULL, 0},
+    {"notefile", NGW_CFG_STR, "meter.qo", 0, 0, NULL, offsetof(struct plugcfg, notefile), NULL, 0},
 };
 
 static void t_plugin_bind(void **s)
@@ -692,15 +695,23 @@ static void t_example_file(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(t_defaults),        cmocka_unit_test(t_valid_file),
-		cmocka_unit_test(t_unknown_key),     cmocka_unit_test(t_unknown_section),
-		cmocka_unit_test(t_bad_values),      cmocka_unit_test(t_syntax),
-		cmocka_unit_test(t_comments_and_quotes), cmocka_unit_test(t_line_too_long),
-		cmocka_unit_test(t_file_too_large),  cmocka_unit_test(t_missing_main),
-		cmocka_unit_test(t_confd_order),     cmocka_unit_test(t_notefiles),
-		cmocka_unit_test(t_patterns),        cmocka_unit_test(t_parsers),
-		cmocka_unit_test(t_plugin_bind),     cmocka_unit_test(t_diag_format),
-		cmocka_unit_test(t_example_file),
+	    cmocka_unit_test(t_defaults),
+	    cmocka_unit_test(t_valid_file),
+	    cmocka_unit_test(t_unknown_key),
+	    cmocka_unit_test(t_unknown_section),
+	    cmocka_unit_test(t_bad_values),
+	    cmocka_unit_test(t_syntax),
+	    cmocka_unit_test(t_comments_and_quotes),
+	    cmocka_unit_test(t_line_too_long),
+	    cmocka_unit_test(t_file_too_large),
+	    cmocka_unit_test(t_missing_main),
+	    cmocka_unit_test(t_confd_order),
+	    cmocka_unit_test(t_notefiles),
+	    cmocka_unit_test(t_patterns),
+	    cmocka_unit_test(t_parsers),
+	    cmocka_unit_test(t_plugin_bind),
+	    cmocka_unit_test(t_diag_format),
+	    cmocka_unit_test(t_example_file),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,11 +1,13 @@
 /* Unit tests of control.c: a real control server on an sd-event loop in this process,
  * real clients in forked children (as root, some of them turn into `nobody` to check
  * the access rules). */
+/* clang-format off: cmocka needs these first, in this order */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
+/* clang-format on */
 
 #include <errno.h>
 #include <grp.h>
@@ -35,8 +37,8 @@ static int hold_calls;
 static void cmd_echo(struct gw *g, json_t *args, struct control_reply *r)
 {
 	const struct control_peer *p = control_reply_peer(r);
-	control_reply_ok(r, json_pack("{s:O,s:i,s:i}", "args", args, "uid", (int)p->uid, "access",
-	                              p->access));
+	control_reply_ok(
+	    r, json_pack("{s:O,s:i,s:i}", "args", args, "uid", (int)p->uid, "access", p->access));
 }
 
 static void cmd_admin(struct gw *g, json_t *args, struct control_reply *r)
@@ -180,8 +182,7 @@ static void child_run(int out, const struct who *who, const char *const *reqs, s
 }
 
 /* Run one client to completion while the loop serves it; returns its output lines. */
-static char *run_client(const struct who *who, const char *const *reqs, size_t n,
-                        int read_answers)
+static char *run_client(const struct who *who, const char *const *reqs, size_t n, int read_answers)
 {
 	int p[2];
 	assert_int_equal(pipe(p), 0);
@@ -307,11 +308,11 @@ static void t_commands(void **s)
 {
 	open_server("root", "root");
 	const char *reqs[] = {
-		"{\"cmd\":\"echo\",\"x\":[1,{\"y\":\"z\"}]}\n",
-		"{\"cmd\":\"nope\"}\n",
-		"{\"cmd\":\"fail\"}\r\n",
-		"{\"cmd\":\"later\"}\n",
-		"{\"cmd\":\"admin\"}", /* the last one may lack its newline */
+	    "{\"cmd\":\"echo\",\"x\":[1,{\"y\":\"z\"}]}\n",
+	    "{\"cmd\":\"nope\"}\n",
+	    "{\"cmd\":\"fail\"}\r\n",
+	    "{\"cmd\":\"later\"}\n",
+	    "{\"cmd\":\"admin\"}", /* the last one may lack its newline */
 	};
 	char *out = run_client(NULL, reqs, 5, READ);
 	json_t *j = line_json(out, 0);
@@ -344,9 +345,11 @@ static void t_pipelined(void **s)
 {
 	open_server("root", "root");
 	const char *reqs[] = {
-		"{\"cmd\":\"later\"}\n{\"cmd\":\"echo\",\"n\":2}\n{\"cmd\":\"later\"}\n"
-		"{\"cmd\":\"echo\",\"n\":4}\n",
-		"", "", "",
+	    "{\"cmd\":\"later\"}\n{\"cmd\":\"echo\",\"n\":2}\n{\"cmd\":\"later\"}\n"
+	    "{\"cmd\":\"echo\",\"n\":4}\n",
+	    "",
+	    "",
+	    "",
 	};
 	char *out = run_client(NULL, reqs, 4, READ);
 	json_t *j;
@@ -354,9 +357,9 @@ static void t_pipelined(void **s)
 		j = line_json(out, i);
 		expect_ok(j);
 		if (i % 2)
-			assert_int_equal(json_integer_value(
-			                         json_object_get(json_object_get(j, "args"), "n")),
-			                 i + 1);
+			assert_int_equal(
+			    json_integer_value(json_object_get(json_object_get(j, "args"), "n")),
+			    i + 1);
 		else
 			assert_non_null(json_object_get(j, "later"));
 		json_decref(j);
@@ -375,12 +378,12 @@ static void t_malformed(void **s)
 	deep[198] = '\n';
 	deep[199] = '\0';
 	const char *reqs[] = {
-		"not json\n",
-		"[1,2]\n",
-		"{\"cmd\":42}\n",
-		"{\"cmd\":\"echo\",\"cmd\":\"admin\"}\n",
-		deep,
-		"{\"cmd\":\"echo\",\"after\":\"errors\"}\n",
+	    "not json\n",
+	    "[1,2]\n",
+	    "{\"cmd\":42}\n",
+	    "{\"cmd\":\"echo\",\"cmd\":\"admin\"}\n",
+	    deep,
+	    "{\"cmd\":\"echo\",\"after\":\"errors\"}\n",
 	};
 	char *out = run_client(NULL, reqs, 6, READ);
 	json_t *j = line_json(out, 0);
@@ -568,16 +571,16 @@ static void t_register_args(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(t_socket_file, each_teardown),
-		cmocka_unit_test_teardown(t_commands, each_teardown),
-		cmocka_unit_test_teardown(t_pipelined, each_teardown),
-		cmocka_unit_test_teardown(t_malformed, each_teardown),
-		cmocka_unit_test_teardown(t_oversized, each_teardown),
-		cmocka_unit_test_teardown(t_hangup_while_pending, each_teardown),
-		cmocka_unit_test_teardown(t_access_read_only, each_teardown),
-		cmocka_unit_test_teardown(t_access_refused, each_teardown),
-		cmocka_unit_test_teardown(t_access_supplementary, each_teardown),
-		cmocka_unit_test_teardown(t_register_args, each_teardown),
+	    cmocka_unit_test_teardown(t_socket_file, each_teardown),
+	    cmocka_unit_test_teardown(t_commands, each_teardown),
+	    cmocka_unit_test_teardown(t_pipelined, each_teardown),
+	    cmocka_unit_test_teardown(t_malformed, each_teardown),
+	    cmocka_unit_test_teardown(t_oversized, each_teardown),
+	    cmocka_unit_test_teardown(t_hangup_while_pending, each_teardown),
+	    cmocka_unit_test_teardown(t_access_read_only, each_teardown),
+	    cmocka_unit_test_teardown(t_access_refused, each_teardown),
+	    cmocka_unit_test_teardown(t_access_supplementary, each_teardown),
+	    cmocka_unit_test_teardown(t_register_args, each_teardown),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
