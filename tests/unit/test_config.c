@@ -1,11 +1,12 @@
 /* Unit tests of config.c: syntax, conf.d merging, value parsers, the core's tables
  * and binding a plugin's own section through a custom key table. */
-/* clang-format off: cmocka needs these first, in this order */
-#include <cmocka.h>
-#include <setjmp.h>
+/* cmocka needs these first, in this order */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
+#include <setjmp.h>
 #include <stdint.h>
+#include <cmocka.h>
 /* clang-format on */
 
 #include <errno.h>

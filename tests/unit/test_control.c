@@ -1,12 +1,13 @@
 /* Unit tests of control.c: a real control server on an sd-event loop in this process,
  * real clients in forked children (as root, some of them turn into `nobody` to check
  * the access rules). */
-/* clang-format off: cmocka needs these first, in this order */
-#include <cmocka.h>
-#include <setjmp.h>
+/* cmocka needs these first, in this order */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
+#include <setjmp.h>
 #include <stdint.h>
+#include <cmocka.h>
 /* clang-format on */
 
 #include <errno.h>
