@@ -561,6 +561,44 @@ static void t_access_supplementary(void **s)
 	free(out);
 }
 
+/* Past the client limit a newcomer is told so and closed; the others stay. */
+static void t_too_many_clients(void **s)
+{
+	open_server("root", "root");
+	int fds[40];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	size_t n = 0;
+	for (; n < 40; n++) {
+		fds[n] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(fds[n] >= 0);
+		assert_int_equal(connect(fds[n], (struct sockaddr *)&sa, sizeof(sa)), 0);
+		for (int i = 0; i < 3; i++)
+			sd_event_run(gw.loop, 1000); /* accept it */
+		char buf[512];
+		ssize_t k = recv(fds[n], buf, sizeof(buf) - 1, MSG_DONTWAIT);
+		if (k > 0) {
+			buf[k] = '\0';
+			json_t *j = json_loads(buf, 0, NULL);
+			expect_err(j, EBUSY, "too many clients");
+			json_decref(j);
+			break;
+		}
+	}
+	assert_int_equal(n, 32); /* CONTROL_MAX_CLIENTS: refused at the limit, not before */
+	for (size_t i = 0; i <= n && i < 40; i++)
+		close(fds[i]);
+	for (int i = 0; i < 5; i++)
+		sd_event_run(gw.loop, 1000);
+	/* the hangups freed their places */
+	const char *reqs[] = {"{\"cmd\":\"echo\"}\n"};
+	char *out = run_client(NULL, reqs, 1, READ);
+	json_t *j = line_json(out, 0);
+	expect_ok(j);
+	json_decref(j);
+	free(out);
+}
+
 static void t_register_args(void **s)
 {
 	open_server(NULL, NULL);
@@ -581,6 +619,7 @@ int main(void)
 	    cmocka_unit_test_teardown(t_access_read_only, each_teardown),
 	    cmocka_unit_test_teardown(t_access_refused, each_teardown),
 	    cmocka_unit_test_teardown(t_access_supplementary, each_teardown),
+	    cmocka_unit_test_teardown(t_too_many_clients, each_teardown),
 	    cmocka_unit_test_teardown(t_register_args, each_teardown),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
