@@ -22,6 +22,8 @@ int crypto_seal(const struct crypto_key *pub, const char *plaintext, size_t len,
  * wrong key, -EINVAL not an envelope, -ENOTSUP unknown version/algorithm). */
 int crypto_open(const struct crypto_key *priv, json_t *env, char **pt, size_t *len,
                 const char **why);
+/* Wipe and keep the compiler from dropping it (OPENSSL_cleanse). */
+void crypto_wipe(void *p, size_t len);
 /* Is this body an envelope? */
 int crypto_is_envelope(json_t *body);
 #endif
