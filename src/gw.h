@@ -45,4 +45,6 @@ json_t *gw_status(struct gw *gw);
 char *gw_status_json(struct gw *gw);
 /* Offer inbound notes not yet offered this run to every consuming plugin. */
 void gw_deliver_inbound(struct gw *gw);
+/* Re-read the configuration (SIGHUP): 0, or <0 keeping the old one. */
+int gw_reload(struct gw *gw);
 #endif

@@ -30,6 +30,7 @@ struct plugin {
 	void *dl;
 	const struct ngw_plugin_desc *desc;
 	char *path;
+	char name[64];           /* kept after an unload, for status */
 	enum plugin_state state;
 	struct cfg_diag *diag;  /* where configure() reports, set while it runs */
 	const struct cfg_doc *doc;
@@ -235,7 +236,7 @@ static int plugin_open(struct plugins *ps, const char *path, struct plugin **out
 		return -EPROTO;
 	}
 	for (size_t i = 0; i < ps->n; i++)
-		if (strcmp(ps->v[i]->desc->name, d->name) == 0) {
+		if (strcmp(ps->v[i]->name, d->name) == 0) {
 			log_err("plugin: %s: a plugin named '%s' is already loaded from %s; refused",
 			        path, d->name, ps->v[i]->path);
 			dlclose(dl);
@@ -251,6 +252,7 @@ static int plugin_open(struct plugins *ps, const char *path, struct plugin **out
 	p->owner = ps;
 	p->dl = dl;
 	p->desc = d;
+	snprintf(p->name, sizeof(p->name), "%s", d->name);
 	*out = p;
 	return 0;
 }
@@ -335,6 +337,9 @@ int plugins_start(struct plugins *ps)
 			if (p->desc->destroy && p->pub.priv)
 				p->desc->destroy(&p->pub);
 			p->pub.priv = NULL;
+			p->desc = NULL; /* its memory goes with the object */
+			dlclose(p->dl);
+			p->dl = NULL;
 			continue;
 		}
 		p->state = P_RUNNING;
@@ -470,9 +475,9 @@ json_t *plugins_stats(struct plugins *ps)
 			s = json_object();
 		}
 		json_object_set_new(s, "state", json_string(state_names[p->state]));
-		if (p->desc->version)
+		if (p->desc && p->desc->version)
 			json_object_set_new(s, "version", json_string(p->desc->version));
-		json_object_set_new(o, p->desc->name, s);
+		json_object_set_new(o, p->name, s);
 	}
 	return o;
 }

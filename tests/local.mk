@@ -10,3 +10,5 @@ tests_unit_test_config_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_config_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_config
 endif
+
+TESTS += tests/integration/test_daemon.py
