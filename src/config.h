@@ -1,4 +1,4 @@
-/* Configuration: INI files (main file + conf.d/*.conf in name order) parsed into a
+/* Configuration: INI files (main file + every conf.d/NAME.conf in name order) parsed into a
  * document of sections, then bound to structs through tables of keys (one table per
  * section kind), so every key's type, default and check is declared in one place. */
 #ifndef NOTEGW_CONFIG_H
