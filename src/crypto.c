@@ -911,6 +911,12 @@ out:
 	return r;
 }
 
+void crypto_wipe(void *p, size_t len)
+{
+	if (p && len)
+		OPENSSL_cleanse(p, len);
+}
+
 void crypto_free_plaintext(char *pt, size_t len)
 {
 	if (!pt)

@@ -55,6 +55,8 @@ int crypto_seal(const struct crypto_key *pub, const char *plaintext, size_t len,
  * -EBADMSG truncated, tampered or sealed to another key. */
 int crypto_open(const struct crypto_key *priv, json_t *env, char **pt, size_t *len,
                 const char **why);
+/* Wipe memory so the compiler cannot drop it (OPENSSL_cleanse). */
+void crypto_wipe(void *p, size_t len);
 /* Wipe and free a plaintext from crypto_open (NULL is fine). */
 void crypto_free_plaintext(char *pt, size_t len);
 /* Does this body look like a notegw envelope (an object whose "alg" starts with
