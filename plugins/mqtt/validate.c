@@ -123,7 +123,7 @@ int mqtt_out_check(const char *notefile, const void *payload, size_t len, size_t
 	r = object_check(payload, len, max_payload, &j, why);
 	if (r < 0)
 		return r;
-	*body = json_dumps(j, JSON_COMPACT);
+	*body = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (!*body) {
 		*why = "out of memory";
@@ -146,7 +146,7 @@ int mqtt_req_check(const void *payload, size_t len, size_t max_payload, char **r
 		*why = "request needs a \"req\" or \"cmd\" string";
 		return -EINVAL;
 	}
-	*req = json_dumps(j, JSON_COMPACT);
+	*req = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (!*req) {
 		*why = "out of memory";

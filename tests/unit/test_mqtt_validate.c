@@ -245,7 +245,7 @@ static void test_topic_build(void **state)
 	assert_string_equal(buf, "notecard/in/a.qi");
 	assert_int_equal(mqtt_topic_build(buf, sizeof(buf), "notecard", "status", NULL), 0);
 	assert_string_equal(buf, "notecard/status");
-	assert_int_equal(mqtt_topic_build(buf, 16, "notecard", "status", NULL), -ENAMETOOLONG);
+	assert_int_equal(mqtt_topic_build(buf, 15, "notecard", "status", NULL), -ENAMETOOLONG);
 	assert_int_equal(mqtt_topic_build(buf, sizeof(buf), "notecard", "in",
 	                                  "a-very-long-notefile-name.qi"),
 	                 -ENAMETOOLONG);
