@@ -20,3 +20,4 @@ tests_unit_test_update_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_update_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_update
 endif
+TESTS += tests/integration/test_crash.py
