@@ -18,13 +18,13 @@
 #include "log.h"
 #include "util.h"
 
-#define CFG_MAX_LINE     4096
-#define CFG_MAX_FILE     (1024 * 1024)
-#define CFG_MAX_FILES    256
+#define CFG_MAX_LINE 4096
+#define CFG_MAX_FILE (1024 * 1024)
+#define CFG_MAX_FILES 256
 #define CFG_MAX_SECTIONS 4096
-#define CFG_MAX_KEYS     256
-#define CFG_MAX_NAME     128
-#define CFG_MAX_DIAG     500
+#define CFG_MAX_KEYS 256
+#define CFG_MAX_NAME 128
+#define CFG_MAX_DIAG 500
 
 struct cfg_entry {
 	char *key;
@@ -248,9 +248,8 @@ static void parse_section_header(struct parse *p, char *s)
 	}
 	char *name = trim(s + 1);
 	if (!section_name_ok(name)) {
-		perr(p,
-		     "bad section name [%s] (letters, digits, '_', '-', components separated "
-		     "by '.')",
+		perr(p, "bad section name [%s] (letters, digits, '_', '-', components separated "
+		        "by '.')",
 		     name);
 		return;
 	}
@@ -327,8 +326,8 @@ static void parse_key_value(struct parse *p, char *s)
 		if (strcmp(e->key, key) != 0)
 			continue;
 		if (e->file == p->file) {
-			perr(p, "duplicate key '%s' in [%s] (first set at line %u)", key, sec->name,
-			     e->line);
+			perr(p, "duplicate key '%s' in [%s] (first set at line %u)", key,
+			     sec->name, e->line);
 			return;
 		}
 		/* a later file overrides */
@@ -599,8 +598,8 @@ void cfg_doc_report_unclaimed(const struct cfg_doc *doc, struct cfg_diag *diag)
 {
 	for (size_t i = 0; doc && i < doc->n; i++)
 		if (!doc->s[i]->claimed)
-			cfg_diag_add(diag, doc->s[i]->file, doc->s[i]->line, "unknown section [%s]",
-			             doc->s[i]->name);
+			cfg_diag_add(diag, doc->s[i]->file, doc->s[i]->line,
+			             "unknown section [%s]", doc->s[i]->name);
 }
 
 const char *cfg_where(const struct cfg_doc *doc, const char *section, const char *key,
@@ -971,8 +970,8 @@ int cfg_bind(const struct cfg_doc *doc, const char *section, const struct ngw_cf
 		if (!keys[i].required || section_entry(sec, keys[i].name))
 			continue;
 		if (sec)
-			cfg_diag_add(diag, sec->file, sec->line,
-			             "missing required key '%s' in [%s]", keys[i].name, section);
+			cfg_diag_add(diag, sec->file, sec->line, "missing required key '%s' in [%s]",
+			             keys[i].name, section);
 		else
 			cfg_diag_add(diag, docfile, 0, "missing section [%s] (needs key '%s')",
 			             section, keys[i].name);
@@ -995,8 +994,8 @@ void cfg_free_bound(const struct ngw_cfg_key *keys, size_t n_keys, void *out)
 
 /* ---- the core's sections -------------------------------------------------------- */
 
-const char *const cfg_core_sections[] = {"daemon",  "notecard", "hub",         "store",
-                                         "control", "crypto",   "notefile.**", NULL};
+const char *const cfg_core_sections[] = {"daemon", "notecard", "hub",         "store",
+                                         "control", "crypto",  "update", "notefile.**", NULL};
 
 /* hub.set also knows "dfu" and "dfu-completed": transient states for a host MCU's
  * firmware update, not a mode to keep a gateway in, so they are not offered. */
@@ -1050,16 +1049,15 @@ static int check_attn(const char *v, char *err, size_t errlen)
 
 static int check_baud(const char *v, char *err, size_t errlen)
 {
-	static const long long rates[] = {1200,  2400,   4800,   9600,   19200, 38400,
-	                                  57600, 115200, 230400, 460800, 921600};
+	static const long long rates[] = {1200,   2400,   4800,   9600,   19200,  38400,
+	                                  57600,  115200, 230400, 460800, 921600};
 	long long b;
 	if (parse_int(v, &b) == 0)
 		for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++)
 			if (rates[i] == b)
 				return 0;
-	snprintf(err, errlen,
-	         "'%s' is not a standard baud rate (1200..921600; 9600 for the "
-	         "Notecard's UART)",
+	snprintf(err, errlen, "'%s' is not a standard baud rate (1200..921600; 9600 for the "
+	                      "Notecard's UART)",
 	         v);
 	return -EINVAL;
 }
@@ -1072,81 +1070,99 @@ static int check_template(const char *v, char *err, size_t errlen)
 	return -EINVAL;
 }
 
-#define K(S, name, type, def, min, max, choices, field, check, req)                                \
-	{                                                                                          \
-		name, type, def, min, max, choices, offsetof(struct S, field), check, req          \
-	}
+#define K(S, name, type, def, min, max, choices, field, check, req)                           \
+	{name, type, def, min, max, choices, offsetof(struct S, field), check, req}
 
 static const struct ngw_cfg_key daemon_keys[] = {
-    K(cfg_daemon, "plugin_dir", NGW_CFG_STR, PLUGINDIR, 0, 0, NULL, plugin_dir, check_abs_path, 0),
-    K(cfg_daemon, "state_dir", NGW_CFG_STR, LOCALSTATEDIR "/lib/notegw", 0, 0, NULL, state_dir,
-      check_abs_path, 0),
-    K(cfg_daemon, "log_level", NGW_CFG_STR, "info", 0, 0, NULL, log_level, check_log_level, 0),
-    K(cfg_daemon, "watchdog", NGW_CFG_DURATION, "0", 0, 3600 * 1000, NULL, watchdog_ms, NULL, 0),
-    K(cfg_daemon, "metrics_file", NGW_CFG_STR, NULL, 0, 0, NULL, metrics_file, check_abs_path, 0),
-    K(cfg_daemon, "chrony_socket", NGW_CFG_STR, NULL, 0, 0, NULL, chrony_socket, check_socket_path,
-      0),
+	K(cfg_daemon, "plugin_dir", NGW_CFG_STR, PLUGINDIR, 0, 0, NULL, plugin_dir, check_abs_path,
+	  0),
+	K(cfg_daemon, "state_dir", NGW_CFG_STR, LOCALSTATEDIR "/lib/notegw", 0, 0, NULL, state_dir,
+	  check_abs_path, 0),
+	K(cfg_daemon, "log_level", NGW_CFG_STR, "info", 0, 0, NULL, log_level, check_log_level, 0),
+	K(cfg_daemon, "watchdog", NGW_CFG_DURATION, "0", 0, 3600 * 1000, NULL, watchdog_ms, NULL,
+	  0),
+	K(cfg_daemon, "metrics_file", NGW_CFG_STR, NULL, 0, 0, NULL, metrics_file, check_abs_path,
+	  0),
+	K(cfg_daemon, "chrony_socket", NGW_CFG_STR, NULL, 0, 0, NULL, chrony_socket,
+	  check_socket_path, 0),
 };
 
 static const struct ngw_cfg_key notecard_keys[] = {
-    K(cfg_notecard, "transport", NGW_CFG_ENUM, "i2c", 0, 0, transports, transport, NULL, 0),
-    K(cfg_notecard, "device", NGW_CFG_STR, "/dev/i2c-1", 0, 0, NULL, device, check_abs_path, 0),
-    K(cfg_notecard, "address", NGW_CFG_INT, "0x17", 0x08, 0x77, NULL, address, NULL, 0),
-    K(cfg_notecard, "baud", NGW_CFG_INT, "9600", 0, 0, NULL, baud, check_baud, 0),
-    K(cfg_notecard, "attn", NGW_CFG_STR, NULL, 0, 0, NULL, attn, check_attn, 0),
-    K(cfg_notecard, "poll_interval", NGW_CFG_DURATION, "5s", 100, 24 * 3600 * 1000, NULL, poll_ms,
-      NULL, 0),
-    K(cfg_notecard, "timing_scale", NGW_CFG_INT, "100", 1, 1000, NULL, timing_scale_pct, NULL, 0),
+	K(cfg_notecard, "transport", NGW_CFG_ENUM, "i2c", 0, 0, transports, transport, NULL, 0),
+	K(cfg_notecard, "device", NGW_CFG_STR, "/dev/i2c-1", 0, 0, NULL, device, check_abs_path, 0),
+	K(cfg_notecard, "address", NGW_CFG_INT, "0x17", 0x08, 0x77, NULL, address, NULL, 0),
+	K(cfg_notecard, "baud", NGW_CFG_INT, "9600", 0, 0, NULL, baud, check_baud, 0),
+	K(cfg_notecard, "attn", NGW_CFG_STR, NULL, 0, 0, NULL, attn, check_attn, 0),
+	K(cfg_notecard, "poll_interval", NGW_CFG_DURATION, "5s", 100, 24 * 3600 * 1000, NULL,
+	  poll_ms, NULL, 0),
+	K(cfg_notecard, "timing_scale", NGW_CFG_INT, "100", 1, 1000, NULL, timing_scale_pct, NULL,
+	  0),
 };
 
 static const struct ngw_cfg_key hub_keys[] = {
-    K(cfg_hub, "product", NGW_CFG_STR, NULL, 0, 0, NULL, product, NULL, 0),
-    K(cfg_hub, "mode", NGW_CFG_ENUM, NULL, 0, 0, cfg_hub_modes, mode, NULL, 0),
-    /* minutes; -1 (the default) leaves the card's setting alone */
-    K(cfg_hub, "outbound", NGW_CFG_INT, "-1", 0, 525600, NULL, outbound, NULL, 0),
-    K(cfg_hub, "inbound", NGW_CFG_INT, "-1", 0, 525600, NULL, inbound, NULL, 0),
-    K(cfg_hub, "sn", NGW_CFG_STR, NULL, 0, 0, NULL, sn, NULL, 0),
+	K(cfg_hub, "product", NGW_CFG_STR, NULL, 0, 0, NULL, product, NULL, 0),
+	K(cfg_hub, "mode", NGW_CFG_ENUM, NULL, 0, 0, cfg_hub_modes, mode, NULL, 0),
+	/* minutes; -1 (the default) leaves the card's setting alone */
+	K(cfg_hub, "outbound", NGW_CFG_INT, "-1", 0, 525600, NULL, outbound, NULL, 0),
+	K(cfg_hub, "inbound", NGW_CFG_INT, "-1", 0, 525600, NULL, inbound, NULL, 0),
+	K(cfg_hub, "sn", NGW_CFG_STR, NULL, 0, 0, NULL, sn, NULL, 0),
 };
 
 static const struct ngw_cfg_key store_keys[] = {
-    K(cfg_store, "path", NGW_CFG_STR, LOCALSTATEDIR "/lib/notegw/store.db", 0, 0, NULL, path,
-      check_abs_path, 0),
-    K(cfg_store, "max_size", NGW_CFG_SIZE, "256M", 64 * 1024, 1LL << 40, NULL, max_size, NULL, 0),
-    K(cfg_store, "when_full", NGW_CFG_ENUM, "drop-oldest", 0, 0, when_full, when_full, NULL, 0),
-    K(cfg_store, "commit_delay", NGW_CFG_DURATION, "5ms", 0, 1000, NULL, commit_delay_ms, NULL, 0),
-    K(cfg_store, "card_max_pending", NGW_CFG_INT, "25", 1, 1000, NULL, card_max_pending, NULL, 0),
+	K(cfg_store, "path", NGW_CFG_STR, LOCALSTATEDIR "/lib/notegw/store.db", 0, 0, NULL, path,
+	  check_abs_path, 0),
+	K(cfg_store, "max_size", NGW_CFG_SIZE, "256M", 64 * 1024, 1LL << 40, NULL, max_size, NULL,
+	  0),
+	K(cfg_store, "when_full", NGW_CFG_ENUM, "drop-oldest", 0, 0, when_full, when_full, NULL, 0),
+	K(cfg_store, "commit_delay", NGW_CFG_DURATION, "5ms", 0, 1000, NULL, commit_delay_ms, NULL,
+	  0),
+	K(cfg_store, "card_max_pending", NGW_CFG_INT, "25", 1, 1000, NULL, card_max_pending, NULL,
+	  0),
 };
 
 static const struct ngw_cfg_key control_keys[] = {
-    K(cfg_control, "socket", NGW_CFG_STR, "/run/notegw/control.sock", 0, 0, NULL, socket,
-      check_socket_path, 0),
-    K(cfg_control, "group", NGW_CFG_STR, "notegw", 0, 0, NULL, group, NULL, 0),
-    K(cfg_control, "admin_group", NGW_CFG_STR, "notegw-admin", 0, 0, NULL, admin_group, NULL, 0),
+	K(cfg_control, "socket", NGW_CFG_STR, "/run/notegw/control.sock", 0, 0, NULL, socket,
+	  check_socket_path, 0),
+	K(cfg_control, "group", NGW_CFG_STR, "notegw", 0, 0, NULL, group, NULL, 0),
+	K(cfg_control, "admin_group", NGW_CFG_STR, "notegw-admin", 0, 0, NULL, admin_group, NULL, 0),
 };
 
 static const struct ngw_cfg_key crypto_keys[] = {
-    K(cfg_crypto, "uplink", NGW_CFG_ENUM, "off", 0, 0, uplinks, uplink, NULL, 0),
-    K(cfg_crypto, "public_key", NGW_CFG_STR, NULL, 0, 0, NULL, public_key, check_abs_path, 0),
-    K(cfg_crypto, "private_key", NGW_CFG_STR, NULL, 0, 0, NULL, private_key, check_abs_path, 0),
-    K(cfg_crypto, "key_name", NGW_CFG_STR, NULL, 0, 0, NULL, key_name, NULL, 0),
+	K(cfg_crypto, "uplink", NGW_CFG_ENUM, "off", 0, 0, uplinks, uplink, NULL, 0),
+	K(cfg_crypto, "public_key", NGW_CFG_STR, NULL, 0, 0, NULL, public_key, check_abs_path, 0),
+	K(cfg_crypto, "private_key", NGW_CFG_STR, NULL, 0, 0, NULL, private_key, check_abs_path, 0),
+	K(cfg_crypto, "key_name", NGW_CFG_STR, NULL, 0, 0, NULL, key_name, NULL, 0),
+};
+
+static const struct ngw_cfg_key update_keys[] = {
+	K(cfg_update, "enabled", NGW_CFG_BOOL, "true", 0, 0, NULL, enabled, NULL, 0),
+	K(cfg_update, "interval", NGW_CFG_DURATION, "1h", 1000, 7 * 24 * 3600 * 1000LL, NULL,
+	  interval_ms, NULL, 0),
+	K(cfg_update, "trusted_keys", NGW_CFG_STR, SYSCONFDIR "/notegw/trusted-update-keys", 0, 0,
+	  NULL, trusted_dir, check_abs_path, 0),
+	K(cfg_update, "spool", NGW_CFG_STR, LOCALSTATEDIR "/lib/notegw/update", 0, 0, NULL,
+	  spool_dir, check_abs_path, 0),
+	K(cfg_update, "auto_apply", NGW_CFG_BOOL, "true", 0, 0, NULL, auto_apply, NULL, 0),
+	/* dfu.get returns at most 8192 bytes per request in Blues' host libraries */
+	K(cfg_update, "chunk", NGW_CFG_SIZE, "8K", 256, 8192, NULL, chunk, NULL, 0),
 };
 
 static const struct ngw_cfg_key notefile_keys[] = {
-    K(cfg_notefile, "template", NGW_CFG_STR, "off", 0, 0, NULL, template_, check_template, 0),
-    K(cfg_notefile, "encrypt", NGW_CFG_ENUM, NULL, 0, 0, off_on, encrypt, NULL, 0),
-    K(cfg_notefile, "urgent", NGW_CFG_BOOL, "false", 0, 0, NULL, urgent, NULL, 0),
-    K(cfg_notefile, "learn", NGW_CFG_INT, "10", 1, 1000, NULL, learn, NULL, 0),
-    K(cfg_notefile, "ntn", NGW_CFG_BOOL, "false", 0, 0, NULL, ntn, NULL, 0),
+	K(cfg_notefile, "template", NGW_CFG_STR, "off", 0, 0, NULL, template_, check_template, 0),
+	K(cfg_notefile, "encrypt", NGW_CFG_ENUM, NULL, 0, 0, off_on, encrypt, NULL, 0),
+	K(cfg_notefile, "urgent", NGW_CFG_BOOL, "false", 0, 0, NULL, urgent, NULL, 0),
+	K(cfg_notefile, "learn", NGW_CFG_INT, "10", 1, 1000, NULL, learn, NULL, 0),
+	K(cfg_notefile, "ntn", NGW_CFG_BOOL, "false", 0, 0, NULL, ntn, NULL, 0),
 };
 #undef K
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Report a cross-key problem at the key's line (or the section's, or the file). */
-static void cross_err(struct cfg *cfg, struct cfg_diag *diag, const char *section, const char *key,
-                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void cross_err(struct cfg *cfg, struct cfg_diag *diag, const char *section, const char *key,
-                      const char *fmt, ...)
+static void cross_err(struct cfg *cfg, struct cfg_diag *diag, const char *section,
+                      const char *key, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void cross_err(struct cfg *cfg, struct cfg_diag *diag, const char *section,
+                      const char *key, const char *fmt, ...)
 {
 	char msg[512];
 	unsigned line = 0;
@@ -1237,12 +1253,13 @@ struct cfg *cfg_from_doc(struct cfg_doc *doc, const char *file, struct cfg_diag 
 		size_t n;
 		size_t offset;
 	} core[] = {
-	    {"daemon", daemon_keys, N(daemon_keys), offsetof(struct cfg, daemon)},
-	    {"notecard", notecard_keys, N(notecard_keys), offsetof(struct cfg, notecard)},
-	    {"hub", hub_keys, N(hub_keys), offsetof(struct cfg, hub)},
-	    {"store", store_keys, N(store_keys), offsetof(struct cfg, store)},
-	    {"control", control_keys, N(control_keys), offsetof(struct cfg, control)},
-	    {"crypto", crypto_keys, N(crypto_keys), offsetof(struct cfg, crypto)},
+		{"daemon", daemon_keys, N(daemon_keys), offsetof(struct cfg, daemon)},
+		{"notecard", notecard_keys, N(notecard_keys), offsetof(struct cfg, notecard)},
+		{"hub", hub_keys, N(hub_keys), offsetof(struct cfg, hub)},
+		{"store", store_keys, N(store_keys), offsetof(struct cfg, store)},
+		{"control", control_keys, N(control_keys), offsetof(struct cfg, control)},
+		{"crypto", crypto_keys, N(crypto_keys), offsetof(struct cfg, crypto)},
+		{"update", update_keys, N(update_keys), offsetof(struct cfg, update)},
 	};
 	for (size_t i = 0; i < N(core); i++)
 		if (cfg_bind(doc, core[i].section, core[i].keys, core[i].n,
@@ -1280,6 +1297,7 @@ void cfg_free(struct cfg *cfg)
 	cfg_free_bound(notecard_keys, N(notecard_keys), &cfg->notecard);
 	cfg_free_bound(hub_keys, N(hub_keys), &cfg->hub);
 	cfg_free_bound(store_keys, N(store_keys), &cfg->store);
+	cfg_free_bound(update_keys, N(update_keys), &cfg->update);
 	cfg_free_bound(control_keys, N(control_keys), &cfg->control);
 	cfg_free_bound(crypto_keys, N(crypto_keys), &cfg->crypto);
 	for (size_t i = 0; i < cfg->n_notefiles; i++) {

@@ -1,1 +1,258 @@
-/* gw.c: being written (foundation, issue 2). */
+/* The daemon's hand-offs: producers' notes into the store (group commit), inbound
+ * notes out of the store to the plugins (decrypted when they are envelopes for
+ * us), and the status snapshot everything reports from. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "config.h"
+#include "crypto.h"
+#include "gw.h"
+#include "link.h"
+#include "log.h"
+#include "ota.h"
+#include "plugins.h"
+#include "store.h"
+#include "util.h"
+
+/* The largest body a producer may queue: a Notecard note body must fit the card's
+ * request buffer with room for the request around it; 8 KiB of JSON is well inside
+ * what note.add accepts and what a cellular plan should carry in one note. */
+#define NOTE_BODY_MAX (8 * 1024)
+#define NOTE_PAYLOAD_MAX (8 * 1024)
+
+int gw_note_validate(const char *file, const char *body, size_t payload_len, const char **why)
+{
+	if (!file || !notefile_is_outbound(file)) {
+		*why = "notefile must be a name ending in .qo, .qos, .db or .dbs";
+		return -EINVAL;
+	}
+	if (!body && payload_len == 0) {
+		*why = "a note needs a body or a payload";
+		return -EINVAL;
+	}
+	if (payload_len > NOTE_PAYLOAD_MAX) {
+		*why = "payload larger than 8 KiB";
+		return -EMSGSIZE;
+	}
+	if (body) {
+		if (strlen(body) > NOTE_BODY_MAX) {
+			*why = "body larger than 8 KiB";
+			return -EMSGSIZE;
+		}
+		json_error_t e;
+		json_t *o = json_loads(body, JSON_REJECT_DUPLICATES, &e);
+		bool ok = json_is_object(o);
+		json_decref(o);
+		if (!ok) {
+			*why = o ? "body is not a JSON object" : "body is not valid JSON";
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Re-serialise a body compactly so the store holds exactly what goes up. */
+static char *compact_body(const char *body)
+{
+	json_t *o = json_loads(body, 0, NULL);
+	if (!o)
+		return NULL;
+	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return s;
+}
+
+static int note_prio(struct gw *gw, const char *file)
+{
+	const struct cfg_notefile *nf = cfg_notefile(gw->cfg, file);
+	return nf && nf->urgent ? 1 : 0;
+}
+
+int gw_note_put(struct gw *gw, const char *actor, const char *file, const char *body,
+                const void *payload, size_t payload_len, gw_put_cb cb, void *ud,
+                const char **why)
+{
+	int r = gw_note_validate(file, body, payload_len, why);
+	if (r < 0)
+		return r;
+	char *compact = body ? compact_body(body) : NULL;
+	if (body && !compact) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	r = batch_put(gw->batch, file, compact, payload, payload_len, note_prio(gw, file), cb, ud,
+	              why);
+	free(compact);
+	if (r < 0)
+		log_info("%s: note for %s refused: %s", actor, file, *why ? *why : strerror(-r));
+	return r;
+}
+
+int gw_note_put_sync(struct gw *gw, const char *actor, const char *file, const char *body,
+                     const void *payload, size_t payload_len, const char **why)
+{
+	int r = gw_note_validate(file, body, payload_len, why);
+	if (r < 0)
+		return r;
+	/* Whatever the batch holds goes first, so order is kept per notefile. */
+	batch_flush(gw->batch);
+	char *compact = body ? compact_body(body) : NULL;
+	if (body && !compact) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	r = store_enqueue(gw->store, file, compact, payload, payload_len, note_prio(gw, file),
+	                  NULL);
+	free(compact);
+	if (r == -ENOSPC)
+		*why = "store full";
+	else if (r < 0)
+		*why = "store could not commit the note";
+	if (r < 0) {
+		log_warn("%s: note for %s not accepted: %s", actor, file, *why);
+		return r;
+	}
+	if (gw->link)
+		link_kick(gw->link);
+	return 0;
+}
+
+/* ---- inbound -------------------------------------------------------------------- */
+
+/* The last inbound row offered to each consumer this run: offered again only after
+ * a restart (the plugin marks delivery itself). */
+struct offered {
+	char name[64];
+	int64_t last;
+};
+static struct offered offered[16];
+
+static int64_t *offered_slot(const char *name)
+{
+	for (size_t i = 0; i < sizeof(offered) / sizeof(offered[0]); i++) {
+		if (offered[i].name[0] == '\0') {
+			snprintf(offered[i].name, sizeof(offered[i].name), "%s", name);
+			return &offered[i].last;
+		}
+		if (strcmp(offered[i].name, name) == 0)
+			return &offered[i].last;
+	}
+	return NULL;
+}
+
+/* Decrypt an envelope body for local delivery. 0 with *plain (caller frees) or the
+ * body unchanged (*plain NULL); <0 when it is an envelope we cannot open. */
+static int inbound_plain(struct gw *gw, const char *body, char **plain, const char **why)
+{
+	*plain = NULL;
+	if (!body || !gw->crypto_priv)
+		return 0;
+	json_t *o = json_loads(body, 0, NULL);
+	if (!o)
+		return 0;
+	int r = 0;
+	if (crypto_is_envelope(o)) {
+		size_t len = 0;
+		r = crypto_open(gw->crypto_priv, o, plain, &len, why);
+	}
+	json_decref(o);
+	return r;
+}
+
+void gw_deliver_inbound(struct gw *gw)
+{
+	const char *names[16];
+	size_t n;
+	if (!gw->plugins || !plugins_consumes_inbound(gw->plugins, names, 16, &n))
+		return;
+	for (size_t k = 0; k < n; k++) {
+		int64_t *last = offered_slot(names[k]);
+		if (!last)
+			continue;
+		store_consumer_add(gw->store, names[k]);
+		struct store_in **v = NULL;
+		size_t cnt = 0;
+		if (store_inbound_pending(gw->store, names[k], *last, &v, &cnt) < 0)
+			continue;
+		for (size_t i = 0; i < cnt; i++) {
+			char *plain = NULL;
+			const char *why = NULL;
+			*last = v[i]->id;
+			if (inbound_plain(gw, v[i]->body, &plain, &why) < 0) {
+				char msg[256];
+				snprintf(msg, sizeof(msg),
+				         "inbound note %lld in %s cannot be decrypted: %s; kept in the store",
+				         (long long)v[i]->id, v[i]->file, why ? why : "unknown error");
+				log_warn("gw: %s", msg);
+				plugins_error(gw->plugins, "inbound", msg);
+				store_in_free(v[i]);
+				continue;
+			}
+			struct ngw_note note = {
+				.id = v[i]->id,
+				.file = v[i]->file,
+				.note = v[i]->note,
+				.body = plain ? plain : v[i]->body,
+				.payload = v[i]->payload,
+				.time = v[i]->time,
+			};
+			plugins_inbound_one(gw->plugins, names[k], &note);
+			if (plain) {
+				crypto_wipe(plain, strlen(plain));
+				free(plain);
+			}
+			store_in_free(v[i]);
+		}
+		free(v);
+	}
+}
+
+/* ---- status --------------------------------------------------------------------- */
+
+json_t *gw_status(struct gw *gw)
+{
+	json_t *st = json_object();
+	json_t *d = json_pack("{s:s,s:I,s:I,s:I,s:s?}", "version", PACKAGE_VERSION, "pid",
+	                      (json_int_t)getpid(), "uptime_s",
+	                      (json_int_t)((now_ms() - gw->started_ms) / 1000), "reloads",
+	                      (json_int_t)gw->reloads, "config", gw->config_file);
+	json_object_set_new(st, "daemon", d);
+	if (gw->link) {
+		json_t *l = link_status(gw->link);
+		if (json_is_object(l))
+			json_object_update(st, l);
+		json_decref(l);
+	}
+	struct store_stats ss;
+	if (gw->store && store_stats(gw->store, &ss) == 0) {
+		json_t *s = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "queued",
+		                      (json_int_t)ss.queued, "bytes", (json_int_t)ss.bytes,
+		                      "oldest_ms", (json_int_t)ss.oldest_ms, "dropped",
+		                      (json_int_t)ss.dropped, "refused", (json_int_t)ss.refused,
+		                      "sent", (json_int_t)ss.sent, "inbound",
+		                      (json_int_t)ss.inbound, "inbound_pending",
+		                      (json_int_t)ss.inbound_pending, "bytes_written",
+		                      (json_int_t)ss.bytes_written);
+		if (ss.oldest_ms > 0)
+			json_object_set_new(
+				s, "oldest_age_s",
+				json_integer((json_int_t)((int64_t)now_real_ms() - ss.oldest_ms) / 1000));
+		json_object_set_new(st, "store", s);
+	}
+	if (gw->plugins)
+		json_object_set_new(st, "plugins", plugins_stats(gw->plugins));
+	if (gw->ota)
+		json_object_set_new(st, "update", ota_status(gw->ota));
+	return st;
+}
+
+char *gw_status_json(struct gw *gw)
+{
+	json_t *st = gw_status(gw);
+	char *s = json_dumps(st, JSON_COMPACT);
+	json_decref(st);
+	return s;
+}

@@ -10,7 +10,8 @@ struct link;
 struct control;
 struct plugins;
 struct batch;
-struct crypto;
+struct crypto_key;
+struct ota;
 
 struct gw {
 	sd_event *loop;
@@ -21,6 +22,8 @@ struct gw {
 	struct link *link;
 	struct control *control;
 	struct plugins *plugins;
+	struct crypto_key *crypto_priv; /* downlink key, or NULL */
+	struct ota *ota;                /* host updates, or NULL */
 	bool foreground;
 	bool stopping;
 	uint64_t started_ms;
@@ -38,6 +41,12 @@ int gw_note_put_sync(struct gw *gw, const char *actor, const char *file, const c
 /* Check a notefile name and body as any producer's input must be. 0 or -EINVAL
  * with *why a static reason. */
 int gw_note_validate(const char *file, const char *body, size_t payload_len, const char **why);
-/* Daemon status as JSON text (caller frees). */
+/* Daemon status (caller decrefs) and as JSON text (caller frees). */
+#include <jansson.h>
+json_t *gw_status(struct gw *gw);
 char *gw_status_json(struct gw *gw);
+/* Offer inbound notes not yet offered this run to every consuming plugin. */
+void gw_deliver_inbound(struct gw *gw);
+/* Re-read the configuration (SIGHUP): 0, or <0 keeping the old one. */
+int gw_reload(struct gw *gw);
 #endif
