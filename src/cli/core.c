@@ -1,50 +1,56 @@
 /* core.c: the everyday subcommands (status queue send req sync audit), each one
  * control request and a readable rendering of its answer.
  *
- * The control protocol for them: one JSON object per line each way. Every response
- * has "ok"; a refusal is {"ok":false,"error":"text","code":N} with N a positive
- * errno value (13 EACCES: not allowed, 22 EINVAL: bad request, 2 ENOENT: unknown
- * command, 5 EIO: the Notecard failed, 28 ENOSPC: store full, 110 ETIMEDOUT).
- * Times are UTC epoch seconds (integers); a field the daemon does not know yet is
- * left out or null. `--json` prints the daemon's whole response object.
+ * The control protocol for them (src/commands.c answers): one JSON object per line
+ * each way. Every response has "ok"; a refusal is {"ok":false,"error":"text",
+ * "code":N}. N is for scripts: the control layer uses errno values (13 not allowed,
+ * 22 malformed request, 2 unknown command, 7 request too long, 16 too many
+ * clients); the commands use 1 (refused) and 2 (bad arguments). The CLI exits 1 on
+ * any refusal. Times are UTC epoch milliseconds in "*_ms" fields (epoch seconds in
+ * "time"/"oldest"/"last_sync", which the CLI also reads); a field the daemon does not
+ * know is left out or null. `--json` prints the daemon's whole response object.
  *
  * status (read)
  *   > {"cmd":"status"}
- *   < {"ok":true,
- *      "daemon":   {"version":"0.1.0","pid":812,"uptime":3600,"config":"/etc/notegw/notegw.conf",
- *                   "reloads":0},
- *      "notecard": {"state":"ready"|"absent"|"error","transport":"i2c","device":"/dev/i2c-1",
- *                   "uid":"dev:864475044204278","sku":"NOTE-WBEX","firmware":"8.1.3.17044",
+ *   < {"ok":true,"status":{
+ *      "daemon":   {"version":"0.1.0","pid":812,"uptime_s":3600,"reloads":0,
+ *                   "config":"/etc/notegw/notegw.conf"},
+ *      "notecard": {"state":"ready","transport":"i2c","device":"/dev/i2c-1",
+ *                   "uid":"dev:864475044204278","sku":"NOTE-WBEX","firmware":"8.1.3",
  *                   "connected":true,"signal":{"bars":3,"rssi":-71,"rat":"lte"},
- *                   "error":"last transport error, if any"},
+ *                   "error":"last transport error"},
  *      "hub":      {"product":"com.example.user:gateway","mode":"periodic",
- *                   "last_sync":1764036000,"sync_error":"..."},
- *      "store":    {"queued":12,"bytes":4096,"oldest":1764030000,"inbound":0},
- *      "plugins":  {"mqtt":{"state":"running"|"disabled"|"failed", ...counters}, ...}}
- *   Any other field is printed as it comes.
+ *                   "last_sync_ms":1764036000000,"sync_error":"..."},
+ *      "store":    {"queued":12,"bytes":4096,"oldest_ms":1764030000000,"oldest_age_s":60,
+ *                   "inbound_pending":0, ...counters},
+ *      "plugins":  {"mqtt":{"state":"running", ...counters}, ...},
+ *      "update":   {...}}}
+ *   Known fields are printed with labels; any other field as it comes. (A status
+ *   object at the top level of the response, without "status", is read too.)
  *
  * queue (read): what waits in the store, per notefile, oldest first
  *   > {"cmd":"queue"}
- *   < {"ok":true,"files":[{"file":"data.qo","count":3,"bytes":512,"oldest":1764030000},...]}
+ *   < {"ok":true,"files":[{"file":"data.qo","count":3,"bytes":512,
+ *                          "oldest_ms":1764030000000},...]}
  *
  * send (admin): enqueue one note through the store
  *   > {"cmd":"send","file":"data.qo","body":{...}}        ("payload":"base64" optional)
- *   < {"ok":true,"id":42}                                  (id: store row, optional)
+ *   < {"ok":true}                                          ("id": the store row, optional)
  *
  * req (admin): one raw Notecard request
  *   > {"cmd":"req","req":{"req":"card.version"}}
- *   < {"ok":true,"rsp":{...the card's response...}}
- *   The card's own "err" stays inside rsp (the CLI exits 1 on it); ok:false is for
- *   when no answer came (transport failure, timeout).
+ *   < {"ok":true,"response":{...the card's response...}}   ("rsp" is read too)
+ *   The card's own "err" stays inside the response (the CLI exits 1 on it); ok:false
+ *   is for when no answer came (transport failure, timeout).
  *
  * sync (admin): ask the Notecard to sync now
  *   > {"cmd":"sync"}
- *   < {"ok":true,"rsp":{...hub.sync's response, optional...}}
+ *   < {"ok":true,"response":{...hub.sync's response...}}
  *
- * audit (read): the audit log, oldest first, the last `limit` entries (default 50)
+ * audit (read): the audit log, oldest first, the last `limit` entries
  *   > {"cmd":"audit","limit":50}
- *   < {"ok":true,"entries":[{"time":1764036000,"actor":"uid 0 (root)","action":"send",
- *                            "detail":"data.qo"},...]}
+ *   < {"ok":true,"audit":[{"time_ms":1764036000000,"actor":"uid:0","action":"send",
+ *                          "detail":"data.qo"},...]}           ("entries" is read too)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -60,13 +66,14 @@
 
 /* ---- rendering helpers ---------------------------------------------------------- */
 
-static void fmt_time(json_t *v, char *buf, size_t cap)
+/* v in epoch seconds, or milliseconds when ms. */
+static void fmt_time(json_t *v, bool ms, char *buf, size_t cap)
 {
 	if (!json_is_integer(v) && !json_is_real(v)) {
 		snprintf(buf, cap, "-");
 		return;
 	}
-	time_t t = (time_t)json_number_value(v);
+	time_t t = (time_t)(json_number_value(v) / (ms ? 1000 : 1));
 	struct tm tm;
 	if (t <= 0 || !gmtime_r(&t, &tm)) {
 		snprintf(buf, cap, "-");
@@ -173,7 +180,7 @@ static void fmt_signal(json_t *v, char *buf, size_t cap)
 		snprintf(buf, cap, "%s%s%s", bars, rssi, rat);
 }
 
-enum kind { K_TEXT, K_TIME, K_BYTES, K_SECS, K_SIGNAL };
+enum kind { K_TEXT, K_TIME, K_TIME_MS, K_BYTES, K_SECS, K_SIGNAL };
 struct field {
 	const char *key, *label;
 	enum kind kind;
@@ -184,7 +191,8 @@ static void print_field(const char *label, json_t *v, enum kind kind)
 	char buf[512];
 	switch (kind) {
 	case K_TIME:
-		fmt_time(v, buf, sizeof(buf));
+	case K_TIME_MS:
+		fmt_time(v, kind == K_TIME_MS, buf, sizeof(buf));
 		break;
 	case K_BYTES:
 		fmt_bytes(v, buf, sizeof(buf));
@@ -248,14 +256,22 @@ static int call(struct cli *cli, json_t *req, json_t **rsp)
 	return r;
 }
 
+/* The card's answer inside a req/sync response ("response", or "rsp"). Borrowed. */
+static json_t *card_response(json_t *rsp)
+{
+	json_t *c = json_object_get(rsp, "response");
+	return c ? c : json_object_get(rsp, "rsp");
+}
+
 /* ---- status --------------------------------------------------------------------- */
 
 static int run_status(struct cli *cli, int argc, char **argv)
 {
 	static const struct field daemon[] = {
 	    {"version", "version", K_TEXT}, {"pid", "pid", K_TEXT},
-	    {"uptime", "uptime", K_SECS},   {"config", "config", K_TEXT},
-	    {"reloads", "reloads", K_TEXT}, {NULL, NULL, K_TEXT},
+	    {"uptime_s", "uptime", K_SECS}, {"uptime", "uptime", K_SECS},
+	    {"config", "config", K_TEXT},   {"reloads", "reloads", K_TEXT},
+	    {NULL, NULL, K_TEXT},
 	};
 	static const struct field notecard[] = {
 	    {"state", "state", K_TEXT},
@@ -270,29 +286,35 @@ static int run_status(struct cli *cli, int argc, char **argv)
 	    {NULL, NULL, K_TEXT},
 	};
 	static const struct field hub[] = {
-	    {"product", "product", K_TEXT},
-	    {"mode", "mode", K_TEXT},
-	    {"last_sync", "last sync", K_TIME},
-	    {"sync_error", "sync error", K_TEXT},
-	    {NULL, NULL, K_TEXT},
+	    {"product", "product", K_TEXT},           {"mode", "mode", K_TEXT},
+	    {"last_sync_ms", "last sync", K_TIME_MS}, {"last_sync", "last sync", K_TIME},
+	    {"sync_error", "sync error", K_TEXT},     {NULL, NULL, K_TEXT},
 	};
 	static const struct field store[] = {
-	    {"queued", "queued", K_TEXT},      {"bytes", "bytes", K_BYTES},
-	    {"oldest", "oldest", K_TIME},      {"inbound", "inbound", K_TEXT},
-	    {"max_size", "max size", K_BYTES}, {NULL, NULL, K_TEXT},
+	    {"queued", "queued", K_TEXT},
+	    {"bytes", "bytes", K_BYTES},
+	    {"oldest_ms", "oldest", K_TIME_MS},
+	    {"oldest", "oldest", K_TIME},
+	    {"oldest_age_s", "oldest age", K_SECS},
+	    {"max_size", "max size", K_BYTES},
+	    {NULL, NULL, K_TEXT},
 	};
+	static const struct field none[] = {{NULL, NULL, K_TEXT}};
 	json_t *rsp = NULL;
 	if (!no_args(cli, argc, argv))
 		return CLI_USAGE;
 	int r = call(cli, json_pack("{s:s}", "cmd", "status"), &rsp);
 	if (r != CLI_OK || cli->json)
 		goto out;
-	print_section("daemon", json_object_get(rsp, "daemon"), daemon);
-	print_section("notecard", json_object_get(rsp, "notecard"), notecard);
-	print_section("hub", json_object_get(rsp, "hub"), hub);
-	print_section("store", json_object_get(rsp, "store"), store);
+	json_t *st = json_object_get(rsp, "status");
+	if (!json_is_object(st))
+		st = rsp;
+	print_section("daemon", json_object_get(st, "daemon"), daemon);
+	print_section("notecard", json_object_get(st, "notecard"), notecard);
+	print_section("hub", json_object_get(st, "hub"), hub);
+	print_section("store", json_object_get(st, "store"), store);
 	printf("plugins\n");
-	json_t *plugins = json_object_get(rsp, "plugins");
+	json_t *plugins = json_object_get(st, "plugins");
 	if (!json_is_object(plugins) || json_object_size(plugins) == 0)
 		printf("  (none)\n");
 	const char *name;
@@ -315,17 +337,21 @@ static int run_status(struct cli *cli, int argc, char **argv)
 				printf("    %-14s %s\n", k, buf);
 			}
 	}
-	/* anything else at the top level */
+	/* anything else the daemon reports: sections of their own */
 	const char *k;
 	json_t *v;
-	json_object_foreach(rsp, k, v)
+	json_object_foreach(st, k, v)
 	{
-		static const char *const shown[] = {"ok",    "daemon",  "notecard", "hub",
-		                                    "store", "plugins", NULL};
+		static const char *const shown[] = {"ok",  "status", "daemon",  "notecard",
+		                                    "hub", "store",  "plugins", NULL};
 		bool seen = false;
 		for (size_t i = 0; shown[i] && !seen; i++)
 			seen = strcmp(shown[i], k) == 0;
-		if (!seen) {
+		if (seen)
+			continue;
+		if (json_is_object(v)) {
+			print_section(k, v, none);
+		} else {
 			char buf[512];
 			fmt_value(v, buf, sizeof(buf));
 			printf("%s: %s\n", k, buf);
@@ -367,7 +393,9 @@ static int run_queue(struct cli *cli, int argc, char **argv)
 		const char *name = json_string_value(json_object_get(f, "file"));
 		fmt_value(json_object_get(f, "count"), count, sizeof(count));
 		fmt_bytes(json_object_get(f, "bytes"), bytes, sizeof(bytes));
-		fmt_time(json_object_get(f, "oldest"), oldest, sizeof(oldest));
+		json_t *ms = json_object_get(f, "oldest_ms");
+		fmt_time(ms ? ms : json_object_get(f, "oldest"), ms != NULL, oldest,
+		         sizeof(oldest));
 		printf("%-*s %8s %10s  %s\n", w, name ? name : "?", count, bytes, oldest);
 	}
 out:
@@ -485,7 +513,7 @@ static int run_req(struct cli *cli, int argc, char **argv)
 	r = call(cli, json_pack("{s:s,s:O}", "cmd", "req", "req", req), &rsp);
 	if (r != CLI_OK)
 		goto out;
-	json_t *card = json_object_get(rsp, "rsp");
+	json_t *card = card_response(rsp);
 	if (!cli->json)
 		cli_print_json(card ? card : json_null());
 	const char *err = json_string_value(json_object_get(card, "err"));
@@ -509,8 +537,7 @@ static int run_sync(struct cli *cli, int argc, char **argv)
 		return CLI_USAGE;
 	int r = call(cli, json_pack("{s:s}", "cmd", "sync"), &rsp);
 	if (r == CLI_OK) {
-		const char *err =
-		    json_string_value(json_object_get(json_object_get(rsp, "rsp"), "err"));
+		const char *err = json_string_value(json_object_get(card_response(rsp), "err"));
 		if (err) {
 			fprintf(stderr, "%s: the Notecard said: %s\n", cli->prog, err);
 			r = CLI_REFUSED;
@@ -545,7 +572,9 @@ static int run_audit(struct cli *cli, int argc, char **argv)
 	int r = call(cli, json_pack("{s:s,s:I}", "cmd", "audit", "limit", (json_int_t)limit), &rsp);
 	if (r != CLI_OK || cli->json)
 		goto out;
-	json_t *entries = json_object_get(rsp, "entries");
+	json_t *entries = json_object_get(rsp, "audit");
+	if (!entries)
+		entries = json_object_get(rsp, "entries");
 	if (!json_is_array(entries) || json_array_size(entries) == 0) {
 		printf("the audit log is empty\n");
 		goto out;
@@ -566,9 +595,14 @@ static int run_audit(struct cli *cli, int argc, char **argv)
 	json_array_foreach(entries, i, e)
 	{
 		char when[32] = "-", actor[256], action[128], detail[1024];
-		json_t *t = json_object_get(e, "time");
+		json_t *t = json_object_get(e, "time_ms");
+		double div = 1000;
+		if (!t) {
+			t = json_object_get(e, "time");
+			div = 1;
+		}
 		if (json_is_number(t)) {
-			time_t tt = (time_t)json_number_value(t);
+			time_t tt = (time_t)(json_number_value(t) / div);
 			struct tm tm;
 			if (gmtime_r(&tt, &tm))
 				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", &tm);

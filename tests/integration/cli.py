@@ -16,23 +16,24 @@ NOTEGW = os.path.join(BUILD, "notegw")
 NOW = int(time.time())
 
 ANSWERS = {
-    "status": {"ok": True,
-               "daemon": {"version": "0.1.0", "pid": 812, "uptime": 3725,
+    "status": {"ok": True, "status": {
+               "daemon": {"version": "0.1.0", "pid": 812, "uptime_s": 3725,
                           "config": "/etc/notegw/notegw.conf"},
                "notecard": {"state": "ready", "uid": "dev:864475044204278",
                             "sku": "NOTE-WBEX", "firmware": "8.1.3.17044",
                             "connected": True,
                             "signal": {"bars": 3, "rssi": -71, "rat": "lte"},
                             "temperature": 31.5},
-               "store": {"queued": 12, "bytes": 4096, "oldest": NOW - 300},
-               "plugins": {"mqtt": {"state": "running", "received": 7}}},
+               "store": {"queued": 12, "bytes": 4096, "oldest_ms": (NOW - 300) * 1000},
+               "plugins": {"mqtt": {"state": "running", "received": 7}},
+               "update": {"state": "idle"}}},
     "queue": {"ok": True, "files": [
-        {"file": "meter.qo", "count": 2, "bytes": 100, "oldest": NOW - 7200},
-        {"file": "data.qo", "count": 10, "bytes": 3000000, "oldest": NOW - 60}]},
+        {"file": "meter.qo", "count": 2, "bytes": 100, "oldest_ms": (NOW - 7200) * 1000},
+        {"file": "data.qo", "count": 10, "bytes": 3000000, "oldest_ms": (NOW - 60) * 1000}]},
     "send": {"ok": True, "id": 42},
-    "sync": {"ok": True},
-    "audit": {"ok": True, "entries": [
-        {"time": 1764036000, "actor": "uid 0 (root)", "action": "send",
+    "sync": {"ok": True, "response": {}},
+    "audit": {"ok": True, "audit": [
+        {"time_ms": 1764036000000, "actor": "uid:0", "action": "send",
          "detail": "data.qo"}]},
 }
 
@@ -52,10 +53,12 @@ class FakeDaemon:
         if cmd == "req":
             name = req["req"].get("req")
             if name == "bad.req":
-                return {"ok": True, "rsp": {"err": "unknown request {io}"}}
+                return {"ok": True, "response": {"err": "unknown request {io}"}}
             if name == "slow.fail":
                 return {"ok": False, "error": "card: no answer", "code": 110}
-            return {"ok": True, "rsp": {"device": "dev:1", "echo": req["req"]}}
+            if name == "old.shape":
+                return {"ok": True, "rsp": {"device": "dev:2"}}
+            return {"ok": True, "response": {"device": "dev:1", "echo": req["req"]}}
         if cmd == "send" and req.get("file") == "full.qo":
             return {"ok": False, "error": "store: full", "code": 28}
         return ANSWERS.get(cmd, {"ok": False, "error": "unknown command", "code": 2})
@@ -105,7 +108,8 @@ def main():
         check(rc == 0, f"status exits 0 ({rc}, {err})")
         for text in ("device UID", "dev:864475044204278", "3 bars, rssi -71 dBm, lte",
                      "1h 2m", "4.0 KiB", "(5m ago)", "temperature", "31.5",
-                     "mqtt", "running", "received", "hub\n  (not reported)"):
+                     "mqtt", "running", "received", "hub\n  (not reported)",
+                     "update\n  state        idle"):
             check(text in out, f"status shows {text!r}:\n{out}")
         check(fake.requests[-1] == {"cmd": "status"}, "status request shape")
 
@@ -148,6 +152,8 @@ def main():
               f"req prints the card's answer: {out}")
         rc, out, err = run(sock, "req", '{"req":"hub.get","x":1}')
         check(rc == 0 and fake.requests[-1]["req"] == {"req": "hub.get", "x": 1}, "req JSON")
+        rc, out, err = run(sock, "req", "old.shape")
+        check(rc == 0 and json.loads(out) == {"device": "dev:2"}, "req reads \"rsp\" too")
         rc, out, err = run(sock, "req", "bad.req")
         check(rc == 1 and "{io}" in err, f"card error exits 1: {rc} {err}")
         rc, out, err = run(sock, "req", "slow.fail")
@@ -160,7 +166,7 @@ def main():
               "sync")
         rc, out, err = run(sock, "audit", "-n", "5")
         check(rc == 0 and fake.requests[-1] == {"cmd": "audit", "limit": 5}, "audit request")
-        check("2025-11-25 02:00:00Z" in out and "uid 0 (root)" in out and "data.qo" in out,
+        check("2025-11-25 02:00:00Z" in out and "uid:0" in out and "data.qo" in out,
               f"audit rows: {out}")
 
         rc, out, err = run(os.path.join(d, "none.sock"), "status")
