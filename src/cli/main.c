@@ -167,6 +167,8 @@ int cli_call(struct cli *cli, json_t *req, json_t **rsp)
 		ssize_t k = send(fd, text + off, n + 1 - off, MSG_NOSIGNAL);
 		if (k < 0 && errno == EINTR)
 			continue;
+		if (k < 0 && (errno == EPIPE || errno == ECONNRESET))
+			break; /* it hung up: a refusal may be waiting to be read */
 		if (k < 0) {
 			fprintf(stderr, "%s: sending to the daemon: %s\n", cli->prog,
 			        strerror(errno));

@@ -81,6 +81,20 @@ class FakeDaemon:
                 conn.sendall(json.dumps(self.answer(req)).encode() + b"\n")
 
 
+class Refuser(FakeDaemon):
+    """Says no at once and hangs up without reading, as notegwd does to a stranger."""
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b'{"ok":false,"error":"permission denied: not in the notegw '
+                             b'groups","code":13}\n')
+
+
 failures = []
 
 
@@ -168,6 +182,15 @@ def main():
         check(rc == 0 and fake.requests[-1] == {"cmd": "audit", "limit": 5}, "audit request")
         check("2025-11-25 02:00:00Z" in out and "uid:0" in out and "data.qo" in out,
               f"audit rows: {out}")
+
+        rsock = os.path.join(d, "refuse.sock")
+        refuser = Refuser(rsock)
+        time.sleep(0.1)
+        big = json.dumps({"req": "x", "pad": "x" * 50000})
+        for args in (["status"], ["send", "x.qo", "{}"], ["req", "-"]):
+            rc, out, err = run(rsock, *args, stdin=big)
+            check(rc == 1 and "permission denied" in err, f"refusal at connect: {args} {rc} {err}")
+        refuser.sock.close()
 
         rc, out, err = run(os.path.join(d, "none.sock"), "status")
         check(rc == 3 and "cannot reach the daemon" in err, f"unreachable exits 3: {rc}")
