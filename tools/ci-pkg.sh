@@ -80,12 +80,18 @@ fi
 
 step "hardening-check"
 mkdir -p "$work/root"
-for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
+for deb in "$work"/*.deb; do
+	case $deb in *-dbgsym_*) continue ;; esac # detached debug info, not programs
+	dpkg-deb -x "$deb" "$work/root"
+done
 nelf=0
 while IFS= read -r -d '' f; do
 	head -c 4 "$f" | grep -q $'^\x7fELF' || continue
 	nelf=$((nelf + 1))
-	if out=$(hardening-check "$f" 2>&1); then
+	# --nocfprotection: the IBT/SHSTK note survives linking only when every object
+	# has it, and bookworm's own crt1.o/libc_nonshared.a do not; no binary linked on
+	# bookworm passes (mosquitto's neither). We still compile with -fcf-protection.
+	if out=$(hardening-check --nocfprotection "$f" 2>&1); then
 		echo "hardening-check: ${f#"$work/root"}: ok"
 	else
 		printf '%s\n' "$out"
