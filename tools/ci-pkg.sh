@@ -4,7 +4,7 @@
 #  2. lintian: no error and no warning on the .changes and every .deb
 #  3. hardening-check on every ELF file the packages install
 #  4. the unit's sandbox: systemd-analyze security exposure at most 1.5
-#  5. install, upgrade under load and purge (tests/integration/test_pkg_install.sh),
+#  5. install, upgrade under load and purge (tests/integration/test_pkg_install.py),
 #     only on a throwaway machine: CI=true or NOTEGW_PKG_TEST=1, as root.
 # Usage: tools/ci-pkg.sh [--no-install] [--keep]   (exit 0 all passed, 1 a gate failed)
 set -uo pipefail
@@ -113,7 +113,7 @@ if [ "${CI:-}" = true ] || [ "${NOTEGW_PKG_TEST:-}" = 1 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		fail "install test needs root"
 	else
-		NOTEGW_DEBS="$work" bash "$top/tests/integration/test_pkg_install.sh"
+		NOTEGW_DEBS="$work" /usr/bin/python3 "$top/tests/integration/test_pkg_install.py"
 		rc=$?
 		case $rc in
 		0) ;;
