@@ -77,10 +77,21 @@ complete_words "status" notegw -s /tmp/x.sock st
 complete_words "--json" notegw --j
 complete_words "-s --json" notegw -
 complete_words "<files>" notegw -s ""
-complete_words "status check apply sign verify" notegw update ""
+complete_words "status check apply sign verify extract" notegw update ""
 complete_words "--key" notegw update sign --k
+complete_words "--trusted" notegw update extract --t
 complete_words "<files>" notegw update sign --key ""
 complete_words "--trusted" notegw update verify --t
+# the update verbs the CLI's usage lists are the ones completion offers
+verbs=$(sed -n '/^static int usage/,/^}/p' "$top_srcdir/src/cli/update.c" |
+	grep -oE 'notegw update [a-z|]+' | sed 's/notegw update //' | tr '|' '\n' | sort -u | xargs)
+COMP_WORDS=(notegw update "") COMP_CWORD=2 COMPREPLY=()
+_notegw
+offered_verbs=$(printf '%s\n' "${COMPREPLY[@]}" | sort -u | xargs)
+[ "$verbs" = "$offered_verbs" ] || bad "update verbs: CLI has '$verbs', completion '$offered_verbs'"
+for v in $verbs; do
+	grep -qE "^\.It Cm update .*\<$v\>" "$man/notegw.1" || bad "notegw.1 does not document 'update $v'"
+done
 complete_words "generate" notegw keys ""
 complete_words "--key --json" notegw decrypt -
 complete_words "--json" notegw --json queue --
