@@ -1,7 +1,9 @@
 # src/notecard: the Notecard link (transports, request layer, ATTN) and the link thread.
 libngw_la_SOURCES += src/notecard/timing.c src/notecard/timing.h src/notecard/transport.h \
 	src/notecard/rxbuf.c src/notecard/rxbuf.h src/notecard/i2c.c src/notecard/i2c.h \
-	src/notecard/serial.c src/notecard/card.c src/notecard/card.h
+	src/notecard/serial.c src/notecard/card.c src/notecard/card.h \
+	src/notecard/attn.c src/notecard/attn.h src/notecard/link_int.h src/notecard/link.c \
+	src/notecard/link_card.c src/notecard/link_note.c
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_card tests/unit/test_i2c tests/unit/test_serial
