@@ -6,7 +6,8 @@ libngw_la_SOURCES += src/notecard/timing.c src/notecard/timing.h src/notecard/tr
 	src/notecard/link_card.c src/notecard/link_note.c
 
 if HAVE_CMOCKA
-check_PROGRAMS += tests/unit/test_card tests/unit/test_i2c tests/unit/test_serial
+check_PROGRAMS += tests/unit/test_card tests/unit/test_i2c tests/unit/test_serial \
+	tests/unit/test_link
 tests_unit_test_card_SOURCES = tests/unit/test_card.c tests/unit/fakeclock.h
 tests_unit_test_card_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_card_LDADD = $(UNIT_LIBS)
@@ -16,5 +17,8 @@ tests_unit_test_i2c_LDADD = $(UNIT_LIBS)
 tests_unit_test_serial_SOURCES = tests/unit/test_serial.c
 tests_unit_test_serial_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_serial_LDADD = $(UNIT_LIBS) -lutil
-TESTS += tests/unit/test_card tests/unit/test_i2c tests/unit/test_serial
+tests_unit_test_link_SOURCES = tests/unit/test_link.c tests/unit/fakecard.h tests/unit/fakeclock.h
+tests_unit_test_link_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_link_LDADD = $(UNIT_LIBS)
+TESTS += tests/unit/test_card tests/unit/test_i2c tests/unit/test_serial tests/unit/test_link
 endif
