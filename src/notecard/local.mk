@@ -22,3 +22,9 @@ tests_unit_test_link_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_link_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_card tests/unit/test_i2c tests/unit/test_serial tests/unit/test_link
 endif
+
+# bench (not part of make check): notes/s over the link against the pacing limit
+noinst_PROGRAMS += bench/link_bench
+bench_link_bench_SOURCES = bench/link_bench.c
+bench_link_bench_CFLAGS = $(NGW_CFLAGS)
+bench_link_bench_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD) -lutil
