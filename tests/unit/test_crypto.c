@@ -1,11 +1,14 @@
 /* crypto: published known-answer vectors through the project's own HKDF and GCM
  * helpers, envelope round trips, tamper/wrong-key/truncation refusals, and the
  * private key permission check. */
-#include <cmocka.h>
-#include <setjmp.h>
+/* cmocka needs these first, in this order */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
+#include <setjmp.h>
 #include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
 
 #include <errno.h>
 #include <fcntl.h>
