@@ -114,6 +114,7 @@ with tempfile.TemporaryDirectory() as tmp:
             check(r.returncode == 0, f"{kind}: seal {len(body)} bytes")
             env = json.loads(r.stdout)
             raw = base64.b64decode(env["data"])
+            env["_id"] = "dev:0000:7"  # as the link sends it
             check(len(raw) == size + len(body.encode()) + 16,
                   f"{kind}: data is envelope({size}) + ciphertext + tag")
             try:
@@ -127,6 +128,7 @@ with tempfile.TemporaryDirectory() as tmp:
         pubkey = load_pub(pub)
         for body in BODIES:
             env = seal_body(pubkey, body.encode())
+            env["_id"] = "dev:0000:42"  # the link adds its dedup id beside the envelope
             event = {"event": "3c5e0b2a-0000-4000-8000-000000000001", "device": "dev:0000",
                      "product": "com.example.user:gateway", "file": "data.qo", "note": "",
                      "when": 1764036000, "body": env}
