@@ -309,8 +309,8 @@ out:
 
 const struct cli_cmd cli_cmds_crypto[] = {
     {"keys", "generate [--type p384|rsa3072] [--name NAME] DIR",
-     "make a key pair for end-to-end encryption (private key 0600, no daemon needed)", run_keys},
+     "make a P-384 (or --type rsa3072) key pair for end-to-end encryption", run_keys},
     {"decrypt", "[--key FILE] [EVENT or FILE or -]",
-     "cloud side: print the plaintext body of an encrypted note as Notehub routes it", run_decrypt},
+     "cloud side: print the plaintext body of a sealed note as Notehub routes it", run_decrypt},
     {0},
 };
