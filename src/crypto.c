@@ -12,6 +12,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
@@ -346,6 +347,15 @@ static int p384_dh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t dh[P384_DH_LEN])
 }
 
 /* ---- keys ---- */
+
+#define SECURE_HEAP_SIZE (64 * 1024) /* a few keys; must be a power of two */
+
+int crypto_secure_heap_init(void)
+{
+	if (CRYPTO_secure_malloc_initialized())
+		return 0;
+	return CRYPTO_secure_malloc_init(SECURE_HEAP_SIZE, 16) ? 0 : -ENOMEM;
+}
 
 static int key_wrap(EVP_PKEY *pk, bool priv, struct crypto_key **out)
 {

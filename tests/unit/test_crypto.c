@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -481,6 +482,24 @@ static void t_key_permissions(void **state)
 	assert_int_equal(chmod(path, 0644), 0);
 }
 
+static void t_secure_heap(void **state)
+{
+	struct keys *ks = *state;
+	struct crypto_key *k = NULL;
+	char path[128];
+
+	assert_int_equal(crypto_secure_heap_init(), 0);
+	assert_int_equal(crypto_secure_heap_init(), 0); /* idempotent */
+	size_t before = CRYPTO_secure_used();
+	snprintf(path, sizeof(path), "%s/sec.key.pem", ks->dir);
+	assert_int_equal(write_key(path, ks->p384, true, 0600), 0);
+	assert_int_equal(crypto_key_load_private(path, &k), 0);
+	/* the private scalar now lives in the locked, undumped arena */
+	assert_true(CRYPTO_secure_used() > before);
+	crypto_key_free(k);
+	assert_int_equal(CRYPTO_secure_used(), before);
+}
+
 static void t_unsupported_keys(void **state)
 {
 	struct keys *ks = *state;
@@ -512,12 +531,13 @@ static void t_unsupported_keys(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(t_hkdf_kat),        cmocka_unit_test(t_gcm_kat),
-	    cmocka_unit_test(t_round_trip_p384), cmocka_unit_test(t_round_trip_rsa),
-	    cmocka_unit_test(t_tamper_p384),     cmocka_unit_test(t_tamper_rsa),
-	    cmocka_unit_test(t_wrong_key),       cmocka_unit_test(t_truncated),
-	    cmocka_unit_test(t_not_envelope),    cmocka_unit_test(t_seal_limits),
-	    cmocka_unit_test(t_key_permissions), cmocka_unit_test(t_unsupported_keys),
+	    cmocka_unit_test(t_hkdf_kat),         cmocka_unit_test(t_gcm_kat),
+	    cmocka_unit_test(t_round_trip_p384),  cmocka_unit_test(t_round_trip_rsa),
+	    cmocka_unit_test(t_tamper_p384),      cmocka_unit_test(t_tamper_rsa),
+	    cmocka_unit_test(t_wrong_key),        cmocka_unit_test(t_truncated),
+	    cmocka_unit_test(t_not_envelope),     cmocka_unit_test(t_seal_limits),
+	    cmocka_unit_test(t_key_permissions),  cmocka_unit_test(t_secure_heap),
+	    cmocka_unit_test(t_unsupported_keys),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
