@@ -46,8 +46,10 @@ class Device:
             if getattr(self.card, "restart_pending", False):
                 self.card.restart_pending = False
                 self.card.save()
-                self.reset(1.5 if self.timing.real() else 0.1)
-                return rsp          # the card answers, then restarts
+                # the card answers, then restarts once the host has had time to read it
+                threading.Timer(0.25 if self.timing.real() else 0.1, self.reset,
+                                args=(1.5 if self.timing.real() else 0.1,)).start()
+                return rsp
             self.card.save()
             if gen != self.generation:
                 return None
