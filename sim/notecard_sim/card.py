@@ -102,7 +102,11 @@ class Card:
         p = self._state_path()
         if not p:
             return
-        tmp = p + ".tmp"
+        with self.lock:
+            self._save(p)
+
+    def _save(self, p):
+        tmp = "%s.%d.tmp" % (p, threading.get_ident())
         with open(tmp, "w") as f:
             json.dump(self.state, f)
             f.flush()
@@ -168,6 +172,12 @@ class Card:
             except ReqError as e:
                 out = {"err": str(e)}
                 self.count("errors")
+            except Exception as e:     # a simulator bug must not kill the card: say so loudly
+                import sys
+                import traceback
+                traceback.print_exc(file=sys.stderr)
+                out = {"err": "simulator internal error: %s: %s" % (type(e).__name__, e)}
+                self.count("internal_errors")
         if is_cmd:
             return None
         if rid is not None:
@@ -662,7 +672,7 @@ class Card:
         else:
             self.state["env_local"].pop(name, None)
         self._env_changed()
-        return {}
+        return {"time": self.state["env_modified"]}
 
     def _env_changed(self):
         self.state["env_modified"] = max(now(), self.state["env_modified"] + 1)

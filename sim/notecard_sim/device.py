@@ -19,8 +19,8 @@ class Device:
     def reset(self, seconds=None):
         """The card resets: buffers are lost and it is deaf for a while."""
         self.generation += 1
-        self.card.count("resets")
         self.faults.deafen(self.faults.reset_seconds if seconds is None else seconds)
+        self.card.count("resets")
         for cb in self.reset_listeners:
             cb()
 

@@ -193,6 +193,8 @@ class Sim:
 
 
 def main(argv=None):
+    import faulthandler
+    faulthandler.register(signal.SIGUSR1)     # kill -USR1: every thread's stack on stderr
     opts = parse_args(sys.argv[1:] if argv is None else argv)
     sim = Sim(opts)
     rc = sim.run()

@@ -67,7 +67,9 @@ class SerialPort:
                 if wait > 0:
                     time.sleep(wait)
                 rsp = self.device.request(line.rstrip(b"\r"), "serial")
-                if rsp and not self.device.faults.gone():
+                if rsp and self.device.faults.gone():
+                    card.count("serial_responses_lost")
+                elif rsp:
                     self._send(rsp)
 
     def _send(self, rsp):

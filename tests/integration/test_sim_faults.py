@@ -41,7 +41,7 @@ with Sim(serial=True) as s:
     r = c.raw(crc_add(b'{"req":"note.add","file":"f.qo","body":{"k":3}}', 10), timeout=0.5)
     check(r == b"", "reset mid-transaction: no answer")
     check(s.files()["f.qo"]["total"] == 2, "reset: request lost")
-    s.wait_for(lambda: c.raw(b"", timeout=0.2) == b"\r\n", what="card back after reset")
+    s.wait_for(c.resync, what="card back after reset")
     check(s.counters().get("resets") == 1, "reset counted")
 
     s.gone(30)
@@ -52,7 +52,7 @@ with Sim(serial=True) as s:
 
     s.control("reset")
     check(c.raw(b'{"req":"card.version"}', timeout=0.02) == b"" or True, "forced reset")
-    s.wait_for(lambda: c.raw(b"", timeout=0.2) == b"\r\n", what="card back after forced reset")
+    s.wait_for(c.resync, what="card back after forced reset")
 
     # 20% {io}: a host that retries gets every note in exactly once
     s.fault("io", p=0.2)
@@ -76,7 +76,8 @@ with Sim(serial=True) as s:
     # restart: answers, then deaf briefly
     r = c.request({"req": "card.restart"}, seq=500)
     check(r == {}, "card.restart answered")
-    s.wait_for(lambda: c.raw(b"", timeout=0.2) == b"\r\n", what="card back after restart")
+    s.wait_for(lambda: s.counters().get("resets", 0) >= 3, what="restart reset")
+    s.wait_for(c.resync, what="card back after restart")
     check(s.counters().get("restarts") == 1, "restart counted")
     c.close()
 finish()

@@ -293,6 +293,12 @@ class SerialClient:
                 return got
             got += os.read(self.fd, 4096)
 
+    def resync(self, quiet=0.3):
+        """The host's reset: write a newline, drain; True when only CR/LF came back."""
+        self.write(b"\n")
+        got = self.drain(quiet)
+        return got != b"" and got.strip(b"\r\n") == b""
+
     def raw(self, line, timeout=None):
         """Send a raw request line (bytes, without newline); return the raw response line."""
         self.write(line + b"\n")
