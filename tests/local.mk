@@ -20,3 +20,6 @@ tests_unit_test_update_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_update_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_update
 endif
+TESTS += tests/integration/test_crash.py
+TESTS += tests/integration/test_update.py
+EXTRA_DIST += tools
