@@ -55,6 +55,14 @@ def now():
     return int(time.time())
 
 
+def _parse(text):
+    try:
+        obj = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
 class Card:
     def __init__(self, opts, hub, log=None):
         self.opts = opts
@@ -124,16 +132,26 @@ class Card:
 
     def _transact(self, line, transport, io_fault):
         self.count("requests")
-        entry = {"t": time.time(), "transport": transport,
-                 "req": line.decode("utf-8", "replace"), "rsp": None}
         rsp = self._respond(line, io_fault)
+        self.record(line, rsp, transport)
         if rsp is not None:
-            entry["rsp"] = rsp.decode("utf-8", "replace")
             rsp += b"\r\n"
-        self.requests.append(entry)
+        return rsp
+
+    def record(self, line, rsp, transport, **extra):
+        """One request log entry: `req`/`rsp` parsed (a dict, {} if not JSON, rsp None when
+        there was no answer) and `req_raw`/`rsp_raw` exactly as the card saw and said them."""
+        entry = {"t": time.time(), "transport": transport, "req": _parse(line),
+                 "req_raw": line.decode("utf-8", "replace"), "rsp": None, "rsp_raw": None}
+        if rsp is not None:
+            rsp = rsp.rstrip(b"\r\n")
+            entry["rsp"] = _parse(rsp)
+            entry["rsp_raw"] = rsp.decode("utf-8", "replace")
+        entry.update(extra)
+        with self.lock:
+            self.requests.append(entry)
         if self.log:
             self.log(entry)
-        return rsp
 
     def _respond(self, line, io_fault):
         stripped = line.strip()
@@ -823,9 +841,10 @@ class Card:
         self.count("dfu_bytes", len(img[offset:offset + length]))
         return {"payload": base64.b64encode(img[offset:offset + length]).decode()}
 
-    def set_dfu_image(self, data, name="host-image.bin", version=None, ready=True):
+    def set_dfu_image(self, data, name="host-image.bin", version=None, ready=True, md5=None):
+        """A host image on the hub; `md5` overrides the digest reported (to test a mismatch)."""
         d = self.state["dfu"]
-        meta = {"length": len(data), "md5": hashlib.md5(data).hexdigest(),
+        meta = {"length": len(data), "md5": md5 or hashlib.md5(data).hexdigest(),
                 "crc32": zlib.crc32(data) & 0xFFFFFFFF, "created": now(), "modified": now(),
                 "name": name, "source": name, "type": "firmware", "info": {}}
         if version:

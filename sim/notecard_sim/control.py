@@ -21,12 +21,14 @@ HELP = """control socket commands (JSON lines, field "cmd"):
   gone    seconds                       the card disappears (i2c NACKs, serial silent); back
   reset   seconds?                      reset the card now (in-flight request lost)
   counters                              request/fault/bus counters
-  log     since?                        the request log (entries t transport req rsp)
+  log     since?                        the request log: entries t transport req rsp (parsed;
+                                        {} / null) req_raw rsp_raw (as on the wire)
   hub                                   every event written to the hub
   attn                                  ATTN pin: set (high), armed, modes, files, fired
   files                                 notefiles: total pending bytes_json bytes_air template
-  dfu     path|data(base64) name? version? now?   a host image on the hub (ready at next
-                                        sync; now:true: ready at once); dfu_status
+  dfu     path|data(base64) name? version? md5? now?   a host image on the hub (ready at
+                                        next sync; now:true: at once; md5: report this digest
+                                        instead of the real one); dfu_status
   state                                 hub settings, env, flash writes, storage
   transcript                            transcript replay status
   set     bars? time_known?             radio bars, whether the card knows the time
@@ -151,7 +153,7 @@ class Control:
                 data = base64.b64decode(m["data"])
             with card.lock:
                 card.set_dfu_image(data, m.get("name", "host-image.bin"), m.get("version"),
-                                   ready=bool(m.get("now")))
+                                   ready=bool(m.get("now")), md5=m.get("md5"))
             return {}
         if cmd == "dfu_status":
             d = card.state["dfu"]

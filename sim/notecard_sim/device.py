@@ -30,9 +30,7 @@ class Device:
             gen = self.generation
             if self.faults.hit("reset"):
                 self.card.count("faults_reset")
-                self.card.requests.append({"t": time.time(), "transport": transport,
-                                           "req": line.decode("utf-8", "replace"),
-                                           "rsp": None, "fault": "reset"})
+                self.card.record(line, None, transport, fault="reset")
                 self.reset()
                 return None
             name = _req_name(line)

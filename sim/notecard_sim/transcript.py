@@ -104,8 +104,7 @@ class Replay:
         if ex.delay:
             time.sleep(ex.delay)
         if "silent" in ex.faults:
-            self.card.requests.append({"t": time.time(), "transport": "transcript",
-                                       "req": stripped.decode("utf-8", "replace"), "rsp": None})
+            self.card.record(stripped, None, "transcript", fault="silent")
             return None
         is_cmd = isinstance(got, dict) and "req" not in got and "cmd" in got
         if ex.response == "*" or (ex.response is None and is_cmd):
@@ -123,10 +122,8 @@ class Replay:
             rsp = dumps(body)
             if seq is not None:
                 rsp = add_crc(rsp, seq)
+            self.card.record(stripped, rsp, "transcript")
             rsp += b"\r\n"
-            self.card.requests.append({"t": time.time(), "transport": "transcript",
-                                       "req": stripped.decode("utf-8", "replace"),
-                                       "rsp": rsp.decode().rstrip("\r\n")})
         if rsp:
             for f in ex.faults:
                 if f in ("garble", "drop", "crc"):

@@ -165,8 +165,11 @@ class Sim:
     def files(self):
         return self.control("files")["files"]
 
-    def request_log(self):
-        return self.control("log")["log"]
+    def request_log(self, since=0):
+        """Every transaction the card saw: dicts with t, transport, req and rsp (parsed; req is
+        {} when it was not JSON, rsp None when there was no answer), req_raw and rsp_raw (the
+        exact text), and fault when a fault ate it."""
+        return self.control("log", since=since)["log"]
 
     def gone(self, seconds):
         return self.control("gone", seconds=seconds)
@@ -408,16 +411,14 @@ def validate_log(logfile, skip_unparsable=False):
     with open(logfile) as f:
         for n, line in enumerate(f, 1):
             e = json.loads(line)
-            if not e["req"].strip():
+            if not e["req_raw"].strip():
                 continue
             if skip_unparsable:
                 try:
-                    _strip_transport(e["req"])
+                    _strip_transport(e["req_raw"])
                 except ValueError:
                     continue
-            rsp = e.get("rsp")
-            if rsp is not None and e.get("rsp") == "":
-                rsp = None
-            for p in validate_exchange(e["req"], rsp):
+            rsp = e.get("rsp_raw") or None
+            for p in validate_exchange(e["req_raw"], rsp):
                 problems.append("%s:%d: %s" % (logfile, n, p))
     return problems
