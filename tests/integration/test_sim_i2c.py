@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from simtest import check, finish
-from sim import Sim, shim_path, TOP_BUILDDIR
+from sim import Sim, asan_runtime, shim_path, TOP_BUILDDIR
 
 probe = os.path.join(TOP_BUILDDIR, "tests", "lib", "i2c_probe")
 if not os.path.exists(probe) or shim_path() is None:
@@ -115,9 +115,10 @@ with Sim(i2c=True) as s:
 
 env = dict(os.environ)
 env.pop("NOTEGW_I2C_SIM", None)
-env["LD_PRELOAD"] = shim_path()
+env["LD_PRELOAD"] = " ".join(filter(None, [asan_runtime(probe), shim_path()]))
 r = subprocess.run([probe, "-d", "/nonexistent-i2c", "z"], env=env, capture_output=True, text=True)
 check(r.stdout.startswith("open-err %d" % errno.ENOENT), "non-i2c paths pass through to libc")
+env["LD_PRELOAD"] = shim_path()
 r = subprocess.run(["cat", "/proc/self/status"], env=env, capture_output=True, text=True)
 check(r.returncode == 0 and "Name:" in r.stdout, "ordinary programs unaffected by the shim")
 finish()
