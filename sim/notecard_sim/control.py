@@ -18,7 +18,8 @@ HELP = """control socket commands (JSON lines, field "cmd"):
                                         short_read bad_sent); clear_faults; faults -> status
   nack_errno errno:"EREMOTEIO"|"ENXIO"|n   errno the shim reports for a NACK
   timing  mode:"fast"|"real" proc_ms?   change the timing model
-  gone    seconds                       the card disappears (i2c NACKs, serial silent); back
+  gone    seconds open_fails?           the card disappears (i2c NACKs, serial silent;
+                                        open_fails: i2c opens fail with ENODEV); back
   reset   seconds?                      reset the card now (in-flight request lost)
   counters                              request/fault/bus counters
   log     since?                        the request log: entries t transport req rsp (parsed;
@@ -110,7 +111,7 @@ class Control:
                 sim.timing.proc_ms = m["proc_ms"]
             return {}
         if cmd == "gone":
-            faults.go_away(float(m.get("seconds", 3600)))
+            faults.go_away(float(m.get("seconds", 3600)), bool(m.get("open_fails")))
             return {}
         if cmd == "back":
             faults.come_back()

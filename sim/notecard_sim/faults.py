@@ -30,6 +30,8 @@ class Faults:
         self.gone_until = 0.0
         self.deaf_until = 0.0
         self.nack_errno = errno.EREMOTEIO
+        self.open_fails = False         # while gone: i2c opens fail too (a USB adapter unplugged)
+        self.open_errno = errno.ENODEV
         self.reset_seconds = 0.05
 
     def set(self, name, p=None, count=None):
@@ -65,8 +67,9 @@ class Faults:
         t = time.monotonic()
         return t < self.gone_until or t < self.deaf_until
 
-    def go_away(self, seconds):
+    def go_away(self, seconds, open_fails=False):
         self.gone_until = time.monotonic() + seconds
+        self.open_fails = open_fails
 
     def come_back(self):
         self.gone_until = 0.0

@@ -99,6 +99,17 @@ with Sim(i2c=True) as s:
     s.back()
     out = run(s, "q", '{"req":"card.version"}')
     check(out and out[0].startswith("rsp ") and "version" in out[0], "back: answers")
+    s.gone(30, open_fails=True)
+    check(run(s, "z") == ["open-err %d" % errno.ENODEV], "unplugged: open fails ENODEV")
+    s.back()
+    check(run(s, "z") == ["ok"], "plugged back in")
+
+    # pacing is observed: 30-byte chunks 1 ms apart are counted as too close
+    before = s.counters().get("i2c_chunk_gap_short", 0)
+    run(s, "q", '{"req":"note.add","file":"p.qo","body":{"pad":"%s"}}' % ("x" * 300), chunk=30)
+    c = s.counters()
+    check(c.get("i2c_chunk_gap_short", 0) > before, "short chunk gaps counted")
+    check(c.get("i2c_segment_overruns", 0) >= 1, "segment without a pause counted")
 
     out = run(s, "q", '{"req":"card.version"}', "-a", "0x18")
     out = subprocess.run([probe, "-a", "0x18", "z"], env=dict(os.environ, **s.i2c_env(probe)),

@@ -9,7 +9,7 @@
  * I2C_RETRIES; read/write; close.
  *
  * Framing to the simulator, little-endian (sim/notecard_sim/i2c.py):
- *   request  [op u8: 'W' or 'R'][addr u8][len u16] then len bytes for 'W'
+ *   request  [op u8: 'O' open, 'W' write, 'R' read][addr u8][len u16] then len bytes for 'W'
  *   reply    [status u8: 0 ACK, 1 error][errno u8][len u16] then len bytes for 'R'
  * A reply shorter than a read asked for is a short read: read() returns the short count;
  * I2C_RDWR fills the rest with 0xff (what a released bus reads as) and succeeds.
@@ -52,6 +52,8 @@ ssize_t read(int fd, void *buf, size_t n);
 ssize_t write(int fd, const void *buf, size_t n);
 int close(int fd);
 
+static ssize_t xfer(int fd, char op, uint8_t addr, uint8_t *buf, size_t len);
+
 static void *next_sym(const char *name)
 {
 	void *p = dlsym(RTLD_NEXT, name);
@@ -88,6 +90,15 @@ static int shim_open(int flags)
 		return -1;
 	}
 	shim_fds[fd] = 0x100;
+	/* the simulator may refuse the open (an unplugged adapter) */
+	if (xfer(fd, 'O', 0, NULL, 0) < 0) {
+		int saved = errno;
+		int (*real_close)(int) = next_sym("close");
+		shim_fds[fd] = 0;
+		real_close(fd);
+		errno = saved;
+		return -1;
+	}
 	return fd;
 }
 
@@ -126,22 +137,24 @@ static int recv_all(int fd, void *buf, size_t n)
 	return 0;
 }
 
-/* One bus transfer. Returns bytes transferred (reads: bytes received) or -1 with errno. */
-static ssize_t xfer(int fd, int is_read, uint8_t addr, uint8_t *buf, size_t len)
+/* One exchange with the simulator: op 'O' (open), 'W' (write) or 'R' (read). Returns bytes
+ * transferred (reads: bytes received) or -1 with errno. */
+static ssize_t xfer(int fd, char op, uint8_t addr, uint8_t *buf, size_t len)
 {
 	uint8_t hdr[4];
 	uint8_t rep[4];
 	size_t got;
+	int is_read = op == 'R';
 
 	if (len > SHIM_MAX_XFER) {
 		errno = EINVAL;
 		return -1;
 	}
-	hdr[0] = is_read ? 'R' : 'W';
+	hdr[0] = (uint8_t)op;
 	hdr[1] = addr;
 	hdr[2] = (uint8_t)(len & 0xff);
 	hdr[3] = (uint8_t)(len >> 8);
-	if (send_all(fd, hdr, sizeof(hdr)) < 0 || (!is_read && send_all(fd, buf, len) < 0) ||
+	if (send_all(fd, hdr, sizeof(hdr)) < 0 || (op == 'W' && len && send_all(fd, buf, len) < 0) ||
 	    recv_all(fd, rep, sizeof(rep)) < 0) {
 		errno = EIO;
 		return -1;
@@ -252,7 +265,7 @@ static int shim_rdwr(int fd, struct i2c_rdwr_ioctl_data *d)
 	for (unsigned i = 0; i < d->nmsgs; i++) {
 		struct i2c_msg *m = &d->msgs[i];
 		int rd = (m->flags & I2C_M_RD) != 0;
-		ssize_t r = xfer(fd, rd, (uint8_t)m->addr, m->buf, m->len);
+		ssize_t r = xfer(fd, rd ? 'R' : 'W', (uint8_t)m->addr, m->buf, m->len);
 		if (r < 0)
 			return -1;
 		if (rd && (size_t)r < m->len)
@@ -306,7 +319,7 @@ ssize_t read(int fd, void *buf, size_t n)
 		ssize_t (*real)(int, void *, size_t) = next_sym("read");
 		return real(fd, buf, n);
 	}
-	return xfer(fd, 1, (uint8_t)(shim_fds[fd] & 0x7f), buf, n);
+	return xfer(fd, 'R', (uint8_t)(shim_fds[fd] & 0x7f), buf, n);
 }
 
 ssize_t write(int fd, const void *buf, size_t n)
@@ -316,7 +329,7 @@ ssize_t write(int fd, const void *buf, size_t n)
 		return real(fd, buf, n);
 	}
 	/* xfer does not modify the buffer for a write */
-	return xfer(fd, 0, (uint8_t)(shim_fds[fd] & 0x7f), (uint8_t *)(uintptr_t)buf, n);
+	return xfer(fd, 'W', (uint8_t)(shim_fds[fd] & 0x7f), (uint8_t *)(uintptr_t)buf, n);
 }
 
 int close(int fd)

@@ -171,8 +171,10 @@ class Sim:
         exact text), and fault when a fault ate it."""
         return self.control("log", since=since)["log"]
 
-    def gone(self, seconds):
-        return self.control("gone", seconds=seconds)
+    def gone(self, seconds, open_fails=False):
+        """The card disappears for `seconds`: i2c NACKs (and with open_fails, opening the bus
+        fails with ENODEV), serial answers nothing. back() ends it early."""
+        return self.control("gone", seconds=seconds, open_fails=open_fails)
 
     def back(self):
         return self.control("back")
