@@ -20,6 +20,9 @@ HELP = """control socket commands (JSON lines, field "cmd"):
   timing  mode:"fast"|"real" proc_ms?   change the timing model
   gone    seconds open_fails?           the card disappears (i2c NACKs, serial silent;
                                         open_fails: i2c opens fail with ENODEV); back
+  unplug  seconds?                      serial: close the pty (the host sees a hangup) and
+                                        remove --serial-link; replug (or after seconds): a new
+                                        pty, the link points at it -> {"serial": path}
   reset   seconds?                      reset the card now (in-flight request lost)
   counters                              request/fault/bus counters
   log     since?                        the request log: entries t transport req rsp (parsed;
@@ -113,6 +116,11 @@ class Control:
         if cmd == "gone":
             faults.go_away(float(m.get("seconds", 3600)), bool(m.get("open_fails")))
             return {}
+        if cmd in ("unplug", "replug"):
+            if sim.serial is None:
+                raise ValueError("no serial port")
+            sim.serial.request_plug(cmd == "replug", m.get("seconds"))
+            return {"serial": sim.serial.path}
         if cmd == "back":
             faults.come_back()
             return {}

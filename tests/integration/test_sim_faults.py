@@ -80,4 +80,34 @@ with Sim(serial=True) as s:
     s.wait_for(c.resync, what="card back after restart")
     check(s.counters().get("restarts") == 1, "restart counted")
     c.close()
+
+# USB re-enumeration: the pty goes away under the host and comes back under the same link name
+import errno
+import os
+import tempfile
+linkdir = tempfile.mkdtemp(prefix="ncsim-link-")
+link = os.path.join(linkdir, "ttyACM0")
+with Sim(serial=True, args=["--serial-link", link]) as s:
+    check(os.path.realpath(link) == s.serial_path, "link points at the pty")
+    c = SerialClient(link)
+    check("version" in c.request({"req": "card.version"}), "answers through the link")
+    s.unplug()
+    check(not os.path.lexists(link), "unplugged: link gone")
+    try:
+        data = os.read(c.fd, 10)
+        hung = data == b""
+    except OSError as e:
+        hung = e.errno == errno.EIO
+    check(hung, "unplugged: the host's fd hangs up")
+    c.close()
+    new = s.replug()
+    check(os.path.realpath(link) == new, "replugged: link points at the new pty")
+    with open(s.info_path) as f:
+        check(json.load(f)["serial"] == new, "info file follows the pty")
+    c = SerialClient(link)
+    check("version" in c.request({"req": "card.version"}), "answers after replug")
+    c.close()
+    s.unplug(seconds=0.2)
+    s.wait_for(lambda: os.path.lexists(link), what="replug after seconds")
+os.rmdir(linkdir)
 finish()

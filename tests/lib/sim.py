@@ -179,6 +179,17 @@ class Sim:
     def back(self):
         return self.control("back")
 
+    def unplug(self, seconds=None):
+        """Serial: the USB card re-enumerates — its pty closes (hangup for the host) and the
+        --serial-link symlink vanishes until replug() (or `seconds` later)."""
+        kw = {"seconds": seconds} if seconds else {}
+        return self.control("unplug", **kw)
+
+    def replug(self):
+        """Serial: a new pty; returns its path (the --serial-link points at it)."""
+        self.serial_path = self.control("replug")["serial"]
+        return self.serial_path
+
     def wait_for(self, pred, timeout=10.0, what="condition"):
         """Poll pred() until it is true (a readiness wait, not a timed assertion)."""
         end = time.monotonic() + timeout
