@@ -625,6 +625,9 @@ class Card:
 
     def r_hub_sync_status(self, req):
         st = self.state
+        if req.get("sync") and self._sync_allowed() and any(
+                n.get("pending") for f in st["files"].values() for n in f["notes"]):
+            self.request_sync()
         if self.sync_busy or self.sync_event.is_set():
             out = {"status": "sync in progress {sync-begin}", "sync": True}
             if st["sync_requested"]:
@@ -762,6 +765,10 @@ class Card:
                     a["armed"], a["set"], a["fired"] = True, False, []
                     for cb in self.attn_listeners:
                         cb(False)
+                    secs = req.get("seconds")
+                    if isinstance(secs, int) and secs > 0:
+                        self.attn_arms = getattr(self, "attn_arms", 0) + 1
+                        threading.Timer(secs, self._attn_timeout, args=(self.attn_arms,)).start()
                 elif kw == "disarm":
                     a["armed"], a["set"] = False, True
                     for cb in self.attn_listeners:
@@ -789,6 +796,11 @@ class Card:
         if not a["enabled"]:
             out["off"] = True
         return out
+
+    def _attn_timeout(self, arm):
+        with self.lock:
+            if arm == getattr(self, "attn_arms", 0) and self.state["attn"]["armed"]:
+                self._attn_fire("timeout")
 
     # ---- dfu.* ---------------------------------------------------------------------------
     def r_dfu_status(self, req):

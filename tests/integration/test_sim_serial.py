@@ -221,6 +221,27 @@ with Sim(serial=True, state=state) as s:
           "hub settings survive a restart")
     c.close()
 
+# --- the hub mode's own schedule: periodic (a simulated minute of 0.1 s) and continuous
+with Sim(serial=True, args=["--minute", "0.1"]) as s:
+    c = SerialClient(s.serial_path)
+    c.request({"req": "hub.set", "mode": "periodic", "outbound": 1, "inbound": 1})
+    c.request({"req": "note.add", "file": "p.qo", "body": {"n": 1}})
+    s.wait_for(lambda: any(e["file"] == "p.qo" for e in s.hub_notes()), what="periodic sync")
+    s.inject("p.qi", {"n": 2})
+    s.wait_for(lambda: "body" in c.request({"req": "note.get", "file": "p.qi"}),
+               what="periodic inbound")
+    c.request({"req": "hub.set", "mode": "continuous"})
+    check(c.request({"req": "hub.status"}).get("connected") is True, "continuous: connected")
+    c.request({"req": "note.add", "file": "c.qo", "body": {"n": 3}})
+    s.wait_for(lambda: any(e["file"] == "c.qo" for e in s.hub_notes()), what="continuous out")
+    s.inject("c.qi", {"n": 4})
+    s.wait_for(lambda: "body" in c.request({"req": "note.get", "file": "c.qi"}),
+               what="continuous inbound")
+    c.request({"req": "card.attn", "mode": "arm", "seconds": 1})
+    s.wait_for(lambda: s.attn()["set"], what="attn timeout")
+    check("timeout" in s.attn()["fired"], "attn fired by its timeout")
+    c.close()
+
 # --- a full card refuses notes
 with Sim(serial=True, args=["--capacity", "2000"]) as s:
     c = SerialClient(s.serial_path)
