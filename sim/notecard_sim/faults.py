@@ -121,7 +121,10 @@ class Timing:
             return self.proc_ms / 1000.0
         if not self.real():
             return 0.0
-        return 0.025 if name in ("note.add", "note.template", "hub.set") else 0.010
+        # The card's own processing time is undocumented (facts §3: confirm on hardware);
+        # these are estimates: a flash write for requests that store, less for reads.
+        return 0.010 if name in ("note.add", "note.template", "hub.set", "note.update") \
+            else 0.005
 
     def uart_bytes(self, n):
         return n * 10.0 / self.baud if self.real() else 0.0
