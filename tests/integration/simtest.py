@@ -2,8 +2,10 @@
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..")), "tests", "lib"))
+TOP = os.environ.get("top_srcdir",
+                     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+sys.path.insert(0, os.path.join(TOP, "tests", "lib"))      # sim.py
+sys.path.insert(0, os.path.join(TOP, "sim"))               # the notecard_sim package
 
 failures = []
 

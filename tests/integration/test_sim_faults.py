@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Fault injection over the pty: {io}, garbled / dropped bytes, CRC corruption, reset in the
 middle of a transaction, the card gone and back — each seen the way a host sees it."""
+import errno
 import json
-import time
+import os
+import tempfile
 
 from simtest import check, finish
 from sim import Sim, SerialClient, crc_add, crc_check
@@ -82,9 +84,6 @@ with Sim(serial=True) as s:
     c.close()
 
 # USB re-enumeration: the pty goes away under the host and comes back under the same link name
-import errno
-import os
-import tempfile
 linkdir = tempfile.mkdtemp(prefix="ncsim-link-")
 link = os.path.join(linkdir, "ttyACM0")
 with Sim(serial=True, args=["--serial-link", link]) as s:

@@ -2,7 +2,6 @@
 """Every sample request in Blues' schemas for a request the simulator implements goes through
 the simulator; each answer must match the response schema (or be a well-formed error), and the
 logged requests must match the request schemas."""
-import glob
 import json
 import os
 

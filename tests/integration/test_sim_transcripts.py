@@ -11,7 +11,6 @@ from simtest import check, finish
 from sim import Sim, SerialClient, crc_add, crc_check, TOP_SRCDIR
 
 sys_dir = os.path.join(TOP_SRCDIR, "tests", "transcripts")
-import notecard_sim_path  # noqa: F401  (puts sim/ on sys.path for the parser)
 from notecard_sim.transcript import parse  # noqa: E402
 
 
