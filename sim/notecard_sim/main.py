@@ -44,6 +44,8 @@ def parse_args(argv):
     p.add_argument("--i2c-address", type=lambda s: int(s, 0), default=0x17, metavar="ADDR",
                    help="the card's 7-bit I2C address (default 0x17)")
     p.add_argument("--control", metavar="SOCKET", help="JSON-lines test control socket")
+    p.add_argument("--attn-file", metavar="FILE",
+                   help="mirror the ATTN pin here: '1' high, '0' low (rewritten on change)")
     p.add_argument("--info", metavar="FILE", help="write the endpoints as JSON here")
     p.add_argument("--state", metavar="DIR", help="persist notefiles, env and settings here")
     p.add_argument("--hub", metavar="FILE", help="append synced notes here as JSON lines")
@@ -90,6 +92,9 @@ class Sim:
         if opts.state:
             os.makedirs(opts.state, exist_ok=True)
         self.card = Card(opts, self.hub, self._log)
+        if opts.attn_file:
+            self.card.attn_listeners.append(self._attn_changed)
+            self._attn_changed(self.card.state["attn"]["set"])
         self.replay = None
         if opts.transcript:
             from .transcript import Replay
@@ -190,6 +195,12 @@ class Sim:
             if st["mismatches"] or not st["done"]:
                 return 3
         return 0
+
+    def _attn_changed(self, high):
+        tmp = self.opts.attn_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("1\n" if high else "0\n")
+        os.replace(tmp, self.opts.attn_file)
 
     def _write_info(self):
         if self.opts.info:

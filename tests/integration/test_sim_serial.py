@@ -222,7 +222,8 @@ with Sim(serial=True, state=state) as s:
     c.close()
 
 # --- the hub mode's own schedule: periodic (a simulated minute of 0.1 s) and continuous
-with Sim(serial=True, args=["--minute", "0.1"]) as s:
+attn_file = os.path.join(state, "attn")
+with Sim(serial=True, args=["--minute", "0.1", "--attn-file", attn_file]) as s:
     c = SerialClient(s.serial_path)
     c.request({"req": "hub.set", "mode": "periodic", "outbound": 1, "inbound": 1})
     c.request({"req": "note.add", "file": "p.qo", "body": {"n": 1}})
@@ -238,8 +239,12 @@ with Sim(serial=True, args=["--minute", "0.1"]) as s:
     s.wait_for(lambda: "body" in c.request({"req": "note.get", "file": "c.qi"}),
                what="continuous inbound")
     c.request({"req": "card.attn", "mode": "arm", "seconds": 1})
+    with open(attn_file) as f:
+        check(f.read() == "0\n", "attn file: low while armed")
     s.wait_for(lambda: s.attn()["set"], what="attn timeout")
     check("timeout" in s.attn()["fired"], "attn fired by its timeout")
+    with open(attn_file) as f:
+        check(f.read() == "1\n", "attn file: high once fired")
     c.close()
 
 # --- a full card refuses notes
