@@ -441,6 +441,46 @@ static void t_tamper_rsa(void **state)
 	tamper_all(ks->rsa_pub, ks->rsa);
 }
 
+/* A note sealed by an independent RFC 9180 implementation (@hpke/core 1.9.0 for
+ * Node: DhkemP384HkdfSha384 + HkdfSha384 + Aes256Gcm, info "notegw envelope v1",
+ * aad = alg || 0 || compressed enc; its enc compressed for the envelope) to the
+ * example key of docs/encryption.md. Pins the key schedule to someone else's code. */
+static const char hpke_js_key[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIG2AgEAMBAGByqGSM49AgEGBSuBBAAiBIGeMIGbAgEBBDAdmt/VK2akLyEFcBU4\n"
+    "xJbAnwrBY/uS2laf7NXnNIPqRvomHJyWEH5gquNOyEIfV7mhZANiAATv5GMnrP7Z\n"
+    "58f6kgjrjL73rJarnefly3KLSPi/s254WYDICUfNYBvC76JFWv08YN9rCG9g9ifC\n"
+    "Dm1dR1GG2h0jeavE+E2Otc2vR9Igg8mLcNaeTlrrnVQzzoLkE63pyD4=\n"
+    "-----END PRIVATE KEY-----\n";
+static const char hpke_js_env[] =
+    "{\"alg\":\"ngw1-p384-aes256gcm\",\"data\":"
+    "\"AgujCZDEc44l9pMuhE3dmqqwgUlmTgx628wF9phiOnoxaeHu6YVTV/"
+    "4o9+0e5zR3sZjGlNCwKc4MlVwvhjaFYny+bhMPUqKIqykOC54xbXvKqfd4bqC31CcnII0NGU8kUA==\"}";
+
+static void t_hpke_interop(void **state)
+{
+	struct keys *ks = *state;
+	struct crypto_key *k = NULL;
+	char path[128], *pt = NULL;
+	size_t len = 0;
+	const char *why = NULL;
+	json_t *env = json_loads(hpke_js_env, 0, NULL);
+	int fd;
+
+	assert_non_null(env);
+	snprintf(path, sizeof(path), "%s/hpke-js.key.pem", ks->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, hpke_js_key, strlen(hpke_js_key)), 0);
+	close(fd);
+	assert_int_equal(crypto_key_load_private(path, &k), 0);
+	assert_int_equal(crypto_open(k, env, &pt, &len, &why), 0);
+	assert_string_equal(pt, "{\"sealed_by\":\"@hpke/core 1.9.0\"}");
+	crypto_free_plaintext(pt, len);
+	crypto_key_free(k);
+	json_decref(env);
+}
+
 static void t_wrong_key(void **state)
 {
 	struct keys *ks = *state;
@@ -589,13 +629,14 @@ static void t_unsupported_keys(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(t_hkdf_kat),       cmocka_unit_test(t_gcm_kat),
-	    cmocka_unit_test(t_ecdh_kat),       cmocka_unit_test(t_round_trip_p384),
-	    cmocka_unit_test(t_round_trip_rsa), cmocka_unit_test(t_tamper_p384),
-	    cmocka_unit_test(t_tamper_rsa),     cmocka_unit_test(t_wrong_key),
-	    cmocka_unit_test(t_truncated),      cmocka_unit_test(t_not_envelope),
-	    cmocka_unit_test(t_seal_limits),    cmocka_unit_test(t_key_permissions),
-	    cmocka_unit_test(t_secure_heap),    cmocka_unit_test(t_unsupported_keys),
+	    cmocka_unit_test(t_hkdf_kat),         cmocka_unit_test(t_gcm_kat),
+	    cmocka_unit_test(t_ecdh_kat),         cmocka_unit_test(t_round_trip_p384),
+	    cmocka_unit_test(t_round_trip_rsa),   cmocka_unit_test(t_tamper_p384),
+	    cmocka_unit_test(t_tamper_rsa),       cmocka_unit_test(t_hpke_interop),
+	    cmocka_unit_test(t_wrong_key),        cmocka_unit_test(t_truncated),
+	    cmocka_unit_test(t_not_envelope),     cmocka_unit_test(t_seal_limits),
+	    cmocka_unit_test(t_key_permissions),  cmocka_unit_test(t_secure_heap),
+	    cmocka_unit_test(t_unsupported_keys),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
