@@ -37,6 +37,18 @@ checks+=',-bugprone-assignment-in-if-condition,-cert-err33-c,-bugprone-narrowing
 checks+=',-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling'
 checks+=',-bugprone-implicit-widening-of-multiplication-result,-clang-analyzer-optin.performance.Padding'
 
+# gcc -fanalyzer, less two of its checks. GCC 12's analyzer loses track of a pointer
+# once it is stored into a heap object (an array grown by realloc, a struct reached
+# through a pointer argument) and of arrays filled in a loop: every one of its 12
+# reports here was that (batch.c put array, link_card.c in_files, store_in/out.c
+# result arrays, mqtt.c password and mid_ids, config.c diag messages; crypto.c's
+# base64 quartet v[4] filled by a 4-step loop). Leaks stay covered by clang-analyzer
+# unix.Malloc and cppcheck above, LeakSanitizer in the sanitizer build of make check
+# and the fuzzers, and tools/valgrind-suite.sh; uninitialised reads by
+# clang-analyzer core.* and valgrind. The analyzer's other checks (double free,
+# use after free, NULL dereference, fd leaks, ...) stay on.
+gcc_off='-Wno-analyzer-malloc-leak -Wno-analyzer-use-of-uninitialized-value'
+
 # One job per (tool, file), run $jobs at a time; each prints its findings in one
 # block and fails when it has any.
 one() {
@@ -50,7 +62,7 @@ one() {
 		;;
 	gcc)
 		# shellcheck disable=SC2086
-		out=$(gcc -std=gnu11 -O1 -fanalyzer -c -o /dev/null $incs $pkgs "$f" 2>&1)
+		out=$(gcc -std=gnu11 -O1 -fanalyzer $gcc_off -c -o /dev/null $incs $pkgs "$f" 2>&1)
 		if echo "$out" | grep -q 'warning:\|error:'; then
 			echo "$out"
 			return 1
@@ -60,7 +72,7 @@ one() {
 	return 0
 }
 export -f one
-export checks incs pkgs
+export checks incs pkgs gcc_off
 
 echo "== cppcheck"
 # shellcheck disable=SC2086
