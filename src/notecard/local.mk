@@ -4,6 +4,8 @@ libngw_la_SOURCES += src/notecard/timing.c src/notecard/timing.h src/notecard/tr
 	src/notecard/serial.c src/notecard/card.c src/notecard/card.h \
 	src/notecard/attn.c src/notecard/attn.h src/notecard/link_int.h src/notecard/link.c \
 	src/notecard/link_card.c src/notecard/link_note.c
+# note templates (issue 10)
+libngw_la_SOURCES += src/notecard/template.c src/notecard/template.h src/notecard/link_tmpl.c
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_card tests/unit/test_i2c tests/unit/test_serial \
