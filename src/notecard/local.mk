@@ -30,3 +30,12 @@ noinst_PROGRAMS += bench/link_bench
 bench_link_bench_SOURCES = bench/link_bench.c
 bench_link_bench_CFLAGS = $(NGW_CFLAGS)
 bench_link_bench_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD) -lutil
+
+# note templates (issue 10): unit test; bench/template_bench.py (not run by make check)
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_template
+tests_unit_test_template_SOURCES = tests/unit/test_template.c
+tests_unit_test_template_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_template_LDADD = $(UNIT_LIBS)
+TESTS += tests/unit/test_template
+endif
