@@ -114,7 +114,7 @@ static int assign_port(struct link *l, struct link_tmpl *t, const char *file)
 			if (!port_used(t, p))
 				port = p;
 		}
-		char buf[16];
+		char buf[24];
 		snprintf(buf, sizeof(buf), "%d", port);
 		if (port && key && l->st)
 			store_kv_set(l->st, key, buf);
@@ -148,10 +148,18 @@ static struct tmpl_entry *add_entry(struct link *l, struct link_tmpl *t, const c
 			log_info("template: %s: using the template learned before", file);
 	} else if (strcmp(tv, "off") != 0) {
 		char err[512];
-		if (tmpl_load_file(tv, &hints, err, sizeof(err)) < 0)
+		if (tmpl_load_file(tv, &hints, err, sizeof(err)) < 0) {
 			log_err("template: %s; notes for %s go untemplated", err, file);
-		else
+		} else {
+			/* the link adds "_id" to every body: the template holds it, sized
+			 * for this gateway's ids whatever the file says */
+			const char *gid = l->st ? store_gateway_id(l->st) : NULL;
+			char len[24];
+			snprintf(len, sizeof(len), "%zu",
+			         (gid ? strlen(gid) : 16) + 1 + TMPL_ID_SEQ_DIGITS);
+			json_object_set_new(hints, "_id", json_string(len));
 			mode = TMPL_FILE;
+		}
 	}
 	int r = tmpl_nf_init(&e->nf, mode, p && p->learn ? p->learn : 10, hints);
 	json_decref(hints);

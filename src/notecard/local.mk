@@ -39,3 +39,4 @@ tests_unit_test_template_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_template_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_template
 endif
+TESTS += tests/integration/test_templates.py

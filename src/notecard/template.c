@@ -519,7 +519,7 @@ static json_t *hint_for(const struct field *f)
 			n = 4;
 		if (n > TMPL_MAX_STRING)
 			n = TMPL_MAX_STRING;
-		char buf[16];
+		char buf[24];
 		snprintf(buf, sizeof(buf), "%zu", n);
 		return json_string(buf);
 	}

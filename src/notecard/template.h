@@ -27,8 +27,10 @@
 /* Bounds on what is templated: fields a body, length of one string field. */
 #define TMPL_MAX_FIELDS 64
 #define TMPL_MAX_STRING 1024
-/* Digits of the seq in the link's "_id" ("<gateway_id>:<seq>", seq an int64). */
-#define TMPL_ID_SEQ_DIGITS 19
+/* Digits of the seq in the link's "_id" ("<gateway_id>:<seq>") a template holds:
+ * 10^12 notes is three centuries at 100 notes/s, and every byte of the slot is sent
+ * with every note; a larger seq only makes a note misfit and go plain. */
+#define TMPL_ID_SEQ_DIGITS 12
 
 /* ---- hints ------------------------------------------------------------------- */
 /* Is hints a template body the card accepts and this module understands: a flat
