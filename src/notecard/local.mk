@@ -31,7 +31,12 @@ bench_link_bench_SOURCES = bench/link_bench.c
 bench_link_bench_CFLAGS = $(NGW_CFLAGS)
 bench_link_bench_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD) -lutil
 
-# note templates (issue 10): unit test; bench/template_bench.py (not run by make check)
+# note templates (issue 10): unit and integration tests; bench (not run by make check):
+# bytes on the air per note, JSON vs templated
+noinst_PROGRAMS += bench/template_bench
+bench_template_bench_SOURCES = bench/template_bench.c
+bench_template_bench_CFLAGS = $(NGW_CFLAGS)
+bench_template_bench_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD)
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_template
 tests_unit_test_template_SOURCES = tests/unit/test_template.c

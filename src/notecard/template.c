@@ -514,9 +514,12 @@ static json_t *hint_for(const struct field *f)
 	}
 	case K_REAL: return json_real(f->dbl ? 18.1 : 14.1);
 	case K_STR: {
-		size_t n = f->id_prefix ? f->id_prefix + TMPL_ID_SEQ_DIGITS : (f->maxlen + 3) / 4 * 4;
-		if (n < 4)
-			n = 4;
+		/* half again the longest seen, rounded up to 4, at least 8: "ok" and
+		 * "warn" seen leave room for "alarm" */
+		size_t n = f->id_prefix ? f->id_prefix + TMPL_ID_SEQ_DIGITS
+		                        : (f->maxlen + f->maxlen / 2 + 3) / 4 * 4;
+		if (n < 8 && !f->id_prefix)
+			n = 8;
 		if (n > TMPL_MAX_STRING)
 			n = TMPL_MAX_STRING;
 		char buf[24];
@@ -548,7 +551,8 @@ int tmpl_nf_init(struct tmpl_nf *t, enum tmpl_mode mode, unsigned learn, json_t 
 	t->mode = mode;
 	t->learn = learn ? learn : 1;
 	t->hints = json_incref(hints);
-	if (mode == TMPL_AUTO && !(t->lr = tmpl_learner_new())) {
+	if (mode == TMPL_AUTO &&
+	    (!(t->lr = tmpl_learner_new()) || !(t->basis = tmpl_learner_new()))) {
 		tmpl_nf_clear(t);
 		return -ENOMEM;
 	}
@@ -559,6 +563,7 @@ void tmpl_nf_clear(struct tmpl_nf *t)
 {
 	json_decref(t->hints);
 	tmpl_learner_free(t->lr);
+	tmpl_learner_free(t->basis);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -574,6 +579,21 @@ bool tmpl_nf_decide(struct tmpl_nf *t, const json_t *body, bool *changed)
 			return false;
 		}
 		return true;
+	}
+	if (t->hints && t->mode == TMPL_AUTO && t->basis->count && same_shape(t->basis, body)) {
+		/* the same fields, a value past the learned range or length: widen
+		 * the template (headroom makes this rare) rather than send it plain */
+		json_t *h = tmpl_learner_add(t->basis, body) == 0 ? tmpl_learner_hints(t->basis)
+		                                                   : NULL;
+		if (h && tmpl_fits(h, body, NULL, 0)) {
+			json_decref(t->hints);
+			t->hints = h;
+			t->widened++;
+			t->misfits = 0;
+			*changed = true;
+			return t->refit == 0;
+		}
+		json_decref(h);
 	}
 	if (t->hints) {
 		/* a new run of misfits learns afresh: only a shape that keeps coming
@@ -594,6 +614,10 @@ bool tmpl_nf_decide(struct tmpl_nf *t, const json_t *body, bool *changed)
 	t->learned++;
 	t->misfits = 0;
 	t->refit = 0;
+	/* what it was learned from stays, to widen it later */
+	struct tmpl_learner *tmp = t->basis;
+	t->basis = t->lr;
+	t->lr = tmp;
 	tmpl_learner_reset(t->lr);
 	*changed = true;
 	return tmpl_fits(h, body, NULL, 0);

@@ -73,8 +73,8 @@ int tmpl_learner_add(struct tmpl_learner *lr, const json_t *body);
 unsigned tmpl_learner_count(const struct tmpl_learner *lr);
 /* Hints for the samples so far, with headroom: integers sized for four times the
  * largest magnitude seen (unsigned when none was negative), floats 14.1 unless a
- * value needs more than 7 significant digits (then 18.1), strings their longest
- * length rounded up to a multiple of 4, "_id" its "<prefix>:" length plus
+ * value needs more than 7 significant digits (then 18.1), strings half again their
+ * longest length rounded up to a multiple of 4 (at least 8), "_id" its "<prefix>:" length plus
  * TMPL_ID_SEQ_DIGITS. New reference, NULL without samples or memory. */
 json_t *tmpl_learner_hints(const struct tmpl_learner *lr);
 
@@ -90,18 +90,22 @@ struct tmpl_nf {
 	unsigned learn;          /* samples to learn from; also the misfits in a row
 	                          * that mean the shape changed for good */
 	json_t *hints;           /* the template in force, or NULL (learning/off) */
-	struct tmpl_learner *lr; /* AUTO only */
+	struct tmpl_learner *lr; /* AUTO only: learning, or re-learning a new shape */
+	struct tmpl_learner *basis; /* AUTO only: the samples t->hints came from */
 	unsigned misfits;        /* in a row */
 	unsigned refit;          /* fitting bodies still to go plain (TMPL_REFIT) */
 	uint64_t learned;        /* how often a template was (re)learned */
+	uint64_t widened;        /* how often a value past its range widened it */
 };
 /* Set up (hints borrowed: a reference is taken; NULL to learn). 0 or -ENOMEM;
  * tmpl_nf_clear frees. */
 int tmpl_nf_init(struct tmpl_nf *t, enum tmpl_mode mode, unsigned learn, json_t *hints);
 void tmpl_nf_clear(struct tmpl_nf *t);
 /* How one body goes: true = templated with t->hints, false = plain. Learns while
- * there is no template; counts misfits; after t->learn misfits in a row of one new
- * shape (AUTO) the template is re-learned from them. *changed says t->hints was
+ * there is no template; a body with the learned fields but a value out of range or
+ * a longer string widens the template (AUTO); other bodies are misfits, and after
+ * t->learn misfits in a row of one new shape (AUTO) the template is re-learned
+ * from them. *changed says t->hints was
  * replaced (the caller persists it and registers it with the card). */
 bool tmpl_nf_decide(struct tmpl_nf *t, const json_t *body, bool *changed);
 #endif

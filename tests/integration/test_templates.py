@@ -82,7 +82,7 @@ def main():
         check(first_tmpl < first_templated, "note.add templated before note.template")
         body = entries[first_tmpl]["req"]["body"]
         check(set(body) == {"k", "temp", "hum", "ok", "state", "_id"}, "learned fields %r" % body)
-        check(body["ok"] is True and body["temp"] == 14.1 and body["state"] == "4",
+        check(body["ok"] is True and body["temp"] == 14.1 and body["state"] == "8",
               "learned hints %r" % body)
         check(isinstance(body["_id"], str), "_id hint not a string: %r" % body)
 
@@ -103,8 +103,8 @@ def main():
               "bytes per note %r" % s)
         check(nf.get("fixed.qo", {}).get("templated") == 1, "fixed.qo %r" % nf.get("fixed.qo"))
         _, text, _ = gw.cli("status")
-        check("notefiles" in text and "sensors.qo" in text, "readable status lacks notefiles:\n"
-              + text)
+        check("notefiles" in text and "sensors.qo   10 notes, %d B/note" % s["bytes_per_note"]
+              in text, "readable status lacks bytes per note:\n" + text)
         log("status notefiles:", json.dumps(nf))
 
         # satellite: a body no template can carry is refused at the producer, with why

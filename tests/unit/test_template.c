@@ -64,7 +64,7 @@ static void test_learn_types(void **state)
 	assert_non_null(h);
 	/* count: 0..50, x4 = 200 -> uint8 (21); level: -30, x4 = 120 -> int8 (11);
 	 * big: 90000 x4 -> uint24 (23); t: an int and a float make a float, 7 digits do
-	 * (14.1); lat needs 9 digits (18.1); st: 5 bytes -> "8"; _id: "gw7:" + 12 */
+	 * (14.1); lat needs 9 digits (18.1); st: 5 bytes x1.5 -> "8"; _id: "gw7:" + 12 */
 	assert_int_equal(json_integer_value(json_object_get(h, "count")), 21);
 	assert_int_equal(json_integer_value(json_object_get(h, "level")), 11);
 	assert_int_equal(json_integer_value(json_object_get(h, "big")), 23);
@@ -202,6 +202,30 @@ static void test_policy_learn_misfit_relearn(void **state)
 	json_decref(b);
 	json_decref(odd);
 	tmpl_nf_clear(&t);
+
+	/* a value past the learned range, or a longer string, with the same fields:
+	 * the template widens (no plain note, no refit) */
+	assert_int_equal(tmpl_nf_init(&t, TMPL_AUTO, 2, NULL), 0);
+	json_t *s1 = J("{\"v\":10,\"s\":\"ok\"}"), *big = J("{\"v\":1000,\"s\":\"ok\"}");
+	json_t *longer = J("{\"v\":1,\"s\":\"a much longer status\"}");
+	tmpl_nf_decide(&t, s1, &changed);
+	assert_true(tmpl_nf_decide(&t, s1, &changed));
+	assert_int_equal(json_integer_value(json_object_get(t.hints, "v")), 21);
+	assert_string_equal(json_string_value(json_object_get(t.hints, "s")), "8");
+	assert_true(tmpl_nf_decide(&t, big, &changed));
+	assert_true(changed);
+	assert_int_equal(json_integer_value(json_object_get(t.hints, "v")), 22);
+	assert_true(tmpl_nf_decide(&t, longer, &changed));
+	assert_true(changed);
+	assert_string_equal(json_string_value(json_object_get(t.hints, "s")), "32");
+	assert_int_equal(t.widened, 2);
+	assert_int_equal(t.learned, 1);
+	assert_true(tmpl_nf_decide(&t, s1, &changed));
+	assert_false(changed);
+	tmpl_nf_clear(&t);
+	json_decref(s1);
+	json_decref(big);
+	json_decref(longer);
 
 	/* off: always plain, nothing learned */
 	assert_int_equal(tmpl_nf_init(&t, TMPL_OFF, 1, NULL), 0);
