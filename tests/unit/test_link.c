@@ -211,6 +211,7 @@ static int teardown(void **state)
 	for (size_t i = 0; i < L->n_in_files; i++)
 		free(L->in_files[i]);
 	free(L->in_files);
+	link_tmpl_free(L);
 	link_opts_clear(&L->o);
 	pthread_mutex_destroy(&L->mu);
 	free(L);
