@@ -287,13 +287,24 @@ int link_tmpl_prepare(struct link *l, const struct store_out *n, json_t *req,
 		return 0; /* not counted, sent as built */
 	bool want = false;
 	if (link_seal_for(&l->o, n->file) != LINK_SEAL_NONE) {
-		if (e->nf.mode != TMPL_OFF && !e->warned)
+		if (e->ntn && !e->warned)
+			log_err("template: %s is a satellite (ntn) notefile but encrypted: encrypted "
+			        "notes cannot be templated, so they travel only over cellular or WiFi",
+			        n->file);
+		else if (e->nf.mode != TMPL_OFF && !e->warned)
 			log_notice("template: %s is encrypted; encrypted notes are not templated",
 			           n->file);
 		e->warned = e->nf.mode != TMPL_OFF;
 	} else {
 		bool changed = false;
 		want = tmpl_nf_decide(&e->nf, body, &changed);
+		if (!want && e->ntn && e->nf.hints) {
+			char why[160];
+			if (!tmpl_fits(e->nf.hints, body, why, sizeof(why)))
+				log_warn("template: %s seq %lld does not fit the satellite template "
+				         "(%s); sent untemplated, it travels only over cellular or WiFi",
+				         n->file, (long long)n->seq, why);
+		}
 		if (changed) {
 			char *text = json_dumps(e->nf.hints, JSON_COMPACT | JSON_SORT_KEYS);
 			log_notice("template: %s: learned %s", n->file, text ? text : "");
