@@ -63,7 +63,8 @@ int main(int argc, char **argv)
 		json_decref(b);
 	}
 	char *h = json_dumps(t.hints, JSON_COMPACT | JSON_SORT_KEYS);
-	printf("template_bench: %u notes, learned from %u, %u templated\n", notes, learn, templated);
+	printf("template_bench: %u notes, learned from %u, %u templated\n", notes, learn,
+	       templated);
 	printf("  template      %s\n", h ? h : "(none)");
 	printf("  record        %zu bytes (+%d metadata unless compact)\n",
 	       t.hints ? tmpl_record_size(t.hints, true) : 0, TMPL_META_BYTES);

@@ -28,10 +28,10 @@ struct tmpl_entry {
 	char *file;
 	struct tmpl_nf nf;
 	bool ntn;
-	int port;                /* ntn: 1..100, stable in the kv */
-	enum card_tmpl card;     /* what the card holds for this notefile */
-	bool refused;            /* the card refused our template: plain until a probe */
-	bool warned;             /* said once why this notefile is not templated */
+	int port;            /* ntn: 1..100, stable in the kv */
+	enum card_tmpl card; /* what the card holds for this notefile */
+	bool refused;        /* the card refused our template: plain until a probe */
+	bool warned;         /* said once why this notefile is not templated */
 	uint64_t notes, templated, bytes_json, bytes_air;
 };
 
@@ -125,6 +125,13 @@ static int assign_port(struct link *l, struct link_tmpl *t, const char *file)
 	return port;
 }
 
+static bool is_queue(const char *f)
+{
+	size_t n = strlen(f);
+	return (n > 3 && strcmp(f + n - 3, ".qo") == 0) ||
+	       (n > 4 && strcmp(f + n - 4, ".qos") == 0);
+}
+
 static struct tmpl_entry *add_entry(struct link *l, struct link_tmpl *t, const char *file)
 {
 	if (t->n >= MAX_FILES)
@@ -160,6 +167,11 @@ static struct tmpl_entry *add_entry(struct link *l, struct link_tmpl *t, const c
 			json_object_set_new(hints, "_id", json_string(len));
 			mode = TMPL_FILE;
 		}
+	}
+	if (mode != TMPL_OFF && !is_queue(file)) {
+		/* note.template applies to outbound queues (.qo/.qos) only */
+		log_warn("template: %s is not a .qo/.qos queue; its notes go untemplated", file);
+		mode = TMPL_OFF;
 	}
 	int r = tmpl_nf_init(&e->nf, mode, p && p->learn ? p->learn : 10, hints);
 	json_decref(hints);
@@ -211,8 +223,7 @@ static json_t *registered_hints(const struct tmpl_entry *e)
 
 /* note.template for e (hints NULL: clear). 0 and *err_out (borrowed from rsp,
  * which the caller decrefs) or a transport error. */
-static int send_template(struct link *l, struct tmpl_entry *e, const json_t *hints,
-                         json_t **rsp)
+static int send_template(struct link *l, struct tmpl_entry *e, const json_t *hints, json_t **rsp)
 {
 	*rsp = NULL;
 	json_t *rq = tmpl_request(e->file, hints, hints && e->ntn, hints ? e->port : 0);
@@ -288,9 +299,10 @@ int link_tmpl_prepare(struct link *l, const struct store_out *n, json_t *req,
 	bool want = false;
 	if (link_seal_for(&l->o, n->file) != LINK_SEAL_NONE) {
 		if (e->ntn && !e->warned)
-			log_err("template: %s is a satellite (ntn) notefile but encrypted: encrypted "
-			        "notes cannot be templated, so they travel only over cellular or WiFi",
-			        n->file);
+			log_err(
+			    "template: %s is a satellite (ntn) notefile but encrypted: encrypted "
+			    "notes cannot be templated, so they travel only over cellular or WiFi",
+			    n->file);
 		else if (e->nf.mode != TMPL_OFF && !e->warned)
 			log_notice("template: %s is encrypted; encrypted notes are not templated",
 			           n->file);
@@ -301,9 +313,10 @@ int link_tmpl_prepare(struct link *l, const struct store_out *n, json_t *req,
 		if (!want && e->ntn && e->nf.hints) {
 			char why[160];
 			if (!tmpl_fits(e->nf.hints, body, why, sizeof(why)))
-				log_warn("template: %s seq %lld does not fit the satellite template "
-				         "(%s); sent untemplated, it travels only over cellular or WiFi",
-				         n->file, (long long)n->seq, why);
+				log_warn(
+				    "template: %s seq %lld does not fit the satellite template "
+				    "(%s); sent untemplated, it travels only over cellular or WiFi",
+				    n->file, (long long)n->seq, why);
 		}
 		if (changed) {
 			char *text = json_dumps(e->nf.hints, JSON_COMPACT | JSON_SORT_KEYS);
@@ -322,8 +335,7 @@ int link_tmpl_prepare(struct link *l, const struct store_out *n, json_t *req,
 		if (r < 0)
 			return r;
 	}
-	if (!want && e->card != CARD_NONE &&
-	    (e->nf.mode != TMPL_OFF || e->card == CARD_STALE)) {
+	if (!want && e->card != CARD_NONE && (e->nf.mode != TMPL_OFF || e->card == CARD_STALE)) {
 		int r = clear_template(l, e);
 		if (r < 0)
 			return r;
@@ -368,9 +380,12 @@ void link_tmpl_card_reset(struct link *l)
 static const char *mode_name(const struct tmpl_entry *e)
 {
 	switch (e->nf.mode) {
-	case TMPL_OFF: return "off";
-	case TMPL_FILE: return "file";
-	case TMPL_AUTO: return e->nf.hints ? "learned" : "learning";
+	case TMPL_OFF:
+		return "off";
+	case TMPL_FILE:
+		return "file";
+	case TMPL_AUTO:
+		return e->nf.hints ? "learned" : "learning";
 	}
 	return "?";
 }
@@ -380,15 +395,15 @@ json_t *link_tmpl_status(struct link *l)
 	json_t *o = json_object();
 	for (size_t i = 0; o && l->tmpl && i < l->tmpl->n; i++) {
 		const struct tmpl_entry *e = &l->tmpl->e[i];
-		json_t *f = json_pack("{s:I,s:I,s:I,s:I,s:I,s:s}", "notes", (json_int_t)e->notes,
-		                      "templated", (json_int_t)e->templated, "bytes",
-		                      (json_int_t)e->bytes_air, "bytes_json",
-		                      (json_int_t)e->bytes_json, "bytes_per_note",
-		                      (json_int_t)(e->notes ? e->bytes_air / e->notes : 0), "template",
-		                      mode_name(e));
+		json_t *f = json_pack(
+		    "{s:I,s:I,s:I,s:I,s:I,s:s}", "notes", (json_int_t)e->notes, "templated",
+		    (json_int_t)e->templated, "bytes", (json_int_t)e->bytes_air, "bytes_json",
+		    (json_int_t)e->bytes_json, "bytes_per_note",
+		    (json_int_t)(e->notes ? e->bytes_air / e->notes : 0), "template", mode_name(e));
 		if (f && e->nf.hints)
-			json_object_set_new(f, "bytes_per_templated_note",
-			                    json_integer((json_int_t)tmpl_record_size(e->nf.hints, e->ntn)));
+			json_object_set_new(
+			    f, "bytes_per_templated_note",
+			    json_integer((json_int_t)tmpl_record_size(e->nf.hints, e->ntn)));
 		if (f && e->ntn)
 			json_object_set_new(f, "port", json_integer(e->port));
 		json_object_set_new(o, e->file, f);

@@ -21,8 +21,8 @@ enum kind { K_BOOL, K_INT, K_REAL, K_STR };
 /* One hint, decoded. */
 struct hint {
 	enum kind k;
-	size_t bytes;        /* on the air */
-	long long lo;        /* K_INT range */
+	size_t bytes; /* on the air */
+	long long lo; /* K_INT range */
 	unsigned long long hi;
 	bool is_unsigned;
 };
@@ -32,8 +32,8 @@ static const struct {
 	size_t bytes;
 	bool is_unsigned;
 } int_hints[] = {
-	{11, 1, false}, {12, 2, false}, {13, 3, false}, {14, 4, false}, {18, 8, false},
-	{21, 1, true},  {22, 2, true},  {23, 3, true},  {24, 4, true},
+    {11, 1, false}, {12, 2, false}, {13, 3, false}, {14, 4, false}, {18, 8, false},
+    {21, 1, true},  {22, 2, true},  {23, 3, true},  {24, 4, true},
 };
 
 static const struct {
@@ -133,10 +133,11 @@ int tmpl_hints_check(const json_t *hints, char *err, size_t errlen)
 	{
 		struct hint h;
 		if (hint_of(v, &h) < 0) {
-			snprintf(err, errlen,
-			         "field '%s': not a template type hint (true; 11, 12, 13, 14, 18, "
-			         "21, 22, 23, 24; 12.1, 14.1, 18.1; or a string length \"1\"..\"%d\")",
-			         k, TMPL_MAX_STRING);
+			snprintf(
+			    err, errlen,
+			    "field '%s': not a template type hint (true; 11, 12, 13, 14, 18, "
+			    "21, 22, 23, 24; 12.1, 14.1, 18.1; or a string length \"1\"..\"%d\")",
+			    k, TMPL_MAX_STRING);
 			return -EINVAL;
 		}
 		if (card_keyword(k) && h.k != K_INT && h.k != K_REAL) {
@@ -195,7 +196,8 @@ static bool real_fits(double v, size_t bytes)
 static bool value_fits(const struct hint *h, const json_t *v)
 {
 	switch (h->k) {
-	case K_BOOL: return json_is_boolean(v);
+	case K_BOOL:
+		return json_is_boolean(v);
 	case K_INT: {
 		if (!json_is_integer(v))
 			return false;
@@ -208,7 +210,8 @@ static bool value_fits(const struct hint *h, const json_t *v)
 		if (json_is_integer(v))
 			return real_fits((double)json_integer_value(v), h->bytes);
 		return json_is_real(v) && real_fits(json_real_value(v), h->bytes);
-	case K_STR: return json_is_string(v) && json_string_length(v) <= h->bytes;
+	case K_STR:
+		return json_is_string(v) && json_string_length(v) <= h->bytes;
 	}
 	return false;
 }
@@ -347,10 +350,10 @@ fail:
 struct field {
 	char *key;
 	enum kind k;
-	long long lo, hi;       /* K_INT, and the integers seen in a K_REAL */
-	bool dbl;               /* K_REAL: a value needs more than a 4-byte float */
-	size_t maxlen;          /* K_STR */
-	size_t id_prefix;       /* "_id": bytes up to and with its last ':' (0: none) */
+	long long lo, hi; /* K_INT, and the integers seen in a K_REAL */
+	bool dbl;         /* K_REAL: a value needs more than a 4-byte float */
+	size_t maxlen;    /* K_STR */
+	size_t id_prefix; /* "_id": bytes up to and with its last ':' (0: none) */
 };
 
 struct tmpl_learner {
@@ -498,7 +501,8 @@ int tmpl_learner_add(struct tmpl_learner *lr, const json_t *body)
 static json_t *hint_for(const struct field *f)
 {
 	switch (f->k) {
-	case K_BOOL: return json_true();
+	case K_BOOL:
+		return json_true();
 	case K_INT: {
 		/* headroom: four times the largest magnitude, so the next reading a
 		 * little past the samples still fits */
@@ -512,7 +516,8 @@ static json_t *hint_for(const struct field *f)
 		int code = int_code_for(lo, m4);
 		return json_integer(code ? code : 18);
 	}
-	case K_REAL: return json_real(f->dbl ? 18.1 : 14.1);
+	case K_REAL:
+		return json_real(f->dbl ? 18.1 : 14.1);
 	case K_STR: {
 		/* half again the longest seen, rounded up to 4, at least 8: "ok" and
 		 * "warn" seen leave room for "alarm" */
@@ -583,8 +588,8 @@ bool tmpl_nf_decide(struct tmpl_nf *t, const json_t *body, bool *changed)
 	if (t->hints && t->mode == TMPL_AUTO && t->basis->count && same_shape(t->basis, body)) {
 		/* the same fields, a value past the learned range or length: widen
 		 * the template (headroom makes this rare) rather than send it plain */
-		json_t *h = tmpl_learner_add(t->basis, body) == 0 ? tmpl_learner_hints(t->basis)
-		                                                   : NULL;
+		json_t *h =
+		    tmpl_learner_add(t->basis, body) == 0 ? tmpl_learner_hints(t->basis) : NULL;
 		if (h && tmpl_fits(h, body, NULL, 0)) {
 			json_decref(t->hints);
 			t->hints = h;

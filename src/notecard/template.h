@@ -19,8 +19,8 @@
  * hackster.io): 256 bytes a note on the air is the limit enforced here (confirm on
  * hardware). */
 #define TMPL_NTN_MAX_BYTES 256
-#define TMPL_PORT_MIN 1
-#define TMPL_PORT_MAX 100
+#define TMPL_PORT_MIN      1
+#define TMPL_PORT_MAX      100
 /* A template without format "compact" also carries the note's time and location:
  * counted as 16 bytes, the simulator's estimate (the card does not document it). */
 #define TMPL_META_BYTES 16
@@ -61,7 +61,7 @@ json_t *tmpl_request(const char *file, const json_t *hints, bool compact, int po
 
 /* ---- learning ---------------------------------------------------------------- */
 struct tmpl_learner;
-struct tmpl_learner *tmpl_learner_new(void);  /* caller frees with tmpl_learner_free */
+struct tmpl_learner *tmpl_learner_new(void); /* caller frees with tmpl_learner_free */
 void tmpl_learner_free(struct tmpl_learner *lr);
 void tmpl_learner_reset(struct tmpl_learner *lr);
 /* Learn from one body: 0 when it agrees with the samples so far (same fields, types
@@ -87,15 +87,15 @@ enum tmpl_mode { TMPL_OFF, TMPL_AUTO, TMPL_FILE };
 
 struct tmpl_nf {
 	enum tmpl_mode mode;
-	unsigned learn;          /* samples to learn from; also the misfits in a row
-	                          * that mean the shape changed for good */
-	json_t *hints;           /* the template in force, or NULL (learning/off) */
-	struct tmpl_learner *lr; /* AUTO only: learning, or re-learning a new shape */
+	unsigned learn;             /* samples to learn from; also the misfits in a row
+	                             * that mean the shape changed for good */
+	json_t *hints;              /* the template in force, or NULL (learning/off) */
+	struct tmpl_learner *lr;    /* AUTO only: learning, or re-learning a new shape */
 	struct tmpl_learner *basis; /* AUTO only: the samples t->hints came from */
-	unsigned misfits;        /* in a row */
-	unsigned refit;          /* fitting bodies still to go plain (TMPL_REFIT) */
-	uint64_t learned;        /* how often a template was (re)learned */
-	uint64_t widened;        /* how often a value past its range widened it */
+	unsigned misfits;           /* in a row */
+	unsigned refit;             /* fitting bodies still to go plain (TMPL_REFIT) */
+	uint64_t learned;           /* how often a template was (re)learned */
+	uint64_t widened;           /* how often a value past its range widened it */
 };
 /* Set up (hints borrowed: a reference is taken; NULL to learn). 0 or -ENOMEM;
  * tmpl_nf_clear frees. */

@@ -52,11 +52,11 @@ static void test_learn_types(void **state)
 {
 	(void)state;
 	static const char *const bodies[] = {
-		"{\"on\":true,\"count\":12,\"level\":-3,\"t\":21.5,\"lat\":40.7127753,"
-		"\"st\":\"ok\",\"big\":70000,\"_id\":\"gw7:1\"}",
-		"{\"on\":false,\"count\":50,\"level\":-30,\"t\":22,\"lat\":40.7127001,"
-		"\"st\":\"alarm\",\"big\":90000,\"_id\":\"gw7:12\"}",
-		NULL,
+	    "{\"on\":true,\"count\":12,\"level\":-3,\"t\":21.5,\"lat\":40.7127753,"
+	    "\"st\":\"ok\",\"big\":70000,\"_id\":\"gw7:1\"}",
+	    "{\"on\":false,\"count\":50,\"level\":-30,\"t\":22,\"lat\":40.7127001,"
+	    "\"st\":\"alarm\",\"big\":90000,\"_id\":\"gw7:12\"}",
+	    NULL,
 	};
 	struct tmpl_learner *lr = learn_all(bodies);
 	assert_int_equal(tmpl_learner_count(lr), 2);
@@ -131,18 +131,18 @@ static void test_fits(void **state)
 		bool fits;
 		const char *why;
 	} cases[] = {
-		{"{\"n\":255,\"s\":-32768,\"f\":2.5,\"b\":false,\"name\":\"abcd\"}", true, NULL},
-		{"{\"n\":1,\"s\":1,\"f\":3,\"b\":true,\"name\":\"\"}", true, NULL}, /* int as float */
-		{"{\"n\":256,\"s\":1,\"f\":1.5,\"b\":true,\"name\":\"a\"}", false, "'n'"},
-		{"{\"n\":-1,\"s\":1,\"f\":1.5,\"b\":true,\"name\":\"a\"}", false, "'n'"},
-		{"{\"n\":1,\"s\":32768,\"f\":1.5,\"b\":true,\"name\":\"a\"}", false, "'s'"},
-		{"{\"n\":1.5,\"s\":1,\"f\":1.5,\"b\":true,\"name\":\"a\"}", false, "'n'"},
-		{"{\"n\":1,\"s\":1,\"f\":1.5,\"b\":1,\"name\":\"a\"}", false, "'b'"},
-		{"{\"n\":1,\"s\":1,\"f\":1.5,\"b\":true,\"name\":\"abcde\"}", false, "'name'"},
-		/* precision a 4-byte float would lose is not silently cut */
-		{"{\"n\":1,\"s\":1,\"f\":40.7127753,\"b\":true,\"name\":\"a\"}", false, "'f'"},
-		{"{\"n\":1,\"s\":1,\"f\":1.5,\"b\":true,\"name\":\"a\",\"x\":1}", false, "'x'"},
-		{"{\"n\":1,\"s\":1,\"f\":1.5,\"b\":true}", false, "'name' of the template is missing"},
+	    {"{\"n\":255,\"s\":-32768,\"f\":2.5,\"b\":false,\"name\":\"abcd\"}", true, NULL},
+	    {"{\"n\":1,\"s\":1,\"f\":3,\"b\":true,\"name\":\"\"}", true, NULL}, /* int as float */
+	    {"{\"n\":256,\"s\":1,\"f\":1.5,\"b\":true,\"name\":\"a\"}", false, "'n'"},
+	    {"{\"n\":-1,\"s\":1,\"f\":1.5,\"b\":true,\"name\":\"a\"}", false, "'n'"},
+	    {"{\"n\":1,\"s\":32768,\"f\":1.5,\"b\":true,\"name\":\"a\"}", false, "'s'"},
+	    {"{\"n\":1.5,\"s\":1,\"f\":1.5,\"b\":true,\"name\":\"a\"}", false, "'n'"},
+	    {"{\"n\":1,\"s\":1,\"f\":1.5,\"b\":1,\"name\":\"a\"}", false, "'b'"},
+	    {"{\"n\":1,\"s\":1,\"f\":1.5,\"b\":true,\"name\":\"abcde\"}", false, "'name'"},
+	    /* precision a 4-byte float would lose is not silently cut */
+	    {"{\"n\":1,\"s\":1,\"f\":40.7127753,\"b\":true,\"name\":\"a\"}", false, "'f'"},
+	    {"{\"n\":1,\"s\":1,\"f\":1.5,\"b\":true,\"name\":\"a\",\"x\":1}", false, "'x'"},
+	    {"{\"n\":1,\"s\":1,\"f\":1.5,\"b\":true}", false, "'name' of the template is missing"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		json_t *b = J(cases[i].body);
@@ -252,7 +252,8 @@ static void test_file_template(void **state)
 	(void)state;
 	char err[512];
 	json_t *h = NULL;
-	char *ok = write_tmp("{\"temp\":14.1,\"hum\":21,\"state\":\"10\",\"alarm\":true,\"_time\":14}");
+	char *ok =
+	    write_tmp("{\"temp\":14.1,\"hum\":21,\"state\":\"10\",\"alarm\":true,\"_time\":14}");
 	assert_int_equal(tmpl_load_file(ok, &h, err, sizeof(err)), 0);
 	assert_int_equal(tmpl_record_size(h, true), 4 + 1 + 10 + 1 + 4);
 	assert_int_equal(tmpl_record_size(h, false), 4 + 1 + 10 + 1 + 4 + TMPL_META_BYTES);
@@ -278,15 +279,15 @@ static void test_file_template(void **state)
 	struct {
 		const char *text, *why;
 	} bad[] = {
-		{"{\"a\":15}", "field 'a': not a template type hint"},
-		{"{\"a\":14.2}", "field 'a'"},
-		{"{\"a\":{\"b\":14}}", "field 'a'"},
-		{"{\"a\":\"abc\"}", "field 'a'"},
-		{"{\"a\":\"0\"}", "field 'a'"},
-		{"{\"_time\":\"4\"}", "the card fills it"},
-		{"[14]", "a template is a JSON object"},
-		{"{}", "1 to 64 fields"},
-		{"{\"a\":14", "notegw-tmpl-"},
+	    {"{\"a\":15}", "field 'a': not a template type hint"},
+	    {"{\"a\":14.2}", "field 'a'"},
+	    {"{\"a\":{\"b\":14}}", "field 'a'"},
+	    {"{\"a\":\"abc\"}", "field 'a'"},
+	    {"{\"a\":\"0\"}", "field 'a'"},
+	    {"{\"_time\":\"4\"}", "the card fills it"},
+	    {"[14]", "a template is a JSON object"},
+	    {"{}", "1 to 64 fields"},
+	    {"{\"a\":14", "notegw-tmpl-"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *p = write_tmp(bad[i].text);
@@ -334,8 +335,9 @@ static void test_request_text(void **state)
 	free(s);
 	json_decref(rq);
 	rq = tmpl_request("sat.qo", h, true, 42);
-	assert_json_text(rq, "{\"body\":{\"_id\":\"23\",\"n\":21,\"temp\":14.1},\"file\":\"sat.qo\","
-	                     "\"format\":\"compact\",\"port\":42,\"req\":\"note.template\"}");
+	assert_json_text(rq,
+	                 "{\"body\":{\"_id\":\"23\",\"n\":21,\"temp\":14.1},\"file\":\"sat.qo\","
+	                 "\"format\":\"compact\",\"port\":42,\"req\":\"note.template\"}");
 	json_decref(rq);
 	/* clearing: file only */
 	rq = tmpl_request("sat.qo", NULL, true, 42);
@@ -370,14 +372,14 @@ static void test_note_add_payload_compact(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_learn_types),
-		cmocka_unit_test(test_learn_restart_and_refuse),
-		cmocka_unit_test(test_fits),
-		cmocka_unit_test(test_policy_learn_misfit_relearn),
-		cmocka_unit_test(test_file_template),
-		cmocka_unit_test(test_sizes),
-		cmocka_unit_test(test_request_text),
-		cmocka_unit_test(test_note_add_payload_compact),
+	    cmocka_unit_test(test_learn_types),
+	    cmocka_unit_test(test_learn_restart_and_refuse),
+	    cmocka_unit_test(test_fits),
+	    cmocka_unit_test(test_policy_learn_misfit_relearn),
+	    cmocka_unit_test(test_file_template),
+	    cmocka_unit_test(test_sizes),
+	    cmocka_unit_test(test_request_text),
+	    cmocka_unit_test(test_note_add_payload_compact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
