@@ -3,7 +3,8 @@ notefile from its first bodies, registers it (note.template, valid against the s
 before the first templated note.add, sends later notes templated (fewer bytes on the
 air by the simulator's accounting), still delivers an out-of-shape body, keeps the
 learned template across a restart, shows bytes per note in `notegw status`, and refuses
-at the producer a body a satellite (ntn) notefile cannot carry."""
+at the producer a body a satellite (ntn) notefile cannot carry, and clears a template
+it did not set when the card refuses a note for it."""
 import json
 import os
 import sys
@@ -119,6 +120,20 @@ def main():
                and e["req"].get("file") == "sat.qo" and "body" in e["req"]]
         check(sat and sat[-1]["req"].get("format") == "compact" and
               1 <= sat[-1]["req"].get("port", 0) <= 100, "ntn template not compact+port: %r" % sat)
+
+        # a template the gateway did not set (left on the card by someone else) refuses a
+        # note: the gateway clears it and the note still arrives whole
+        gw.cli("req", json.dumps({"req": "note.template", "file": "plain.qo",
+                                  "body": {"a": 11}}))
+        send("plain.qo", {"b": "not in that template"})
+        wait_for(lambda: any(ev.get("file") == "plain.qo" and
+                             (ev.get("body") or {}).get("b") == "not in that template"
+                             for ev in sim.hub_notes()), 30, 0.2, "plain.qo note at the hub")
+        seen = [("add-refused" if "template" in ((e.get("rsp") or {}).get("err") or "")
+                 else "add") if e["req"].get("req") == "note.add" else
+                ("clear" if "body" not in e["req"] else "set")
+                for e in sim.request_log() if (e.get("req") or {}).get("file") == "plain.qo"]
+        check(seen[-3:] == ["add-refused", "clear", "add"], "plain.qo exchange %r" % seen)
 
         # a restart keeps the learned template: the next note goes templated at once
         gw.stop()
