@@ -31,6 +31,7 @@ DROPIN = "/etc/notegw/conf.d/90-pkgtest.conf"
 SOCK = "/run/notegw/control.sock"
 SUFFIX = "+pkgtest1"
 procs = []
+stop = threading.Event()  # ends the producer, also when the test fails
 
 
 def log(*a):
@@ -126,7 +127,7 @@ class Gateway:
                                   stderr=subprocess.STDOUT)
         procs.append(self.p)
         wait_for(lambda: self.p.poll() is not None or
-                 run("notegw", "-s", SOCK, "status", "--json", ok=False).returncode == 0,
+                 run("/usr/bin/notegw", "-s", SOCK, "status", "--json", ok=False).returncode == 0,
                  30, "notegwd to answer on its control socket")
         if self.p.poll() is not None:
             fail("notegwd exited %d; log:\n%s" % (self.p.returncode, open(self.logpath).read()[-3000:]))
@@ -151,6 +152,7 @@ def main():
     try:
         test(debs, work)
     finally:
+        stop.set()
         for p in procs:
             if p.poll() is None:
                 p.kill()
@@ -221,14 +223,16 @@ def test(debs, work):
     gw.start()
 
     # --- 3. load: a producer that keeps sending, across the upgrade ---------------
-    accepted, stop = [], threading.Event()
+    accepted = []
 
     def producer():
         k = 0
         while not stop.is_set():
             k += 1
-            p = subprocess.run(["notegw", "-s", SOCK, "send", "upgrade.qo", json.dumps({"k": k})],
+            p = subprocess.run(["/usr/bin/notegw", "-s", SOCK, "send", "upgrade.qo", json.dumps({"k": k})],
                                capture_output=True, text=True, timeout=30)
+            if stop.is_set():
+                break
             if p.returncode == 0:
                 accepted.append(k)
             elif p.returncode not in (1, 3):  # refused / daemon away: the producer retries later
