@@ -55,6 +55,19 @@ def run(*cmd, ok=True, timeout=300, **kw):
     return p
 
 
+def dpkg(*args):
+    """dpkg, waiting out another dpkg or apt holding the lock (a shared machine)."""
+    end = time.monotonic() + 120
+    while True:
+        p = run("dpkg", *args, ok=False)
+        if p.returncode == 0 or "lock" not in p.stderr or time.monotonic() > end:
+            break
+        time.sleep(1)
+    if p.returncode != 0:
+        fail("dpkg %s exited %d:\n%s%s" % (" ".join(args), p.returncode, p.stdout, p.stderr))
+    return p
+
+
 def wait_for(pred, timeout, what):
     end = time.monotonic() + timeout
     while True:
@@ -80,7 +93,7 @@ def installed(pkg):
 def purge_all():
     present = [p for p in PKGS if run("dpkg-query", "-W", p, ok=False).returncode == 0]
     if present:
-        run("dpkg", "--purge", *present)
+        dpkg("--purge", *present)
 
 
 def as_notegw(*cmd):
@@ -171,10 +184,10 @@ def test(debs, work):
     # notegw alone first: a gateway without plugins must start from the shipped
     # configuration (a plugin's section is an error while the plugin is absent).
     main_deb = [d for d in debs if os.path.basename(d).startswith("notegw_")]
-    run("dpkg", "-i", *main_deb)
+    dpkg("-i", *main_deb)
     p = run("/usr/sbin/notegwd", "--check-config", ok=False)
     check(p.returncode == 0, "the shipped configuration fails without plugins:\n" + p.stderr)
-    run("dpkg", "-i", *debs)
+    dpkg("-i", *debs)
     version = installed("notegw")
     check(version, "notegw not installed after dpkg -i")
     u = pwd.getpwnam("notegw")
@@ -243,14 +256,14 @@ def test(debs, work):
     # --- 4. upgrade under load: new packages over the running daemon -------------
     new = bumped(debs, work)
     before = len(accepted)
-    run("dpkg", "-i", *new)
+    dpkg("-i", *new)
     check(installed("notegw") == version + SUFFIX, "upgrade did not install %s" % (version + SUFFIX))
     # postinst's "restart" (deb-systemd-invoke restart notegwd): stop drains, start.
     gw.stop()
     gw.start()
     wait_for(lambda: len(accepted) >= before + 20, 60, "20 more notes accepted after the upgrade")
     # Installing the same version again (a reinstall) must be as harmless.
-    run("dpkg", "-i", *new)
+    dpkg("-i", *new)
     gw.stop()
     gw.start()
     n = len(accepted)
@@ -288,7 +301,7 @@ def test(debs, work):
     # --- 5. purge --------------------------------------------------------------------
     os.unlink(DROPIN)  # the admin's own file: dpkg leaves what it did not install
     shutil.rmtree("/run/notegw", ignore_errors=True)  # RuntimeDirectory= goes on stop
-    run("dpkg", "--purge", *PKGS)
+    dpkg("--purge", *PKGS)
     for p in ("/var/lib/notegw", "/etc/notegw", "/usr/sbin/notegwd", "/usr/bin/notegw",
               "/lib/systemd/system/notegwd.service", "/usr/lib/sysusers.d/notegw.conf",
               "/usr/share/notegw"):
