@@ -30,6 +30,8 @@ PKGS = ["notegw-mqtt", "notegw-mqtt-broker", "notegw-modbus", "notegw-dev", "not
 DROPIN = "/etc/notegw/conf.d/90-pkgtest.conf"
 SOCK = "/run/notegw/control.sock"
 SUFFIX = "+pkgtest1"
+WANTS = ("/etc/systemd/system/multi-user.target.wants/notegwd.service",
+         "/etc/systemd/system/paths.target.wants/notegw-update.path")
 procs = []
 stop = threading.Event()  # ends the producer, also when the test fails
 
@@ -209,6 +211,12 @@ def test(debs, work):
               "/usr/share/man/man8/notegwd.8.gz", "/usr/share/bash-completion/completions/notegw",
               "/usr/libexec/notegw/notegw-update-install"):
         check(os.path.exists(f), f + " not installed")
+    # Enabled at install (deb-systemd-helper works without a running systemd);
+    # the installer unit is only ever started by its path unit.
+    for link in WANTS:
+        check(os.path.islink(link), "not enabled: " + link)
+    check(not glob.glob("/etc/systemd/system/*.wants/notegw-update.service"),
+          "notegw-update.service enabled on its own")
     p = run("/usr/sbin/notegwd", "--check-config", ok=False)
     check(p.returncode == 0, "the shipped configuration fails with every plugin:\n" + p.stderr)
     log("installed notegw %s" % version)
@@ -304,8 +312,9 @@ def test(debs, work):
     dpkg("--purge", *PKGS)
     for p in ("/var/lib/notegw", "/etc/notegw", "/usr/sbin/notegwd", "/usr/bin/notegw",
               "/lib/systemd/system/notegwd.service", "/usr/lib/sysusers.d/notegw.conf",
-              "/usr/share/notegw"):
-        check(not os.path.exists(p), "purge left " + p)
+              "/usr/share/notegw", "/var/lib/systemd/deb-systemd-helper-enabled/notegwd.service.dsh-also"
+              ) + WANTS:
+        check(not os.path.lexists(p), "purge left " + p)
     so = run("dpkg-statoverride", "--list", "/etc/notegw/notegw.conf", ok=False)
     check(so.returncode != 0, "purge left the statoverride: " + so.stdout)
     check(installed("notegw") is None, "notegw still installed after purge")
