@@ -158,6 +158,10 @@ def main():
     if not DEBS:
         print("SKIP: run by tools/ci-pkg.sh, which builds the packages (NOTEGW_DEBS)")
         raise SystemExit(77)
+    if os.environ.get("CI") != "true" and os.environ.get("NOTEGW_PKG_TEST") != "1":
+        print("SKIP: installs and purges notegw on this machine; only with CI=true or "
+              "NOTEGW_PKG_TEST=1 (a throwaway machine)")
+        raise SystemExit(77)
     check(os.geteuid() == 0, "needs root (dpkg -i)")
     debs = sorted(d for d in glob.glob(os.path.join(DEBS, "*.deb")) if "-dbgsym_" not in d)
     names = {os.path.basename(d).split("_")[0] for d in debs}
