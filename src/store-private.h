@@ -49,6 +49,7 @@ struct store {
 	bool in_txn;          /* between store_begin and store_commit/rollback */
 	int doomed;           /* <0: the open transaction failed; commit returns this */
 	int schema_version;
+	int sys_errno;        /* errno after the last failed step */
 	int page_size;
 	char gateway_id[17];
 	int64_t refused;       /* refusals by this connection */

@@ -183,6 +183,8 @@ int store_errno(struct store *st, int rc)
 		/* The unix VFS reports a short write that is not ENOSPC (a quota, a file
 		 * size limit) as a plain write error: it is still a full disk to us. */
 		e = st && st->db ? sqlite3_system_errno(st->db) : 0;
+		if (!e && st)
+			e = st->sys_errno;
 		if (e == ENOSPC || e == EDQUOT || e == EFBIG)
 			return -ENOSPC;
 		return -EIO;
@@ -218,14 +220,19 @@ int store_step_done(struct store *st, sqlite3_stmt *s)
 {
 	if (!s)
 		return -EIO;
+	errno = 0;
 	int rc = sqlite3_step(s);
 	while (rc == SQLITE_ROW)
 		rc = sqlite3_step(s);
+	/* sqlite3_system_errno() is not kept for every I/O error (a short write from
+	 * RLIMIT_FSIZE or a quota); errno right after the failing step is. */
+	st->sys_errno = rc == SQLITE_DONE ? 0 : errno;
 	sqlite3_reset(s);
 	if (rc == SQLITE_DONE)
 		return 0;
 	int err = store_errno(st, rc);
-	log_warn("store: %s: %s", sqlite3_sql(s), sqlite3_errmsg(st->db));
+	log_warn("store: %s: %s (%d, errno %d)", sqlite3_sql(s), sqlite3_errmsg(st->db), rc,
+	         sqlite3_system_errno(st->db));
 	doom(st, err);
 	return err;
 }
@@ -352,7 +359,10 @@ static int quick_check(struct store *st)
 		if (rc == SQLITE_ROW) {
 			const char *r = (const char *)sqlite3_column_text(s, 0);
 			if (!r || strcmp(r, "ok") != 0) {
-				log_err("store: %s: quick check: %s", st->path, r ? r : "?");
+				char first[160];
+				(void)xsnprintf(first, sizeof(first), "%s", r ? r : "?");
+				first[strcspn(first, "\n")] = 0;
+				log_err("store: %s: quick check failed: %s", st->path, first);
 				rc = SQLITE_CORRUPT;
 			} else {
 				rc = SQLITE_OK;
