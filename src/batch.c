@@ -122,7 +122,7 @@ int batch_put(struct batch *b, const char *file, const char *body, const void *p
 		return -EINVAL;
 	}
 	uint64_t bytes = store_note_bytes(file, body, len);
-	int err = store_check_room(b->st, b->pending_bytes + bytes);
+	int err = store_check_room(b->st, b->pending_bytes, bytes);
 	if (err < 0) {
 		*why = reason(err, false);
 		return err;

@@ -60,8 +60,8 @@ static const char *const sql[Q_COUNT] = {
 	[Q_OUT_FAILED] = "UPDATE out SET attempts = attempts + 1, last_error = ? WHERE id = ?",
 	[Q_STATS] = "SELECT q_count, q_bytes, dropped, sent, "
 	            "(SELECT created FROM out ORDER BY id LIMIT 1) FROM meta",
-	[Q_QUEUE] = "SELECT file, count(*), sum(bytes), min(created) AS o FROM out "
-	            "GROUP BY file ORDER BY o, file",
+	[Q_QUEUE] = "SELECT file, count(*), sum(bytes), min(created) FROM out "
+	            "GROUP BY file ORDER BY min(id)",
 	[Q_IN_ADD] = "INSERT OR IGNORE INTO inb(dkey, file, note, body, payload, time, received) "
 	             "VALUES (?, ?, ?, ?, ?, ?, ?)",
 	[Q_IN_FIND] = "SELECT id FROM inb WHERE dkey = ?",

@@ -67,9 +67,10 @@ bool store_in_txn(struct store *st);
  * oldest notes are deleted (counted, logged) to make room. */
 int store_enqueue(struct store *st, const char *file, const char *body, const void *payload,
                   size_t payload_len, int prio, int64_t *seq_out);
-/* Would a note of `bytes` (as store_note_bytes counts) be refused now? 0 or -ENOSPC
- * (refuse-new and no room, or the note alone is larger than max_size). A read. */
-int store_check_room(struct store *st, uint64_t bytes);
+/* Would a note of `bytes` (as store_note_bytes counts) be refused now, with `pending`
+ * bytes of other notes on their way in (a batch)? 0 or -ENOSPC (refuse-new and no
+ * room, or the note alone is larger than max_size). A read. */
+int store_check_room(struct store *st, uint64_t pending, uint64_t bytes);
 /* How many bytes of max_size a note takes. */
 uint64_t store_note_bytes(const char *file, const char *body, size_t payload_len);
 /* The next note to hand to the card: highest prio, then oldest. *out = NULL if none.

@@ -41,7 +41,7 @@ static int refuse(struct store *st)
 	return -ENOSPC;
 }
 
-int store_check_room(struct store *st, uint64_t bytes)
+int store_check_room(struct store *st, uint64_t pending, uint64_t bytes)
 {
 	int64_t seq, used;
 	if (!st->max_size)
@@ -53,7 +53,7 @@ int store_check_room(struct store *st, uint64_t bytes)
 	int err = read_room(st, &seq, &used);
 	if (err < 0)
 		return err;
-	if ((uint64_t)used + bytes > st->max_size)
+	if ((uint64_t)used + pending + bytes > st->max_size)
 		return refuse(st);
 	return 0;
 }

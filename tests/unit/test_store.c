@@ -384,12 +384,13 @@ static void t_full_refuse(void **state)
 	struct fx *fx = *state;
 	/* every note is 4 + 12 = 16 bytes */
 	struct store *st = open_st(fx->path, 50, STORE_REFUSE_NEW);
-	assert_int_equal(store_check_room(st, 16), 0);
+	assert_int_equal(store_check_room(st, 0, 16), 0);
+	assert_int_equal(store_check_room(st, 40, 16), -ENOSPC);
 	int64_t first = put(st, "r.qo", "{\"n\":\"0001\"}", 0);
 	put(st, "r.qo", "{\"n\":\"0002\"}", 0);
 	put(st, "r.qo", "{\"n\":\"0003\"}", 0);
-	assert_int_equal(store_check_room(st, 16), -ENOSPC);
-	assert_int_equal(store_check_room(st, 2), 0);
+	assert_int_equal(store_check_room(st, 0, 16), -ENOSPC);
+	assert_int_equal(store_check_room(st, 0, 2), 0);
 	assert_int_equal(store_enqueue(st, "r.qo", "{\"n\":\"0004\"}", NULL, 0, 0, NULL), -ENOSPC);
 	/* too big for the store at all */
 	char big[80];
@@ -645,7 +646,7 @@ static void t_idle_no_writes(void **state)
 		assert_int_equal(store_kv_set(st, "k", "v"), 0);
 		assert_int_equal(store_consumer_add(st, "mqtt"), 0);
 		assert_int_equal(store_inbound_prune(st, 0), 0);
-		assert_int_equal(store_check_room(st, 10), 0);
+		assert_int_equal(store_check_room(st, 0, 10), 0);
 	}
 	assert_int_equal(shim.writes, w);
 	store_close(st);
