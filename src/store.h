@@ -20,10 +20,15 @@ struct store_opts {
 	int when_full;          /* enum store_when_full */
 	bool readonly;
 	int busy_timeout_ms;    /* wait for another connection's lock; 0 = 5000 */
+	/* The start-up quick check reads the whole file. Above this size it skips the
+	 * outbound queue's table (the part that grows) so a restart with a long backlog
+	 * starts draining at once; 0 = STORE_FULL_CHECK_MAX. */
+	uint64_t full_check_max;
 };
+#define STORE_FULL_CHECK_MAX (64ull << 20)
 
 /* Open (create, quick-check, migrate) the store at path; opts may be NULL. A corrupt
- * file (or one that is not a database) is moved aside as path.corrupt-<unixtime>
+ * file (or one that is not a database; see full_check_max) is moved aside as path.corrupt-<unixtime>
  * (with its -wal) and a fresh one started, logged with log_err. I/O errors are
  * returned, never taken for corruption. Returns 0 and *out (caller closes with
  * store_close), or -ENOENT, -EACCES, -EBUSY, -EIO, -ENOSPC, -EPROTONOSUPPORT (a schema

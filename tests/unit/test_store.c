@@ -606,6 +606,36 @@ static void t_corrupt_pages(void **state)
 	store_close(st);
 }
 
+/* A store bigger than full_check_max is checked without its queue table: it opens
+ * with its notes, and a file that is no database is still moved aside. */
+static void t_bounded_check(void **state)
+{
+	struct fx *fx = *state;
+	struct store_opts o = {.full_check_max = 4096};
+	struct store *st = open_st(fx->path, 0, 0);
+	assert_int_equal(store_begin(st), 0);
+	for (int i = 0; i < 300; i++)
+		put(st, "a.qo", "{\"some\":\"data to fill a few pages\"}", 0);
+	assert_int_equal(store_commit(st), 0);
+	store_close(st);
+	st = NULL;
+	assert_int_equal(store_open(fx->path, &o, &st), 0);
+	struct store_stats ss;
+	assert_int_equal(store_stats(st, &ss), 0);
+	assert_int_equal(ss.queued, 300);
+	store_close(st);
+	assert_int_equal(count_prefix(fx->dir, "store.db.corrupt-"), 0);
+	FILE *f = fopen(fx->path, "w");
+	assert_non_null(f);
+	for (int i = 0; i < 3000; i++)
+		fputs("garbage, garbage, garbage. ", f);
+	fclose(f);
+	st = NULL;
+	assert_int_equal(store_open(fx->path, &o, &st), 0);
+	assert_int_equal(count_prefix(fx->dir, "store.db.corrupt-"), 1);
+	store_close(st);
+}
+
 static void t_missing_dir(void **state)
 {
 	struct store *st = NULL;
@@ -775,6 +805,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_newer_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_corrupt_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_corrupt_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_bounded_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_missing_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_idle_no_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_enospc_tmpfs, setup, teardown),
