@@ -109,7 +109,8 @@ static double bench_batch(const char *path, long n, int bsize, uint64_t *wbytes,
 		/* producers hand over bsize notes, then the loop commits them (the batch
 		 * commits by itself at BATCH_MAX; a smaller bsize flushes explicitly) */
 		for (int k = 0; k < bsize && i < n; k++, i++)
-			if ((r = batch_put(b, "bench.qo", body, NULL, 0, 0, on_ack, NULL, NULL)) < 0)
+			if ((r = batch_put(b, "bench.qo", body, NULL, 0, 0, on_ack, NULL, NULL)) <
+			    0)
 				die("batch_put", r);
 		if (batch_pending(b) >= BATCH_MAX)
 			sd_event_run(loop, 0);
@@ -137,10 +138,11 @@ static double bench_bare(const char *path, long n, int bsize)
 	sqlite3_stmt *s;
 	rm_store(path);
 	if (sqlite3_open(path, &db) != SQLITE_OK ||
-	    sqlite3_exec(db,
-	                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-	                 "CREATE TABLE q(id INTEGER PRIMARY KEY, file TEXT, body TEXT, created INT);",
-	                 NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(
+	        db,
+	        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+	        "CREATE TABLE q(id INTEGER PRIMARY KEY, file TEXT, body TEXT, created INT);",
+	        NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "INSERT INTO q(file, body, created) VALUES (?, ?, ?)", -1, &s,
 	                       NULL) != SQLITE_OK)
 		die("bare sqlite", EIO);

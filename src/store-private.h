@@ -46,14 +46,14 @@ struct store {
 	uint64_t max_size;
 	int when_full;
 	bool readonly;
-	bool in_txn;          /* between store_begin and store_commit/rollback */
-	int doomed;           /* <0: the open transaction failed; commit returns this */
+	bool in_txn; /* between store_begin and store_commit/rollback */
+	int doomed;  /* <0: the open transaction failed; commit returns this */
 	int schema_version;
-	int sys_errno;        /* errno after the last failed step */
+	int sys_errno; /* errno after the last failed step */
 	int page_size;
 	char gateway_id[17];
-	int64_t refused;       /* refusals by this connection */
-	bool refusing;         /* logged "refusing"; log again when accepting */
+	int64_t refused; /* refusals by this connection */
+	bool refusing;   /* logged "refusing"; log again when accepting */
 	uint64_t bytes_written;
 };
 

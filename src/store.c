@@ -46,106 +46,106 @@
 #include "util.h"
 
 static const char *const sql[Q_COUNT] = {
-	[Q_BEGIN] = "BEGIN IMMEDIATE",
-	[Q_COMMIT] = "COMMIT",
-	[Q_ROLLBACK] = "ROLLBACK",
-	[Q_META_ROOM] = "SELECT next_seq, q_bytes FROM meta",
-	[Q_OUT_INSERT] = "INSERT INTO out(seq, file, body, payload, prio, created, bytes) "
-	                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-	[Q_OUT_OLDEST] = "SELECT id, seq, file, bytes FROM out ORDER BY id LIMIT 1",
-	[Q_OUT_DELETE] = "DELETE FROM out WHERE id = ?",
-	[Q_META_DROPPED] = "UPDATE meta SET dropped = dropped + ?",
-	[Q_META_SENT] = "UPDATE meta SET sent = sent + 1",
-	[Q_OUT_PEEK] = "SELECT id, seq, file, body, payload, prio, created, attempts FROM out "
-	               "ORDER BY prio DESC, id LIMIT ?",
-	[Q_OUT_FAILED] = "UPDATE out SET attempts = attempts + 1, last_error = ? WHERE id = ?",
-	[Q_STATS] = "SELECT q_count, q_bytes, dropped, sent, "
-	            "(SELECT created FROM out ORDER BY id LIMIT 1) FROM meta",
-	[Q_QUEUE] = "SELECT file, count(*), sum(bytes), min(created) FROM out "
-	            "GROUP BY file ORDER BY min(id)",
-	[Q_IN_ADD] = "INSERT OR IGNORE INTO inb(dkey, file, note, body, payload, time, received) "
-	             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-	[Q_IN_FIND] = "SELECT id FROM inb WHERE dkey = ?",
-	[Q_IN_PENDING] = "SELECT i.id, i.file, i.note, i.body, i.payload, i.time FROM inb i "
-	                 "WHERE i.id > ?2 AND NOT EXISTS (SELECT 1 FROM delivered d "
-	                 "WHERE d.in_id = i.id AND d.consumer = ?1) ORDER BY i.id LIMIT ?3",
-	[Q_IN_DONE] = "INSERT OR IGNORE INTO delivered(in_id, consumer) "
-	              "SELECT id, ?2 FROM inb WHERE id = ?1",
-	[Q_IN_PRUNE] = "DELETE FROM inb WHERE received < ? AND NOT EXISTS (SELECT 1 FROM consumer c "
-	               "WHERE NOT EXISTS (SELECT 1 FROM delivered d WHERE d.in_id = inb.id "
-	               "AND d.consumer = c.name))",
-	[Q_IN_STATS] = "SELECT count(*), coalesce(sum(EXISTS (SELECT 1 FROM consumer c WHERE NOT "
-	               "EXISTS (SELECT 1 FROM delivered d WHERE d.in_id = i.id AND "
-	               "d.consumer = c.name))), 0) FROM inb i",
-	[Q_CONSUMER_ADD] = "INSERT OR IGNORE INTO consumer(name, added) VALUES (?, ?)",
-	[Q_CONSUMER_HAS] = "SELECT 1 FROM consumer WHERE name = ?",
-	[Q_AUDIT_ADD] = "INSERT INTO audit(time, actor, action, detail) VALUES (?, ?, ?, ?)",
-	[Q_AUDIT_TRIM] = "DELETE FROM audit WHERE id <= ?",
-	[Q_AUDIT_LIST] = "SELECT time, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?",
-	[Q_KV_SET] = "INSERT INTO kv(k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = ?2 "
-	             "WHERE v IS NOT ?2",
-	[Q_KV_GET] = "SELECT v FROM kv WHERE k = ?",
-	[Q_KV_DEL] = "DELETE FROM kv WHERE k = ?",
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_META_ROOM] = "SELECT next_seq, q_bytes FROM meta",
+    [Q_OUT_INSERT] = "INSERT INTO out(seq, file, body, payload, prio, created, bytes) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
+    [Q_OUT_OLDEST] = "SELECT id, seq, file, bytes FROM out ORDER BY id LIMIT 1",
+    [Q_OUT_DELETE] = "DELETE FROM out WHERE id = ?",
+    [Q_META_DROPPED] = "UPDATE meta SET dropped = dropped + ?",
+    [Q_META_SENT] = "UPDATE meta SET sent = sent + 1",
+    [Q_OUT_PEEK] = "SELECT id, seq, file, body, payload, prio, created, attempts FROM out "
+                   "ORDER BY prio DESC, id LIMIT ?",
+    [Q_OUT_FAILED] = "UPDATE out SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+    [Q_STATS] = "SELECT q_count, q_bytes, dropped, sent, "
+                "(SELECT created FROM out ORDER BY id LIMIT 1) FROM meta",
+    [Q_QUEUE] = "SELECT file, count(*), sum(bytes), min(created) FROM out "
+                "GROUP BY file ORDER BY min(id)",
+    [Q_IN_ADD] = "INSERT OR IGNORE INTO inb(dkey, file, note, body, payload, time, received) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
+    [Q_IN_FIND] = "SELECT id FROM inb WHERE dkey = ?",
+    [Q_IN_PENDING] = "SELECT i.id, i.file, i.note, i.body, i.payload, i.time FROM inb i "
+                     "WHERE i.id > ?2 AND NOT EXISTS (SELECT 1 FROM delivered d "
+                     "WHERE d.in_id = i.id AND d.consumer = ?1) ORDER BY i.id LIMIT ?3",
+    [Q_IN_DONE] = "INSERT OR IGNORE INTO delivered(in_id, consumer) "
+                  "SELECT id, ?2 FROM inb WHERE id = ?1",
+    [Q_IN_PRUNE] = "DELETE FROM inb WHERE received < ? AND NOT EXISTS (SELECT 1 FROM consumer c "
+                   "WHERE NOT EXISTS (SELECT 1 FROM delivered d WHERE d.in_id = inb.id "
+                   "AND d.consumer = c.name))",
+    [Q_IN_STATS] = "SELECT count(*), coalesce(sum(EXISTS (SELECT 1 FROM consumer c WHERE NOT "
+                   "EXISTS (SELECT 1 FROM delivered d WHERE d.in_id = i.id AND "
+                   "d.consumer = c.name))), 0) FROM inb i",
+    [Q_CONSUMER_ADD] = "INSERT OR IGNORE INTO consumer(name, added) VALUES (?, ?)",
+    [Q_CONSUMER_HAS] = "SELECT 1 FROM consumer WHERE name = ?",
+    [Q_AUDIT_ADD] = "INSERT INTO audit(time, actor, action, detail) VALUES (?, ?, ?, ?)",
+    [Q_AUDIT_TRIM] = "DELETE FROM audit WHERE id <= ?",
+    [Q_AUDIT_LIST] = "SELECT time, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?",
+    [Q_KV_SET] = "INSERT INTO kv(k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = ?2 "
+                 "WHERE v IS NOT ?2",
+    [Q_KV_GET] = "SELECT v FROM kv WHERE k = ?",
+    [Q_KV_DEL] = "DELETE FROM kv WHERE k = ?",
 };
 
 /* The first schema. Frozen: later versions change it only through migrations, so a
  * store made by any release opens in every later one. Counters in the meta row are
  * kept by triggers, so they stay right whichever connection (or process) writes. */
 static const char schema_v1[] =
-	"CREATE TABLE meta("
-	" one INTEGER PRIMARY KEY CHECK (one = 1),"
-	" gateway_id TEXT NOT NULL,"
-	" next_seq INTEGER NOT NULL DEFAULT 1,"
-	" q_count INTEGER NOT NULL DEFAULT 0,"
-	" q_bytes INTEGER NOT NULL DEFAULT 0,"
-	" dropped INTEGER NOT NULL DEFAULT 0,"
-	" sent INTEGER NOT NULL DEFAULT 0);"
-	"INSERT INTO meta(one, gateway_id) VALUES (1, lower(hex(randomblob(8))));"
-	"CREATE TABLE out("
-	" id INTEGER PRIMARY KEY,"
-	" seq INTEGER NOT NULL,"
-	" file TEXT NOT NULL,"
-	" body TEXT,"
-	" payload BLOB,"
-	" prio INTEGER NOT NULL DEFAULT 0,"
-	" created INTEGER NOT NULL,"
-	" attempts INTEGER NOT NULL DEFAULT 0,"
-	" bytes INTEGER NOT NULL);"
-	"CREATE INDEX out_order ON out(prio DESC, id);"
-	"CREATE TRIGGER out_ins AFTER INSERT ON out BEGIN"
-	" UPDATE meta SET next_seq = max(next_seq, NEW.seq + 1), q_count = q_count + 1,"
-	" q_bytes = q_bytes + NEW.bytes; END;"
-	"CREATE TRIGGER out_del AFTER DELETE ON out BEGIN"
-	" UPDATE meta SET q_count = q_count - 1, q_bytes = q_bytes - OLD.bytes; END;"
-	"CREATE TABLE inb("
-	" id INTEGER PRIMARY KEY,"
-	" dkey BLOB NOT NULL UNIQUE,"
-	" file TEXT NOT NULL,"
-	" note TEXT,"
-	" body TEXT,"
-	" payload TEXT,"
-	" time INTEGER,"
-	" received INTEGER NOT NULL);"
-	"CREATE TABLE consumer(name TEXT PRIMARY KEY, added INTEGER NOT NULL);"
-	"CREATE TABLE delivered(in_id INTEGER NOT NULL, consumer TEXT NOT NULL,"
-	" PRIMARY KEY (in_id, consumer)) WITHOUT ROWID;"
-	"CREATE TRIGGER inb_del AFTER DELETE ON inb BEGIN"
-	" DELETE FROM delivered WHERE in_id = OLD.id; END;"
-	"CREATE TABLE kv(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
-	"PRAGMA user_version = 1;";
+    "CREATE TABLE meta("
+    " one INTEGER PRIMARY KEY CHECK (one = 1),"
+    " gateway_id TEXT NOT NULL,"
+    " next_seq INTEGER NOT NULL DEFAULT 1,"
+    " q_count INTEGER NOT NULL DEFAULT 0,"
+    " q_bytes INTEGER NOT NULL DEFAULT 0,"
+    " dropped INTEGER NOT NULL DEFAULT 0,"
+    " sent INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO meta(one, gateway_id) VALUES (1, lower(hex(randomblob(8))));"
+    "CREATE TABLE out("
+    " id INTEGER PRIMARY KEY,"
+    " seq INTEGER NOT NULL,"
+    " file TEXT NOT NULL,"
+    " body TEXT,"
+    " payload BLOB,"
+    " prio INTEGER NOT NULL DEFAULT 0,"
+    " created INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " bytes INTEGER NOT NULL);"
+    "CREATE INDEX out_order ON out(prio DESC, id);"
+    "CREATE TRIGGER out_ins AFTER INSERT ON out BEGIN"
+    " UPDATE meta SET next_seq = max(next_seq, NEW.seq + 1), q_count = q_count + 1,"
+    " q_bytes = q_bytes + NEW.bytes; END;"
+    "CREATE TRIGGER out_del AFTER DELETE ON out BEGIN"
+    " UPDATE meta SET q_count = q_count - 1, q_bytes = q_bytes - OLD.bytes; END;"
+    "CREATE TABLE inb("
+    " id INTEGER PRIMARY KEY,"
+    " dkey BLOB NOT NULL UNIQUE,"
+    " file TEXT NOT NULL,"
+    " note TEXT,"
+    " body TEXT,"
+    " payload TEXT,"
+    " time INTEGER,"
+    " received INTEGER NOT NULL);"
+    "CREATE TABLE consumer(name TEXT PRIMARY KEY, added INTEGER NOT NULL);"
+    "CREATE TABLE delivered(in_id INTEGER NOT NULL, consumer TEXT NOT NULL,"
+    " PRIMARY KEY (in_id, consumer)) WITHOUT ROWID;"
+    "CREATE TRIGGER inb_del AFTER DELETE ON inb BEGIN"
+    " DELETE FROM delivered WHERE in_id = OLD.id; END;"
+    "CREATE TABLE kv(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+    "PRAGMA user_version = 1;";
 
 /* migrations[v] takes a store from version v to v + 1. */
 static const char *const migrations[] = {
-	[0] = schema_v1,
-	/* v2: the audit log, and why a note's last attempt failed. */
-	[1] = "CREATE TABLE audit("
-	      " id INTEGER PRIMARY KEY,"
-	      " time INTEGER NOT NULL,"
-	      " actor TEXT NOT NULL,"
-	      " action TEXT NOT NULL,"
-	      " detail TEXT);"
-	      "ALTER TABLE out ADD COLUMN last_error TEXT;"
-	      "PRAGMA user_version = 2;",
+    [0] = schema_v1,
+    /* v2: the audit log, and why a note's last attempt failed. */
+    [1] = "CREATE TABLE audit("
+          " id INTEGER PRIMARY KEY,"
+          " time INTEGER NOT NULL,"
+          " actor TEXT NOT NULL,"
+          " action TEXT NOT NULL,"
+          " detail TEXT);"
+          "ALTER TABLE out ADD COLUMN last_error TEXT;"
+          "PRAGMA user_version = 2;",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -198,8 +198,8 @@ sqlite3_stmt *store_stmt(struct store *st, enum store_q q)
 {
 	sqlite3_stmt *s = st->q[q];
 	if (!s) {
-		int rc = sqlite3_prepare_v3(st->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT, &s,
-		                            NULL);
+		int rc =
+		    sqlite3_prepare_v3(st->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
 		if (rc != SQLITE_OK) {
 			log_err("store: prepare %d: %s", (int)q, sqlite3_errmsg(st->db));
 			return NULL;
@@ -407,8 +407,8 @@ static int quick_check(struct store *st, uint64_t full_max)
 	}
 	sqlite3_finalize(s);
 	if (err == 0)
-		log_info("store: %s is %lld MiB: start-up check skipped the outbound queue", st->path,
-		         (long long)(sb.st_size >> 20));
+		log_info("store: %s is %lld MiB: start-up check skipped the outbound queue",
+		         st->path, (long long)(sb.st_size >> 20));
 	return err;
 }
 
@@ -420,8 +420,7 @@ static int move_aside(const char *path)
 	time_t now = time(NULL);
 	int r = xsnprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)now);
 	for (int i = 1; r == 0 && access(aside, F_OK) == 0 && i < 100; i++)
-		r = xsnprintf(aside, sizeof(aside), "%s.corrupt-%lld-%d", path, (long long)now,
-		              i);
+		r = xsnprintf(aside, sizeof(aside), "%s.corrupt-%lld-%d", path, (long long)now, i);
 	if (r < 0)
 		return r;
 	if (rename(path, aside) < 0) {
@@ -543,9 +542,9 @@ static void close_db(struct store *st)
 /* One attempt: open, check, configure, migrate. -EBADMSG means corrupt. */
 static int open_once(struct store *st, int timeout_ms, uint64_t full_max)
 {
-	int flags = (st->readonly ? SQLITE_OPEN_READONLY
-	                          : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
-	            SQLITE_OPEN_NOMUTEX;
+	int flags =
+	    (st->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+	    SQLITE_OPEN_NOMUTEX;
 	int rc = sqlite3_open_v2(st->path, &st->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		int err = store_errno(st, rc);
@@ -563,7 +562,8 @@ static int open_once(struct store *st, int timeout_ms, uint64_t full_max)
 		rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_step(s);
-		const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
+		const char *mode =
+		    rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
 		if (!mode || strcmp(mode, "wal") != 0) {
 			err = rc == SQLITE_ROW ? -EIO : store_errno(st, rc);
 			log_err("store: %s: cannot use WAL: %s", st->path, sqlite3_errmsg(st->db));
@@ -573,8 +573,9 @@ static int open_once(struct store *st, int timeout_ms, uint64_t full_max)
 			return err == -EBADMSG ? -EIO : err;
 		/* FULL: the WAL is fsynced at every commit, so an acknowledged note survives a
 		 * power cut. A 4 MiB cap on the idle WAL keeps flash use bounded. */
-		if ((err = exec(st, "pragmas",
-		                "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 4194304;")) < 0)
+		if ((err = exec(
+		         st, "pragmas",
+		         "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 4194304;")) < 0)
 			return err == -EBADMSG ? -EIO : err;
 	}
 	if ((err = migrate(st)) < 0)

@@ -16,10 +16,10 @@ enum store_when_full { STORE_DROP_OLDEST, STORE_REFUSE_NEW };
 #define STORE_SCHEMA_VERSION 2
 
 struct store_opts {
-	uint64_t max_size;      /* bytes of queued note data; 0 = unlimited */
-	int when_full;          /* enum store_when_full */
+	uint64_t max_size; /* bytes of queued note data; 0 = unlimited */
+	int when_full;     /* enum store_when_full */
 	bool readonly;
-	int busy_timeout_ms;    /* wait for another connection's lock; 0 = 5000 */
+	int busy_timeout_ms; /* wait for another connection's lock; 0 = 5000 */
 	/* The start-up quick check reads the whole file. Above this size it skips the
 	 * outbound queue's table (the part that grows) so a restart with a long backlog
 	 * starts draining at once; 0 = STORE_FULL_CHECK_MAX. */
@@ -28,11 +28,10 @@ struct store_opts {
 #define STORE_FULL_CHECK_MAX (64ull << 20)
 
 /* Open (create, quick-check, migrate) the store at path; opts may be NULL. A corrupt
- * file (or one that is not a database; see full_check_max) is moved aside as path.corrupt-<unixtime>
- * (with its -wal) and a fresh one started, logged with log_err. I/O errors are
- * returned, never taken for corruption. Returns 0 and *out (caller closes with
- * store_close), or -ENOENT, -EACCES, -EBUSY, -EIO, -ENOSPC, -EPROTONOSUPPORT (a schema
- * newer than this program). */
+ * file (or one that is not a database; see full_check_max) is moved aside as
+ * path.corrupt-<unixtime> (with its -wal) and a fresh one started, logged with log_err. I/O errors
+ * are returned, never taken for corruption. Returns 0 and *out (caller closes with store_close), or
+ * -ENOENT, -EACCES, -EBUSY, -EIO, -ENOSPC, -EPROTONOSUPPORT (a schema newer than this program). */
 int store_open(const char *path, const struct store_opts *opts, struct store **out);
 void store_close(struct store *st); /* rolls back an open transaction; NULL ok */
 int store_schema_version(struct store *st);
@@ -44,15 +43,15 @@ void store_set_limits(struct store *st, uint64_t max_size, int when_full);
 
 /* ---- outbound ------------------------------------------------------------------ */
 struct store_out {
-	int64_t id;             /* row id */
-	int64_t seq;            /* gateway sequence number (stable across retries) */
+	int64_t id;  /* row id */
+	int64_t seq; /* gateway sequence number (stable across retries) */
 	char *file;
-	char *body;             /* compact JSON object text or NULL */
-	void *payload;          /* raw bytes or NULL */
+	char *body;    /* compact JSON object text or NULL */
+	void *payload; /* raw bytes or NULL */
 	size_t payload_len;
-	int prio;               /* higher first */
-	int64_t created_ms;     /* CLOCK_REALTIME */
-	int64_t attempts;       /* failed attempts so far */
+	int prio;           /* higher first */
+	int64_t created_ms; /* CLOCK_REALTIME */
+	int64_t attempts;   /* failed attempts so far */
 };
 void store_out_free(struct store_out *n); /* frees fields and n; NULL ok */
 
@@ -94,9 +93,9 @@ int store_out_failed(struct store *st, int64_t id, const char *why);
 struct store_in {
 	int64_t id;
 	char *file;
-	char *note;             /* note id, may be NULL */
-	char *body;             /* may be NULL */
-	char *payload;          /* base64 text, may be NULL */
+	char *note;    /* note id, may be NULL */
+	char *body;    /* may be NULL */
+	char *payload; /* base64 text, may be NULL */
 	int64_t time;
 };
 void store_in_free(struct store_in *n); /* NULL ok */
@@ -131,11 +130,11 @@ struct store_file_stats {
 	int64_t oldest_ms;
 };
 struct store_stats {
-	int64_t queued, bytes, oldest_ms;   /* oldest_ms 0 when empty */
-	int64_t dropped, sent;              /* persistent counters */
-	int64_t refused;                    /* refusals by this connection */
-	int64_t inbound, inbound_pending;   /* held; not yet had by every consumer */
-	uint64_t bytes_written; /* approx bytes this connection wrote (WAL frames) */
+	int64_t queued, bytes, oldest_ms; /* oldest_ms 0 when empty */
+	int64_t dropped, sent;            /* persistent counters */
+	int64_t refused;                  /* refusals by this connection */
+	int64_t inbound, inbound_pending; /* held; not yet had by every consumer */
+	uint64_t bytes_written;           /* approx bytes this connection wrote (WAL frames) */
 };
 int store_stats(struct store *st, struct store_stats *out);
 /* Per-notefile queue, oldest first. Caller frees with store_file_stats_free. */
@@ -155,6 +154,7 @@ int store_audit_list(struct store *st, int64_t limit, struct store_audit_row **o
 void store_audit_free(struct store_audit_row *v, size_t n);
 /* Set a value; writes nothing when it is unchanged. */
 int store_kv_set(struct store *st, const char *key, const char *value);
-int store_kv_get(struct store *st, const char *key, char **value); /* caller frees; -ENOENT if unset */
+int store_kv_get(struct store *st, const char *key,
+                 char **value); /* caller frees; -ENOENT if unset */
 int store_kv_del(struct store *st, const char *key);
 #endif

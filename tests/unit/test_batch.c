@@ -2,11 +2,11 @@
  * transaction, and every callback hears the outcome after the commit; refusals known
  * at put time come back at once; a failed commit fails every note in it. The test
  * VFS counts syncs (one commit = one WAL fsync) and injects failures. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <errno.h>
 #include <ftw.h>
@@ -97,11 +97,11 @@ static int teardown(void **state)
 }
 
 /* Turn the loop until cond holds (bounded, so a bug fails instead of hanging). */
-#define RUN_UNTIL(fx, cond)                                                                      \
-	do {                                                                                     \
-		for (int i_ = 0; i_ < 200 && !(cond); i_++)                                      \
-			assert_true(sd_event_run((fx)->loop, 100 * 1000) >= 0);                  \
-		assert_true(cond);                                                               \
+#define RUN_UNTIL(fx, cond)                                                                        \
+	do {                                                                                       \
+		for (int i_ = 0; i_ < 200 && !(cond); i_++)                                        \
+			assert_true(sd_event_run((fx)->loop, 100 * 1000) >= 0);                    \
+		assert_true(cond);                                                                 \
 	} while (0)
 
 static int64_t queued(struct fx *fx)
@@ -118,9 +118,8 @@ static void t_group(void **state)
 	struct got g[5] = {0};
 	uint64_t syncs = shim.syncs;
 	for (int i = 0; i < 5; i++)
-		assert_int_equal(batch_put(fx->b, "g.qo", "{\"a\":1}", NULL, 0, 0, on_done, &g[i],
-		                           NULL),
-		                 0);
+		assert_int_equal(
+		    batch_put(fx->b, "g.qo", "{\"a\":1}", NULL, 0, 0, on_done, &g[i], NULL), 0);
 	/* nothing is acknowledged inside batch_put, nor before the commit */
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(g[i].calls, 0);
@@ -162,9 +161,12 @@ static void t_order_and_payload(void **state)
 	open_all(fx, 0, 0, 5);
 	struct got g[3] = {0};
 	const char bin[] = {1, 0, 2};
-	assert_int_equal(batch_put(fx->b, "o.qo", "{\"n\":1}", NULL, 0, 0, on_done, &g[0], NULL), 0);
-	assert_int_equal(batch_put(fx->b, "o.qo", NULL, bin, sizeof(bin), 0, on_done, &g[1], NULL), 0);
-	assert_int_equal(batch_put(fx->b, "o.qo", "{\"n\":3}", NULL, 0, 0, on_done, &g[2], NULL), 0);
+	assert_int_equal(batch_put(fx->b, "o.qo", "{\"n\":1}", NULL, 0, 0, on_done, &g[0], NULL),
+	                 0);
+	assert_int_equal(batch_put(fx->b, "o.qo", NULL, bin, sizeof(bin), 0, on_done, &g[1], NULL),
+	                 0);
+	assert_int_equal(batch_put(fx->b, "o.qo", "{\"n\":3}", NULL, 0, 0, on_done, &g[2], NULL),
+	                 0);
 	RUN_UNTIL(fx, g[2].calls == 1);
 	struct store_out **v;
 	size_t n;
@@ -190,10 +192,12 @@ static void t_refused_at_put(void **state)
 	                 -EINVAL);
 	assert_string_equal(why, "invalid notefile");
 	/* 16 bytes each: two fit in 40, the third is refused, counting what is pending */
-	assert_int_equal(batch_put(fx->b, "f.qo", "{\"n\":\"001\"}", NULL, 0, 0, on_done, &g[0], &why), 0);
-	assert_int_equal(batch_put(fx->b, "f.qo", "{\"n\":\"002\"}", NULL, 0, 0, on_done, &g[1], &why), 0);
-	assert_int_equal(batch_put(fx->b, "f.qo", "{\"n\":\"003\"}", NULL, 0, 0, on_done, &g[2], &why),
-	                 -ENOSPC);
+	assert_int_equal(
+	    batch_put(fx->b, "f.qo", "{\"n\":\"001\"}", NULL, 0, 0, on_done, &g[0], &why), 0);
+	assert_int_equal(
+	    batch_put(fx->b, "f.qo", "{\"n\":\"002\"}", NULL, 0, 0, on_done, &g[1], &why), 0);
+	assert_int_equal(
+	    batch_put(fx->b, "f.qo", "{\"n\":\"003\"}", NULL, 0, 0, on_done, &g[2], &why), -ENOSPC);
 	assert_string_equal(why, "store full");
 	RUN_UNTIL(fx, g[1].calls == 1);
 	assert_int_equal(g[0].err, 0);
@@ -201,8 +205,8 @@ static void t_refused_at_put(void **state)
 	assert_int_equal(g[2].calls, 0); /* refused at once: never called back */
 	assert_int_equal(queued(fx), 2);
 	/* still full after the commit */
-	assert_int_equal(batch_put(fx->b, "f.qo", "{\"n\":\"004\"}", NULL, 0, 0, on_done, &g[2], &why),
-	                 -ENOSPC);
+	assert_int_equal(
+	    batch_put(fx->b, "f.qo", "{\"n\":\"004\"}", NULL, 0, 0, on_done, &g[2], &why), -ENOSPC);
 }
 
 static void t_drop_oldest(void **state)
@@ -211,9 +215,9 @@ static void t_drop_oldest(void **state)
 	open_all(fx, 40, STORE_DROP_OLDEST, 10);
 	struct got g[5] = {0};
 	for (int i = 0; i < 5; i++)
-		assert_int_equal(batch_put(fx->b, "f.qo", "{\"n\":\"001\"}", NULL, 0, 0, on_done, &g[i],
-		                           NULL),
-		                 0);
+		assert_int_equal(
+		    batch_put(fx->b, "f.qo", "{\"n\":\"001\"}", NULL, 0, 0, on_done, &g[i], NULL),
+		    0);
 	RUN_UNTIL(fx, g[4].calls == 1);
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(g[i].err, 0);
@@ -231,7 +235,8 @@ static void t_commit_fails(void **state)
 	/* the fsync of the next commit fails: nothing in it is accepted */
 	shim.fail_sync_at = shim.syncs + 1;
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(batch_put(fx->b, "x.qo", "{}", NULL, 0, 0, on_done, &g[i], NULL), 0);
+		assert_int_equal(batch_put(fx->b, "x.qo", "{}", NULL, 0, 0, on_done, &g[i], NULL),
+		                 0);
 	RUN_UNTIL(fx, g[2].calls == 1);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(g[i].calls, 1);
@@ -257,7 +262,8 @@ static void t_disk_full(void **state)
 	struct got g[2] = {0};
 	shim.fail_writes = SQLITE_FULL;
 	for (int i = 0; i < 2; i++)
-		assert_int_equal(batch_put(fx->b, "x.qo", "{}", NULL, 0, 0, on_done, &g[i], NULL), 0);
+		assert_int_equal(batch_put(fx->b, "x.qo", "{}", NULL, 0, 0, on_done, &g[i], NULL),
+		                 0);
 	RUN_UNTIL(fx, g[1].calls == 1);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(g[i].err, -ENOSPC);
@@ -303,14 +309,14 @@ int main(void)
 {
 	log_setup(getenv("NGW_TEST_DEBUG") ? LOG_DEBUG : LOG_CRIT, false);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(t_group, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_bound, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_order_and_payload, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_refused_at_put, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_drop_oldest, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_commit_fails, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_disk_full, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_flush_and_free, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_group, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_bound, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_order_and_payload, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_refused_at_put, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_drop_oldest, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_commit_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_disk_full, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_flush_and_free, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

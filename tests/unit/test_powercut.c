@@ -6,11 +6,11 @@
  * aside, holds every note whose commit returned 0, none of the notes whose "sent"
  * returned 0, and only intact notes otherwise.
  *   test_powercut [CYCLES [SEED]]   (or NOTEGW_POWERCUT_CYCLES / _SEED); default 500. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -80,9 +80,9 @@ struct ack {
 	uint32_t n;
 };
 
-static struct ack *acked;      /* committed notes, seq ascending */
+static struct ack *acked; /* committed notes, seq ascending */
 static size_t n_acked, cap_acked;
-static int64_t *gone;          /* seqs whose store_out_sent returned 0 */
+static int64_t *gone; /* seqs whose store_out_sent returned 0 */
 static size_t n_gone, cap_gone;
 
 static void add_ack(int64_t seq, uint32_t n)
@@ -192,7 +192,8 @@ static void run_cycle(const char *path, bool clean)
 				uint32_t n = next_n++;
 				make_body(n, body, sizeof(body));
 				pend[i].n = n;
-				err = store_enqueue(st, "pc.qo", body, NULL, 0, (int)(n % 2), &pend[i].seq);
+				err = store_enqueue(st, "pc.qo", body, NULL, 0, (int)(n % 2),
+				                    &pend[i].seq);
 			}
 			bool failed_before = shim.sync_failed;
 			int cerr = store_commit(st);
@@ -244,20 +245,21 @@ static void verify(const char *dir, const char *path, unsigned long cycle)
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	/* (the store may have been created just now, if the first one was cut)
 	 * the trigger-kept counters agree with the rows */
-	assert_int_equal(sqlite3_prepare_v2(db,
-	                                    "SELECT q_count = (SELECT count(*) FROM out), q_bytes = "
-	                                    "(SELECT coalesce(sum(bytes), 0) FROM out), next_seq > "
-	                                    "(SELECT coalesce(max(seq), 0) FROM out) FROM meta",
-	                                    -1, &s, NULL),
-	                 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db,
+	                       "SELECT q_count = (SELECT count(*) FROM out), q_bytes = "
+	                       "(SELECT coalesce(sum(bytes), 0) FROM out), next_seq > "
+	                       "(SELECT coalesce(max(seq), 0) FROM out) FROM meta",
+	                       -1, &s, NULL),
+	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(s, 0), 1);
 	assert_int_equal(sqlite3_column_int(s, 1), 1);
 	assert_int_equal(sqlite3_column_int(s, 2), 1);
 	sqlite3_finalize(s);
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT seq, body FROM out ORDER BY seq", -1, &s,
-	                                    NULL),
-	                 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "SELECT seq, body FROM out ORDER BY seq", -1, &s, NULL),
+	    SQLITE_OK);
 	size_t a = 0;
 	int64_t prev = 0;
 	while (sqlite3_step(s) == SQLITE_ROW) {
@@ -267,8 +269,8 @@ static void verify(const char *dir, const char *path, unsigned long cycle)
 			fail_msg("cycle %lu: seq %" PRId64 " twice", cycle, seq);
 		prev = seq;
 		if (!check_body((const char *)sqlite3_column_text(s, 1), &n))
-			fail_msg("cycle %lu (seed %" PRIu64 "): seq %" PRId64 " is corrupt", cycle, seed,
-			         seq);
+			fail_msg("cycle %lu (seed %" PRIu64 "): seq %" PRId64 " is corrupt", cycle,
+			         seed, seq);
 		if (bsearch(&seq, gone, n_gone, sizeof(*gone), cmp_i64))
 			fail_msg("cycle %lu (seed %" PRIu64 "): seq %" PRId64 " was sent, is back",
 			         cycle, seed, seq);
@@ -277,7 +279,8 @@ static void verify(const char *dir, const char *path, unsigned long cycle)
 			         cycle, seed, acked[a].seq);
 		if (a < n_acked && acked[a].seq == seq) {
 			if (acked[a].n != n)
-				fail_msg("cycle %lu: seq %" PRId64 " holds note %" PRIu32 ", not %" PRIu32,
+				fail_msg("cycle %lu: seq %" PRId64 " holds note %" PRIu32
+				         ", not %" PRIu32,
 				         cycle, seq, n, acked[a].n);
 			a++;
 		}
@@ -306,7 +309,8 @@ static void t_powercut(void **state)
 	print_message("powercut: seed %" PRIu64 ": %lu cycles, %lu power cuts (%lu in a failed "
 	              "fsync), %lu commits cut, %lu writes undone, %zu acknowledged notes held, "
 	              "%zu sent\n",
-	              seed, cycles, n_cuts, n_sync_fails, n_torn_commits, n_undone, n_acked, n_gone);
+	              seed, cycles, n_cuts, n_sync_fails, n_torn_commits, n_undone, n_acked,
+	              n_gone);
 	assert_true(n_cuts > cycles / 3);
 	print_message("powercut: a cycle is about %" PRIu64 " writes, %" PRIu64 " fsyncs\n",
 	              est_writes, est_syncs);

@@ -2,11 +2,11 @@
  * consumers, stats, audit, kv, both full policies, migration from schema v1, a
  * corrupt file moved aside, a full disk (small tmpfs, or RLIMIT_FSIZE) and recovery,
  * and no writes while idle (counted by the test VFS). */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -316,9 +316,9 @@ static void t_queue_stats(void **state)
 {
 	struct fx *fx = *state;
 	struct store *st = open_st(fx->path, 0, 0);
-	put(st, "b.qo", "{\"x\":1}", 0);   /* 4 + 7 */
-	put(st, "a.qos", "{}", 0);         /* 5 + 2 */
-	put(st, "b.qo", "{\"x\":22}", 1);  /* 4 + 8 */
+	put(st, "b.qo", "{\"x\":1}", 0);  /* 4 + 7 */
+	put(st, "a.qos", "{}", 0);        /* 5 + 2 */
+	put(st, "b.qo", "{\"x\":22}", 1); /* 4 + 8 */
 	struct store_file_stats *v;
 	size_t n;
 	assert_int_equal(store_queue(st, &v, &n), 0);
@@ -460,32 +460,32 @@ static void t_full_drop(void **state)
 
 /* Schema v1 exactly as the first release created it. */
 static const char v1_sql[] =
-	"PRAGMA journal_mode = WAL;"
-	"CREATE TABLE meta( one INTEGER PRIMARY KEY CHECK (one = 1), gateway_id TEXT NOT NULL,"
-	" next_seq INTEGER NOT NULL DEFAULT 1, q_count INTEGER NOT NULL DEFAULT 0,"
-	" q_bytes INTEGER NOT NULL DEFAULT 0, dropped INTEGER NOT NULL DEFAULT 0,"
-	" sent INTEGER NOT NULL DEFAULT 0);"
-	"INSERT INTO meta(one, gateway_id) VALUES (1, '0123456789abcdef');"
-	"CREATE TABLE out( id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, file TEXT NOT NULL,"
-	" body TEXT, payload BLOB, prio INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL,"
-	" attempts INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL);"
-	"CREATE INDEX out_order ON out(prio DESC, id);"
-	"CREATE TRIGGER out_ins AFTER INSERT ON out BEGIN UPDATE meta SET next_seq ="
-	" max(next_seq, NEW.seq + 1), q_count = q_count + 1, q_bytes = q_bytes + NEW.bytes; END;"
-	"CREATE TRIGGER out_del AFTER DELETE ON out BEGIN UPDATE meta SET q_count = q_count - 1,"
-	" q_bytes = q_bytes - OLD.bytes; END;"
-	"CREATE TABLE inb( id INTEGER PRIMARY KEY, dkey BLOB NOT NULL UNIQUE, file TEXT NOT NULL,"
-	" note TEXT, body TEXT, payload TEXT, time INTEGER, received INTEGER NOT NULL);"
-	"CREATE TABLE consumer(name TEXT PRIMARY KEY, added INTEGER NOT NULL);"
-	"CREATE TABLE delivered(in_id INTEGER NOT NULL, consumer TEXT NOT NULL,"
-	" PRIMARY KEY (in_id, consumer)) WITHOUT ROWID;"
-	"CREATE TRIGGER inb_del AFTER DELETE ON inb BEGIN DELETE FROM delivered WHERE in_id ="
-	" OLD.id; END;"
-	"CREATE TABLE kv(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
-	"INSERT INTO out(seq, file, body, prio, created, bytes) VALUES (41, 'old.qo', '{\"v\":1}',"
-	" 0, 1700000000000, 11);"
-	"INSERT INTO kv VALUES ('k', 'v1');"
-	"PRAGMA user_version = 1;";
+    "PRAGMA journal_mode = WAL;"
+    "CREATE TABLE meta( one INTEGER PRIMARY KEY CHECK (one = 1), gateway_id TEXT NOT NULL,"
+    " next_seq INTEGER NOT NULL DEFAULT 1, q_count INTEGER NOT NULL DEFAULT 0,"
+    " q_bytes INTEGER NOT NULL DEFAULT 0, dropped INTEGER NOT NULL DEFAULT 0,"
+    " sent INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO meta(one, gateway_id) VALUES (1, '0123456789abcdef');"
+    "CREATE TABLE out( id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, file TEXT NOT NULL,"
+    " body TEXT, payload BLOB, prio INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL);"
+    "CREATE INDEX out_order ON out(prio DESC, id);"
+    "CREATE TRIGGER out_ins AFTER INSERT ON out BEGIN UPDATE meta SET next_seq ="
+    " max(next_seq, NEW.seq + 1), q_count = q_count + 1, q_bytes = q_bytes + NEW.bytes; END;"
+    "CREATE TRIGGER out_del AFTER DELETE ON out BEGIN UPDATE meta SET q_count = q_count - 1,"
+    " q_bytes = q_bytes - OLD.bytes; END;"
+    "CREATE TABLE inb( id INTEGER PRIMARY KEY, dkey BLOB NOT NULL UNIQUE, file TEXT NOT NULL,"
+    " note TEXT, body TEXT, payload TEXT, time INTEGER, received INTEGER NOT NULL);"
+    "CREATE TABLE consumer(name TEXT PRIMARY KEY, added INTEGER NOT NULL);"
+    "CREATE TABLE delivered(in_id INTEGER NOT NULL, consumer TEXT NOT NULL,"
+    " PRIMARY KEY (in_id, consumer)) WITHOUT ROWID;"
+    "CREATE TRIGGER inb_del AFTER DELETE ON inb BEGIN DELETE FROM delivered WHERE in_id ="
+    " OLD.id; END;"
+    "CREATE TABLE kv(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+    "INSERT INTO out(seq, file, body, prio, created, bytes) VALUES (41, 'old.qo', '{\"v\":1}',"
+    " 0, 1700000000000, 11);"
+    "INSERT INTO kv VALUES ('k', 'v1');"
+    "PRAGMA user_version = 1;";
 
 static void exec_raw(const char *path, const char *sql)
 {
@@ -790,26 +790,26 @@ int main(void)
 {
 	log_setup(getenv("NGW_TEST_DEBUG") ? LOG_DEBUG : LOG_CRIT, false);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(t_open_fresh, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_payload_failed, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_invalid, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_txn, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_inbound, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_inbound_batch_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_queue_stats, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_audit_kv, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_full_refuse, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_full_drop, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_migrate_v1, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_newer_schema, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_corrupt_garbage, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_corrupt_pages, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_bounded_check, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_missing_dir, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_idle_no_writes, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_enospc_tmpfs, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_enospc_rlimit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_open_fresh, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_payload_failed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_invalid, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_txn, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_inbound, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_inbound_batch_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_queue_stats, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_audit_kv, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_full_refuse, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_full_drop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_migrate_v1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_newer_schema, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_corrupt_garbage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_corrupt_pages, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_bounded_check, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_missing_dir, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_idle_no_writes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_enospc_tmpfs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_enospc_rlimit, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

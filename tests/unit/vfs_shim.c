@@ -34,7 +34,7 @@ static sqlite3_vfs *unix_vfs;
 static sqlite3_vfs shim_vfs;
 
 #define REAL(f) (((struct shim_file *)(f))->real)
-#define RM(f) (REAL(f)->pMethods)
+#define RM(f)   (REAL(f)->pMethods)
 
 static void undo_free(struct undo *u)
 {
@@ -213,14 +213,28 @@ static int x_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
 }
 
 static const sqlite3_io_methods shim_io = {
-	3,         x_close,       x_read,       x_write,          x_truncate,     x_sync,
-	x_file_size, x_lock,      x_unlock,     x_check_reserved, x_file_control, x_sector_size,
-	x_device_chars, x_shm_map, x_shm_lock,  x_shm_barrier,    x_shm_unmap,    x_fetch,
-	x_unfetch,
+    3,
+    x_close,
+    x_read,
+    x_write,
+    x_truncate,
+    x_sync,
+    x_file_size,
+    x_lock,
+    x_unlock,
+    x_check_reserved,
+    x_file_control,
+    x_sector_size,
+    x_device_chars,
+    x_shm_map,
+    x_shm_lock,
+    x_shm_barrier,
+    x_shm_unmap,
+    x_fetch,
+    x_unfetch,
 };
 
-static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags,
-                  int *out_flags)
+static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags, int *out_flags)
 {
 	struct shim_file *f = (struct shim_file *)file;
 	memset(f, 0, sizeof(*f));
@@ -298,24 +312,24 @@ int shim_register(void)
 		if (!unix_vfs)
 			return SQLITE_ERROR;
 		shim_vfs = (sqlite3_vfs){
-			.iVersion = 2,
-			.szOsFile = (int)(((sizeof(struct shim_file) + 15) & ~(size_t)15) +
-			                  (size_t)unix_vfs->szOsFile),
-			.mxPathname = unix_vfs->mxPathname,
-			.zName = "shim",
-			.xOpen = v_open,
-			.xDelete = v_delete,
-			.xAccess = v_access,
-			.xFullPathname = v_full_pathname,
-			.xDlOpen = v_dlopen,
-			.xDlError = v_dlerror,
-			.xDlSym = v_dlsym,
-			.xDlClose = v_dlclose,
-			.xRandomness = v_randomness,
-			.xSleep = v_sleep,
-			.xCurrentTime = v_current_time,
-			.xGetLastError = v_last_error,
-			.xCurrentTimeInt64 = v_current_time64,
+		    .iVersion = 2,
+		    .szOsFile = (int)(((sizeof(struct shim_file) + 15) & ~(size_t)15) +
+		                      (size_t)unix_vfs->szOsFile),
+		    .mxPathname = unix_vfs->mxPathname,
+		    .zName = "shim",
+		    .xOpen = v_open,
+		    .xDelete = v_delete,
+		    .xAccess = v_access,
+		    .xFullPathname = v_full_pathname,
+		    .xDlOpen = v_dlopen,
+		    .xDlError = v_dlerror,
+		    .xDlSym = v_dlsym,
+		    .xDlClose = v_dlclose,
+		    .xRandomness = v_randomness,
+		    .xSleep = v_sleep,
+		    .xCurrentTime = v_current_time,
+		    .xGetLastError = v_last_error,
+		    .xCurrentTimeInt64 = v_current_time64,
 		};
 	}
 	return sqlite3_vfs_register(&shim_vfs, 1);

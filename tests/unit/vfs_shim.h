@@ -10,15 +10,15 @@
 #include <stdint.h>
 
 struct shim_ctl {
-	uint64_t writes;        /* xWrite calls on database and WAL files */
-	uint64_t syncs;         /* xSync calls on them */
-	uint64_t cut_at_write;  /* power fails right after this write (0: never) */
-	uint64_t fail_sync_at;  /* this sync fails with SQLITE_IOERR_FSYNC, then power fails */
-	int fail_writes;        /* nonzero: every write returns this SQLite code, unwritten */
-	bool dead;              /* power is off: writes, syncs, truncates, deletes fail */
-	bool sync_failed;       /* fail_sync_at was hit */
-	bool record;            /* keep the undo log (power-cut tests) */
-	bool real_sync;         /* pass fsyncs through (default: skip them) */
+	uint64_t writes;       /* xWrite calls on database and WAL files */
+	uint64_t syncs;        /* xSync calls on them */
+	uint64_t cut_at_write; /* power fails right after this write (0: never) */
+	uint64_t fail_sync_at; /* this sync fails with SQLITE_IOERR_FSYNC, then power fails */
+	int fail_writes;       /* nonzero: every write returns this SQLite code, unwritten */
+	bool dead;             /* power is off: writes, syncs, truncates, deletes fail */
+	bool sync_failed;      /* fail_sync_at was hit */
+	bool record;           /* keep the undo log (power-cut tests) */
+	bool real_sync;        /* pass fsyncs through (default: skip them) */
 };
 
 extern struct shim_ctl shim;
