@@ -2,11 +2,12 @@
  * transaction, and every callback hears the outcome after the commit; refusals known
  * at put time come back at once; a failed commit fails every note in it. The test
  * VFS counts syncs (one commit = one WAL fsync) and injects failures. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h> /* after the four headers it needs */
 
 #include <errno.h>
 #include <ftw.h>

@@ -6,11 +6,12 @@
  * aside, holds every note whose commit returned 0, none of the notes whose "sent"
  * returned 0, and only intact notes otherwise.
  *   test_powercut [CYCLES [SEED]]   (or NOTEGW_POWERCUT_CYCLES / _SEED); default 500. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h> /* after the four headers it needs */
 
 #include <dirent.h>
 #include <errno.h>

@@ -2,11 +2,12 @@
  * consumers, stats, audit, kv, both full policies, migration from schema v1, a
  * corrupt file moved aside, a full disk (small tmpfs, or RLIMIT_FSIZE) and recovery,
  * and no writes while idle (counted by the test VFS). */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h> /* after the four headers it needs */
 
 #include <dirent.h>
 #include <errno.h>
