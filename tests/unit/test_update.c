@@ -1,13 +1,13 @@
 /* Signed update images: a good image verifies; a wrong signer, a flipped bit
  * anywhere, truncation, padding and a forged header are each refused. */
-#include <cmocka.h>
 #include <errno.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,9 +187,9 @@ static void t_extract(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(t_roundtrip),         cmocka_unit_test(t_wrong_signer),
-	    cmocka_unit_test(t_every_bit_matters), cmocka_unit_test(t_not_an_image),
-	    cmocka_unit_test(t_extract),
+		cmocka_unit_test(t_roundtrip),       cmocka_unit_test(t_wrong_signer),
+		cmocka_unit_test(t_every_bit_matters), cmocka_unit_test(t_not_an_image),
+		cmocka_unit_test(t_extract),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
