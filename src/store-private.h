@@ -50,6 +50,10 @@ struct store {
 	int doomed;  /* <0: the open transaction failed; commit returns this */
 	int schema_version;
 	int sys_errno; /* errno after the last failed step */
+	/* next_seq and q_bytes of the meta row, valid inside a write transaction only
+	 * (the write lock keeps other connections out), so a batch reads them once. */
+	bool room_valid;
+	int64_t room_seq, room_used;
 	int page_size;
 	char gateway_id[17];
 	int64_t refused; /* refusals by this connection */

@@ -213,6 +213,7 @@ sqlite3_stmt *store_stmt(struct store *st, enum store_q q)
 
 static void doom(struct store *st, int err)
 {
+	st->room_valid = false;
 	if (st->in_txn && !st->doomed && err < 0)
 		st->doomed = err;
 }
@@ -233,7 +234,7 @@ int store_step_done(struct store *st, sqlite3_stmt *s)
 		return 0;
 	int err = store_errno(st, rc);
 	log_warn("store: %s: %s (%d, errno %d)", sqlite3_sql(s), sqlite3_errmsg(st->db), rc,
-	         sqlite3_system_errno(st->db));
+	         st->sys_errno);
 	doom(st, err);
 	return err;
 }
@@ -261,6 +262,7 @@ char *store_col_text(sqlite3_stmt *s, int col, bool *oom)
 
 static int commit_now(struct store *st)
 {
+	st->room_valid = false;
 	int err = store_step_done(st, store_stmt(st, Q_COMMIT));
 	if (err < 0) {
 		log_err("store: commit failed (%s): not accepted", strerror(-err));
@@ -273,6 +275,7 @@ static int commit_now(struct store *st)
 
 static void rollback_now(struct store *st)
 {
+	st->room_valid = false;
 	if (!sqlite3_get_autocommit(st->db)) {
 		sqlite3_stmt *s = store_stmt(st, Q_ROLLBACK);
 		if (!s || sqlite3_step(s) != SQLITE_DONE)

@@ -112,14 +112,18 @@ static int drop_oldest(struct store *st, int64_t used, uint64_t bytes)
 static int insert(struct store *st, const char *file, const char *body, const void *payload,
                   size_t payload_len, int prio, uint64_t bytes, int64_t *seq_out)
 {
-	int64_t seq, used;
-	int err = read_room(st, &seq, &used);
-	if (err < 0)
-		return err;
-	if (st->max_size && (uint64_t)used + bytes > st->max_size) {
+	int err;
+	if (!st->room_valid) {
+		if ((err = read_room(st, &st->room_seq, &st->room_used)) < 0)
+			return err;
+		st->room_valid = true;
+	}
+	int64_t seq = st->room_seq;
+	if (st->max_size && (uint64_t)st->room_used + bytes > st->max_size) {
 		if (st->when_full != STORE_DROP_OLDEST)
 			return refuse(st);
-		if ((err = drop_oldest(st, used, bytes)) < 0)
+		st->room_valid = false; /* read again after the deletes */
+		if ((err = drop_oldest(st, st->room_used, bytes)) < 0)
 			return err;
 	}
 	sqlite3_stmt *s = store_stmt(st, Q_OUT_INSERT);
@@ -136,6 +140,10 @@ static int insert(struct store *st, const char *file, const char *body, const vo
 	sqlite3_bind_int64(s, 7, (int64_t)bytes);
 	if ((err = store_step_done(st, s)) < 0)
 		return err;
+	if (st->room_valid) {
+		st->room_seq = seq + 1;
+		st->room_used += (int64_t)bytes;
+	}
 	if (seq_out)
 		*seq_out = seq;
 	return 0;
@@ -261,6 +269,7 @@ int store_out_sent(struct store *st, int64_t id)
 	int began = store_wbegin(st);
 	if (began < 0)
 		return began;
+	st->room_valid = false; /* q_bytes shrinks */
 	sqlite3_stmt *s = store_stmt(st, Q_OUT_DELETE);
 	int err = -EIO;
 	if (s) {
