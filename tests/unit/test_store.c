@@ -637,6 +637,30 @@ static void t_bounded_check(void **state)
 	store_close(st);
 }
 
+/* Another process (the broker plugin) holds the write lock: a write waits up to
+ * busy_timeout_ms, then fails with -EBUSY (not accepted) and works once it is free. */
+static void t_busy(void **state)
+{
+	struct fx *fx = *state;
+	struct store_opts o = {.busy_timeout_ms = 100};
+	struct store *st = NULL;
+	assert_int_equal(store_open(fx->path, &o, &st), 0);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(store_enqueue(st, "a.qo", "{}", NULL, 0, 0, NULL), -EBUSY);
+	assert_int_equal(store_begin(st), -EBUSY);
+	assert_false(store_in_txn(st));
+	struct store_stats ss;
+	assert_int_equal(store_stats(st, &ss), 0); /* reads go on under WAL */
+	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	put(st, "a.qo", "{}", 0);
+	assert_int_equal(store_stats(st, &ss), 0);
+	assert_int_equal(ss.queued, 1);
+	store_close(st);
+}
+
 static void t_missing_dir(void **state)
 {
 	struct store *st = NULL;
@@ -807,6 +831,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(t_corrupt_garbage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_corrupt_pages, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_bounded_check, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_busy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_missing_dir, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_idle_no_writes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_enospc_tmpfs, setup, teardown),
