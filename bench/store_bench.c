@@ -12,7 +12,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <sqlite3.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,10 +141,8 @@ static double bench_batch(const char *path, long n, int bsize, uint64_t *wbytes,
 	return (double)n / t;
 }
 
-/* The same durability with nothing of ours: WAL, synchronous=FULL, bsize per commit.
- * indexed: the same table with the store's order index and counter trigger, to tell
- * the cost of the schema from the cost of the code around it. */
-static double bench_bare(const char *path, long n, int bsize, bool indexed)
+/* The same durability with nothing of ours: WAL, synchronous=FULL, bsize per commit. */
+static double bench_bare(const char *path, long n, int bsize)
 {
 	sqlite3 *db;
 	sqlite3_stmt *s;
@@ -156,13 +153,6 @@ static double bench_bare(const char *path, long n, int bsize, bool indexed)
 	        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 	        "CREATE TABLE q(id INTEGER PRIMARY KEY, file TEXT, body TEXT, created INT);",
 	        NULL, NULL, NULL) != SQLITE_OK ||
-	    (indexed && sqlite3_exec(db,
-	                             "CREATE TABLE m(one INTEGER PRIMARY KEY, n INT, b INT);"
-	                             "INSERT INTO m VALUES (1, 0, 0);"
-	                             "CREATE INDEX q_order ON q(created DESC, id);"
-	                             "CREATE TRIGGER q_ins AFTER INSERT ON q BEGIN UPDATE m SET"
-	                             " n = n + 1, b = b + length(NEW.body); END;",
-	                             NULL, NULL, NULL) != SQLITE_OK) ||
 	    sqlite3_prepare_v2(db, "INSERT INTO q(file, body, created) VALUES (?, ?, ?)", -1, &s,
 	                       NULL) != SQLITE_OK)
 		die("bare sqlite", EIO);
@@ -215,7 +205,7 @@ static void fill(const char *path, long n)
 			die("begin", r);
 		for (long k = 0; k < 50000 && i < n; k++, i++)
 			if ((r = store_enqueue(st, i % 10 ? "bulk.qo" : "other.qo", body, NULL, 0,
-			                       (int)(i % 97 == 0), NULL)) < 0)
+			                       0, NULL)) < 0)
 				die("enqueue", r);
 		if ((r = store_commit(st)) < 0)
 			die("commit", r);
@@ -349,21 +339,18 @@ int main(int argc, char **argv)
 	/* fsync latency on a shared machine wanders: alternate the contenders and
 	 * take each one's median of three rounds */
 	uint64_t wbytes = 0, est = 0;
-	double rb[3], rr[3], ri[3], r1[3];
+	double rb[3], rr[3], r1[3];
 	long ns = n / 20 > 200 ? n / 20 : 200;
 	for (int k = 0; k < 3; k++) {
 		rb[k] = bench_batch(path, n, bsize, &wbytes, &est);
-		rr[k] = bench_bare(path, n, bsize, false);
-		ri[k] = bench_bare(path, n, bsize, true);
+		rr[k] = bench_bare(path, n, bsize);
 		r1[k] = bench_single(path, ns);
 	}
-	double b = median3(rb), bare = median3(rr), ix = median3(ri), one = median3(r1);
+	double b = median3(rb), bare = median3(rr), one = median3(r1);
 	printf("enqueue, ack after commit (median of 3 rounds):\n");
 	printf("  store + group commit (batch %d): %10.0f notes/s\n", bsize, b);
 	printf("  bare SQLite, same durability   : %10.0f notes/s   ratio %.2f (aim >= 0.5)\n",
 	       bare, b / bare);
-	printf("  bare, + the store's index and counter trigger: %.0f notes/s   ratio %.2f\n", ix,
-	       b / ix);
 	printf("  one commit per note            : %10.0f notes/s   batch is %.1fx (aim >= 20x)\n",
 	       one, b / one);
 	printf("bytes written per note (batch %d, checkpoint included): %.0f on disk "

@@ -13,7 +13,7 @@ struct store;
 
 enum store_when_full { STORE_DROP_OLDEST, STORE_REFUSE_NEW };
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 struct store_opts {
 	uint64_t max_size; /* bytes of queued note data; 0 = unlimited */
@@ -49,7 +49,7 @@ struct store_out {
 	char *body;    /* compact JSON object text or NULL */
 	void *payload; /* raw bytes or NULL */
 	size_t payload_len;
-	int prio;           /* higher first */
+	int prio;           /* 0 normal, higher first (urgent); negative counts as 0 */
 	int64_t created_ms; /* CLOCK_REALTIME */
 	int64_t attempts;   /* failed attempts so far */
 };

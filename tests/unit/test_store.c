@@ -71,6 +71,28 @@ static int64_t put(struct store *st, const char *file, const char *body, int pri
 	return seq;
 }
 
+/* The meta row's counters agree with the rows (they are kept partly by triggers,
+ * partly by the store's code once per transaction). */
+static void check_counters(const char *path)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db,
+	                       "SELECT q_count = (SELECT count(*) FROM out), q_bytes = "
+	                       "(SELECT coalesce(sum(bytes), 0) FROM out), next_seq > "
+	                       "(SELECT coalesce(max(seq), 0) FROM out) FROM meta",
+	                       -1, &s, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(s, 0), 1);
+	assert_int_equal(sqlite3_column_int(s, 1), 1);
+	assert_int_equal(sqlite3_column_int(s, 2), 1);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+}
+
 static void t_open_fresh(void **state)
 {
 	struct fx *fx = *state;
@@ -109,19 +131,29 @@ static void t_order(void **state)
 	int64_t s3 = put(st, "u.qo", "{\"n\":3}", 5);
 	int64_t s4 = put(st, "a.qo", "{\"n\":4}", 0);
 	int64_t s5 = put(st, "u.qo", "{\"n\":5}", 5);
-	assert_true(s1 < s2 && s2 < s3 && s3 < s4 && s4 < s5);
-	const int64_t want[] = {s3, s5, s1, s2, s4};
+	int64_t s6 = put(st, "v.qo", "{\"n\":6}", 7);
+	int64_t s7 = put(st, "a.qo", "{\"n\":7}", -3); /* counts as normal */
+	assert_true(s1 < s2 && s2 < s3 && s3 < s4 && s4 < s5 && s5 < s6 && s6 < s7);
+	const int64_t want[] = {s6, s3, s5, s1, s2, s4, s7};
+	const size_t nwant = sizeof(want) / sizeof(want[0]);
 	struct store_out **v;
 	size_t n;
 	assert_int_equal(store_peek_outs(st, 10, &v, &n), 0);
-	assert_int_equal(n, 5);
+	assert_int_equal(n, nwant);
 	for (size_t i = 0; i < n; i++) {
 		assert_int_equal(v[i]->seq, want[i]);
 		store_out_free(v[i]);
 	}
 	free(v);
+	/* a short peek takes from the urgent ones first, then the normal ones */
+	assert_int_equal(store_peek_outs(st, 4, &v, &n), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(v[3]->seq, s1);
+	for (size_t i = 0; i < n; i++)
+		store_out_free(v[i]);
+	free(v);
 	/* drain in order with peek + sent */
-	for (size_t i = 0; i < 5; i++) {
+	for (size_t i = 0; i < nwant; i++) {
 		struct store_out *o;
 		assert_int_equal(store_peek_out(st, &o), 0);
 		assert_non_null(o);
@@ -135,11 +167,11 @@ static void t_order(void **state)
 	/* sequence numbers are never reused, also across a reopen with an empty queue */
 	store_close(st);
 	st = open_st(fx->path, 0, 0);
-	int64_t s6 = put(st, "a.qo", "{}", 0);
-	assert_true(s6 > s5);
+	int64_t s8 = put(st, "a.qo", "{}", 0);
+	assert_true(s8 > s7);
 	struct store_stats ss;
 	assert_int_equal(store_stats(st, &ss), 0);
-	assert_int_equal(ss.sent, 5);
+	assert_int_equal(ss.sent, (int64_t)nwant);
 	assert_int_equal(ss.queued, 1);
 	store_close(st);
 }
@@ -227,6 +259,18 @@ static void t_txn(void **state)
 	assert_int_equal(store_stats(st2, &ss), 0);
 	assert_int_equal(ss.queued, 2);
 	store_close(st2);
+	/* enqueues, a sent and a failed enqueue in one transaction keep the counters */
+	assert_int_equal(store_begin(st), 0);
+	put(st, "a.qo", "{\"x\":1}", 0);
+	assert_int_equal(store_peek_out(st, &o), 0);
+	assert_int_equal(store_out_sent(st, o->id), 0);
+	store_out_free(o);
+	int64_t d = put(st, "a.qo", "{\"x\":22}", 2);
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(d, c + 2);
+	check_counters(fx->path);
+	assert_int_equal(store_stats(st, &ss), 0);
+	assert_int_equal(ss.queued, 3);
 	store_close(st);
 }
 
@@ -450,6 +494,7 @@ static void t_full_drop(void **state)
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = 0;
 	assert_int_equal(store_enqueue(st, "d.qo", big, NULL, 0, 0, NULL), -ENOSPC);
+	check_counters(fx->path);
 	/* counts survive a restart */
 	store_close(st);
 	st = open_st(fx->path, 50, STORE_DROP_OLDEST);
@@ -504,7 +549,7 @@ static void t_migrate_v1(void **state)
 	struct fx *fx = *state;
 	exec_raw(fx->path, v1_sql);
 	struct store *st = open_st(fx->path, 0, 0);
-	assert_int_equal(store_schema_version(st), 2);
+	assert_int_equal(store_schema_version(st), STORE_SCHEMA_VERSION);
 	assert_string_equal(store_gateway_id(st), "0123456789abcdef");
 	struct store_out *o;
 	assert_int_equal(store_peek_out(st, &o), 0);
@@ -516,6 +561,11 @@ static void t_migrate_v1(void **state)
 	store_out_free(o);
 	assert_int_equal(store_audit(st, "test", "migrated", NULL), 0);
 	assert_int_equal(put(st, "new.qo", "{}", 0), 42);
+	assert_int_equal(put(st, "urgent.qo", "{}", 1), 43);
+	assert_int_equal(store_peek_out(st, &o), 0);
+	assert_int_equal(o->seq, 43); /* the v3 urgent index is in place */
+	store_out_free(o);
+	check_counters(fx->path);
 	char *v;
 	assert_int_equal(store_kv_get(st, "k", &v), 0);
 	assert_string_equal(v, "v1");
@@ -523,10 +573,10 @@ static void t_migrate_v1(void **state)
 	store_close(st);
 	/* and it opens again without migrating (still v2, data intact) */
 	st = open_st(fx->path, 0, 0);
-	assert_int_equal(store_schema_version(st), 2);
+	assert_int_equal(store_schema_version(st), STORE_SCHEMA_VERSION);
 	struct store_stats ss;
 	assert_int_equal(store_stats(st, &ss), 0);
-	assert_int_equal(ss.queued, 2);
+	assert_int_equal(ss.queued, 3);
 	store_close(st);
 }
 
