@@ -234,7 +234,7 @@ static void restart(const char *path, long queued)
 			die("first peek", r < 0 ? r : ENOENT);
 		double t2 = now_s();
 		store_out_free(o);
-		printf("  %8ld queued: open %.1f ms (quick check included), then first peek "
+		printf("  %8ld queued: open %.1f ms (start-up check included), then first peek "
 		       "%.3f ms; RSS %ld kB (+%ld kB), peak %ld kB\n",
 		       queued, (t1 - t0) * 1e3, (t2 - t1) * 1e3, status_kb("VmRSS"),
 		       status_kb("VmRSS") - rss0, status_kb("VmHWM"));

@@ -20,7 +20,8 @@ tests_unit_test_powercut_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_powercut_LDADD = $(UNIT_LIBS)
 endif
 
-# Bench: built by `make bench/store_bench`, never run by make check.
+# Bench: built with the rest (noinst), never run by make check:
+#   bench/store_bench [-d DIR] [-n NOTES] [-b BATCH] [-B N_BIG] [-i IDLE_S]
 noinst_PROGRAMS += bench/store_bench
 bench_store_bench_SOURCES = bench/store_bench.c
 bench_store_bench_CFLAGS = $(NGW_CFLAGS)
