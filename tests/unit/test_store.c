@@ -50,6 +50,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *fx = *state;
+	char mnt[96];
+	snprintf(mnt, sizeof(mnt), "%s/mnt", fx->dir);
+	umount2(mnt, MNT_DETACH); /* the tmpfs of t_enospc_tmpfs, even if it failed */
 	nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	free(fx);
 	return 0;
