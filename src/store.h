@@ -65,10 +65,10 @@ int store_begin(struct store *st);
 int store_commit(struct store *st);
 void store_rollback(struct store *st);
 bool store_in_txn(struct store *st);
-/* Queue one note. Returns 0, -ENOSPC (full with refuse-new, a note larger than
- * max_size, or disk full), -EINVAL (bad notefile, or neither body nor payload),
- * -EBUSY, -EIO. *seq_out (may be NULL) gets its sequence. With drop-oldest the
- * oldest notes are deleted (counted, logged) to make room. */
+/* Queue one note (nothing is kept of the arguments). Returns 0, -ENOSPC (full with
+ * refuse-new, a note larger than max_size, or disk full), -EINVAL (not an outbound
+ * notefile name, or payload_len without payload), -EBUSY, -EIO. *seq_out (may be NULL) gets its
+ * sequence. With drop-oldest the oldest notes are deleted (counted, logged) to make room. */
 int store_enqueue(struct store *st, const char *file, const char *body, const void *payload,
                   size_t payload_len, int prio, int64_t *seq_out);
 /* Would a note of `bytes` (as store_note_bytes counts) be refused now, with `pending`
@@ -101,7 +101,9 @@ struct store_in {
 void store_in_free(struct store_in *n); /* NULL ok */
 /* Commit an inbound note (before it is deleted from the card). A duplicate
  * (same file, note id, time, body and payload) is recognised: returns 1, stores
- * nothing and *id_out is the first copy's id. 0 when stored; negative errno. */
+ * nothing and *id_out is the first copy's id. 0 when stored; negative errno.
+ * Queue notes (.qi) have no note id: two identical ones within the same second of
+ * `time` are taken for one. */
 int store_inbound_add(struct store *st, const char *file, const char *note, const char *body,
                       const char *payload, int64_t time, int64_t *id_out);
 #define STORE_INBOUND_BATCH 64
@@ -154,7 +156,7 @@ int store_audit_list(struct store *st, int64_t limit, struct store_audit_row **o
 void store_audit_free(struct store_audit_row *v, size_t n);
 /* Set a value; writes nothing when it is unchanged. */
 int store_kv_set(struct store *st, const char *key, const char *value);
-int store_kv_get(struct store *st, const char *key,
-                 char **value); /* caller frees; -ENOENT if unset */
+/* *value is malloc'd (caller frees); -ENOENT if unset. */
+int store_kv_get(struct store *st, const char *key, char **value);
 int store_kv_del(struct store *st, const char *key);
 #endif
