@@ -343,16 +343,17 @@ static int work(struct link *l, bool attn_fired, uint64_t now, bool *busy)
 			pthread_mutex_unlock(&l->mu);
 		}
 	}
+	/* arm before looking, so a note that lands while we read raises ATTN again */
+	if (l->attn && !l->attn_armed) {
+		r = link_attn_arm(l);
+		if (r < 0)
+			return r;
+	}
 	if (attn_fired || now >= l->next_inbound) {
 		r = link_inbound(l);
 		if (r < 0)
 			return r;
 		l->next_inbound = now + (l->attn ? ATTN_FALLBACK_MS : l->o.poll_ms);
-	}
-	if (l->attn && !l->attn_armed) {
-		r = link_attn_arm(l);
-		if (r < 0)
-			return r;
 	}
 	if (now >= l->next_env) {
 		r = link_env(l);
