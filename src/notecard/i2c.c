@@ -26,6 +26,7 @@ struct i2c_priv {
 	int h;                 /* bus handle, -1 when closed */
 	struct rxbuf rx;
 	unsigned avail;        /* bytes the card said it still holds */
+	bool echo_seen;        /* the card has answered a resync newline (see serial.c) */
 };
 
 /* ---- the real bus: i2c-dev ------------------------------------------------------ */
@@ -315,7 +316,7 @@ static int i2c_reset(struct card_transport *t)
 		if (r < 0)
 			continue;
 		sleep_ms(t, tm->reset_settle_ms);
-		bool clean = true, heard = false;
+		bool clean = true, heard = false, echoed = false;
 		uint64_t start = t->clock->now_ms(t->clock->ctx);
 		/* a card that never stops talking must not hold the thread forever */
 		uint64_t hard = start + 10ull * (tm->reset_drain_ms ? tm->reset_drain_ms : 1);
@@ -337,6 +338,8 @@ static int i2c_reset(struct card_transport *t)
 			}
 			if (r == 0)
 				heard = true;
+			if (r == 0 && got)
+				echoed = true;
 			if (now >= hard)
 				break;
 			if (r == 0 && (p->avail || got))
@@ -349,7 +352,9 @@ static int i2c_reset(struct card_transport *t)
 		}
 		if (r == -ENODEV)
 			return r;
-		if (heard && clean) {
+		if (heard && clean && echoed)
+			p->echo_seen = true;
+		if (heard && clean && (echoed || !p->echo_seen)) {
 			p->avail = 0;
 			return 0;
 		}

@@ -226,6 +226,8 @@ static void set_state(struct link *l, enum link_state s)
 	if (l->state == s)
 		return;
 	l->state = s;
+	/* published before any reply that follows, so a caller sees the new state */
+	link_publish_status(l);
 	link_emit(l, LEV_STATUS, 0, NULL, NULL);
 }
 

@@ -403,6 +403,13 @@ static void test_reset(void **state)
 	assert_int_equal(t->ops->reset(t), 0);
 	assert_int_equal(bus->in_len, 1);
 	assert_int_equal(bus->nack_reads, 0);
+	/* this card has echoed resyncs: once it stays silent, it is not in sync */
+	bus->out_len = bus->out_pos = 0;
+	bus->answer_resets = 0;
+	reset_log();
+	assert_int_equal(t->ops->reset(t), -EIO);
+	assert_int_equal(bus->in_len, 10);
+	bus->answer_resets = 1;
 	/* a bus that fails every transfer: -EIO after the tries, and it ends */
 	bus->eio_next = 1000000;
 	reset_log();
