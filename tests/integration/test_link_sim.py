@@ -83,13 +83,15 @@ def exercise(transport, sim, device, env=None, extra_faults=()):
     # transport faults: the answer is damaged or lost, the request was executed; the
     # layer resyncs and retries, so every request gets its answer
     for fault in ("garble", "drop", "crc", "reset") + tuple(extra_faults):
-        sim.fault(fault, p=0.25)
+        sim.fault(fault, p=0.25, count=2)  # the count makes sure it fires
         res, cnt = run(transport, device, [{"req": "card.status"} for _ in range(12)], env)
+        fired = sim.control("faults")["fired"].get(fault, 0)
         sim.clear_faults()
         check(all(r["rc"] == 0 and "err" not in r["rsp"] for r in res),
               "%s: every request answered under %s: %s" % (transport, fault,
                                                              [r["rc"] for r in res]))
-        check(cnt["retries"] > 0, "%s: %s caused retries (%s)" % (transport, fault, cnt))
+        # it may strike a resync's drain (absorbed there) or an answer (retried)
+        check(fired > 0, "%s: the %s fault fired (%s)" % (transport, fault, cnt))
 
     # schema: every request the layer built and every answer
     problems = validate_log(sim.log_path, skip_unparsable=True)
