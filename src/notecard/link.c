@@ -533,6 +533,7 @@ void link_free(struct link *l)
 	json_decref(l->hub);
 	json_decref(l->wireless);
 	json_decref(l->sync_status);
+	json_decref(l->card_status);
 	json_decref(l->env);
 	json_decref(l->status);
 	for (size_t i = 0; i < l->n_in_files; i++)

@@ -196,6 +196,7 @@ static int teardown(void **state)
 	json_decref(L->hub);
 	json_decref(L->wireless);
 	json_decref(L->sync_status);
+	json_decref(L->card_status);
 	json_decref(L->env);
 	json_decref(L->status);
 	for (size_t i = 0; i < L->n_in_files; i++)
@@ -505,6 +506,7 @@ static void test_status(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(c, "signal"), "bars")),
 	                 3);
 	assert_true(json_is_true(json_object_get(c, "connected")));
+	assert_int_equal(json_integer_value(json_object_get(c, "storage_pct")), 8);
 	json_t *h = json_object_get(s, "hub");
 	assert_string_equal(json_string_value(json_object_get(h, "mode")), "periodic");
 	assert_int_equal(json_integer_value(json_object_get(h, "last_sync")), 1700000000);
