@@ -39,4 +39,5 @@ TESTS += \
 	tests/integration/test_sim_i2c.py \
 	tests/integration/test_sim_schema.py \
 	tests/integration/test_sim_transcripts.py \
-	tests/integration/test_sim_install.sh
+	tests/integration/test_sim_install.sh \
+	tests/integration/test_sim_daemon.py
