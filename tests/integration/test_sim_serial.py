@@ -247,6 +247,25 @@ with Sim(serial=True, args=["--minute", "0.1", "--attn-file", attn_file]) as s:
         check(f.read() == "1\n", "attn file: high once fired")
     c.close()
 
+# --- inbound from a JSON-lines file, read on from where the last sync stopped
+inbox = os.path.join(state, "inbox.jsonl")
+open(inbox, "w").close()
+with Sim(serial=True, args=["--inbound", inbox]) as s:
+    c = SerialClient(s.serial_path)
+    with open(inbox, "a") as f:
+        f.write(json.dumps({"file": "l.qi", "body": {"n": 1}}) + "\n")
+        f.write(json.dumps({"file": "l.qi", "body": {"n": 2}}))       # not finished yet
+    s.sync()
+    check(c.request({"req": "file.changes", "files": ["l.qi"]})["total"] == 1,
+          "inbound file: complete lines only")
+    with open(inbox, "a") as f:
+        f.write("\n")
+    s.sync()
+    s.sync()
+    check(c.request({"req": "file.changes", "files": ["l.qi"]})["total"] == 2,
+          "inbound file: each line once")
+    c.close()
+
 # --- a full card refuses notes
 with Sim(serial=True, args=["--capacity", "2000"]) as s:
     c = SerialClient(s.serial_path)
