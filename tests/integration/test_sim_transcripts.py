@@ -71,6 +71,21 @@ for path in paths:
     check(rc == 0, "%s: simulator exit status %d" % (name, rc))
     s.cleanup()
 
+# ambient requests (a daemon's polling) may come between strict exchanges
+path = os.path.join(sys_dir, "ambient-poll.txt")
+s = Sim(serial=True, args=["--transcript", path])
+c = SerialClient(s.serial_path)
+c.request({"req": "file.changes"})
+c.request({"req": "card.version"})
+c.request({"req": "env.modified"})
+c.request({"req": "file.changes"})
+st = s.control("transcript")
+check(st["position"] == 1 and not st["mismatches"], "ambient requests leave the transcript %r" % st)
+check(s.counters().get("transcript_ambient") == 3, "ambient requests answered by the card")
+c.close()
+s.stop()
+s.cleanup()
+
 # a host that sends something else is reported, and the exit status says so
 s = Sim(serial=True, args=["--transcript", paths[0]])
 c = SerialClient(s.serial_path)
