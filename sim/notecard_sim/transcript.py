@@ -5,7 +5,8 @@ and at most one `<` response line:
   # text            comment
   ! FAULT           the card misbehaves on this exchange: io | garble | drop | crc | silent
   ~ SECONDS         the card takes this long before answering
-  > {json}          the request the host must send (compared as JSON; crc and id ignored)
+  > {json}          the request the host must send (compared as JSON; crc and id ignored;
+                    the string "*" matches any value)
   < {json}          the card's answer (id and crc added as a card does)
   < *               the simulated card itself answers (its notefiles and hub move)
   (no < line)       a cmd: the simulated card acts on it, no answer; after "! io": the
@@ -72,6 +73,19 @@ def _strip(obj):
     return {k: v for k, v in obj.items() if k not in ("crc", "id")}
 
 
+def match(want, got):
+    """JSON equality where the string "*" in `want` stands for any value."""
+    if want == "*":
+        return True
+    if isinstance(want, dict):
+        return isinstance(got, dict) and want.keys() == got.keys() and \
+            all(match(want[k], got[k]) for k in want)
+    if isinstance(want, list):
+        return isinstance(got, list) and len(want) == len(got) and \
+            all(match(w, g) for w, g in zip(want, got))
+    return type(want) is type(got) and want == got
+
+
 class Replay:
     def __init__(self, path, card, faults):
         self.path = path
@@ -97,9 +111,11 @@ class Replay:
         except (ValueError, AttributeError):
             return False
         with self.lock:
-            if self.pos < len(self.exchanges) and got == _strip(self.exchanges[self.pos].request):
+            if self.pos < len(self.exchanges) and \
+                    match(_strip(self.exchanges[self.pos].request), got):
                 return False
-        return any(all(got.get(k) == v for k, v in pat.items()) for pat in self.ambient)
+        return any(all(k in got and match(v, got[k]) for k, v in pat.items())
+                   for pat in self.ambient)
 
     def answer(self, line):
         """The transcript's answer to one request line (bytes with CRLF, or None)."""
@@ -121,7 +137,7 @@ class Replay:
             got = json.loads(text)
         except ValueError:
             got = None
-        if not isinstance(got, dict) or _strip(got) != _strip(ex.request):
+        if not isinstance(got, dict) or not match(_strip(ex.request), _strip(got)):
             with self.lock:
                 self.mismatches.append({"line": ex.lineno,
                                         "got": stripped.decode("utf-8", "replace"),
