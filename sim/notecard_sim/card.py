@@ -19,6 +19,9 @@ from .util import (ALL_SUFFIXES, DB_SYNCED, KNOWN_REQUESTS, NAME_RE, NOTE_OVERHE
 from .wire import add_crc, dumps, split_crc
 
 
+REQUESTS_KEPT = 100000      # transactions kept in memory for the control socket
+
+
 class Card(NotesAPI, HubCardAPI):
     def __init__(self, opts, hub, log=None):
         self.opts = opts
@@ -27,7 +30,8 @@ class Card(NotesAPI, HubCardAPI):
         self.lock = threading.RLock()
         self.rng = random.Random(opts.seed)
         self.counters = {}
-        self.requests = []                  # every transaction, as the card saw it
+        self.requests = []                  # recent transactions, as the card saw them
+        self.requests_base = 0              # absolute index of requests[0] (older ones dropped)
         self.last_crc = None                # (seq, crc) of the last request with a crc
         self.last_rsp = None
         self.sync_event = threading.Event()
@@ -73,8 +77,7 @@ class Card(NotesAPI, HubCardAPI):
         tmp = "%s.%d.tmp" % (p, threading.get_ident())
         with open(tmp, "w") as f:
             json.dump(self.state, f)
-            f.flush()
-            os.fsync(f.fileno())
+            # no fsync: the file must survive the simulator being killed, not a power cut
         os.replace(tmp, p)
 
     def count(self, name, n=1):
@@ -106,6 +109,10 @@ class Card(NotesAPI, HubCardAPI):
         entry.update(extra)
         with self.lock:
             self.requests.append(entry)
+            if len(self.requests) > REQUESTS_KEPT:
+                drop = len(self.requests) // 2     # the --log file keeps everything
+                del self.requests[:drop]
+                self.requests_base += drop
         if self.log:
             self.log(entry)
 
