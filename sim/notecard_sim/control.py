@@ -14,8 +14,9 @@ HELP = """control socket commands (JSON lines, field "cmd"):
                                         next sync (now:true: sync at once)
   env     vars:{name:value|""} now?     environment variables set on the hub ("" unsets)
   sync                                  sync now and wait for it (not in hub mode off)
-  fault   name p? count?                set one fault (io garble drop crc reset nack
-                                        short_read bad_sent); clear_faults; faults -> status
+  fault   name p? count?                set one fault (io garble drop crc reset
+                                        reset_response nack short_read bad_sent);
+                                        clear_faults; faults -> status
   nack_errno errno:"EREMOTEIO"|"ENXIO"|n   errno the shim reports for a NACK
   timing  mode:"fast"|"real" proc_ms?   change the timing model
   gone    seconds open_fails?           the card disappears (i2c NACKs, serial silent;
