@@ -21,6 +21,12 @@ tests_unit_test_mqtt_validate_LDADD = $(JANSSON_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/unit/test_mqtt_validate
 endif
 
+# The plugin's stand-in host for tests/integration/test_mqtt_client.py.
+check_PROGRAMS += tests/unit/mqtt_fakehost
+tests_unit_mqtt_fakehost_SOURCES = tests/unit/mqtt_fakehost.c
+tests_unit_mqtt_fakehost_CFLAGS = $(NGW_CFLAGS)
+tests_unit_mqtt_fakehost_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD)
+
 # The broker plugin runs inside mosquitto, not notegwd: it cannot use the daemon's
 # host API, so it carries its own copy of the store code (and the two small helpers
 # the store needs) and exports nothing but mosquitto's plugin entry points.
