@@ -88,6 +88,18 @@ static const struct ngw_cfg_key keys[] = {
 #undef K
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
+/* A message waiting for the broker to come back. */
+struct held {
+	struct held *next;
+	int64_t id; /* inbound note id or 0 */
+	char *topic;
+	size_t len;
+	bool retain;
+	char payload[]; /* len bytes + NUL */
+};
+
+#define HELD_MAX 4096u
+
 /* A raw request waiting for the Notecard's answer. */
 struct req_ctx {
 	struct mqtt *m;          /* NULL once the plugin stopped: drop the answer */
@@ -111,6 +123,8 @@ struct mqtt {
 	char *status;            /* last status JSON from the host */
 	int64_t *mid_ids;        /* [65536]: mid -> inbound note id awaiting PUBACK */
 	struct req_ctx *reqs;
+	struct held *held, **held_tail;
+	unsigned n_held;
 	struct {
 		uint64_t received, queued, refused, published, delivered, reconnects, connects;
 	} n;
@@ -131,22 +145,95 @@ static void arm_timer(struct mqtt *m, uint64_t at_ms);
 
 /* ---- publishing ------------------------------------------------------------------ */
 
-static int publish(struct mqtt *m, int *mid, const char *topic, const char *payload, size_t len,
-                   bool retain)
+/* Store a copy to publish after the next connect. Bounded: past the bound the
+ * message is dropped and logged (an inbound note then stays pending in the store
+ * and is offered again at the next start). */
+static int hold(struct mqtt *m, int64_t id, const char *topic, const char *payload, size_t len,
+                bool retain)
 {
-	int rc;
+	struct held *h;
+
+	if (m->n_held >= HELD_MAX) {
+		LOG(m, LOG_WARNING, "mqtt: %u messages wait for the broker: dropped one for %s",
+		    HELD_MAX, topic);
+		return -ENOBUFS;
+	}
+	h = calloc(1, sizeof(*h) + len + 1);
+	if (!h || !(h->topic = strdup(topic))) {
+		free(h);
+		return -ENOMEM;
+	}
+	h->id = id;
+	h->len = len;
+	h->retain = retain;
+	memcpy(h->payload, payload, len);
+	*m->held_tail = h;
+	m->held_tail = &h->next;
+	m->n_held++;
+	return 0;
+}
+
+/* Publish with the configured QoS. id > 0: an inbound note, marked done in the store
+ * when its PUBACK arrives (on_publish). While disconnected (libmosquitto 2.0 refuses
+ * to publish then) the message is held and sent after the next connect. */
+static int publish_id(struct mqtt *m, int64_t id, const char *topic, const char *payload,
+                      size_t len, bool retain)
+{
+	int mid = 0, rc;
 
 	if (len > INT32_MAX)
 		return MOSQ_ERR_PAYLOAD_SIZE;
-	/* While disconnected libmosquitto queues QoS>0 messages in memory and sends
-	 * them after reconnecting: that is the behaviour we want for in/ and error. */
-	rc = mosquitto_publish(m->mosq, mid, topic, (int)len, payload, (int)m->conf.qos, retain);
-	if (rc == MOSQ_ERR_SUCCESS)
+	if (!m->connected)
+		return hold(m, id, topic, payload, len, retain) == 0 ? MOSQ_ERR_SUCCESS
+		                                                     : MOSQ_ERR_NOMEM;
+	rc = mosquitto_publish(m->mosq, &mid, topic, (int)len, payload, (int)m->conf.qos, retain);
+	if (rc == MOSQ_ERR_NO_CONN)
+		return hold(m, id, topic, payload, len, retain) == 0 ? MOSQ_ERR_SUCCESS
+		                                                     : MOSQ_ERR_NOMEM;
+	if (rc == MOSQ_ERR_SUCCESS) {
 		m->n.published++;
-	else
+		if (id > 0 && mid > 0 && mid <= 65535)
+			m->mid_ids[mid] = id;
+	} else {
 		LOG(m, LOG_WARNING, "mqtt: cannot publish on %s: %s", topic, mosquitto_strerror(rc));
+	}
 	update_io(m);
 	return rc;
+}
+
+static int publish(struct mqtt *m, const char *topic, const char *payload, size_t len,
+                   bool retain)
+{
+	return publish_id(m, 0, topic, payload, len, retain);
+}
+
+/* After a connect: send what waited, oldest first. */
+static void flush_held(struct mqtt *m)
+{
+	struct held *h;
+
+	while (m->connected && (h = m->held)) {
+		m->held = h->next;
+		if (!m->held)
+			m->held_tail = &m->held;
+		m->n_held--;
+		publish_id(m, h->id, h->topic, h->payload, h->len, h->retain);
+		free(h->topic);
+		free(h);
+	}
+}
+
+static void free_held(struct mqtt *m)
+{
+	struct held *h;
+
+	while ((h = m->held)) {
+		m->held = h->next;
+		free(h->topic);
+		free(h);
+	}
+	m->held_tail = &m->held;
+	m->n_held = 0;
 }
 
 static void publish_error(struct mqtt *m, const char *about, const char *why)
@@ -159,7 +246,7 @@ static void publish_error(struct mqtt *m, const char *about, const char *why)
 		free(js);
 		return;
 	}
-	publish(m, NULL, topic, js, strlen(js), false);
+	publish(m, topic, js, strlen(js), false);
 	free(js);
 }
 
@@ -170,6 +257,8 @@ static void publish_status(struct mqtt *m, bool online)
 	json_t *j = NULL;
 	char *s;
 
+	if (!m->connected)
+		return; /* sent on every connect anyway */
 	if (!online) {
 		j = json_object();
 	} else {
@@ -188,7 +277,7 @@ static void publish_status(struct mqtt *m, bool online)
 	s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	if (s && mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "status", NULL) == 0)
-		publish(m, NULL, topic, s, strlen(s), true);
+		publish(m, topic, s, strlen(s), true);
 	free(s);
 }
 
@@ -249,7 +338,7 @@ static void on_reply(void *ud, int err, const char *response)
 			publish_error(m, topic, "no answer from the notecard");
 		} else if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "rsp", NULL) ==
 		           0) {
-			publish(m, NULL, topic, response, strlen(response), false);
+			publish(m, topic, response, strlen(response), false);
 		}
 	}
 	free(c);
@@ -355,6 +444,7 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
 	 * lost its persistence file. */
 	subscribe(m);
 	publish_status(m, true);
+	flush_held(m);
 	arm_timer(m, mono_ms() + TICK_MS);
 }
 
@@ -556,6 +646,7 @@ static void mqtt_free(struct mqtt *m)
 	}
 	free(m->status);
 	free(m->mid_ids);
+	free_held(m);
 	free(m);
 }
 
@@ -571,6 +662,7 @@ static int mqtt_configure(struct ngw_plugin *self)
 		return -ENOMEM;
 	m->self = self;
 	m->io_fd = -1;
+	m->held_tail = &m->held;
 	if (h->cfg_bind(self, "mqtt", keys, N_KEYS, &m->conf) < 0) {
 		free(m);
 		return -EINVAL;
@@ -846,7 +938,6 @@ static void mqtt_on_inbound(struct ngw_plugin *self, const struct ngw_note *note
 	struct mqtt *m = self->priv;
 	char topic[TOPIC_MAX];
 	char *js;
-	int mid = 0;
 
 	if (!m->started)
 		return;
@@ -860,9 +951,7 @@ static void mqtt_on_inbound(struct ngw_plugin *self, const struct ngw_note *note
 	js = mqtt_inbound_json(note);
 	if (!js)
 		return;
-	if (publish(m, &mid, topic, js, strlen(js), false) == MOSQ_ERR_SUCCESS && mid > 0 &&
-	    mid <= 65535)
-		m->mid_ids[mid] = note->id;
+	publish_id(m, note->id, topic, js, strlen(js), false);
 	free(js);
 }
 
@@ -893,7 +982,7 @@ static void mqtt_on_env(struct ngw_plugin *self, const char *name, const char *v
 	if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "env", name) < 0)
 		return;
 	/* A deleted variable clears the retained message (empty retained payload). */
-	publish(m, NULL, topic, value ? value : "", value ? strlen(value) : 0, true);
+	publish(m, topic, value ? value : "", value ? strlen(value) : 0, true);
 }
 
 static void mqtt_on_error(struct ngw_plugin *self, const char *source, const char *error)
@@ -921,7 +1010,7 @@ static void mqtt_on_emit(struct ngw_plugin *self, const char *from, const char *
 	}
 	if (mqtt_topic_build(full, sizeof(full), m->conf.prefix, topic, NULL) < 0)
 		return;
-	publish(m, NULL, full, json, strlen(json), false);
+	publish(m, full, json, strlen(json), false);
 }
 
 static char *mqtt_stats_json(struct ngw_plugin *self)
