@@ -484,8 +484,10 @@ static void on_log(struct mosquitto *mosq, void *ud, int level, const char *str)
 {
 	struct mqtt *m = ud;
 
+	/* libmosquitto's errors say why (e.g. "certificate verify failed"): worth a
+	 * warning the first time, debug while the same failure repeats. */
 	if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
-		LOG(m, LOG_DEBUG, "mqtt: libmosquitto: %s", str);
+		LOG(m, m->attempt == 0 ? LOG_WARNING : LOG_DEBUG, "mqtt: libmosquitto: %s", str);
 }
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
