@@ -995,7 +995,7 @@ void cfg_free_bound(const struct ngw_cfg_key *keys, size_t n_keys, void *out)
 /* ---- the core's sections -------------------------------------------------------- */
 
 const char *const cfg_core_sections[] = {"daemon", "notecard", "hub",         "store",
-                                         "control", "crypto",  "notefile.**", NULL};
+                                         "control", "crypto",  "update", "notefile.**", NULL};
 
 /* hub.set also knows "dfu" and "dfu-completed": transient states for a host MCU's
  * firmware update, not a mode to keep a gateway in, so they are not offered. */
@@ -1134,6 +1134,19 @@ static const struct ngw_cfg_key crypto_keys[] = {
 	K(cfg_crypto, "key_name", NGW_CFG_STR, NULL, 0, 0, NULL, key_name, NULL, 0),
 };
 
+static const struct ngw_cfg_key update_keys[] = {
+	K(cfg_update, "enabled", NGW_CFG_BOOL, "true", 0, 0, NULL, enabled, NULL, 0),
+	K(cfg_update, "interval", NGW_CFG_DURATION, "1h", 1000, 7 * 24 * 3600 * 1000LL, NULL,
+	  interval_ms, NULL, 0),
+	K(cfg_update, "trusted_keys", NGW_CFG_STR, SYSCONFDIR "/notegw/trusted-update-keys", 0, 0,
+	  NULL, trusted_dir, check_abs_path, 0),
+	K(cfg_update, "spool", NGW_CFG_STR, LOCALSTATEDIR "/lib/notegw/update", 0, 0, NULL,
+	  spool_dir, check_abs_path, 0),
+	K(cfg_update, "auto_apply", NGW_CFG_BOOL, "true", 0, 0, NULL, auto_apply, NULL, 0),
+	/* dfu.get returns at most 8192 bytes per request in Blues' host libraries */
+	K(cfg_update, "chunk", NGW_CFG_SIZE, "8K", 256, 8192, NULL, chunk, NULL, 0),
+};
+
 static const struct ngw_cfg_key notefile_keys[] = {
 	K(cfg_notefile, "template", NGW_CFG_STR, "off", 0, 0, NULL, template_, check_template, 0),
 	K(cfg_notefile, "encrypt", NGW_CFG_ENUM, NULL, 0, 0, off_on, encrypt, NULL, 0),
@@ -1246,6 +1259,7 @@ struct cfg *cfg_from_doc(struct cfg_doc *doc, const char *file, struct cfg_diag 
 		{"store", store_keys, N(store_keys), offsetof(struct cfg, store)},
 		{"control", control_keys, N(control_keys), offsetof(struct cfg, control)},
 		{"crypto", crypto_keys, N(crypto_keys), offsetof(struct cfg, crypto)},
+		{"update", update_keys, N(update_keys), offsetof(struct cfg, update)},
 	};
 	for (size_t i = 0; i < N(core); i++)
 		if (cfg_bind(doc, core[i].section, core[i].keys, core[i].n,
@@ -1283,6 +1297,7 @@ void cfg_free(struct cfg *cfg)
 	cfg_free_bound(notecard_keys, N(notecard_keys), &cfg->notecard);
 	cfg_free_bound(hub_keys, N(hub_keys), &cfg->hub);
 	cfg_free_bound(store_keys, N(store_keys), &cfg->store);
+	cfg_free_bound(update_keys, N(update_keys), &cfg->update);
 	cfg_free_bound(control_keys, N(control_keys), &cfg->control);
 	cfg_free_bound(crypto_keys, N(crypto_keys), &cfg->crypto);
 	for (size_t i = 0; i < cfg->n_notefiles; i++) {

@@ -133,6 +133,15 @@ struct cfg_daemon {
 	char *chrony_socket;    /* chrony SOCK refclock path, or NULL */
 };
 
+struct cfg_update {
+	bool enabled;           /* watch dfu.status for host images */
+	uint64_t interval_ms;   /* how often to ask */
+	char *trusted_dir;      /* public keys allowed to sign images */
+	char *spool_dir;        /* where images are downloaded (state_dir/update) */
+	bool auto_apply;        /* hand a verified image to the installer at once */
+	uint64_t chunk;         /* bytes per dfu.get */
+};
+
 struct cfg {
 	struct cfg_doc *doc;    /* kept for plugins' own sections */
 	char *main_file;
@@ -142,6 +151,7 @@ struct cfg {
 	struct cfg_store store;
 	struct cfg_control control;
 	struct cfg_crypto crypto;
+	struct cfg_update update;
 	struct cfg_notefile *notefiles;
 	size_t n_notefiles;
 };
