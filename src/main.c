@@ -149,6 +149,7 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *ud)
 {
 	push_status(ud);
 	sd_event_source_set_time(s, usec + STATUS_PUSH_MS * 1000ULL);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT); /* timers are one-shot */
 	return 0;
 }
 
