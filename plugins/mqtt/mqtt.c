@@ -137,6 +137,7 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* The host prefixes every line with the plugin's name ("mqtt: "). */
 #define LOG(m, lvl, ...) (m)->self->host->log((m)->self, lvl, __VA_ARGS__)
 
 static void update_io(struct mqtt *m);
@@ -154,7 +155,7 @@ static int hold(struct mqtt *m, int64_t id, const char *topic, const char *paylo
 	struct held *h;
 
 	if (m->n_held >= HELD_MAX) {
-		LOG(m, LOG_WARNING, "mqtt: %u messages wait for the broker: dropped one for %s",
+		LOG(m, LOG_WARNING, "%u messages wait for the broker: dropped one for %s",
 		    HELD_MAX, topic);
 		return -ENOBUFS;
 	}
@@ -195,7 +196,7 @@ static int publish_id(struct mqtt *m, int64_t id, const char *topic, const char 
 		if (id > 0 && mid > 0 && mid <= 65535)
 			m->mid_ids[mid] = id;
 	} else {
-		LOG(m, LOG_WARNING, "mqtt: cannot publish on %s: %s", topic, mosquitto_strerror(rc));
+		LOG(m, LOG_WARNING, "cannot publish on %s: %s", topic, mosquitto_strerror(rc));
 	}
 	update_io(m);
 	return rc;
@@ -242,7 +243,7 @@ static void publish_error(struct mqtt *m, const char *about, const char *why)
 	char *js = mqtt_error_json(about, why);
 
 	if (!js || mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "error", NULL) < 0) {
-		LOG(m, LOG_ERR, "mqtt: cannot report refusal of %s: %s", about, why);
+		LOG(m, LOG_ERR, "cannot report refusal of %s: %s", about, why);
 		free(js);
 		return;
 	}
@@ -316,7 +317,7 @@ refused:
 	m->n.refused++;
 	if (!why)
 		why = strerror(-r);
-	LOG(m, LOG_NOTICE, "mqtt: refused message on %s: %s", msg->topic, why);
+	LOG(m, LOG_NOTICE, "refused message on %s: %s", msg->topic, why);
 	publish_error(m, msg->topic, why);
 }
 
@@ -409,14 +410,14 @@ static void subscribe(struct mqtt *m)
 	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "out", "#") == 0) {
 		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
 		if (rc)
-			LOG(m, LOG_ERR, "mqtt: cannot subscribe to %s: %s", topic,
+			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
 			    mosquitto_strerror(rc));
 	}
 	if (m->conf.raw_requests &&
 	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "req", NULL) == 0) {
 		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
 		if (rc)
-			LOG(m, LOG_ERR, "mqtt: cannot subscribe to %s: %s", topic,
+			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
 			    mosquitto_strerror(rc));
 	}
 }
@@ -427,7 +428,7 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
 	struct mqtt *m = ud;
 
 	if (rc != 0) {
-		LOG(m, LOG_ERR, "mqtt: broker %s:%lld refused the connection: %s", m->conf.host,
+		LOG(m, LOG_ERR, "broker %s:%lld refused the connection: %s", m->conf.host,
 		    m->conf.port,
 		    m->conf.protocol == PROTO_5 ? mosquitto_reason_string(rc)
 		                                : mosquitto_connack_string(rc));
@@ -438,7 +439,7 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
 	m->attempt = 0;
 	if (m->n.connects++ > 0)
 		m->n.reconnects++;
-	LOG(m, LOG_INFO, "mqtt: connected to %s:%lld as %s (%s session)", m->conf.host,
+	LOG(m, LOG_INFO, "connected to %s:%lld as %s (%s session)", m->conf.host,
 	    m->conf.port, m->client_id, (flags & 1) ? "resumed" : "new");
 	/* Subscribing again on a resumed session is harmless and covers a broker that
 	 * lost its persistence file. */
@@ -472,7 +473,7 @@ static void on_publish(struct mosquitto *mosq, void *ud, int mid, int reason,
 	/* MQTT 5 reason codes >= 0x80 are refusals (e.g. not authorized): the note
 	 * stays pending and is offered again when the daemon starts. */
 	if (reason >= 0x80) {
-		LOG(m, LOG_WARNING, "mqtt: broker refused inbound note %lld: %s", (long long)id,
+		LOG(m, LOG_WARNING, "broker refused inbound note %lld: %s", (long long)id,
 		    mosquitto_reason_string(reason));
 		return;
 	}
@@ -487,7 +488,7 @@ static void on_log(struct mosquitto *mosq, void *ud, int level, const char *str)
 	/* libmosquitto's errors say why (e.g. "certificate verify failed"): worth a
 	 * warning the first time, debug while the same failure repeats. */
 	if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
-		LOG(m, m->attempt == 0 ? LOG_WARNING : LOG_DEBUG, "mqtt: libmosquitto: %s", str);
+		LOG(m, m->attempt == 0 ? LOG_WARNING : LOG_DEBUG, "libmosquitto: %s", str);
 }
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
@@ -525,7 +526,7 @@ static void update_io(struct mqtt *m)
 	if (!m->io) {
 		r = sd_event_add_io(m->self->host->event(m->self), &m->io, fd, ev, on_io, m);
 		if (r < 0) {
-			LOG(m, LOG_ERR, "mqtt: cannot watch the broker socket: %s", strerror(-r));
+			LOG(m, LOG_ERR, "cannot watch the broker socket: %s", strerror(-r));
 			return;
 		}
 		m->io_fd = fd;
@@ -572,7 +573,7 @@ static void conn_lost(struct mqtt *m, int rc, const char *what)
 		return;
 	m->down = true;
 	if (m->connected || m->attempt == 0)
-		LOG(m, LOG_WARNING, "mqtt: %s (%s:%lld): %s", what, m->conf.host, m->conf.port,
+		LOG(m, LOG_WARNING, "%s (%s:%lld): %s", what, m->conf.host, m->conf.port,
 		    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
 	m->connected = false;
 	if (m->io)
@@ -626,7 +627,7 @@ static void arm_timer(struct mqtt *m, uint64_t at_ms)
 
 	if (!m->timer) {
 		if (sd_event_add_time(e, &m->timer, CLOCK_MONOTONIC, usec, 10000, on_timer, m) < 0)
-			LOG(m, LOG_ERR, "mqtt: cannot add a timer");
+			LOG(m, LOG_ERR, "cannot add a timer");
 		return;
 	}
 	sd_event_source_set_time(m->timer, usec);
@@ -732,7 +733,7 @@ static int read_password(struct mqtt *m)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		r = -errno;
-		LOG(m, LOG_ERR, "mqtt: cannot open password_file %s: %s", path, strerror(errno));
+		LOG(m, LOG_ERR, "cannot open password_file %s: %s", path, strerror(errno));
 		return r;
 	}
 	if (fstat(fd, &st) < 0) {
@@ -740,7 +741,7 @@ static int read_password(struct mqtt *m)
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || (st.st_mode & (S_IROTH | S_IWOTH))) {
-		LOG(m, LOG_ERR, "mqtt: password_file %s is readable or writable by others "
+		LOG(m, LOG_ERR, "password_file %s is readable or writable by others "
 		                "(chmod o-rw): refused",
 		    path);
 		r = -EPERM;
@@ -752,7 +753,7 @@ static int read_password(struct mqtt *m)
 		goto out;
 	}
 	if (n > PASSWORD_MAX) {
-		LOG(m, LOG_ERR, "mqtt: password_file %s is larger than 4 KiB", path);
+		LOG(m, LOG_ERR, "password_file %s is larger than 4 KiB", path);
 		r = -EFBIG;
 		goto out;
 	}
@@ -766,7 +767,7 @@ out:
 	explicit_bzero(buf, sizeof(buf));
 	close(fd);
 	if (r < 0 && r != -EPERM && r != -EFBIG)
-		LOG(m, LOG_ERR, "mqtt: cannot read password_file %s: %s", path, strerror(-r));
+		LOG(m, LOG_ERR, "cannot read password_file %s: %s", path, strerror(-r));
 	return r;
 }
 
@@ -814,7 +815,7 @@ static int setup_client(struct mqtt *m)
 	}
 	return 0;
 fail:
-	LOG(m, LOG_ERR, "mqtt: cannot set up the client: %s",
+	LOG(m, LOG_ERR, "cannot set up the client: %s",
 	    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
 	return -EINVAL;
 }
@@ -847,7 +848,7 @@ static int mqtt_start(struct ngw_plugin *self)
 	if (r < 0)
 		return r;
 	m->started = true;
-	LOG(m, LOG_INFO, "mqtt: broker %s:%lld, prefix %s, ingest by %s%s", m->conf.host,
+	LOG(m, LOG_INFO, "broker %s:%lld, prefix %s, ingest by %s%s", m->conf.host,
 	    m->conf.port, m->conf.prefix, ingest_names[m->conf.ingest],
 	    m->conf.raw_requests ? ", raw requests on" : "");
 	try_connect(m);
@@ -918,7 +919,7 @@ static int mqtt_reload(struct ngw_plugin *self, void *new_priv)
 		mqtt_destroy(self);
 		self->priv = old;
 		if (mqtt_start(self) < 0)
-			LOG(old, LOG_ERR, "mqtt: cannot restart with the old settings either");
+			LOG(old, LOG_ERR, "cannot restart with the old settings either");
 		return r;
 	}
 	self->priv = old;
@@ -944,7 +945,7 @@ static void mqtt_on_inbound(struct ngw_plugin *self, const struct ngw_note *note
 	if (!m->started)
 		return;
 	if (!level_ok(note->file)) {
-		LOG(m, LOG_WARNING, "mqtt: inbound note %lld has an unusable file name",
+		LOG(m, LOG_WARNING, "inbound note %lld has an unusable file name",
 		    (long long)note->id);
 		return;
 	}
@@ -978,7 +979,7 @@ static void mqtt_on_env(struct ngw_plugin *self, const char *name, const char *v
 	if (!m->started)
 		return;
 	if (!level_ok(name)) {
-		LOG(m, LOG_WARNING, "mqtt: environment variable name unusable as a topic level");
+		LOG(m, LOG_WARNING, "environment variable name unusable as a topic level");
 		return;
 	}
 	if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "env", name) < 0)
@@ -1006,7 +1007,7 @@ static void mqtt_on_emit(struct ngw_plugin *self, const char *from, const char *
 	/* Never publish where we (or the broker plugin) take input: that would loop. */
 	if (!*topic || topic[0] == '/' || strpbrk(topic, "+#") || strncmp(topic, "out/", 4) == 0 ||
 	    strcmp(topic, "req") == 0) {
-		LOG(m, LOG_WARNING, "mqtt: %s emitted on unusable topic '%s'", from ? from : "?",
+		LOG(m, LOG_WARNING, "%s emitted on unusable topic '%s'", from ? from : "?",
 		    topic);
 		return;
 	}

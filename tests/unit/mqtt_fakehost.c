@@ -49,7 +49,7 @@ static void h_log(struct ngw_plugin *self, int level, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(stderr, "<%d> ", level);
+	fprintf(stderr, "<%d> %s: ", level, F.desc->name); /* as notegwd does */
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
