@@ -47,3 +47,11 @@ plugins_mqtt_notegw_broker_la_LDFLAGS = -module -avoid-version -shared $(AM_LDFL
 	-export-symbols-regex '^mosquitto_plugin_(version|init|cleanup)$$'
 endif
 endif
+
+# bench/mqtt_bench: MQTT -> store rates next to a bare subscriber (not run by make check).
+if ENABLE_MQTT
+noinst_PROGRAMS += bench/mqtt_bench
+bench_mqtt_bench_SOURCES = bench/mqtt_bench.c
+bench_mqtt_bench_CFLAGS = $(AM_CFLAGS) $(MOSQUITTO_CFLAGS) $(SQLITE_CFLAGS)
+bench_mqtt_bench_LDADD = $(MOSQUITTO_LIBS) $(SQLITE_LIBS) -lpthread
+endif
