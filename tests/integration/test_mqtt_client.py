@@ -201,6 +201,22 @@ def test_ingest_broker(d, b):
     h.stop()
 
 
+def test_protocol5(d, b):
+    """MQTT 5: the session survives a restart because the plugin asks for a session
+    expiry (without one an MQTT 5 broker drops the session at disconnect)."""
+    h = FakeHost(d, b.port, name="v5", protocol="5").start()
+    h.wait_connected()
+    h.stop()
+    pub = Client(b.port, "pub-v5").connect()
+    for i in range(5):
+        pub.publish("notecard/out/v5.qo", json.dumps({"n": i}))
+    pub.close()
+    h.start()
+    wait_for(lambda: numbers(h.notes(), "v5.qo") == list(range(5)), 20, 0.1,
+             "messages kept for the MQTT 5 session")
+    h.stop()
+
+
 def main():
     if not os.path.exists(MQTT_SO):
         skip("mqtt plugin not built (configure --disable-mqtt)")
@@ -213,6 +229,7 @@ def main():
         test_password_file(d, b)
         test_bad_config(d, b)
         test_ingest_broker(d, b)
+        test_protocol5(d, b)
     print("PASS")
 
 
