@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <mosquitto.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -30,7 +31,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -111,8 +111,8 @@ struct watch {
 	const char *db;
 	const char *file;
 	int want;
-	uint64_t *seen_us;   /* [want]: first time row i was visible */
-	uint64_t *pub_us;    /* [want]: publish time of message i */
+	uint64_t *seen_us; /* [want]: first time row i was visible */
+	uint64_t *pub_us;  /* [want]: publish time of message i */
 	atomic_int count;
 	atomic_bool stop;
 };
@@ -131,8 +131,9 @@ static void *watcher(void *arg)
 	}
 	sqlite3_busy_timeout(db, 1000);
 	while (!w->stop && w->count < w->want) {
-		if (!st && sqlite3_prepare_v2(db, "SELECT id, body FROM out WHERE id > ? AND file = ?",
-		                              -1, &st, NULL) != SQLITE_OK) {
+		if (!st &&
+		    sqlite3_prepare_v2(db, "SELECT id, body FROM out WHERE id > ? AND file = ?", -1,
+		                       &st, NULL) != SQLITE_OK) {
 			usleep(1000); /* table not there yet */
 			continue;
 		}
@@ -190,7 +191,8 @@ static struct result run(struct mosquitto *pub, const char *topic, int n, struct
 		if (w)
 			w->pub_us[i] = t;
 		int len = snprintf(payload, sizeof(payload), "{\"i\":%d,\"t\":%" PRIu64 "}", i, t);
-		while (mosquitto_publish(pub, NULL, topic, len, payload, 1, false) == MOSQ_ERR_NOMEM)
+		while (mosquitto_publish(pub, NULL, topic, len, payload, 1, false) ==
+		       MOSQ_ERR_NOMEM)
 			usleep(100);
 		/* keep at most 20 unacknowledged (libmosquitto's default window) */
 		while (i + 1 - acked > 20)
@@ -294,19 +296,22 @@ int main(int argc, char **argv)
 	if (getuid() == 0)
 		fprintf(f, "user root\n");
 	if (rbso)
-		fprintf(f, "plugin %s\nplugin_opt_store %s\nplugin_opt_prefix benchb\n"
-		           "plugin_opt_max_payload 8K\n", rbso, store);
+		fprintf(f,
+		        "plugin %s\nplugin_opt_store %s\nplugin_opt_prefix benchb\n"
+		        "plugin_opt_max_payload 8K\n",
+		        rbso, store);
 	fclose(f);
 
 	snprintf(conf, sizeof(conf), "%s/notegw.conf", dir);
 	f = fopen(conf, "w");
 	if (!f)
 		die("notegw.conf");
-	fprintf(f, "[daemon]\nplugin_dir = %s\nstate_dir = %s\nlog_level = notice\n"
-	           "[store]\npath = %s\nmax_size = 1G\n[control]\nsocket = %s/control.sock\n"
-	           "[notecard]\ntransport = serial\ndevice = %s/no-card\n[update]\nenabled = false\n"
-	           "[mqtt]\nhost = 127.0.0.1\nport = %d\nclient_id = notegw-bench\n"
-	           "reconnect_min = 100ms\n",
+	fprintf(f,
+	        "[daemon]\nplugin_dir = %s\nstate_dir = %s\nlog_level = notice\n"
+	        "[store]\npath = %s\nmax_size = 1G\n[control]\nsocket = %s/control.sock\n"
+	        "[notecard]\ntransport = serial\ndevice = %s/no-card\n[update]\nenabled = false\n"
+	        "[mqtt]\nhost = 127.0.0.1\nport = %d\nclient_id = notegw-bench\n"
+	        "reconnect_min = 100ms\n",
 	        plugdir, dir, store, dir, dir, port);
 	fclose(f);
 
@@ -356,9 +361,10 @@ int main(int argc, char **argv)
 	       "client plugin (commit in on_message)", cl.rate, cl.rate / bare.rate, cl.p50_ms,
 	       cl.p99_ms, cl.done < n ? "  INCOMPLETE" : "");
 	if (rbso)
-		printf("  %-34s %9.0f msgs/s  ratio %.2f  publish->commit p50 %.2f ms p99 %.2f ms%s\n",
-		       "broker plugin (PUBACK after commit)", br.rate, br.rate / bare.rate,
-		       br.p50_ms, br.p99_ms, br.done < n ? "  INCOMPLETE" : "");
+		printf(
+		    "  %-34s %9.0f msgs/s  ratio %.2f  publish->commit p50 %.2f ms p99 %.2f ms%s\n",
+		    "broker plugin (PUBACK after commit)", br.rate, br.rate / bare.rate, br.p50_ms,
+		    br.p99_ms, br.done < n ? "  INCOMPLETE" : "");
 	else
 		printf("  broker plugin not built\n");
 	printf("  notegwd RSS: %.1f MiB idle, %.1f MiB after the client run, peak %.1f MiB\n",

@@ -22,9 +22,9 @@
 #include "notegw/plugin.h"
 #include "validate.h"
 
-#define TOPIC_MAX 512
+#define TOPIC_MAX    512
 #define PASSWORD_MAX 4096
-#define TICK_MS 1000
+#define TICK_MS      1000
 
 enum { PROTO_311, PROTO_5 };
 enum { INGEST_CLIENT, INGEST_BROKER };
@@ -40,7 +40,7 @@ struct mqtt_conf {
 	char *prefix;
 	char *client_id;
 	int protocol;
-	uint64_t keepalive;      /* ms */
+	uint64_t keepalive; /* ms */
 	bool tls;
 	char *ca_file;
 	char *cert_file;
@@ -49,7 +49,7 @@ struct mqtt_conf {
 	char *username;
 	char *password_file;
 	long long qos;
-	uint64_t max_payload;    /* bytes */
+	uint64_t max_payload; /* bytes */
 	bool raw_requests;
 	uint64_t reconnect_min;  /* ms */
 	uint64_t reconnect_max;  /* ms */
@@ -59,31 +59,31 @@ struct mqtt_conf {
 
 #define K(n, t, d) .name = #n, .type = t, .def = d, .offset = offsetof(struct mqtt_conf, n)
 static const struct ngw_cfg_key keys[] = {
-	{K(enabled, NGW_CFG_BOOL, "true")},
-	{K(host, NGW_CFG_STR, "localhost")},
-	{K(port, NGW_CFG_INT, "1883"), .min = 1, .max = 65535},
-	{K(prefix, NGW_CFG_STR, "notecard")},
-	{K(client_id, NGW_CFG_STR, NULL)},
-	{K(protocol, NGW_CFG_ENUM, "3.1.1"), .choices = protocol_names},
-	{K(keepalive, NGW_CFG_DURATION, "60s"), .min = 5000, .max = 65535000},
-	{K(tls, NGW_CFG_BOOL, "false")},
-	{K(ca_file, NGW_CFG_STR, NULL)},
-	{K(cert_file, NGW_CFG_STR, NULL)},
-	{K(key_file, NGW_CFG_STR, NULL)},
-	{K(insecure, NGW_CFG_BOOL, "false")},
-	{K(username, NGW_CFG_STR, NULL)},
-	{K(password_file, NGW_CFG_STR, NULL)},
-	/* QoS 0 would let the broker drop what we promise to keep: 1 or 2 only. */
-	{K(qos, NGW_CFG_INT, "1"), .min = 1, .max = 2},
-	/* 8 KiB: a note body must travel in one note.add request; at the Notecard's
-	 * I2C pacing (250 bytes per 250 ms) 8 KiB already holds the bus ~8 s, and
-	 * the card's own transfer unit (dfu.get chunks) is 8192 bytes. */
-	{K(max_payload, NGW_CFG_SIZE, "8K"), .min = 2, .max = 1 << 20},
-	{K(raw_requests, NGW_CFG_BOOL, "false")},
-	{K(reconnect_min, NGW_CFG_DURATION, "1s"), .min = 10, .max = 3600000},
-	{K(reconnect_max, NGW_CFG_DURATION, "60s"), .min = 10, .max = 3600000},
-	{K(session_expiry, NGW_CFG_DURATION, "0"), .min = 0, .max = 4294967000LL},
-	{K(ingest, NGW_CFG_ENUM, "client"), .choices = ingest_names},
+    {K(enabled, NGW_CFG_BOOL, "true")},
+    {K(host, NGW_CFG_STR, "localhost")},
+    {K(port, NGW_CFG_INT, "1883"), .min = 1, .max = 65535},
+    {K(prefix, NGW_CFG_STR, "notecard")},
+    {K(client_id, NGW_CFG_STR, NULL)},
+    {K(protocol, NGW_CFG_ENUM, "3.1.1"), .choices = protocol_names},
+    {K(keepalive, NGW_CFG_DURATION, "60s"), .min = 5000, .max = 65535000},
+    {K(tls, NGW_CFG_BOOL, "false")},
+    {K(ca_file, NGW_CFG_STR, NULL)},
+    {K(cert_file, NGW_CFG_STR, NULL)},
+    {K(key_file, NGW_CFG_STR, NULL)},
+    {K(insecure, NGW_CFG_BOOL, "false")},
+    {K(username, NGW_CFG_STR, NULL)},
+    {K(password_file, NGW_CFG_STR, NULL)},
+    /* QoS 0 would let the broker drop what we promise to keep: 1 or 2 only. */
+    {K(qos, NGW_CFG_INT, "1"), .min = 1, .max = 2},
+    /* 8 KiB: a note body must travel in one note.add request; at the Notecard's
+     * I2C pacing (250 bytes per 250 ms) 8 KiB already holds the bus ~8 s, and
+     * the card's own transfer unit (dfu.get chunks) is 8192 bytes. */
+    {K(max_payload, NGW_CFG_SIZE, "8K"), .min = 2, .max = 1 << 20},
+    {K(raw_requests, NGW_CFG_BOOL, "false")},
+    {K(reconnect_min, NGW_CFG_DURATION, "1s"), .min = 10, .max = 3600000},
+    {K(reconnect_max, NGW_CFG_DURATION, "60s"), .min = 10, .max = 3600000},
+    {K(session_expiry, NGW_CFG_DURATION, "0"), .min = 0, .max = 4294967000LL},
+    {K(ingest, NGW_CFG_ENUM, "client"), .choices = ingest_names},
 };
 #undef K
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -102,7 +102,7 @@ struct held {
 
 /* A raw request waiting for the Notecard's answer. */
 struct req_ctx {
-	struct mqtt *m;          /* NULL once the plugin stopped: drop the answer */
+	struct mqtt *m; /* NULL once the plugin stopped: drop the answer */
 	struct req_ctx *next;
 };
 
@@ -110,18 +110,18 @@ struct mqtt {
 	struct ngw_plugin *self;
 	struct mqtt_conf conf;
 	bool conf_bound;
-	char *client_id;         /* conf.client_id or notegw-<hostname> */
-	char *password;          /* from password_file, wiped on free */
+	char *client_id; /* conf.client_id or notegw-<hostname> */
+	char *password;  /* from password_file, wiped on free */
 	struct mosquitto *mosq;
-	sd_event_source *io;     /* broker socket, while there is one */
+	sd_event_source *io; /* broker socket, while there is one */
 	int io_fd;
-	sd_event_source *timer;  /* loop_misc while up, reconnect while down */
+	sd_event_source *timer; /* loop_misc while up, reconnect while down */
 	bool lib_init, started, stopping, connected, down;
-	unsigned attempt;        /* failed connects since the last success */
-	uint64_t connect_at_ms;  /* when down: next attempt (monotonic) */
+	unsigned attempt;       /* failed connects since the last success */
+	uint64_t connect_at_ms; /* when down: next attempt (monotonic) */
 	uint64_t connect_start_ms;
-	char *status;            /* last status JSON from the host */
-	int64_t *mid_ids;        /* [65536]: mid -> inbound note id awaiting PUBACK */
+	char *status;     /* last status JSON from the host */
+	int64_t *mid_ids; /* [65536]: mid -> inbound note id awaiting PUBACK */
 	struct req_ctx *reqs;
 	struct held *held, **held_tail;
 	unsigned n_held;
@@ -155,8 +155,8 @@ static int hold(struct mqtt *m, int64_t id, const char *topic, const char *paylo
 	struct held *h;
 
 	if (m->n_held >= HELD_MAX) {
-		LOG(m, LOG_WARNING, "%u messages wait for the broker: dropped one for %s",
-		    HELD_MAX, topic);
+		LOG(m, LOG_WARNING, "%u messages wait for the broker: dropped one for %s", HELD_MAX,
+		    topic);
 		return -ENOBUFS;
 	}
 	h = calloc(1, sizeof(*h) + len + 1);
@@ -202,8 +202,7 @@ static int publish_id(struct mqtt *m, int64_t id, const char *topic, const char 
 	return rc;
 }
 
-static int publish(struct mqtt *m, const char *topic, const char *payload, size_t len,
-                   bool retain)
+static int publish(struct mqtt *m, const char *topic, const char *payload, size_t len, bool retain)
 {
 	return publish_id(m, 0, topic, payload, len, retain);
 }
@@ -353,8 +352,8 @@ static void raw_request(struct mqtt *m, const struct mosquitto_message *msg)
 	int r;
 
 	m->n.received++;
-	r = mqtt_req_check(msg->payload, (size_t)msg->payloadlen, (size_t)m->conf.max_payload,
-	                   &req, &why);
+	r = mqtt_req_check(msg->payload, (size_t)msg->payloadlen, (size_t)m->conf.max_payload, &req,
+	                   &why);
 	if (r < 0)
 		goto refused;
 	c = calloc(1, sizeof(*c));
@@ -439,8 +438,8 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
 	m->attempt = 0;
 	if (m->n.connects++ > 0)
 		m->n.reconnects++;
-	LOG(m, LOG_INFO, "connected to %s:%lld as %s (%s session)", m->conf.host,
-	    m->conf.port, m->client_id, (flags & 1) ? "resumed" : "new");
+	LOG(m, LOG_INFO, "connected to %s:%lld as %s (%s session)", m->conf.host, m->conf.port,
+	    m->client_id, (flags & 1) ? "resumed" : "new");
 	/* Subscribing again on a resumed session is harmless and covers a broker that
 	 * lost its persistence file. */
 	subscribe(m);
@@ -449,8 +448,7 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
 	arm_timer(m, mono_ms() + TICK_MS);
 }
 
-static void on_disconnect(struct mosquitto *mosq, void *ud, int rc,
-                          const mosquitto_property *props)
+static void on_disconnect(struct mosquitto *mosq, void *ud, int rc, const mosquitto_property *props)
 {
 	struct mqtt *m = ud;
 
@@ -547,8 +545,8 @@ static void try_connect(struct mqtt *m)
 		/* MQTT 5 needs a session expiry for the broker to keep the session at
 		 * all; libmosquitto 2.0 only sends CONNECT properties from its blocking
 		 * connect (the async one drops them), so the TCP connect blocks here. */
-		uint32_t exp = m->conf.session_expiry ? (uint32_t)(m->conf.session_expiry / 1000)
-		                                      : UINT32_MAX;
+		uint32_t exp =
+		    m->conf.session_expiry ? (uint32_t)(m->conf.session_expiry / 1000) : UINT32_MAX;
 		mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, exp);
 		rc = mosquitto_connect_bind_v5(m->mosq, m->conf.host, (int)m->conf.port, keepalive,
 		                               NULL, props);
@@ -741,8 +739,9 @@ static int read_password(struct mqtt *m)
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || (st.st_mode & (S_IROTH | S_IWOTH))) {
-		LOG(m, LOG_ERR, "password_file %s is readable or writable by others "
-		                "(chmod o-rw): refused",
+		LOG(m, LOG_ERR,
+		    "password_file %s is readable or writable by others "
+		    "(chmod o-rw): refused",
 		    path);
 		r = -EPERM;
 		goto out;
@@ -848,8 +847,8 @@ static int mqtt_start(struct ngw_plugin *self)
 	if (r < 0)
 		return r;
 	m->started = true;
-	LOG(m, LOG_INFO, "broker %s:%lld, prefix %s, ingest by %s%s", m->conf.host,
-	    m->conf.port, m->conf.prefix, ingest_names[m->conf.ingest],
+	LOG(m, LOG_INFO, "broker %s:%lld, prefix %s, ingest by %s%s", m->conf.host, m->conf.port,
+	    m->conf.prefix, ingest_names[m->conf.ingest],
 	    m->conf.raw_requests ? ", raw requests on" : "");
 	try_connect(m);
 	return 0;
@@ -1007,8 +1006,7 @@ static void mqtt_on_emit(struct ngw_plugin *self, const char *from, const char *
 	/* Never publish where we (or the broker plugin) take input: that would loop. */
 	if (!*topic || topic[0] == '/' || strpbrk(topic, "+#") || strncmp(topic, "out/", 4) == 0 ||
 	    strcmp(topic, "req") == 0) {
-		LOG(m, LOG_WARNING, "%s emitted on unusable topic '%s'", from ? from : "?",
-		    topic);
+		LOG(m, LOG_WARNING, "%s emitted on unusable topic '%s'", from ? from : "?", topic);
 		return;
 	}
 	if (mqtt_topic_build(full, sizeof(full), m->conf.prefix, topic, NULL) < 0)
@@ -1019,12 +1017,11 @@ static void mqtt_on_emit(struct ngw_plugin *self, const char *from, const char *
 static char *mqtt_stats_json(struct ngw_plugin *self)
 {
 	struct mqtt *m = self->priv;
-	json_t *j = json_pack("{sIsIsIsIsIsIsbss}", "received", (json_int_t)m->n.received,
-	                      "queued", (json_int_t)m->n.queued, "refused",
-	                      (json_int_t)m->n.refused, "published", (json_int_t)m->n.published,
-	                      "delivered", (json_int_t)m->n.delivered, "reconnects",
-	                      (json_int_t)m->n.reconnects, "connected", m->connected, "ingest",
-	                      ingest_names[m->conf.ingest]);
+	json_t *j = json_pack("{sIsIsIsIsIsIsbss}", "received", (json_int_t)m->n.received, "queued",
+	                      (json_int_t)m->n.queued, "refused", (json_int_t)m->n.refused,
+	                      "published", (json_int_t)m->n.published, "delivered",
+	                      (json_int_t)m->n.delivered, "reconnects", (json_int_t)m->n.reconnects,
+	                      "connected", m->connected, "ingest", ingest_names[m->conf.ingest]);
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
 	json_decref(j);
@@ -1034,23 +1031,23 @@ static char *mqtt_stats_json(struct ngw_plugin *self)
 static const char *const sections[] = {"mqtt", NULL};
 
 static const struct ngw_plugin_desc desc = {
-	.abi = NGW_PLUGIN_ABI,
-	.name = "mqtt",
-	.description = "local MQTT publishers and subscribers (libmosquitto client)",
-	.version = PACKAGE_VERSION,
-	.sections = sections,
-	.configure = mqtt_configure,
-	.disabled = mqtt_disabled,
-	.start = mqtt_start,
-	.reload = mqtt_reload,
-	.stop = mqtt_stop,
-	.destroy = mqtt_destroy,
-	.on_inbound = mqtt_on_inbound,
-	.on_status = mqtt_on_status,
-	.on_env = mqtt_on_env,
-	.on_error = mqtt_on_error,
-	.on_emit = mqtt_on_emit,
-	.stats_json = mqtt_stats_json,
+    .abi = NGW_PLUGIN_ABI,
+    .name = "mqtt",
+    .description = "local MQTT publishers and subscribers (libmosquitto client)",
+    .version = PACKAGE_VERSION,
+    .sections = sections,
+    .configure = mqtt_configure,
+    .disabled = mqtt_disabled,
+    .start = mqtt_start,
+    .reload = mqtt_reload,
+    .stop = mqtt_stop,
+    .destroy = mqtt_destroy,
+    .on_inbound = mqtt_on_inbound,
+    .on_status = mqtt_on_status,
+    .on_env = mqtt_on_env,
+    .on_error = mqtt_on_error,
+    .on_emit = mqtt_on_emit,
+    .stats_json = mqtt_stats_json,
 };
 
 const struct ngw_plugin_desc *notegw_plugin_describe(void)

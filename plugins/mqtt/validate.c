@@ -142,7 +142,8 @@ int mqtt_req_check(const void *payload, size_t len, size_t max_payload, char **r
 	r = object_check(payload, len, max_payload, &j, why);
 	if (r < 0)
 		return r;
-	if (!json_is_string(json_object_get(j, "req")) && !json_is_string(json_object_get(j, "cmd"))) {
+	if (!json_is_string(json_object_get(j, "req")) &&
+	    !json_is_string(json_object_get(j, "cmd"))) {
 		json_decref(j);
 		*why = "request needs a \"req\" or \"cmd\" string";
 		return -EINVAL;

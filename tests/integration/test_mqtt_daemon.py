@@ -25,7 +25,7 @@ def hub(s, file):
             ev = [json.loads(x) for x in f if x.strip()]
     except FileNotFoundError:
         return []
-    return [e["body"]["n"] for e in ev if e.get("file") == file]
+    return [e["body"].get("n") for e in ev if e.get("file") == file]
 
 
 def retained(port, topic):
@@ -91,8 +91,20 @@ def test_client_path(d, s, b):
     pub.close()
     watch.close()
 
+    # SIGHUP with a new prefix: the plugin says goodbye on the old one and works on the new.
+    gw.sections["mqtt"]["prefix"] = "site1"
+    gw.write_config()
+    gw.signal(signal.SIGHUP)
+    wait_for(lambda: (retained(b.port, "site1/status") or {}).get("online") is True, 20, 0.2,
+             "status under the new prefix after reload")
+    check(retained(b.port, "notecard/status") == {"online": False}, "old prefix not marked offline")
+    pub = Client(b.port, "after-reload").connect()
+    pub.publish("site1/out/reloaded.qo", b'{"ok":1}')
+    pub.close()
+    wait_for(lambda: hub(s, "reloaded.qo") or queued(gw), 30, 0.2, "a note through the new prefix")
+
     gw.kill()
-    wait_for(lambda: retained(b.port, "notecard/status") == {"online": False}, 15, 0.2, "the will after SIGKILL")
+    wait_for(lambda: retained(b.port, "site1/status") == {"online": False}, 15, 0.2, "the will after SIGKILL")
     return stats
 
 

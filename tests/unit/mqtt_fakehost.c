@@ -180,20 +180,20 @@ static void h_emit(struct ngw_plugin *self, const char *topic, const char *json)
 }
 
 static const struct ngw_host_api host = {
-	.abi = NGW_PLUGIN_ABI,
-	.event = h_event,
-	.log = h_log,
-	.cfg_sections = h_cfg_sections,
-	.cfg_bind = h_cfg_bind,
-	.cfg_free = h_cfg_free,
-	.cfg_error = h_cfg_error,
-	.note_put = h_note_put,
-	.note_put_sync = h_note_put_sync,
-	.inbound_done = h_inbound_done,
-	.card_request = h_card_request,
-	.status_json = h_status_json,
-	.state_dir = h_state_dir,
-	.emit = h_emit,
+    .abi = NGW_PLUGIN_ABI,
+    .event = h_event,
+    .log = h_log,
+    .cfg_sections = h_cfg_sections,
+    .cfg_bind = h_cfg_bind,
+    .cfg_free = h_cfg_free,
+    .cfg_error = h_cfg_error,
+    .note_put = h_note_put,
+    .note_put_sync = h_note_put_sync,
+    .inbound_done = h_inbound_done,
+    .card_request = h_card_request,
+    .status_json = h_status_json,
+    .state_dir = h_state_dir,
+    .emit = h_emit,
 };
 
 /* Split "a b rest..." into up to n words, the last taking the rest of the line. */
@@ -229,8 +229,8 @@ static void command(char *l)
 	else
 		rest = l + strlen(l);
 	if (strcmp(l, "inbound") == 0 && d->on_inbound && words(rest, w, 3) == 3) {
-		struct ngw_note note = {.id = atoll(w[0]), .file = w[1], .body = w[2],
-		                        .time = 1700000000};
+		struct ngw_note note = {
+		    .id = atoll(w[0]), .file = w[1], .body = w[2], .time = 1700000000};
 		d->on_inbound(&F.pub, &note);
 	} else if (strcmp(l, "status") == 0 && d->on_status) {
 		d->on_status(&F.pub, rest);
