@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from harness import TestDir, check, free_port, skip  # noqa: E402
-from mqtthelp import BROKER_SO, Client, Publisher, broker  # noqa: E402
+from mqtthelp import BROKER_SO, Client, Publisher, broker, sanitizer_env  # noqa: E402
 
 N = 1000
 KILLS = 6
@@ -118,27 +118,15 @@ def test_bad_options(d):
         with open(conf, "w") as f:
             f.write("listener %d 127.0.0.1\nuser %s\nplugin %s\n%s"
                     % (free_port(), pwd.getpwuid(os.getuid()).pw_name, BROKER_SO, opts))
-        p = subprocess.run(["mosquitto", "-c", conf], capture_output=True, text=True, timeout=20)
+        env = dict(os.environ, **sanitizer_env(BROKER_SO))
+        p = subprocess.run(["mosquitto", "-c", conf], capture_output=True, text=True, timeout=20, env=env)
         out = p.stdout + p.stderr
         check(p.returncode != 0 and word in out, "bad plugin options accepted: %s" % out)
-
-
-def sanitizer_preload():
-    """A plugin built with ASan/UBSan needs their runtimes loaded first in mosquitto,
-    which is not built with them."""
-    p = subprocess.run(["ldd", BROKER_SO], capture_output=True, text=True)
-    libs = [l.split("=>")[1].split()[0] for l in p.stdout.splitlines()
-            if "=>" in l and ("libasan" in l or "libubsan" in l)]
-    if libs:
-        os.environ["LD_PRELOAD"] = " ".join(libs)
-        # mosquitto's own allocations at exit are not ours to judge
-        os.environ["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"
 
 
 def main():
     if not os.path.exists(BROKER_SO):
         skip("broker plugin not built (mosquitto_broker.h missing at configure time)")
-    sanitizer_preload()
     with TestDir("mqtt-broker") as d:
         test_stream_and_refusals(d)
         test_broker_killed(d)

@@ -17,11 +17,36 @@ MQTT_SO = os.path.join(TOP_BUILDDIR, "plugins", "mqtt", ".libs", "mqtt.so")
 BROKER_SO = os.path.join(TOP_BUILDDIR, "plugins", "mqtt", ".libs", "notegw_broker.so")
 
 
+def sanitizer_env(so):
+    """A plugin built with ASan/UBSan needs their runtimes loaded first in mosquitto,
+    which is not built with them; mosquitto's own allocations are not ours to judge."""
+    p = subprocess.run(["ldd", so], capture_output=True, text=True)
+    libs = [l.split("=>")[1].split()[0] for l in p.stdout.splitlines()
+            if "=>" in l and ("libasan" in l or "libubsan" in l)]
+    if not libs:
+        return {}
+    return {"LD_PRELOAD": " ".join(libs), "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1"}
+
+
+class PluginBroker(Broker):
+    """A Broker that loads notegw_broker.so (with the sanitizer runtimes if needed)."""
+
+    def start(self):
+        saved = dict(os.environ)
+        os.environ.update(sanitizer_env(BROKER_SO))
+        try:
+            return super().start()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
 def broker(tdir, name="broker", extra=""):
     """mosquitto drops root for user "mosquitto", which cannot write the test's
     private temp dir: keep the current user (ignored when not root)."""
     me = pwd.getpwuid(os.getuid()).pw_name
-    return Broker(tdir, name, "user %s\n%s" % (me, extra))
+    cls = PluginBroker if BROKER_SO in extra else Broker
+    return cls(tdir, name, "user %s\n%s" % (me, extra))
 
 
 def render(sections):
