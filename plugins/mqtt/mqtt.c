@@ -657,18 +657,19 @@ static int mqtt_configure(struct ngw_plugin *self)
 	struct mqtt *m = calloc(1, sizeof(*m));
 	const char *why;
 	char host[256];
-	int bad = 0;
+	int bad = 0, r;
 
 	if (!m)
 		return -ENOMEM;
 	m->self = self;
 	m->io_fd = -1;
 	m->held_tail = &m->held;
-	if (h->cfg_bind(self, "mqtt", keys, N_KEYS, &m->conf) < 0) {
-		free(m);
-		return -EINVAL;
-	}
+	/* Bound strings are ours to free even when binding fails: destroy() does. */
+	r = h->cfg_bind(self, "mqtt", keys, N_KEYS, &m->conf);
 	m->conf_bound = true;
+	self->priv = m;
+	if (r < 0)
+		return -EINVAL;
 	if (mqtt_prefix_check(m->conf.prefix, &why) < 0) {
 		h->cfg_error(self, "mqtt", "prefix", "%s", why);
 		bad = 1;

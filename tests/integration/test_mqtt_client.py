@@ -6,6 +6,7 @@ The plugin runs in tests/unit/mqtt_fakehost (real plugin ABI and config binder; 
 store is an fsync'd JSON-lines file)."""
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -176,6 +177,30 @@ def test_password_file(d, b):
     h.stop()
 
 
+def test_credentials(d):
+    """The password from password_file is what the broker checks."""
+    pwfile = d.file("mosquitto.passwd")
+    subprocess.run(["mosquitto_passwd", "-b", "-c", pwfile, "gw", "right-horse"], check=True,
+                   capture_output=True, timeout=20)
+    b = broker(d, name="authbroker", extra="allow_anonymous false\npassword_file %s\n" % pwfile)
+    b.start()
+    good, bad = d.file("pw-good"), d.file("pw-bad")
+    for path, text in ((good, "right-horse\n"), (bad, "wrong-horse\n")):
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o600)
+    h = FakeHost(d, b.port, name="auth-good", username="gw", password_file=good).start()
+    h.wait_connected()
+    h.stop()
+    h = FakeHost(d, b.port, name="auth-bad", username="gw", password_file=bad).start()
+    time.sleep(1.5)
+    check(not h.stats()["connected"], "connected with a wrong password")
+    check("refused the connection" in h.log_text() and "horse" not in h.log_text(),
+          "refusal not logged, or the password was: %s" % h.log_text())
+    h.stop()
+    b.stop()
+
+
 def test_bad_config(d, b):
     for keys, word in (({"prefix": "a/#"}, "prefix"), ({"qos": "0"}, "qos"),
                        ({"cert_file": "/x", "tls": True}, "key_file"),
@@ -184,6 +209,7 @@ def test_bad_config(d, b):
         h = FakeHost(d, b.port, name="badconf", **keys).start(wait_ready=False)
         rc = h.proc.wait(20)
         check(rc != 0 and word in h.log_text(), "bad [mqtt] %r accepted or not named: %s" % (keys, h.log_text()))
+        check("Sanitizer" not in h.log_text(), "leak or error on a refused config: %s" % h.log_text())
         os.remove(h.errlog)
 
 
@@ -230,6 +256,7 @@ def main():
         test_bad_config(d, b)
         test_ingest_broker(d, b)
         test_protocol5(d, b)
+        test_credentials(d)
     print("PASS")
 
 

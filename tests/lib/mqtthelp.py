@@ -149,6 +149,9 @@ class FakeHost:
                 self.proc.kill()
                 self.proc.wait()
                 fail("fake host did not quit")
+            # A clean quit exits 0: under ASan a leak or an error makes it fail here.
+            if self.proc.returncode != 0:
+                fail("fake host exited %d; log:\n%s" % (self.proc.returncode, self.log_text()))
         return self.proc.returncode if self.proc else 0
 
 
