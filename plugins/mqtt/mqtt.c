@@ -104,7 +104,17 @@ struct held {
 struct req_ctx {
 	struct mqtt *m; /* NULL once the plugin stopped: drop the answer */
 	struct req_ctx *next;
+	char *response_topic; /* MQTT 5 request/response, or NULL: <prefix>/rsp */
+	void *corr;           /* MQTT 5 correlation data, copied to the answer */
+	uint16_t corr_len;
 };
+
+static void req_free(struct req_ctx *c)
+{
+	free(c->response_topic);
+	free(c->corr);
+	free(c);
+}
 
 struct mqtt {
 	struct ngw_plugin *self;
@@ -320,6 +330,40 @@ refused:
 	publish_error(m, msg->topic, why);
 }
 
+/* The answer on the requester's MQTT 5 response topic with its correlation data,
+ * or on <prefix>/rsp. */
+static void publish_answer(struct mqtt *m, struct req_ctx *c, const char *response)
+{
+	mosquitto_property *props = NULL;
+	char topic[TOPIC_MAX];
+	const char *t = c->response_topic;
+	int rc;
+
+	if (!t) {
+		if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "rsp", NULL) < 0)
+			return;
+		t = topic;
+	}
+	if (!c->corr || !m->connected) {
+		publish(m, t, response, strlen(response), false);
+		return;
+	}
+	if (mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, c->corr,
+	                                  c->corr_len) != MOSQ_ERR_SUCCESS) {
+		publish(m, t, response, strlen(response), false);
+		return;
+	}
+	rc = mosquitto_publish_v5(m->mosq, NULL, t, (int)strlen(response), response,
+	                          (int)m->conf.qos, false, props);
+	mosquitto_property_free_all(&props);
+	if (rc == MOSQ_ERR_SUCCESS)
+		m->n.published++;
+	else
+		LOG(m, LOG_WARNING, "cannot publish the answer on %s: %s", t,
+		    mosquitto_strerror(rc));
+	update_io(m);
+}
+
 static void on_reply(void *ud, int err, const char *response)
 {
 	struct req_ctx *c = ud, **pp;
@@ -336,15 +380,38 @@ static void on_reply(void *ud, int err, const char *response)
 		if (err < 0) {
 			mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "req", NULL);
 			publish_error(m, topic, "no answer from the notecard");
-		} else if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "rsp", NULL) ==
-		           0) {
-			publish(m, topic, response, strlen(response), false);
+		} else {
+			publish_answer(m, c, response);
 		}
 	}
-	free(c);
+	req_free(c);
 }
 
-static void raw_request(struct mqtt *m, const struct mosquitto_message *msg)
+/* MQTT 5 request/response: keep where the requester wants the answer, unless that
+ * is one of our input topics (which would loop) or not a valid topic to publish. */
+static void take_response_props(struct mqtt *m, struct req_ctx *c, const mosquitto_property *props)
+{
+	char *rt = NULL;
+	void *corr = NULL;
+	uint16_t len = 0;
+
+	if (!props)
+		return;
+	if (mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &rt, false) && rt) {
+		if (mosquitto_pub_topic_check(rt) == MOSQ_ERR_SUCCESS &&
+		    mqtt_topic_classify(m->conf.prefix, rt, NULL) == MQTT_TOPIC_OTHER)
+			c->response_topic = strdup(rt);
+		free(rt);
+	}
+	if (mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &corr, &len, false) &&
+	    corr) {
+		c->corr = corr;
+		c->corr_len = len;
+	}
+}
+
+static void raw_request(struct mqtt *m, const struct mosquitto_message *msg,
+                        const mosquitto_property *props)
 {
 	const char *why = NULL;
 	struct req_ctx *c;
@@ -362,9 +429,10 @@ static void raw_request(struct mqtt *m, const struct mosquitto_message *msg)
 		goto refused;
 	}
 	c->m = m;
+	take_response_props(m, c, props);
 	r = m->self->host->card_request(m->self, req, on_reply, c);
 	if (r < 0) {
-		free(c);
+		req_free(c);
 		why = "request not accepted by the gateway";
 		goto refused;
 	}
@@ -391,7 +459,7 @@ static void on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
 		break;
 	case MQTT_TOPIC_REQ:
 		if (m->conf.raw_requests)
-			raw_request(m, msg);
+			raw_request(m, msg, props);
 		break;
 	default:
 		break;
