@@ -221,6 +221,9 @@ static int run(struct gw *gw)
 	if (r < 0)
 		goto out;
 	if (cfg->crypto.private_key) {
+		/* Private keys go to OpenSSL's locked heap, out of swap and core dumps. */
+		if (crypto_secure_heap_init() < 0)
+			log_warn("crypto: no secure heap; the key stays in ordinary memory");
 		r = crypto_key_load_private(cfg->crypto.private_key, &gw->crypto_priv);
 		if (r < 0) {
 			log_err("crypto: cannot use private key %s: %s", cfg->crypto.private_key,
