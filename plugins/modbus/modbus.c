@@ -29,7 +29,7 @@ struct dev_rt {
 	bool busy;
 	enum dev_state state;
 	unsigned fails; /* consecutive failed polls */
-	uint64_t polls, ok, errors[MB_FAULT_COUNT], notes, notes_refused;
+	uint64_t polls, ok, requests, errors[MB_FAULT_COUNT], notes, notes_refused;
 	char last_error[160];
 	int64_t last_error_time, last_ok_time, since; /* epoch seconds */
 	double *rep;     /* last reported value per point (report = change) */
@@ -237,6 +237,7 @@ static void job_done(struct mod *m, struct mb_job *j)
 	}
 	d->busy = false;
 	d->polls++;
+	d->requests += (uint64_t)j->requests;
 	if (j->fault == MB_OK)
 		poll_ok(d, j);
 	else
@@ -520,9 +521,10 @@ static char *mb_stats_json(struct ngw_plugin *self)
 		json_t *errs = json_object(), *dj;
 		for (int f = MB_TIMEOUT; f < MB_FAULT_COUNT; f++)
 			json_object_set_new(errs, mb_fault_name(f), json_integer((json_int_t)d->errors[f]));
-		dj = json_pack("{s:s,s:s,s:I,s:I,s:o,s:I,s:I,s:I}", "state", state_names[d->state],
-		               "url", d->cfg->url_text, "polls", (json_int_t)d->polls, "ok",
-		               (json_int_t)d->ok, "errors", errs, "consecutive_failures",
+		dj = json_pack("{s:s,s:s,s:I,s:I,s:I,s:o,s:I,s:I,s:I}", "state",
+		               state_names[d->state], "url", d->cfg->url_text, "polls",
+		               (json_int_t)d->polls, "ok", (json_int_t)d->ok, "requests",
+		               (json_int_t)d->requests, "errors", errs, "consecutive_failures",
 		               (json_int_t)d->fails, "notes", (json_int_t)d->notes,
 		               "notes_refused", (json_int_t)d->notes_refused);
 		if (!dj)
