@@ -4,6 +4,7 @@
   mbpeer.py tcp PORT LAYOUT.json         pymodbus TCP server on 127.0.0.1:PORT
   mbpeer.py rtu DEVICE LAYOUT.json       pymodbus RTU server on a serial device (a pty)
   mbpeer.py raw MODE:PORT [MODE:PORT...] misbehaving TCP servers (hand-made frames):
+  mbpeer.py rawrtu DEVICE badcrc         RTU server whose answers fail their CRC
         silent   accepts, reads, never answers
         badcount answers reads with a byte count that does not match the request
         short    answers with a frame cut short, then nothing
@@ -157,6 +158,34 @@ def _raw_client(conn, mode):
                 conn.sendall(tid + b"\x00\x00" + struct.pack(">H", 1 + len(pdu)) + bytes([unit]) + pdu)
 
 
+def _crc16(data):
+    crc = 0xFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return struct.pack("<H", crc)
+
+
+def serve_rawrtu(device, mode):
+    """An RTU server that answers 8-byte read requests wrongly (mode badcrc)."""
+    import termios
+    import tty
+    fd = os.open(device, os.O_RDWR | os.O_NOCTTY)
+    tty.setraw(fd)
+    termios.tcflush(fd, termios.TCIOFLUSH)
+    print("ready", flush=True)
+    buf = b""
+    while True:
+        buf += os.read(fd, 256)
+        while len(buf) >= 8:
+            req, buf = buf[:8], buf[8:]
+            unit, fc, count = req[0], req[1], struct.unpack(">H", req[4:6])[0]
+            body = bytes([unit, fc, 2 * count]) + b"\x00\x01" * count
+            crc = _crc16(body)
+            os.write(fd, body + bytes([crc[0] ^ 0xFF, crc[1]]))
+
+
 def serve_raw(specs):
     socks = []
     for spec in specs:
@@ -189,8 +218,32 @@ if __name__ == "__main__":
         serve_rtu(sys.argv[2], json.load(open(sys.argv[3])))
     elif kind == "raw":
         serve_raw(sys.argv[2:])
+    elif kind == "rawrtu":
+        serve_rawrtu(sys.argv[2], sys.argv[3])
     else:
         sys.exit("usage: mbpeer.py tcp|rtu|raw ...")
+
+
+class PtyPair:
+    """Two connected ptys from socat, as stable symlinks a and b in dir."""
+
+    def __init__(self, tmpdir, name):
+        self.a = os.path.join(tmpdir, name + "-a")
+        self.b = os.path.join(tmpdir, name + "-b")
+        self.proc = subprocess.Popen(["socat", "pty,raw,echo=0,link=" + self.a,
+                                      "pty,raw,echo=0,link=" + self.b],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if os.path.exists(self.a) and os.path.exists(self.b):
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError("socat made no ptys")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait()
 
 
 class MbHost:
