@@ -50,7 +50,8 @@ tests_unit_test_modbus_conf_LDADD = $(MB_UNIT_LIBS)
 TESTS += tests/unit/test_modbus_decode tests/unit/test_modbus_plan tests/unit/test_modbus_conf
 endif
 
-TESTS += tests/integration/modbus_tcp.py tests/integration/modbus_rtu.py
+TESTS += tests/integration/modbus_tcp.py tests/integration/modbus_rtu.py \
+	tests/integration/modbus_server.py
 EXTRA_DIST += tests/lib/mbpeer.py docs/modbus.md
 
 noinst_PROGRAMS += bench/modbus_bench
