@@ -1,1 +1,2 @@
-# fuzz: rules of this module (see the top Makefile.am)
+# fuzz: libFuzzer harnesses, built and run by fuzz/run (clang), not by make.
+EXTRA_DIST += fuzz

@@ -10,6 +10,7 @@
 #include "gw.h"
 #include "link.h"
 #include "log.h"
+#include "ota.h"
 #include "store.h"
 #include "util.h"
 
@@ -160,6 +161,37 @@ static void cmd_reload(struct gw *gw, json_t *args, struct control_reply *r)
 		control_reply_ok(r, NULL);
 }
 
+static void cmd_update(struct gw *gw, json_t *args, struct control_reply *r)
+{
+	const char *op = json_string_value(json_object_get(args, "op"));
+	if (!gw->ota) {
+		control_reply_err(r, 1, "update: host updates are disabled ([update] enabled = false)");
+		return;
+	}
+	if (!op || strcmp(op, "status") == 0) {
+		control_reply_ok(r, json_pack("{s:o}", "update", ota_status(gw->ota)));
+		return;
+	}
+	if (control_reply_peer(r)->access < CONTROL_ADMIN) {
+		control_reply_err(r, 1, "update %s: permission denied (admin only)", op);
+		return;
+	}
+	if (strcmp(op, "check") == 0) {
+		audit_peer(gw, r, "update-check", "");
+		ota_check(gw->ota);
+		control_reply_ok(r, json_pack("{s:o}", "update", ota_status(gw->ota)));
+	} else if (strcmp(op, "apply") == 0) {
+		const char *why = NULL;
+		audit_peer(gw, r, "update-apply", "");
+		if (ota_apply(gw->ota, &why) < 0)
+			control_reply_err(r, 1, "update apply: %s", why);
+		else
+			control_reply_ok(r, json_pack("{s:o}", "update", ota_status(gw->ota)));
+	} else {
+		control_reply_err(r, 2, "update: unknown operation '%s'", op);
+	}
+}
+
 int commands_register(struct control *c)
 {
 	static const struct {
@@ -170,7 +202,7 @@ int commands_register(struct control *c)
 		{"status", CONTROL_READ, cmd_status}, {"queue", CONTROL_READ, cmd_queue},
 		{"audit", CONTROL_READ, cmd_audit},   {"send", CONTROL_ADMIN, cmd_send},
 		{"req", CONTROL_ADMIN, cmd_req},      {"sync", CONTROL_ADMIN, cmd_sync},
-		{"reload", CONTROL_ADMIN, cmd_reload},
+		{"reload", CONTROL_ADMIN, cmd_reload}, {"update", CONTROL_READ, cmd_update},
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		int e = control_register(c, table[i].name, table[i].access, table[i].fn);

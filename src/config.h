@@ -1,6 +1,17 @@
-/* Configuration: INI files (main file + conf.d/*.conf in name order) parsed into a
+/* Configuration: INI files (main file + every conf.d/NAME.conf in name order) parsed into a
  * document of sections, then bound to structs through tables of keys (one table per
- * section kind), so every key's type, default and check is declared in one place. */
+ * section kind), so every key's type, default and check is declared in one place.
+ *
+ * Syntax: "[section]" (letters, digits, '_', '-', dot-separated components),
+ * "key = value", comments from '#' or ';' at the start of a line or after blank
+ * space, blank lines; a value may be double-quoted to keep blanks, '#' or ';'.
+ * The same section may appear in several files: its keys merge, and a key set in a
+ * later file overrides the earlier one. A key given twice in one file is an error.
+ * Values: sizes are bytes with optional K/M/G (powers of 1024); durations are
+ * integers with ms/s/m/h, a bare number meaning seconds; bools are
+ * true/false/yes/no/on/off/1/0; integers are decimal or 0x-hex; an empty value
+ * leaves a string key unset. Limits: 4096 bytes a line, 1 MiB a file, 256 conf.d
+ * files, 4096 sections, 256 keys a section. */
 #ifndef NOTEGW_CONFIG_H
 #define NOTEGW_CONFIG_H
 #include <stdbool.h>
@@ -29,8 +40,9 @@ struct cfg_doc *cfg_doc_load(const char *file, const char *confd, struct cfg_dia
 struct cfg_doc *cfg_doc_parse_string(const char *text, const char *name, struct cfg_diag *diag);
 void cfg_doc_free(struct cfg_doc *doc);
 
-/* Sections whose name matches pattern ('*' matches one dot-free component). *out is
- * caller-freed (array only). Returns the count. */
+/* Sections whose name matches pattern ('*' matches one dot-free component, a final
+ * '**' one or more components: "notefile.**" matches "notefile.data.qo"). *out is
+ * caller-freed (array only; names borrowed from doc). Returns the count. */
 size_t cfg_doc_match(const struct cfg_doc *doc, const char *pattern, const char ***out);
 const struct cfg_section *cfg_doc_section(const struct cfg_doc *doc, const char *name);
 bool cfg_pattern_match(const char *pattern, const char *name);
@@ -39,11 +51,17 @@ void cfg_doc_claim(struct cfg_doc *doc, const char *pattern);
 void cfg_doc_report_unclaimed(const struct cfg_doc *doc, struct cfg_diag *diag);
 
 /* Bind a section through a key table into out. Reports unknown keys, bad values and
- * missing required keys. Returns 0 or -EINVAL. sec may be NULL (defaults only). */
+ * missing required keys. Returns 0 or -EINVAL. A missing section yields the defaults.
+ * Every key's field is written (defaults first) without freeing what was there:
+ * start from a zeroed struct or one already passed to cfg_free_bound. Defaults are
+ * not range-checked, so a default outside [min, max] can mean "unset" (-1). An ENUM
+ * without a default is -1; a STR without one is NULL. Strings are malloc'd (free
+ * with cfg_free_bound) even when binding fails. */
 int cfg_bind(const struct cfg_doc *doc, const char *section, const struct ngw_cfg_key *keys,
              size_t n_keys, void *out, struct cfg_diag *diag);
 void cfg_free_bound(const struct ngw_cfg_key *keys, size_t n_keys, void *out);
-/* Where a key was set ("file", line) for later cross-checks; NULL if unset. */
+/* Where a key was set ("file", line) for later cross-checks; NULL if unset. key NULL:
+ * where the section was opened (first file). The string is borrowed from doc. */
 const char *cfg_where(const struct cfg_doc *doc, const char *section, const char *key,
                       unsigned *line);
 
@@ -65,7 +83,7 @@ struct cfg_notecard {
 	long long baud;
 	char *attn;             /* "gpiochip0:17" or NULL */
 	uint64_t poll_ms;       /* inbound poll interval without ATTN */
-	uint64_t timing_scale_pct; /* pacing scale for tests/tuning; 100 = note-c */
+	long long timing_scale_pct; /* pacing scale for tests/tuning; 100 = note-c, 1..1000 */
 };
 
 struct cfg_hub {
@@ -115,6 +133,15 @@ struct cfg_daemon {
 	char *chrony_socket;    /* chrony SOCK refclock path, or NULL */
 };
 
+struct cfg_update {
+	bool enabled;           /* watch dfu.status for host images */
+	uint64_t interval_ms;   /* how often to ask */
+	char *trusted_dir;      /* public keys allowed to sign images */
+	char *spool_dir;        /* where images are downloaded (state_dir/update) */
+	bool auto_apply;        /* hand a verified image to the installer at once */
+	uint64_t chunk;         /* bytes per dfu.get */
+};
+
 struct cfg {
 	struct cfg_doc *doc;    /* kept for plugins' own sections */
 	char *main_file;
@@ -124,16 +151,22 @@ struct cfg {
 	struct cfg_store store;
 	struct cfg_control control;
 	struct cfg_crypto crypto;
+	struct cfg_update update;
 	struct cfg_notefile *notefiles;
 	size_t n_notefiles;
 };
 
-/* Load and validate the core sections (plugins validate theirs). Returns NULL with
- * diag filled on any error; caller frees with cfg_free. */
+/* Load and validate the core sections (plugins validate theirs; the daemon then
+ * calls cfg_doc_report_unclaimed). Returns NULL with diag filled on any error,
+ * including syntax errors met while parsing; caller frees with cfg_free.
+ * cfg_from_doc: on success doc belongs to the result (cfg->doc); on failure the
+ * caller still owns doc, so --check-config can go on validating plugin sections. */
 struct cfg *cfg_load(const char *file, struct cfg_diag *diag);
 struct cfg *cfg_from_doc(struct cfg_doc *doc, const char *file, struct cfg_diag *diag);
+/* Number of syntax errors met while parsing doc. */
+size_t cfg_doc_errors(const struct cfg_doc *doc);
 void cfg_free(struct cfg *cfg);
 const struct cfg_notefile *cfg_notefile(const struct cfg *cfg, const char *name);
-/* The core's section patterns, for claiming. NULL-terminated. */
+/* The core's section patterns, for claiming (cfg_from_doc claims them). NULL-terminated. */
 extern const char *const cfg_core_sections[];
 #endif

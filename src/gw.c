@@ -12,6 +12,7 @@
 #include "gw.h"
 #include "link.h"
 #include "log.h"
+#include "ota.h"
 #include "plugins.h"
 #include "store.h"
 #include "util.h"
@@ -243,6 +244,8 @@ json_t *gw_status(struct gw *gw)
 	}
 	if (gw->plugins)
 		json_object_set_new(st, "plugins", plugins_stats(gw->plugins));
+	if (gw->ota)
+		json_object_set_new(st, "update", ota_status(gw->ota));
 	return st;
 }
 

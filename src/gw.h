@@ -11,6 +11,7 @@ struct control;
 struct plugins;
 struct batch;
 struct crypto_key;
+struct ota;
 
 struct gw {
 	sd_event *loop;
@@ -22,6 +23,7 @@ struct gw {
 	struct control *control;
 	struct plugins *plugins;
 	struct crypto_key *crypto_priv; /* downlink key, or NULL */
+	struct ota *ota;                /* host updates, or NULL */
 	bool foreground;
 	bool stopping;
 	uint64_t started_ms;

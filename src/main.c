@@ -20,6 +20,7 @@
 #include "gw.h"
 #include "link.h"
 #include "log.h"
+#include "ota.h"
 #include "plugins.h"
 #include "store.h"
 #include "util.h"
@@ -241,6 +242,18 @@ static int run(struct gw *gw)
 		log_err("link: cannot start: %s", strerror(-r));
 		goto out;
 	}
+	if (cfg->update.enabled) {
+		struct ota_opts oo = {
+			.spool_dir = cfg->update.spool_dir,
+			.trusted_dir = cfg->update.trusted_dir,
+			.interval_ms = cfg->update.interval_ms,
+			.chunk = (unsigned)cfg->update.chunk,
+			.auto_apply = cfg->update.auto_apply,
+		};
+		r = ota_new(gw, &oo, &gw->ota);
+		if (r < 0) /* updates are not worth refusing to forward notes for */
+			log_err("update: disabled: cannot use %s: %s", oo.spool_dir, strerror(-r));
+	}
 	plugins_start(gw->plugins);
 	gw_deliver_inbound(gw); /* what earlier runs stored but plugins did not deliver */
 	sd_event_add_time_relative(gw->loop, NULL, CLOCK_MONOTONIC, 1000 * 1000ULL, 0,
@@ -255,6 +268,8 @@ out:
 	/* Orderly drain: producers stop first, their pending notes are committed, then
 	 * the link finishes the transaction under way. */
 	plugins_stop(gw->plugins);
+	ota_free(gw->ota);
+	gw->ota = NULL;
 	if (gw->batch)
 		batch_free(gw->batch);
 	gw->batch = NULL;

@@ -1,7 +1,8 @@
 /* The store: a crash-safe SQLite queue between every producer and the Notecard
  * (outbound) and between the Notecard and every consumer plugin (inbound), plus the
  * audit log and small durable state (key/value). One struct store per connection;
- * the main loop and the link thread each open their own. */
+ * the main loop and the link thread each open their own, and a connection is used
+ * by one thread only. Durability rules are in the comment atop store.c. */
 #ifndef NOTEGW_STORE_H
 #define NOTEGW_STORE_H
 #include <stdbool.h>
@@ -12,20 +13,29 @@ struct store;
 
 enum store_when_full { STORE_DROP_OLDEST, STORE_REFUSE_NEW };
 
+#define STORE_SCHEMA_VERSION 2
+
 struct store_opts {
 	uint64_t max_size;      /* bytes of queued note data; 0 = unlimited */
 	int when_full;          /* enum store_when_full */
 	bool readonly;
+	int busy_timeout_ms;    /* wait for another connection's lock; 0 = 5000 */
 };
 
-/* Open (create, migrate, quick-check) the store at path. A corrupt file is moved
- * aside as path.corrupt-<time> and a fresh one started (logged loudly).
- * Returns 0 and *out, or a negative errno. */
+/* Open (create, quick-check, migrate) the store at path; opts may be NULL. A corrupt
+ * file (or one that is not a database) is moved aside as path.corrupt-<unixtime>
+ * (with its -wal) and a fresh one started, logged with log_err. I/O errors are
+ * returned, never taken for corruption. Returns 0 and *out (caller closes with
+ * store_close), or -ENOENT, -EACCES, -EBUSY, -EIO, -ENOSPC, -EPROTONOSUPPORT (a schema
+ * newer than this program). */
 int store_open(const char *path, const struct store_opts *opts, struct store **out);
-void store_close(struct store *st);
+void store_close(struct store *st); /* rolls back an open transaction; NULL ok */
 int store_schema_version(struct store *st);
-/* A random id made when the store was created: with a note's seq it names the note. */
+/* A random id (16 hex digits) made when the store was created: with a note's seq it
+ * names the note ("<gateway_id>:<seq>"). Borrowed until store_close. */
 const char *store_gateway_id(struct store *st);
+/* Change max_size / when_full (after a config reload). */
+void store_set_limits(struct store *st, uint64_t max_size, int when_full);
 
 /* ---- outbound ------------------------------------------------------------------ */
 struct store_out {
@@ -36,26 +46,42 @@ struct store_out {
 	void *payload;          /* raw bytes or NULL */
 	size_t payload_len;
 	int prio;               /* higher first */
-	int64_t created_ms;
+	int64_t created_ms;     /* CLOCK_REALTIME */
+	int64_t attempts;       /* failed attempts so far */
 };
-void store_out_free(struct store_out *n); /* frees fields and n */
+void store_out_free(struct store_out *n); /* frees fields and n; NULL ok */
 
 /* Group commit: begin/commit around many enqueues. store_enqueue outside a batch
  * commits by itself. After store_commit() returns 0, everything enqueued since
- * store_begin() is durable; on error none of it is (caller reports "not accepted"). */
+ * store_begin() is durable; on error none of it is accepted (the transaction is
+ * rolled back; caller reports "not accepted"). After an error that dooms the
+ * transaction (disk full, I/O), later calls inside it return the same error and
+ * store_commit returns it too. */
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 void store_rollback(struct store *st);
-/* Queue one note. Returns 0, -ENOSPC (full with refuse-new, or disk full),
- * -EINVAL (bad notefile/body), -EIO. *seq_out (may be NULL) gets its sequence. */
+bool store_in_txn(struct store *st);
+/* Queue one note. Returns 0, -ENOSPC (full with refuse-new, a note larger than
+ * max_size, or disk full), -EINVAL (bad notefile, or neither body nor payload),
+ * -EBUSY, -EIO. *seq_out (may be NULL) gets its sequence. With drop-oldest the
+ * oldest notes are deleted (counted, logged) to make room. */
 int store_enqueue(struct store *st, const char *file, const char *body, const void *payload,
                   size_t payload_len, int prio, int64_t *seq_out);
-/* The next note to hand to the card: highest prio, then oldest. NULL if none.
+/* Would a note of `bytes` (as store_note_bytes counts) be refused now? 0 or -ENOSPC
+ * (refuse-new and no room, or the note alone is larger than max_size). A read. */
+int store_check_room(struct store *st, uint64_t bytes);
+/* How many bytes of max_size a note takes. */
+uint64_t store_note_bytes(const char *file, const char *body, size_t payload_len);
+/* The next note to hand to the card: highest prio, then oldest. *out = NULL if none.
  * Caller frees with store_out_free. Returns 0 (found or not) or negative errno. */
 int store_peek_out(struct store *st, struct store_out **out);
-/* Mark sent (the card accepted note.add): removes it. */
+/* Up to max next notes in the same order. *out is a malloc'd array of *n notes;
+ * caller frees each with store_out_free and the array with free(). */
+int store_peek_outs(struct store *st, size_t max, struct store_out ***out, size_t *n);
+/* Mark sent (the card accepted note.add): removes it. 0 also if already gone
+ * (dropped meanwhile). */
 int store_out_sent(struct store *st, int64_t id);
-/* Record a failed attempt (kept; counted). */
+/* Record a failed attempt (kept; counted; why may be NULL). */
 int store_out_failed(struct store *st, int64_t id, const char *why);
 
 /* ---- inbound ------------------------------------------------------------------- */
@@ -63,21 +89,33 @@ struct store_in {
 	int64_t id;
 	char *file;
 	char *note;             /* note id, may be NULL */
-	char *body;
-	char *payload;          /* base64 text */
+	char *body;             /* may be NULL */
+	char *payload;          /* base64 text, may be NULL */
 	int64_t time;
 };
-void store_in_free(struct store_in *n);
+void store_in_free(struct store_in *n); /* NULL ok */
 /* Commit an inbound note (before it is deleted from the card). A duplicate
- * (same file, note id, time and body) is recognised: returns 1 and stores nothing. */
+ * (same file, note id, time, body and payload) is recognised: returns 1, stores
+ * nothing and *id_out is the first copy's id. 0 when stored; negative errno. */
 int store_inbound_add(struct store *st, const char *file, const char *note, const char *body,
                       const char *payload, int64_t time, int64_t *id_out);
-/* Undelivered inbound notes for a consumer, oldest first, after after_id. */
+#define STORE_INBOUND_BATCH 64
+/* Undelivered inbound notes for a registered consumer, oldest first, id > after_id,
+ * at most STORE_INBOUND_BATCH (call again after the last id for more). *out is a
+ * malloc'd array of *n; caller frees with store_in_list_free. -ENOENT if the consumer
+ * is not registered. */
 int store_inbound_pending(struct store *st, const char *consumer, int64_t after_id,
                           struct store_in ***out, size_t *n);
+void store_in_list_free(struct store_in **v, size_t n);
+/* The consumer has it (after its own acknowledgment). Idempotent. */
 int store_inbound_done(struct store *st, const char *consumer, int64_t id);
-/* Register a consumer so that notes are kept until it has them. */
+/* Register a consumer so that notes are kept until it has them; it is offered every
+ * inbound note the store still holds. Idempotent. */
 int store_consumer_add(struct store *st, const char *consumer);
+/* Forget inbound notes every consumer has and that arrived before older_than_ms
+ * (CLOCK_REALTIME); keep them long enough to recognise a card's duplicate. Writes
+ * only when something goes. Returns the number removed or a negative errno. */
+int store_inbound_prune(struct store *st, int64_t older_than_ms);
 
 /* ---- stats --------------------------------------------------------------------- */
 struct store_file_stats {
@@ -87,9 +125,11 @@ struct store_file_stats {
 	int64_t oldest_ms;
 };
 struct store_stats {
-	int64_t queued, bytes, oldest_ms;
-	int64_t dropped, refused, sent, inbound, inbound_pending;
-	uint64_t bytes_written; /* approx bytes committed by this process */
+	int64_t queued, bytes, oldest_ms;   /* oldest_ms 0 when empty */
+	int64_t dropped, sent;              /* persistent counters */
+	int64_t refused;                    /* refusals by this connection */
+	int64_t inbound, inbound_pending;   /* held; not yet had by every consumer */
+	uint64_t bytes_written; /* approx bytes this connection wrote (WAL frames) */
 };
 int store_stats(struct store *st, struct store_stats *out);
 /* Per-notefile queue, oldest first. Caller frees with store_file_stats_free. */
@@ -97,10 +137,18 @@ int store_queue(struct store *st, struct store_file_stats **out, size_t *n);
 void store_file_stats_free(struct store_file_stats *v, size_t n);
 
 /* ---- audit and durable key/value ------------------------------------------------ */
+/* Append to the audit log (the newest STORE_AUDIT_KEEP rows are kept). */
+#define STORE_AUDIT_KEEP 10000
 int store_audit(struct store *st, const char *actor, const char *action, const char *detail);
-struct store_audit_row { int64_t time_ms; char *actor, *action, *detail; };
+struct store_audit_row {
+	int64_t time_ms;
+	char *actor, *action, *detail;
+};
+/* Newest first, at most limit rows. Caller frees with store_audit_free. */
 int store_audit_list(struct store *st, int64_t limit, struct store_audit_row **out, size_t *n);
 void store_audit_free(struct store_audit_row *v, size_t n);
+/* Set a value; writes nothing when it is unchanged. */
 int store_kv_set(struct store *st, const char *key, const char *value);
-int store_kv_get(struct store *st, const char *key, char **value); /* -ENOENT if unset */
+int store_kv_get(struct store *st, const char *key, char **value); /* caller frees; -ENOENT if unset */
+int store_kv_del(struct store *st, const char *key);
 #endif

@@ -12,3 +12,14 @@ TESTS += tests/unit/test_config
 endif
 
 TESTS += tests/integration/test_daemon.py
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_update
+tests_unit_test_update_SOURCES = tests/unit/test_update.c
+tests_unit_test_update_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_update_LDADD = $(UNIT_LIBS)
+TESTS += tests/unit/test_update
+endif
+TESTS += tests/integration/test_crash.py
+TESTS += tests/integration/test_update.py
+EXTRA_DIST += tools

@@ -1,1 +1,40 @@
-# plugins/mqtt: rules of this module (see the top Makefile.am)
+# plugins/mqtt: the MQTT client plugin (mqtt.so, loaded by notegwd) and the
+# mosquitto broker plugin (notegw_broker.so, loaded by mosquitto), sharing the
+# topic/payload rules in validate.c.
+if ENABLE_MQTT
+plugin_LTLIBRARIES += plugins/mqtt/mqtt.la
+plugins_mqtt_mqtt_la_SOURCES = plugins/mqtt/mqtt.c plugins/mqtt/validate.c \
+	plugins/mqtt/validate.h
+plugins_mqtt_mqtt_la_CFLAGS = $(AM_CFLAGS) $(SYSTEMD_CFLAGS) $(JANSSON_CFLAGS) $(MOSQUITTO_CFLAGS)
+plugins_mqtt_mqtt_la_LIBADD = $(JANSSON_LIBS) $(MOSQUITTO_LIBS) $(SYSTEMD_LIBS)
+plugins_mqtt_mqtt_la_LDFLAGS = -module -avoid-version -shared $(AM_LDFLAGS) \
+	-export-symbols-regex '^notegw_plugin_describe$$'
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_mqtt_validate
+tests_unit_test_mqtt_validate_SOURCES = tests/unit/test_mqtt_validate.c \
+	plugins/mqtt/validate.c plugins/mqtt/validate.h
+tests_unit_test_mqtt_validate_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/mqtt
+tests_unit_test_mqtt_validate_CFLAGS = $(AM_CFLAGS) $(SYSTEMD_CFLAGS) $(JANSSON_CFLAGS) \
+	$(CMOCKA_CFLAGS)
+tests_unit_test_mqtt_validate_LDADD = $(JANSSON_LIBS) $(CMOCKA_LIBS)
+TESTS += tests/unit/test_mqtt_validate
+endif
+
+# The broker plugin runs inside mosquitto, not notegwd: it cannot use the daemon's
+# host API, so it carries its own copy of the store code (and the two small helpers
+# the store needs) and exports nothing but mosquitto's plugin entry points.
+if ENABLE_MQTT_BROKER
+mosquittoplugindir = $(libdir)/notegw/mosquitto
+mosquittoplugin_LTLIBRARIES = plugins/mqtt/notegw_broker.la
+plugins_mqtt_notegw_broker_la_SOURCES = plugins/mqtt/broker.c plugins/mqtt/validate.c \
+	plugins/mqtt/validate.h src/store.c src/store_out.c src/store_in.c \
+	src/store-private.h src/store.h src/util.c src/util.h src/log.c src/log.h
+plugins_mqtt_notegw_broker_la_CFLAGS = $(AM_CFLAGS) $(SYSTEMD_CFLAGS) $(JANSSON_CFLAGS) \
+	$(SQLITE_CFLAGS) $(OPENSSL_CFLAGS) $(MOSQUITTO_CFLAGS)
+plugins_mqtt_notegw_broker_la_LIBADD = $(JANSSON_LIBS) $(SQLITE_LIBS) $(OPENSSL_LIBS) \
+	$(SYSTEMD_LIBS)
+plugins_mqtt_notegw_broker_la_LDFLAGS = -module -avoid-version -shared $(AM_LDFLAGS) \
+	-export-symbols-regex '^mosquitto_plugin_(version|init|cleanup)$$'
+endif
+endif

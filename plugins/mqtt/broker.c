@@ -1,0 +1,262 @@
+/* notegw_broker: a mosquitto plugin (v5 interface) that commits every
+ * <prefix>/out/<notefile> message into notegw's SQLite store before mosquitto
+ * answers the publisher. mosquitto sends PUBACK only after MOSQ_EVT_MESSAGE returns,
+ * so an acknowledged QoS 1 message is durable in the store: the window libmosquitto
+ * leaves in the client plugin (PUBACK before on_message) does not exist here.
+ *
+ *   plugin /usr/lib/<triplet>/notegw/mosquitto/notegw_broker.so
+ *   plugin_opt_store /var/lib/notegw/store.db
+ *   plugin_opt_prefix notecard          (default notecard)
+ *   plugin_opt_max_payload 8192         (bytes, K/M suffix; default 8K)
+ *   plugin_opt_max_size 256M            (match [store] max_size; default unlimited)
+ *   plugin_opt_when_full drop-oldest    (match [store] when_full)
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "store.h"
+#include "validate.h"
+
+#define TOPIC_MAX 512
+
+struct broker {
+	mosquitto_plugin_id_t *id;
+	struct store *st;
+	char *path;
+	char prefix[MQTT_PREFIX_MAX + 1];
+	uint64_t max_payload;
+	struct store_opts opts;
+	uint64_t queued, refused, failed;
+};
+
+/* "8192", "8K", "256M", "1G" -> bytes; -EINVAL on anything else. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end = NULL;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (*end == 'K' || *end == 'k')
+		mul = 1024, end++;
+	else if (*end == 'M' || *end == 'm')
+		mul = 1024 * 1024, end++;
+	else if (*end == 'G' || *end == 'g')
+		mul = 1024ull * 1024 * 1024, end++;
+	if (*end || v > UINT64_MAX / mul)
+		return -EINVAL;
+	*out = v * mul;
+	return 0;
+}
+
+static void report_refusal(struct broker *b, const char *topic, const char *why)
+{
+	char etopic[TOPIC_MAX];
+	char *js = mqtt_error_json(topic, why);
+
+	if (js && mqtt_topic_build(etopic, sizeof(etopic), b->prefix, "error", NULL) == 0)
+		mosquitto_broker_publish_copy(NULL, etopic, (int)strlen(js), js, 1, false, NULL);
+	else
+		mosquitto_log_printf(MOSQ_LOG_ERR, "notegw: cannot report refusal of %s", topic);
+	free(js);
+}
+
+static int on_message(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_message *ed = event_data;
+	struct broker *b = userdata;
+	const char *notefile = NULL, *why = NULL;
+	const char *client = mosquitto_client_id(ed->client);
+	char *body = NULL;
+	int r;
+
+	if (mqtt_topic_classify(b->prefix, ed->topic, &notefile) != MQTT_TOPIC_OUT)
+		return MOSQ_ERR_SUCCESS;
+	r = mqtt_out_check(notefile, ed->payload, ed->payloadlen, (size_t)b->max_payload, &body,
+	                   &why);
+	if (r == 0) {
+		/* Outside a batch store_enqueue commits by itself (WAL, synchronous=FULL):
+		 * when it returns 0 the note survives a crash or a power cut. */
+		r = store_enqueue(b->st, notefile, body, NULL, 0, 0, NULL);
+		free(body);
+		if (r == 0) {
+			b->queued++;
+			/* The broker need not keep a retained copy: the note is in the store,
+			 * and a retained out/ message would be replayed to every new
+			 * subscriber. */
+			ed->retain = false;
+			return MOSQ_ERR_SUCCESS;
+		}
+		if (r != -ENOSPC && r != -EINVAL) {
+			/* Not committed for a reason that may pass (I/O, lock held too long):
+			 * no PUBACK. mosquitto drops the publisher's connection; its QoS 1
+			 * message is sent again when it reconnects. */
+			b->failed++;
+			mosquitto_log_printf(MOSQ_LOG_ERR,
+			                     "notegw: store could not commit %s from %s (%s): "
+			                     "publisher not acknowledged",
+			                     ed->topic, client ? client : "?", strerror(-r));
+			report_refusal(b, ed->topic, "store could not commit the note; not acknowledged");
+			return MOSQ_ERR_UNKNOWN;
+		}
+		why = r == -ENOSPC ? "store full" : "store refused the note";
+	}
+	/* Refused for good (bad notefile, not JSON, too large, store full with
+	 * refuse-new): report it and swallow the message. Returning an error would make
+	 * mosquitto 2.0 drop the publisher's connection without PUBACK, and a
+	 * persistent-session publisher would then send the same bad message forever.
+	 * Instead the message is acknowledged and turned into the error report itself,
+	 * so nothing of it is queued and nothing reaches out/ subscribers. */
+	b->refused++;
+	mosquitto_log_printf(MOSQ_LOG_NOTICE, "notegw: refused %s from %s: %s", ed->topic,
+	                     client ? client : "?", why);
+	{
+		char etopic[TOPIC_MAX];
+		char *js = mqtt_error_json(ed->topic, why);
+		char *t = NULL;
+
+		if (js && mqtt_topic_build(etopic, sizeof(etopic), b->prefix, "error", NULL) == 0)
+			t = mosquitto_strdup(etopic);
+		if (!js || !t) {
+			free(js);
+			mosquitto_free(t);
+			return MOSQ_ERR_NOMEM;
+		}
+		/* mosquitto 2.0 takes event_data.topic and .payload as they are left here
+		 * (freeing a replaced payload itself, but not a replaced topic). */
+		char *p = mosquitto_strdup(js);
+		free(js);
+		if (!p) {
+			mosquitto_free(t);
+			return MOSQ_ERR_NOMEM;
+		}
+		mosquitto_free(ed->topic);
+		ed->topic = t;
+		ed->payload = p;
+		ed->payloadlen = (uint32_t)strlen(p);
+		ed->retain = false;
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
+int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
+{
+	for (int i = 0; i < supported_version_count; i++)
+		if (supported_versions[i] == 5)
+			return 5;
+	return -1;
+}
+
+static void broker_free(struct broker *b)
+{
+	if (!b)
+		return;
+	store_close(b->st);
+	free(b->path);
+	free(b);
+}
+
+int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
+                          struct mosquitto_opt *options, int option_count)
+{
+	struct broker *b = calloc(1, sizeof(*b));
+	const char *why = NULL;
+	int r;
+
+	if (!b)
+		return MOSQ_ERR_NOMEM;
+	b->id = identifier;
+	b->max_payload = 8192;
+	b->opts.when_full = STORE_DROP_OLDEST;
+	snprintf(b->prefix, sizeof(b->prefix), "notecard");
+	for (int i = 0; i < option_count; i++) {
+		const char *k = options[i].key, *v = options[i].value;
+		if (strcmp(k, "store") == 0) {
+			free(b->path);
+			b->path = strdup(v);
+		} else if (strcmp(k, "prefix") == 0) {
+			if (mqtt_prefix_check(v, &why) < 0 ||
+			    snprintf(b->prefix, sizeof(b->prefix), "%s", v) >= (int)sizeof(b->prefix)) {
+				mosquitto_log_printf(MOSQ_LOG_ERR, "notegw: plugin_opt_prefix %s: %s",
+				                     v, why ? why : "too long");
+				goto fail;
+			}
+		} else if (strcmp(k, "max_payload") == 0) {
+			if (parse_size(v, &b->max_payload) < 0 || b->max_payload < 2) {
+				mosquitto_log_printf(MOSQ_LOG_ERR,
+				                     "notegw: plugin_opt_max_payload %s: not a size", v);
+				goto fail;
+			}
+		} else if (strcmp(k, "max_size") == 0) {
+			if (parse_size(v, &b->opts.max_size) < 0) {
+				mosquitto_log_printf(MOSQ_LOG_ERR,
+				                     "notegw: plugin_opt_max_size %s: not a size", v);
+				goto fail;
+			}
+		} else if (strcmp(k, "when_full") == 0) {
+			if (strcmp(v, "drop-oldest") == 0)
+				b->opts.when_full = STORE_DROP_OLDEST;
+			else if (strcmp(v, "refuse-new") == 0)
+				b->opts.when_full = STORE_REFUSE_NEW;
+			else {
+				mosquitto_log_printf(MOSQ_LOG_ERR,
+				                     "notegw: plugin_opt_when_full %s: expected "
+				                     "drop-oldest or refuse-new",
+				                     v);
+				goto fail;
+			}
+		}
+		/* Other plugin_opt_* belong to other plugins when per_listener_settings
+		 * is off: mosquitto hands every plugin all of them. */
+	}
+	if (!b->path) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, "notegw: plugin_opt_store is required "
+		                                   "(the path of notegwd's store.db)");
+		goto fail;
+	}
+	r = store_open(b->path, &b->opts, &b->st);
+	if (r < 0) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, "notegw: cannot open store %s: %s", b->path,
+		                     strerror(-r));
+		goto fail;
+	}
+	r = mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, on_message, NULL, b);
+	if (r != MOSQ_ERR_SUCCESS) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, "notegw: cannot register for messages: %s",
+		                     mosquitto_strerror(r));
+		goto fail;
+	}
+	mosquitto_log_printf(MOSQ_LOG_INFO, "notegw: %s/out/<notefile> is committed to %s",
+	                     b->prefix, b->path);
+	*userdata = b;
+	return MOSQ_ERR_SUCCESS;
+fail:
+	broker_free(b);
+	return MOSQ_ERR_UNKNOWN;
+}
+
+int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int option_count)
+{
+	struct broker *b = userdata;
+
+	if (!b)
+		return MOSQ_ERR_SUCCESS;
+	mosquitto_callback_unregister(b->id, MOSQ_EVT_MESSAGE, on_message, NULL);
+	mosquitto_log_printf(MOSQ_LOG_INFO, "notegw: %llu queued, %llu refused, %llu not committed",
+	                     (unsigned long long)b->queued, (unsigned long long)b->refused,
+	                     (unsigned long long)b->failed);
+	broker_free(b);
+	return MOSQ_ERR_SUCCESS;
+}

@@ -1,0 +1,62 @@
+"""What sits between a transport and the card's brain: per-request timing, faults, resets, and
+transcript replay. Both transports hand a complete request line to `Device.request()`.
+"""
+import json
+import threading
+import time
+
+
+class Device:
+    def __init__(self, card, faults, timing, replay=None):
+        self.card = card
+        self.faults = faults
+        self.timing = timing
+        self.replay = replay            # transcript.Replay or None
+        self.generation = 0             # bumped on every reset: in-flight work is dropped
+        self.reset_listeners = []
+        self.lock = threading.Lock()    # one transaction at a time, as on the card
+
+    def reset(self, seconds=None):
+        """The card resets: buffers are lost and it is deaf for a while."""
+        self.generation += 1
+        self.card.count("resets")
+        self.faults.deafen(self.faults.reset_seconds if seconds is None else seconds)
+        for cb in self.reset_listeners:
+            cb()
+
+    def request(self, line, transport):
+        """Returns the response bytes (CRLF-terminated, faults applied) or None."""
+        with self.lock:
+            gen = self.generation
+            if self.faults.hit("reset"):
+                self.card.count("faults_reset")
+                self.card.requests.append({"t": time.time(), "transport": transport,
+                                           "req": line.decode("utf-8", "replace"),
+                                           "rsp": None, "fault": "reset"})
+                self.reset()
+                return None
+            name = _req_name(line)
+            delay = self.timing.processing(name)
+            if delay:
+                time.sleep(delay)
+            if self.replay is not None:
+                rsp = self.replay.answer(line)
+            else:
+                rsp = self.card.transact(line, transport, io_fault=self.faults.hit("io"))
+            if getattr(self.card, "restart_pending", False):
+                self.card.restart_pending = False
+                self.card.save()
+                self.reset(1.5 if self.timing.real() else 0.1)
+                return rsp          # the card answers, then restarts
+            self.card.save()
+            if gen != self.generation:
+                return None
+            return self.faults.mangle(rsp) if rsp else rsp
+
+
+def _req_name(line):
+    try:
+        obj = json.loads(line)
+        return obj.get("req") or obj.get("cmd") or ""
+    except (ValueError, AttributeError):
+        return ""

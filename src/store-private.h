@@ -1,0 +1,76 @@
+/* Inside the store: the connection struct and its cache of prepared statements,
+ * shared by store.c (open, schema, transactions), store_out.c and store_in.c. */
+#ifndef NOTEGW_STORE_PRIVATE_H
+#define NOTEGW_STORE_PRIVATE_H
+#include <sqlite3.h>
+
+#include "store.h"
+
+/* Every statement the store runs more than once, prepared on first use and kept for
+ * the life of the connection. The SQL text is in store.c's table. */
+enum store_q {
+	Q_BEGIN,
+	Q_COMMIT,
+	Q_ROLLBACK,
+	Q_META_ROOM,
+	Q_OUT_INSERT,
+	Q_OUT_OLDEST,
+	Q_OUT_DELETE,
+	Q_META_DROPPED,
+	Q_META_SENT,
+	Q_OUT_PEEK,
+	Q_OUT_FAILED,
+	Q_STATS,
+	Q_QUEUE,
+	Q_IN_ADD,
+	Q_IN_FIND,
+	Q_IN_PENDING,
+	Q_IN_DONE,
+	Q_IN_PRUNE,
+	Q_IN_STATS,
+	Q_CONSUMER_ADD,
+	Q_CONSUMER_HAS,
+	Q_AUDIT_ADD,
+	Q_AUDIT_TRIM,
+	Q_AUDIT_LIST,
+	Q_KV_SET,
+	Q_KV_GET,
+	Q_KV_DEL,
+	Q_COUNT
+};
+
+struct store {
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *q[Q_COUNT];
+	uint64_t max_size;
+	int when_full;
+	bool readonly;
+	bool in_txn;          /* between store_begin and store_commit/rollback */
+	int doomed;           /* <0: the open transaction failed; commit returns this */
+	int schema_version;
+	int page_size;
+	char gateway_id[17];
+	int64_t refused;       /* refusals by this connection */
+	bool refusing;         /* logged "refusing"; log again when accepting */
+	uint64_t bytes_written;
+};
+
+/* The statement for q, reset and with bindings cleared; NULL on error (logged). */
+sqlite3_stmt *store_stmt(struct store *st, enum store_q q);
+/* SQLite result code to -errno (SQLITE_FULL and ENOSPC-like I/O errors: -ENOSPC). */
+int store_errno(struct store *st, int rc);
+/* Run a statement that returns no rows to the end; 0 or -errno. Resets it. */
+int store_step_done(struct store *st, sqlite3_stmt *s);
+/* Around a write outside store_begin: start/finish an implicit transaction.
+ * store_wbegin returns 1 when it started one (pass to store_wend), 0 when inside
+ * the caller's, or -errno (also a doomed transaction's error). store_wend commits
+ * (err == 0) or rolls back the implicit one, or dooms the caller's on error, and
+ * returns err or the commit's error. */
+int store_wbegin(struct store *st);
+int store_wend(struct store *st, int began, int err);
+/* Count what the last writes put in the WAL into bytes_written. */
+void store_account(struct store *st);
+/* Strdup of a column's text, NULL for SQL NULL; *oom set on allocation failure. */
+char *store_col_text(sqlite3_stmt *s, int col, bool *oom);
+#endif

@@ -1,0 +1,606 @@
+/* store.c: opening the SQLite store (quick check, corrupt files moved aside, schema
+ * and forward migrations), its prepared statements and transactions. The queues
+ * themselves are in store_out.c and store_in.c.
+ *
+ * Durability guarantees
+ * - The database runs in WAL mode with synchronous=FULL: a transaction is durable,
+ *   power cut included, once COMMIT returns, because the WAL is fsynced as part of
+ *   every commit. With NORMAL a commit could roll back on power loss, so it is never
+ *   used. A producer is told "accepted" only after store_commit() (or a store_enqueue
+ *   outside a batch) returned 0; any failure of a write, of COMMIT or of its fsync
+ *   rolls the transaction back and is reported as "not accepted", never retried on
+ *   the assumption that it worked. tests/unit/test_powercut.c checks this with a VFS
+ *   that drops unsynced writes at random points.
+ * - A note leaves the outbound queue only when the link marks it sent, after the
+ *   Notecard answered note.add, so delivery is at-least-once: a crash between
+ *   note.add and that commit sends the note again.
+ * - Duplicates are recognisable: the store was given a random gateway id (16 hex
+ *   digits, in the meta row) when it was created, and every outbound note gets the
+ *   next number of a per-store sequence, assigned in the enqueueing transaction and
+ *   never reused (also after the note was sent or dropped). The link adds
+ *   "_id":"<gateway_id>:<seq>" to the body it hands to note.add; a retry carries the
+ *   same _id, so a receiver drops what it has seen (docs/store.md).
+ * - Inbound notes are committed before the link deletes them from the card; a
+ *   crash in between makes the card offer the note again, and store_inbound_add
+ *   recognises it by a SHA-256 of (file, note id, time, body, payload).
+ * - Full: max_size bounds the bytes of queued notes (file + body + payload). With
+ *   drop-oldest the oldest notes make room (counted, logged); with refuse-new the
+ *   enqueue fails with -ENOSPC. A full disk (SQLITE_FULL, ENOSPC) fails the
+ *   transaction with -ENOSPC like refuse-new; nothing is latched, so the next
+ *   transaction succeeds once space is back.
+ * - At open a quick check runs; a corrupt file is renamed to <path>.corrupt-<time>
+ *   (with its WAL) with an error logged, and a fresh store is created — the daemon
+ *   never crash-loops on a bad file, and the old data stays for forensics.
+ * - Nothing is written unless a caller writes: no timers, no housekeeping. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "store-private.h"
+#include "util.h"
+
+static const char *const sql[Q_COUNT] = {
+	[Q_BEGIN] = "BEGIN IMMEDIATE",
+	[Q_COMMIT] = "COMMIT",
+	[Q_ROLLBACK] = "ROLLBACK",
+	[Q_META_ROOM] = "SELECT next_seq, q_bytes FROM meta",
+	[Q_OUT_INSERT] = "INSERT INTO out(seq, file, body, payload, prio, created, bytes) "
+	                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
+	[Q_OUT_OLDEST] = "SELECT id, seq, file, bytes FROM out ORDER BY id LIMIT 1",
+	[Q_OUT_DELETE] = "DELETE FROM out WHERE id = ?",
+	[Q_META_DROPPED] = "UPDATE meta SET dropped = dropped + ?",
+	[Q_META_SENT] = "UPDATE meta SET sent = sent + 1",
+	[Q_OUT_PEEK] = "SELECT id, seq, file, body, payload, prio, created, attempts FROM out "
+	               "ORDER BY prio DESC, id LIMIT ?",
+	[Q_OUT_FAILED] = "UPDATE out SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+	[Q_STATS] = "SELECT q_count, q_bytes, dropped, sent, "
+	            "(SELECT created FROM out ORDER BY id LIMIT 1) FROM meta",
+	[Q_QUEUE] = "SELECT file, count(*), sum(bytes), min(created) AS o FROM out "
+	            "GROUP BY file ORDER BY o, file",
+	[Q_IN_ADD] = "INSERT OR IGNORE INTO inb(dkey, file, note, body, payload, time, received) "
+	             "VALUES (?, ?, ?, ?, ?, ?, ?)",
+	[Q_IN_FIND] = "SELECT id FROM inb WHERE dkey = ?",
+	[Q_IN_PENDING] = "SELECT i.id, i.file, i.note, i.body, i.payload, i.time FROM inb i "
+	                 "WHERE i.id > ?2 AND NOT EXISTS (SELECT 1 FROM delivered d "
+	                 "WHERE d.in_id = i.id AND d.consumer = ?1) ORDER BY i.id LIMIT ?3",
+	[Q_IN_DONE] = "INSERT OR IGNORE INTO delivered(in_id, consumer) "
+	              "SELECT id, ?2 FROM inb WHERE id = ?1",
+	[Q_IN_PRUNE] = "DELETE FROM inb WHERE received < ? AND NOT EXISTS (SELECT 1 FROM consumer c "
+	               "WHERE NOT EXISTS (SELECT 1 FROM delivered d WHERE d.in_id = inb.id "
+	               "AND d.consumer = c.name))",
+	[Q_IN_STATS] = "SELECT count(*), coalesce(sum(EXISTS (SELECT 1 FROM consumer c WHERE NOT "
+	               "EXISTS (SELECT 1 FROM delivered d WHERE d.in_id = i.id AND "
+	               "d.consumer = c.name))), 0) FROM inb i",
+	[Q_CONSUMER_ADD] = "INSERT OR IGNORE INTO consumer(name, added) VALUES (?, ?)",
+	[Q_CONSUMER_HAS] = "SELECT 1 FROM consumer WHERE name = ?",
+	[Q_AUDIT_ADD] = "INSERT INTO audit(time, actor, action, detail) VALUES (?, ?, ?, ?)",
+	[Q_AUDIT_TRIM] = "DELETE FROM audit WHERE id <= ?",
+	[Q_AUDIT_LIST] = "SELECT time, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?",
+	[Q_KV_SET] = "INSERT INTO kv(k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = ?2 "
+	             "WHERE v IS NOT ?2",
+	[Q_KV_GET] = "SELECT v FROM kv WHERE k = ?",
+	[Q_KV_DEL] = "DELETE FROM kv WHERE k = ?",
+};
+
+/* The first schema. Frozen: later versions change it only through migrations, so a
+ * store made by any release opens in every later one. Counters in the meta row are
+ * kept by triggers, so they stay right whichever connection (or process) writes. */
+static const char schema_v1[] =
+	"CREATE TABLE meta("
+	" one INTEGER PRIMARY KEY CHECK (one = 1),"
+	" gateway_id TEXT NOT NULL,"
+	" next_seq INTEGER NOT NULL DEFAULT 1,"
+	" q_count INTEGER NOT NULL DEFAULT 0,"
+	" q_bytes INTEGER NOT NULL DEFAULT 0,"
+	" dropped INTEGER NOT NULL DEFAULT 0,"
+	" sent INTEGER NOT NULL DEFAULT 0);"
+	"INSERT INTO meta(one, gateway_id) VALUES (1, lower(hex(randomblob(8))));"
+	"CREATE TABLE out("
+	" id INTEGER PRIMARY KEY,"
+	" seq INTEGER NOT NULL,"
+	" file TEXT NOT NULL,"
+	" body TEXT,"
+	" payload BLOB,"
+	" prio INTEGER NOT NULL DEFAULT 0,"
+	" created INTEGER NOT NULL,"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" bytes INTEGER NOT NULL);"
+	"CREATE INDEX out_order ON out(prio DESC, id);"
+	"CREATE TRIGGER out_ins AFTER INSERT ON out BEGIN"
+	" UPDATE meta SET next_seq = max(next_seq, NEW.seq + 1), q_count = q_count + 1,"
+	" q_bytes = q_bytes + NEW.bytes; END;"
+	"CREATE TRIGGER out_del AFTER DELETE ON out BEGIN"
+	" UPDATE meta SET q_count = q_count - 1, q_bytes = q_bytes - OLD.bytes; END;"
+	"CREATE TABLE inb("
+	" id INTEGER PRIMARY KEY,"
+	" dkey BLOB NOT NULL UNIQUE,"
+	" file TEXT NOT NULL,"
+	" note TEXT,"
+	" body TEXT,"
+	" payload TEXT,"
+	" time INTEGER,"
+	" received INTEGER NOT NULL);"
+	"CREATE TABLE consumer(name TEXT PRIMARY KEY, added INTEGER NOT NULL);"
+	"CREATE TABLE delivered(in_id INTEGER NOT NULL, consumer TEXT NOT NULL,"
+	" PRIMARY KEY (in_id, consumer)) WITHOUT ROWID;"
+	"CREATE TRIGGER inb_del AFTER DELETE ON inb BEGIN"
+	" DELETE FROM delivered WHERE in_id = OLD.id; END;"
+	"CREATE TABLE kv(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+	"PRAGMA user_version = 1;";
+
+/* migrations[v] takes a store from version v to v + 1. */
+static const char *const migrations[] = {
+	[0] = schema_v1,
+	/* v2: the audit log, and why a note's last attempt failed. */
+	[1] = "CREATE TABLE audit("
+	      " id INTEGER PRIMARY KEY,"
+	      " time INTEGER NOT NULL,"
+	      " actor TEXT NOT NULL,"
+	      " action TEXT NOT NULL,"
+	      " detail TEXT);"
+	      "ALTER TABLE out ADD COLUMN last_error TEXT;"
+	      "PRAGMA user_version = 2;",
+};
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+int store_errno(struct store *st, int rc)
+{
+	int e;
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EBADMSG;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_TOOBIG:
+		return -E2BIG;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_CANTOPEN:
+		e = st && st->db ? sqlite3_system_errno(st->db) : 0;
+		return e > 0 ? -e : -EACCES;
+	case SQLITE_IOERR:
+		/* The unix VFS reports a short write that is not ENOSPC (a quota, a file
+		 * size limit) as a plain write error: it is still a full disk to us. */
+		e = st && st->db ? sqlite3_system_errno(st->db) : 0;
+		if (e == ENOSPC || e == EDQUOT || e == EFBIG)
+			return -ENOSPC;
+		return -EIO;
+	default:
+		return -EIO;
+	}
+}
+
+sqlite3_stmt *store_stmt(struct store *st, enum store_q q)
+{
+	sqlite3_stmt *s = st->q[q];
+	if (!s) {
+		int rc = sqlite3_prepare_v3(st->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT, &s,
+		                            NULL);
+		if (rc != SQLITE_OK) {
+			log_err("store: prepare %d: %s", (int)q, sqlite3_errmsg(st->db));
+			return NULL;
+		}
+		st->q[q] = s;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+static void doom(struct store *st, int err)
+{
+	if (st->in_txn && !st->doomed && err < 0)
+		st->doomed = err;
+}
+
+int store_step_done(struct store *st, sqlite3_stmt *s)
+{
+	if (!s)
+		return -EIO;
+	int rc = sqlite3_step(s);
+	while (rc == SQLITE_ROW)
+		rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	int err = store_errno(st, rc);
+	log_warn("store: %s: %s", sqlite3_sql(s), sqlite3_errmsg(st->db));
+	doom(st, err);
+	return err;
+}
+
+void store_account(struct store *st)
+{
+	int cur = 0, hi = 0;
+	if (sqlite3_db_status(st->db, SQLITE_DBSTATUS_CACHE_WRITE, &cur, &hi, 1) == SQLITE_OK &&
+	    cur > 0)
+		st->bytes_written += (uint64_t)cur * ((uint64_t)st->page_size + 24);
+}
+
+char *store_col_text(sqlite3_stmt *s, int col, bool *oom)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	if (!t)
+		return NULL;
+	char *c = strdup((const char *)t);
+	if (!c)
+		*oom = true;
+	return c;
+}
+
+/* ---- transactions ----------------------------------------------------------------- */
+
+static int commit_now(struct store *st)
+{
+	int err = store_step_done(st, store_stmt(st, Q_COMMIT));
+	if (err < 0) {
+		log_err("store: commit failed (%s): not accepted", strerror(-err));
+		if (!sqlite3_get_autocommit(st->db))
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	store_account(st);
+	return err;
+}
+
+static void rollback_now(struct store *st)
+{
+	if (!sqlite3_get_autocommit(st->db)) {
+		sqlite3_stmt *s = store_stmt(st, Q_ROLLBACK);
+		if (!s || sqlite3_step(s) != SQLITE_DONE)
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		if (s)
+			sqlite3_reset(s);
+	}
+	/* Pages written for a transaction that then failed were still written. */
+	store_account(st);
+}
+
+int store_begin(struct store *st)
+{
+	if (st->readonly)
+		return -EROFS;
+	if (st->in_txn)
+		return -EBUSY;
+	int err = store_step_done(st, store_stmt(st, Q_BEGIN));
+	if (err < 0)
+		return err;
+	st->in_txn = true;
+	st->doomed = 0;
+	return 0;
+}
+
+int store_commit(struct store *st)
+{
+	if (!st->in_txn)
+		return -EINVAL;
+	int err = st->doomed;
+	st->in_txn = false;
+	st->doomed = 0;
+	if (err < 0) {
+		rollback_now(st);
+		return err;
+	}
+	return commit_now(st);
+}
+
+void store_rollback(struct store *st)
+{
+	if (!st->in_txn)
+		return;
+	st->in_txn = false;
+	st->doomed = 0;
+	rollback_now(st);
+}
+
+bool store_in_txn(struct store *st)
+{
+	return st->in_txn;
+}
+
+int store_wbegin(struct store *st)
+{
+	if (st->readonly)
+		return -EROFS;
+	if (st->in_txn)
+		return st->doomed ? st->doomed : 0;
+	int err = store_step_done(st, store_stmt(st, Q_BEGIN));
+	return err < 0 ? err : 1;
+}
+
+int store_wend(struct store *st, int began, int err)
+{
+	if (began != 1)
+		return err;
+	if (err < 0) {
+		rollback_now(st);
+		return err;
+	}
+	return commit_now(st);
+}
+
+/* ---- open --------------------------------------------------------------------------- */
+
+/* Runs the quick check: 0 ok, -EBADMSG corrupt (or not a database), other -errno
+ * when the check itself could not run (I/O, busy): that is no proof of corruption. */
+static int quick_check(struct store *st)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			const char *r = (const char *)sqlite3_column_text(s, 0);
+			if (!r || strcmp(r, "ok") != 0) {
+				log_err("store: %s: quick check: %s", st->path, r ? r : "?");
+				rc = SQLITE_CORRUPT;
+			} else {
+				rc = SQLITE_OK;
+			}
+		}
+	}
+	int err = store_errno(st, rc);
+	if (err < 0 && err != -EBADMSG)
+		log_err("store: %s: quick check could not run: %s", st->path,
+		        sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return err;
+}
+
+/* Rename the corrupt file (and its WAL, which belongs to it: replayed onto a fresh
+ * database it would write old pages into it) out of the way. */
+static int move_aside(const char *path)
+{
+	char aside[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
+	time_t now = time(NULL);
+	int r = xsnprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)now);
+	for (int i = 1; r == 0 && access(aside, F_OK) == 0 && i < 100; i++)
+		r = xsnprintf(aside, sizeof(aside), "%s.corrupt-%lld-%d", path, (long long)now,
+		              i);
+	if (r < 0)
+		return r;
+	if (rename(path, aside) < 0) {
+		r = -errno;
+		log_err("store: cannot move corrupt %s aside: %s", path, strerror(errno));
+		return r;
+	}
+	log_err("store: %s is corrupt: moved aside to %s, starting a fresh store (the "
+	        "queued notes in it are NOT sent)",
+	        path, aside);
+	if (xsnprintf(from, sizeof(from), "%s-wal", path) == 0 &&
+	    xsnprintf(to, sizeof(to), "%s-wal", aside) == 0 && rename(from, to) < 0 &&
+	    errno != ENOENT)
+		log_err("store: cannot move %s aside: %s", from, strerror(errno));
+	if (xsnprintf(from, sizeof(from), "%s-shm", path) == 0 && unlink(from) < 0 &&
+	    errno != ENOENT)
+		log_err("store: cannot remove %s: %s", from, strerror(errno));
+	return 0;
+}
+
+static int exec(struct store *st, const char *what, const char *text)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(st->db, text, NULL, NULL, &msg);
+	if (rc == SQLITE_OK)
+		return 0;
+	int err = store_errno(st, rc);
+	log_err("store: %s: %s: %s", st->path, what, msg ? msg : sqlite3_errstr(rc));
+	sqlite3_free(msg);
+	return err;
+}
+
+static int pragma_int(struct store *st, const char *text, int *v)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(st->db, text, -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			*v = sqlite3_column_int(s, 0);
+			rc = SQLITE_OK;
+		}
+	}
+	sqlite3_finalize(s);
+	return store_errno(st, rc);
+}
+
+/* Bring the schema to STORE_SCHEMA_VERSION, one step per transaction so a cut in the
+ * middle resumes at the step it was in. A read first: an up-to-date store (the
+ * usual case) starts no write. */
+static int migrate(struct store *st)
+{
+	int v = 0, err;
+	if ((err = pragma_int(st, "PRAGMA user_version", &v)) < 0)
+		return err;
+	if (v > STORE_SCHEMA_VERSION) {
+		log_err("store: %s has schema %d, newer than this notegw (%d): not opening it",
+		        st->path, v, STORE_SCHEMA_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	while (v < STORE_SCHEMA_VERSION) {
+		if (st->readonly) {
+			log_err("store: %s has schema %d, needs %d: open it read-write once",
+			        st->path, v, STORE_SCHEMA_VERSION);
+			return -EPROTONOSUPPORT;
+		}
+		if ((err = exec(st, "begin", "BEGIN IMMEDIATE")) < 0)
+			return err;
+		int now = 0;
+		err = pragma_int(st, "PRAGMA user_version", &now); /* another process may have */
+		if (err == 0 && now == v)
+			err = exec(st, "migrate", migrations[v]);
+		if (err == 0)
+			err = exec(st, "commit", "COMMIT");
+		if (err < 0) {
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			return err;
+		}
+		if (now == v)
+			log_info("store: %s: schema %d -> %d", st->path, v, v + 1);
+		if ((err = pragma_int(st, "PRAGMA user_version", &v)) < 0)
+			return err;
+	}
+	st->schema_version = v;
+	return 0;
+}
+
+static int load_meta(struct store *st)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(st->db, "SELECT gateway_id FROM meta", -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	int err = store_errno(st, rc);
+	if (rc == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(s, 0);
+		if (!id || xsnprintf(st->gateway_id, sizeof(st->gateway_id), "%s", id) < 0)
+			err = -EBADMSG;
+	} else if (rc == SQLITE_DONE) {
+		err = -EBADMSG;
+	}
+	if (err < 0)
+		log_err("store: %s: no gateway id: %s", st->path, strerror(-err));
+	sqlite3_finalize(s);
+	return err;
+}
+
+static void close_db(struct store *st)
+{
+	for (int i = 0; i < Q_COUNT; i++) {
+		sqlite3_finalize(st->q[i]);
+		st->q[i] = NULL;
+	}
+	if (st->db)
+		sqlite3_close_v2(st->db);
+	st->db = NULL;
+}
+
+/* One attempt: open, check, configure, migrate. -EBADMSG means corrupt. */
+static int open_once(struct store *st, int timeout_ms)
+{
+	int flags = (st->readonly ? SQLITE_OPEN_READONLY
+	                          : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+	            SQLITE_OPEN_NOMUTEX;
+	int rc = sqlite3_open_v2(st->path, &st->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		int err = store_errno(st, rc);
+		log_err("store: cannot open %s: %s", st->path,
+		        st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		return err == -EBADMSG ? -EIO : err;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, timeout_ms);
+	int err = quick_check(st);
+	if (err < 0)
+		return err;
+	if (!st->readonly) {
+		sqlite3_stmt *s = NULL;
+		rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(s);
+		const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
+		if (!mode || strcmp(mode, "wal") != 0) {
+			err = rc == SQLITE_ROW ? -EIO : store_errno(st, rc);
+			log_err("store: %s: cannot use WAL: %s", st->path, sqlite3_errmsg(st->db));
+		}
+		sqlite3_finalize(s);
+		if (err < 0)
+			return err == -EBADMSG ? -EIO : err;
+		/* FULL: the WAL is fsynced at every commit, so an acknowledged note survives a
+		 * power cut. A 4 MiB cap on the idle WAL keeps flash use bounded. */
+		if ((err = exec(st, "pragmas",
+		                "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 4194304;")) < 0)
+			return err == -EBADMSG ? -EIO : err;
+	}
+	if ((err = migrate(st)) < 0)
+		return err;
+	if ((err = load_meta(st)) < 0)
+		return err;
+	if ((err = pragma_int(st, "PRAGMA page_size", &st->page_size)) < 0)
+		return err;
+	return 0;
+}
+
+int store_open(const char *path, const struct store_opts *opts, struct store **out)
+{
+	static const struct store_opts defaults = {0};
+	if (!opts)
+		opts = &defaults;
+	if (!path || !*path || !out)
+		return -EINVAL;
+	struct store *st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	int err = -ENOMEM;
+	if (!(st->path = strdup(path)))
+		goto fail;
+	st->max_size = opts->max_size;
+	st->when_full = opts->when_full;
+	st->readonly = opts->readonly;
+	int timeout = opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
+	err = open_once(st, timeout);
+	if (err == -EBADMSG && !st->readonly) {
+		close_db(st);
+		if ((err = move_aside(path)) < 0)
+			goto fail;
+		err = open_once(st, timeout);
+		if (err == -EBADMSG)
+			err = -EIO; /* a fresh file that is corrupt: the disk, not the data */
+	}
+	if (err < 0)
+		goto fail;
+	store_account(st); /* creation and migration are not note traffic */
+	st->bytes_written = 0;
+	*out = st;
+	return 0;
+fail:
+	store_close(st);
+	return err;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->db && st->in_txn)
+		store_rollback(st);
+	close_db(st);
+	free(st->path);
+	free(st);
+}
+
+int store_schema_version(struct store *st)
+{
+	return st->schema_version;
+}
+
+const char *store_gateway_id(struct store *st)
+{
+	return st->gateway_id;
+}
+
+void store_set_limits(struct store *st, uint64_t max_size, int when_full)
+{
+	st->max_size = max_size;
+	st->when_full = when_full;
+}

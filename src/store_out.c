@@ -1,0 +1,377 @@
+/* store_out.c: the outbound queue — enqueue under the max_size policy, peek in
+ * priority-then-age order, sent and failed marks — and the queue statistics. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "store-private.h"
+#include "util.h"
+
+uint64_t store_note_bytes(const char *file, const char *body, size_t payload_len)
+{
+	return (uint64_t)(file ? strlen(file) : 0) + (body ? strlen(body) : 0) + payload_len;
+}
+
+static int read_room(struct store *st, int64_t *next_seq, int64_t *used)
+{
+	sqlite3_stmt *s = store_stmt(st, Q_META_ROOM);
+	if (!s)
+		return -EIO;
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*next_seq = sqlite3_column_int64(s, 0);
+		*used = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	log_warn("store: meta: %s", sqlite3_errmsg(st->db));
+	return rc == SQLITE_DONE ? -EBADMSG : store_errno(st, rc);
+}
+
+static int refuse(struct store *st)
+{
+	st->refused++;
+	if (!st->refusing) {
+		st->refusing = true;
+		log_warn("store: full (max_size %llu bytes, refuse-new): refusing new notes",
+		         (unsigned long long)st->max_size);
+	}
+	return -ENOSPC;
+}
+
+int store_check_room(struct store *st, uint64_t bytes)
+{
+	int64_t seq, used;
+	if (!st->max_size)
+		return 0;
+	if (bytes > st->max_size)
+		return refuse(st);
+	if (st->when_full == STORE_DROP_OLDEST)
+		return 0;
+	int err = read_room(st, &seq, &used);
+	if (err < 0)
+		return err;
+	if ((uint64_t)used + bytes > st->max_size)
+		return refuse(st);
+	return 0;
+}
+
+/* Delete oldest notes until `bytes` more fit; inside a write transaction. */
+static int drop_oldest(struct store *st, int64_t used, uint64_t bytes)
+{
+	int64_t n = 0, first_seq = 0;
+	char first_file[80] = "";
+	int err = 0;
+	while ((uint64_t)used + bytes > st->max_size) {
+		sqlite3_stmt *s = store_stmt(st, Q_OUT_OLDEST);
+		if (!s)
+			return -EIO;
+		int rc = sqlite3_step(s);
+		if (rc != SQLITE_ROW) {
+			sqlite3_reset(s);
+			if (rc == SQLITE_DONE)
+				return -ENOSPC; /* accounting says full but nothing is queued */
+			err = store_errno(st, rc);
+			break;
+		}
+		int64_t id = sqlite3_column_int64(s, 0);
+		if (n == 0) {
+			first_seq = sqlite3_column_int64(s, 1);
+			const char *f = (const char *)sqlite3_column_text(s, 2);
+			(void)xsnprintf(first_file, sizeof(first_file), "%s", f ? f : "?");
+		}
+		used -= sqlite3_column_int64(s, 3);
+		sqlite3_reset(s);
+		s = store_stmt(st, Q_OUT_DELETE);
+		if (!s)
+			return -EIO;
+		sqlite3_bind_int64(s, 1, id);
+		if ((err = store_step_done(st, s)) < 0)
+			break;
+		n++;
+	}
+	if (n > 0) {
+		sqlite3_stmt *s = store_stmt(st, Q_META_DROPPED);
+		if (!s)
+			return -EIO;
+		sqlite3_bind_int64(s, 1, n);
+		int e = store_step_done(st, s);
+		if (err == 0)
+			err = e;
+		if (err == 0)
+			log_warn("store: full (max_size %llu bytes, drop-oldest): dropped %lld "
+			         "oldest note(s), from %s seq %lld",
+			         (unsigned long long)st->max_size, (long long)n, first_file,
+			         (long long)first_seq);
+	}
+	return err;
+}
+
+static int insert(struct store *st, const char *file, const char *body, const void *payload,
+                  size_t payload_len, int prio, uint64_t bytes, int64_t *seq_out)
+{
+	int64_t seq, used;
+	int err = read_room(st, &seq, &used);
+	if (err < 0)
+		return err;
+	if (st->max_size && (uint64_t)used + bytes > st->max_size) {
+		if (st->when_full != STORE_DROP_OLDEST)
+			return refuse(st);
+		if ((err = drop_oldest(st, used, bytes)) < 0)
+			return err;
+	}
+	sqlite3_stmt *s = store_stmt(st, Q_OUT_INSERT);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, seq);
+	sqlite3_bind_text(s, 2, file, -1, SQLITE_STATIC);
+	if (body)
+		sqlite3_bind_text(s, 3, body, -1, SQLITE_STATIC);
+	if (payload)
+		sqlite3_bind_blob64(s, 4, payload, payload_len, SQLITE_STATIC);
+	sqlite3_bind_int(s, 5, prio);
+	sqlite3_bind_int64(s, 6, (int64_t)now_real_ms());
+	sqlite3_bind_int64(s, 7, (int64_t)bytes);
+	if ((err = store_step_done(st, s)) < 0)
+		return err;
+	if (seq_out)
+		*seq_out = seq;
+	return 0;
+}
+
+int store_enqueue(struct store *st, const char *file, const char *body, const void *payload,
+                  size_t payload_len, int prio, int64_t *seq_out)
+{
+	if (!file || !notefile_is_outbound(file) || (payload_len && !payload))
+		return -EINVAL;
+	uint64_t bytes = store_note_bytes(file, body, payload_len);
+	if (st->max_size && bytes > st->max_size)
+		return refuse(st);
+	int began = store_wbegin(st);
+	if (began < 0)
+		return began;
+	int err = insert(st, file, body, payload, payload_len, prio, bytes, seq_out);
+	err = store_wend(st, began, err);
+	if (err == 0 && st->refusing) {
+		st->refusing = false;
+		log_info("store: accepting notes again (%lld refused so far)",
+		         (long long)st->refused);
+	}
+	return err;
+}
+
+void store_out_free(struct store_out *n)
+{
+	if (!n)
+		return;
+	free(n->file);
+	free(n->body);
+	free(n->payload);
+	free(n);
+}
+
+static struct store_out *row_out(sqlite3_stmt *s)
+{
+	bool oom = false;
+	struct store_out *n = calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	n->id = sqlite3_column_int64(s, 0);
+	n->seq = sqlite3_column_int64(s, 1);
+	n->file = store_col_text(s, 2, &oom);
+	n->body = store_col_text(s, 3, &oom);
+	const void *p = sqlite3_column_blob(s, 4);
+	int plen = sqlite3_column_bytes(s, 4);
+	if (p && plen > 0) {
+		n->payload = malloc((size_t)plen);
+		if (n->payload) {
+			memcpy(n->payload, p, (size_t)plen);
+			n->payload_len = (size_t)plen;
+		} else {
+			oom = true;
+		}
+	}
+	n->prio = sqlite3_column_int(s, 5);
+	n->created_ms = sqlite3_column_int64(s, 6);
+	n->attempts = sqlite3_column_int64(s, 7);
+	if (oom || !n->file) {
+		store_out_free(n);
+		return NULL;
+	}
+	return n;
+}
+
+int store_peek_outs(struct store *st, size_t max, struct store_out ***out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (max == 0)
+		return 0;
+	if (max > 4096)
+		max = 4096;
+	sqlite3_stmt *s = store_stmt(st, Q_OUT_PEEK);
+	if (!s)
+		return -EIO;
+	struct store_out **v = calloc(max, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	size_t k = 0;
+	int err = 0, rc;
+	sqlite3_bind_int64(s, 1, (int64_t)max);
+	while (k < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (!(v[k] = row_out(s))) {
+			err = -ENOMEM;
+			break;
+		}
+		k++;
+	}
+	if (err == 0 && k < max && rc != SQLITE_DONE) {
+		err = store_errno(st, rc);
+		log_warn("store: peek: %s", sqlite3_errmsg(st->db));
+	}
+	sqlite3_reset(s);
+	if (err < 0 || k == 0) {
+		for (size_t i = 0; i < k; i++)
+			store_out_free(v[i]);
+		free(v);
+		return err;
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+int store_peek_out(struct store *st, struct store_out **out)
+{
+	struct store_out **v;
+	size_t n;
+	*out = NULL;
+	int err = store_peek_outs(st, 1, &v, &n);
+	if (err < 0 || n == 0)
+		return err;
+	*out = v[0];
+	free(v);
+	return 0;
+}
+
+int store_out_sent(struct store *st, int64_t id)
+{
+	int began = store_wbegin(st);
+	if (began < 0)
+		return began;
+	sqlite3_stmt *s = store_stmt(st, Q_OUT_DELETE);
+	int err = -EIO;
+	if (s) {
+		sqlite3_bind_int64(s, 1, id);
+		err = store_step_done(st, s);
+	}
+	if (err == 0 && sqlite3_changes(st->db) == 1)
+		err = store_step_done(st, store_stmt(st, Q_META_SENT));
+	return store_wend(st, began, err);
+}
+
+int store_out_failed(struct store *st, int64_t id, const char *why)
+{
+	int began = store_wbegin(st);
+	if (began < 0)
+		return began;
+	sqlite3_stmt *s = store_stmt(st, Q_OUT_FAILED);
+	int err = -EIO;
+	if (s) {
+		if (why)
+			sqlite3_bind_text(s, 1, why, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, id);
+		err = store_step_done(st, s);
+	}
+	return store_wend(st, began, err);
+}
+
+/* ---- stats ------------------------------------------------------------------------ */
+
+int store_stats(struct store *st, struct store_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	sqlite3_stmt *s = store_stmt(st, Q_STATS);
+	if (!s)
+		return -EIO;
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->queued = sqlite3_column_int64(s, 0);
+		out->bytes = sqlite3_column_int64(s, 1);
+		out->dropped = sqlite3_column_int64(s, 2);
+		out->sent = sqlite3_column_int64(s, 3);
+		out->oldest_ms = sqlite3_column_int64(s, 4);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? -EBADMSG : store_errno(st, rc);
+	s = store_stmt(st, Q_IN_STATS);
+	if (!s)
+		return -EIO;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->inbound = sqlite3_column_int64(s, 0);
+		out->inbound_pending = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW)
+		return store_errno(st, rc);
+	out->refused = st->refused;
+	out->bytes_written = st->bytes_written;
+	return 0;
+}
+
+void store_file_stats_free(struct store_file_stats *v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(v[i].file);
+	free(v);
+}
+
+int store_queue(struct store *st, struct store_file_stats **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	sqlite3_stmt *s = store_stmt(st, Q_QUEUE);
+	if (!s)
+		return -EIO;
+	struct store_file_stats *v = NULL;
+	size_t k = 0, cap = 0;
+	int err = 0, rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (k == cap) {
+			size_t nc = cap ? cap * 2 : 8;
+			struct store_file_stats *nv = realloc(v, nc * sizeof(*v));
+			if (!nv) {
+				err = -ENOMEM;
+				break;
+			}
+			v = nv;
+			cap = nc;
+		}
+		bool oom = false;
+		v[k].file = store_col_text(s, 0, &oom);
+		v[k].count = sqlite3_column_int64(s, 1);
+		v[k].bytes = sqlite3_column_int64(s, 2);
+		v[k].oldest_ms = sqlite3_column_int64(s, 3);
+		k++;
+		if (oom) {
+			err = -ENOMEM;
+			break;
+		}
+	}
+	if (err == 0 && rc != SQLITE_DONE)
+		err = store_errno(st, rc);
+	sqlite3_reset(s);
+	if (err < 0) {
+		store_file_stats_free(v, k);
+		return err;
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}
