@@ -187,8 +187,7 @@ static void bench_tcp(int n)
 
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%s", port);
 	printf("tcp: %d reads of %d registers each way\n", n, NREGS);
-	printf("tcp: bare libmodbus loop              %9.0f req/s (%d errors)\n", n / bare,
-	       errors);
+	printf("tcp: bare libmodbus loop              %9.0f req/s (%d errors)\n", n / bare, errors);
 	{
 		/* the worker's request path run inline: what the thread hand-off costs */
 		modbus_t *ctx = modbus_new_tcp_pi("127.0.0.1", port);
@@ -206,7 +205,8 @@ static void bench_tcp(int n)
 		modbus_close(ctx);
 		modbus_free(ctx);
 		printf("tcp: poller's request path, inline    %9.0f req/s (%d errors), "
-		       "ratio %.2f\n", n / mine, perr, bare / mine);
+		       "ratio %.2f\n",
+		       n / mine, perr, bare / mine);
 	}
 	for (int nb = 1; nb <= 4; nb *= 4) {
 		int perr;
@@ -261,7 +261,8 @@ static void bench_rtu(int n)
 
 		modbus_set_slave(srv, 1);
 		if (modbus_connect(srv) < 0) {
-			printf("rtu: cannot open %s: %s (socat missing?)\n", a, modbus_strerror(errno));
+			printf("rtu: cannot open %s: %s (socat missing?)\n", a,
+			       modbus_strerror(errno));
 			break;
 		}
 		pthread_create(&th, NULL, rtu_server, srv);
@@ -269,8 +270,8 @@ static void bench_rtu(int n)
 		t = via_poller(device(url, 1), n, &errors) / n;
 		printf("rtu %6d baud: cycle on the pty %7.3f ms, on the wire %7.3f ms, "
 		       "ratio wire/cycle %6.1f (%d errors)\n",
-		       bauds[k], t * 1e3, wire_s(bauds[k], NREGS) * 1e3, wire_s(bauds[k], NREGS) / t,
-		       errors);
+		       bauds[k], t * 1e3, wire_s(bauds[k], NREGS) * 1e3,
+		       wire_s(bauds[k], NREGS) / t, errors);
 		pthread_cancel(th);
 		pthread_join(th, NULL);
 		modbus_close(srv);

@@ -4,23 +4,23 @@
  * is checked here (counts, fd range) before anything trusts it. */
 #include <errno.h>
 #include <modbus/modbus.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bus.h"
 
 static const char *const fault_names[MB_FAULT_COUNT] = {
-	"ok", "timeout", "exception", "bad_response", "connect", "io",
+    "ok", "timeout", "exception", "bad_response", "connect", "io",
 };
 
 const char *mb_fault_name(enum mb_fault f)
@@ -128,9 +128,18 @@ static void doneq_post(struct mb_doneq *q, struct mb_job *j)
 
 /* ---- one job ----------------------------------------------------------------------- */
 static const char *const exc_names[] = {
-	NULL, "illegal function", "illegal data address", "illegal data value",
-	"server device failure", "acknowledge", "server device busy", "negative acknowledge",
-	"memory parity error", NULL, "gateway path unavailable", "gateway target failed to respond",
+    NULL,
+    "illegal function",
+    "illegal data address",
+    "illegal data value",
+    "server device failure",
+    "acknowledge",
+    "server device busy",
+    "negative acknowledge",
+    "memory parity error",
+    NULL,
+    "gateway path unavailable",
+    "gateway target failed to respond",
 };
 
 static void fail(struct mb_job *j, int e, const char *what)
@@ -140,8 +149,8 @@ static void fail(struct mb_job *j, int e, const char *what)
 		snprintf(j->msg, sizeof(j->msg), "timeout %s", what);
 	} else if (e >= EMBXILFUN && e <= EMBXGTAR) {
 		int code = e - MODBUS_ENOBASE;
-		const char *n = code < (int)(sizeof(exc_names) / sizeof(exc_names[0])) ?
-		                        exc_names[code] : NULL;
+		const char *n =
+		    code < (int)(sizeof(exc_names) / sizeof(exc_names[0])) ? exc_names[code] : NULL;
 		j->fault = MB_EXCEPTION;
 		j->exception = code;
 		snprintf(j->msg, sizeof(j->msg), "modbus exception %d (%s) %s", code,
@@ -168,7 +177,8 @@ static int tcp_connect(const struct mb_device *d, struct mb_job *j)
 
 	rc = getaddrinfo(d->url.host, d->url.port, &hints, &res);
 	if (rc != 0) {
-		snprintf(j->msg, sizeof(j->msg), "connect: %.100s: %s", d->url.host, gai_strerror(rc));
+		snprintf(j->msg, sizeof(j->msg), "connect: %.100s: %s", d->url.host,
+		         gai_strerror(rc));
 		return -1;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
@@ -219,8 +229,8 @@ static int connect_ctx(modbus_t *ctx, struct mb_job *j)
 			return -1;
 		if (fd >= FD_SETSIZE) {
 			close(fd);
-			snprintf(j->msg, sizeof(j->msg), "connect: fd above %d, unsafe for libmodbus",
-			         FD_SETSIZE);
+			snprintf(j->msg, sizeof(j->msg),
+			         "connect: fd above %d, unsafe for libmodbus", FD_SETSIZE);
 			return -1;
 		}
 		modbus_set_socket(ctx, fd);
@@ -232,8 +242,9 @@ static int connect_ctx(modbus_t *ctx, struct mb_job *j)
 		}
 		if (modbus_get_socket(ctx) >= FD_SETSIZE) {
 			modbus_close(ctx);
-			snprintf(j->msg, sizeof(j->msg), "open %.100s: fd above %d, unsafe for libmodbus",
-			         d->url.path, FD_SETSIZE);
+			snprintf(j->msg, sizeof(j->msg),
+			         "open %.100s: fd above %d, unsafe for libmodbus", d->url.path,
+			         FD_SETSIZE);
 			return -1;
 		}
 	}
@@ -247,8 +258,7 @@ static int read_block(modbus_t *ctx, const struct mb_block *b, uint16_t *out, st
 	char what[48];
 	int rc;
 
-	snprintf(what, sizeof(what), "reading %s:%u+%u", mb_kind_name(b->kind), b->addr,
-	         b->count);
+	snprintf(what, sizeof(what), "reading %s:%u+%u", mb_kind_name(b->kind), b->addr, b->count);
 	j->requests++;
 	switch (b->kind) {
 	case MB_HOLDING:

@@ -26,19 +26,19 @@ enum mb_job_type { MB_JOB_POLL, MB_JOB_WRITE };
 struct mb_job {
 	struct mb_job *next;
 	enum mb_job_type type;
-	const struct mb_device *dev;   /* borrowed: immutable config            */
-	const struct mb_point *point;  /* MB_JOB_WRITE: the point to write      */
-	uint16_t words[2];             /* MB_JOB_WRITE: raw value (bit: 0/1)    */
-	void *userdata;                /* the submitter's, untouched            */
+	const struct mb_device *dev;  /* borrowed: immutable config            */
+	const struct mb_point *point; /* MB_JOB_WRITE: the point to write      */
+	uint16_t words[2];            /* MB_JOB_WRITE: raw value (bit: 0/1)    */
+	void *userdata;               /* the submitter's, untouched            */
 	/* results, filled by the worker */
 	enum mb_fault fault;
-	int exception;                 /* MB_EXCEPTION: Modbus exception code   */
-	char msg[160];                 /* readable reason when fault != MB_OK   */
-	uint16_t *data;                /* MB_JOB_POLL: blocks back to back, one
-	                                  word per register or bit (owned)      */
+	int exception;  /* MB_EXCEPTION: Modbus exception code   */
+	char msg[160];  /* readable reason when fault != MB_OK   */
+	uint16_t *data; /* MB_JOB_POLL: blocks back to back, one
+	                   word per register or bit (owned)      */
 	size_t n_data;
-	uint64_t started_ms, done_ms;  /* CLOCK_MONOTONIC                       */
-	int requests;                  /* Modbus requests this job made         */
+	uint64_t started_ms, done_ms; /* CLOCK_MONOTONIC                       */
+	int requests;                 /* Modbus requests this job made         */
 };
 
 /* Allocate a job (data sized for the device's blocks when it is a poll). Caller

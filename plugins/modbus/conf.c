@@ -120,8 +120,9 @@ int mb_url_parse(const char *s, struct mb_url *u, char *err, size_t errlen)
 				for (size_t i = 0; i < sizeof(bauds) / sizeof(bauds[0]); i++)
 					ok |= bauds[i] == (int)v;
 			if (!ok)
-				return ERR("unsupported baud rate '%.*s' (1200-230400, standard rates)",
-				           (int)vl, val);
+				return ERR(
+				    "unsupported baud rate '%.*s' (1200-230400, standard rates)",
+				    (int)vl, val);
 			u->baud = (int)v;
 		} else if (KEY("parity")) {
 			if (vl != 1 || !strchr("NEOneo", val[0]))
@@ -148,8 +149,7 @@ int mb_url_parse(const char *s, struct mb_url *u, char *err, size_t errlen)
 	return 0;
 }
 
-int mb_register_parse(const char *s, enum mb_kind *kind, uint16_t *addr, char *err,
-                      size_t errlen)
+int mb_register_parse(const char *s, enum mb_kind *kind, uint16_t *addr, char *err, size_t errlen)
 {
 	const char *colon = strchr(s, ':');
 	unsigned long a;
@@ -162,14 +162,15 @@ int mb_register_parse(const char *s, enum mb_kind *kind, uint16_t *addr, char *e
 		return ERR("unknown register table '%.*s' (holding, input, coil, discrete)",
 		           (int)(colon - s), s);
 	if (parse_uint(colon + 1, strlen(colon + 1), 65535, &a) < 0)
-		return ERR("register address must be 0-65535 (the protocol address, not 40001-style)");
+		return ERR(
+		    "register address must be 0-65535 (the protocol address, not 40001-style)");
 	*kind = (enum mb_kind)k;
 	*addr = (uint16_t)a;
 	return 0;
 }
 
-int mb_server_parse(const char *s, bool *on, char *host, size_t hostlen, char *port,
-                    size_t portlen, char *err, size_t errlen)
+int mb_server_parse(const char *s, bool *on, char *host, size_t hostlen, char *port, size_t portlen,
+                    char *err, size_t errlen)
 {
 	unsigned long p;
 
@@ -210,7 +211,8 @@ static int check_type(const char *v, char *err, size_t errlen)
 	enum mb_order o;
 	if (mb_type_parse(v, &t, &o) < 0)
 		return ERR("unknown type '%s' (u16 i16 u32 i32 f32, _be/_le word order on the "
-		           "32-bit ones, bool)", v);
+		           "32-bit ones, bool)",
+		           v);
 	return 0;
 }
 
@@ -261,13 +263,13 @@ struct raw_main {
 };
 
 static const struct ngw_cfg_key main_keys[] = {
-	{"enabled", NGW_CFG_BOOL, "false", 0, 0, NULL, offsetof(struct raw_main, enabled)},
-	{"write_notefile", NGW_CFG_STR, "modbus.qi", 0, 0, NULL,
-	 offsetof(struct raw_main, write_notefile), check_inbound},
-	{"result_notefile", NGW_CFG_STR, "modbus.qo", 0, 0, NULL,
-	 offsetof(struct raw_main, result_notefile), check_outbound},
-	{"server", NGW_CFG_STR, "off", 0, 0, NULL, offsetof(struct raw_main, server), check_server},
-	{"server_unit", NGW_CFG_INT, "1", 0, 255, NULL, offsetof(struct raw_main, server_unit)},
+    {"enabled", NGW_CFG_BOOL, "false", 0, 0, NULL, offsetof(struct raw_main, enabled)},
+    {"write_notefile", NGW_CFG_STR, "modbus.qi", 0, 0, NULL,
+     offsetof(struct raw_main, write_notefile), check_inbound},
+    {"result_notefile", NGW_CFG_STR, "modbus.qo", 0, 0, NULL,
+     offsetof(struct raw_main, result_notefile), check_outbound},
+    {"server", NGW_CFG_STR, "off", 0, 0, NULL, offsetof(struct raw_main, server), check_server},
+    {"server_unit", NGW_CFG_INT, "1", 0, 255, NULL, offsetof(struct raw_main, server_unit)},
 };
 
 static const char *const report_choices[] = {"always", "change", NULL};
@@ -280,20 +282,19 @@ struct raw_dev {
 };
 
 static const struct ngw_cfg_key dev_keys[] = {
-	{"url", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_dev, url), check_url, 1},
-	{"unit", NGW_CFG_INT, "1", 0, 255, NULL, offsetof(struct raw_dev, unit)},
-	{"interval", NGW_CFG_DURATION, "10s", 100, 86400000LL, NULL,
-	 offsetof(struct raw_dev, interval)},
-	{"timeout", NGW_CFG_DURATION, "1s", 10, 60000, NULL, offsetof(struct raw_dev, timeout)},
-	{"backoff", NGW_CFG_DURATION, "1s", 100, 3600000LL, NULL,
-	 offsetof(struct raw_dev, backoff)},
-	{"backoff_max", NGW_CFG_DURATION, "60s", 100, 86400000LL, NULL,
-	 offsetof(struct raw_dev, backoff_max)},
-	{"down_after", NGW_CFG_INT, "3", 1, 1000, NULL, offsetof(struct raw_dev, down_after)},
-	{"gap", NGW_CFG_INT, "0", 0, 124, NULL, offsetof(struct raw_dev, gap)},
-	{"notefile", NGW_CFG_STR, "modbus.qo", 0, 0, NULL, offsetof(struct raw_dev, notefile),
-	 check_outbound},
-	{"report", NGW_CFG_ENUM, "always", 0, 0, report_choices, offsetof(struct raw_dev, report)},
+    {"url", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_dev, url), check_url, 1},
+    {"unit", NGW_CFG_INT, "1", 0, 255, NULL, offsetof(struct raw_dev, unit)},
+    {"interval", NGW_CFG_DURATION, "10s", 100, 86400000LL, NULL,
+     offsetof(struct raw_dev, interval)},
+    {"timeout", NGW_CFG_DURATION, "1s", 10, 60000, NULL, offsetof(struct raw_dev, timeout)},
+    {"backoff", NGW_CFG_DURATION, "1s", 100, 3600000LL, NULL, offsetof(struct raw_dev, backoff)},
+    {"backoff_max", NGW_CFG_DURATION, "60s", 100, 86400000LL, NULL,
+     offsetof(struct raw_dev, backoff_max)},
+    {"down_after", NGW_CFG_INT, "3", 1, 1000, NULL, offsetof(struct raw_dev, down_after)},
+    {"gap", NGW_CFG_INT, "0", 0, 124, NULL, offsetof(struct raw_dev, gap)},
+    {"notefile", NGW_CFG_STR, "modbus.qo", 0, 0, NULL, offsetof(struct raw_dev, notefile),
+     check_outbound},
+    {"report", NGW_CFG_ENUM, "always", 0, 0, report_choices, offsetof(struct raw_dev, report)},
 };
 
 struct raw_pt {
@@ -303,15 +304,14 @@ struct raw_pt {
 };
 
 static const struct ngw_cfg_key pt_keys[] = {
-	{"register", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_pt, reg), check_register,
-	 1},
-	{"type", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_pt, type), check_type},
-	{"scale", NGW_CFG_DOUBLE, "1", 0, 0, NULL, offsetof(struct raw_pt, scale)},
-	{"offset", NGW_CFG_DOUBLE, "0", 0, 0, NULL, offsetof(struct raw_pt, offset)},
-	{"deadband", NGW_CFG_DOUBLE, "0", 0, 0, NULL, offsetof(struct raw_pt, deadband)},
-	{"writable", NGW_CFG_BOOL, "false", 0, 0, NULL, offsetof(struct raw_pt, writable)},
-	{"min", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_pt, min), check_number},
-	{"max", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_pt, max), check_number},
+    {"register", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_pt, reg), check_register, 1},
+    {"type", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_pt, type), check_type},
+    {"scale", NGW_CFG_DOUBLE, "1", 0, 0, NULL, offsetof(struct raw_pt, scale)},
+    {"offset", NGW_CFG_DOUBLE, "0", 0, 0, NULL, offsetof(struct raw_pt, offset)},
+    {"deadband", NGW_CFG_DOUBLE, "0", 0, 0, NULL, offsetof(struct raw_pt, deadband)},
+    {"writable", NGW_CFG_BOOL, "false", 0, 0, NULL, offsetof(struct raw_pt, writable)},
+    {"min", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_pt, min), check_number},
+    {"max", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_pt, max), check_number},
 };
 
 #define N(t) (sizeof(t) / sizeof((t)[0]))
@@ -585,11 +585,13 @@ int mb_conf_load(struct ngw_plugin *self, struct mb_conf **out)
 		const char *dot = strchr(dev, '.');
 		struct mb_device *d = NULL;
 		for (size_t j = 0; j < c->n_devices; j++)
-			if (c->devices[j].name && strlen(c->devices[j].name) == (size_t)(dot - dev) &&
+			if (c->devices[j].name &&
+			    strlen(c->devices[j].name) == (size_t)(dot - dev) &&
 			    memcmp(c->devices[j].name, dev, (size_t)(dot - dev)) == 0)
 				d = &c->devices[j];
 		if (!d) {
-			h->cfg_error(self, pts[i], NULL, "point of unknown device '%.*s' (add [modbus.%.*s])",
+			h->cfg_error(self, pts[i], NULL,
+			             "point of unknown device '%.*s' (add [modbus.%.*s])",
 			             (int)(dot - dev), dev, (int)(dot - dev), dev);
 			bad = 1;
 			continue;
@@ -605,8 +607,10 @@ int mb_conf_load(struct ngw_plugin *self, struct mb_conf **out)
 	for (size_t i = 0; i < c->n_devices && !bad; i++) {
 		struct mb_device *d = &c->devices[i];
 		if (d->n_points == 0) {
-			h->cfg_error(self, d->section, NULL, "device has no points "
-			             "(add [%s.NAME] sections)", d->section);
+			h->cfg_error(self, d->section, NULL,
+			             "device has no points "
+			             "(add [%s.NAME] sections)",
+			             d->section);
 			bad = 1;
 			continue;
 		}
@@ -621,12 +625,16 @@ int mb_conf_load(struct ngw_plugin *self, struct mb_conf **out)
 			if (e->url.scheme != MB_URL_RTU || strcmp(e->url.path, d->url.path) != 0)
 				continue;
 			if (!same_line(&e->url, &d->url)) {
-				h->cfg_error(self, d->section, "url", "%s is also used by '%s' with "
-				             "other line settings", d->url.path, e->name);
+				h->cfg_error(self, d->section, "url",
+				             "%s is also used by '%s' with "
+				             "other line settings",
+				             d->url.path, e->name);
 				bad = 1;
 			} else if (e->unit == d->unit) {
-				h->cfg_error(self, d->section, "unit", "unit %d on %s is also "
-				             "device '%s'", d->unit, d->url.path, e->name);
+				h->cfg_error(self, d->section, "unit",
+				             "unit %d on %s is also "
+				             "device '%s'",
+				             d->unit, d->url.path, e->name);
 				bad = 1;
 			}
 		}

@@ -16,13 +16,13 @@ enum mb_report { MB_REPORT_ALWAYS, MB_REPORT_CHANGE };
 /* Where a device is: parsed from its url. */
 struct mb_url {
 	enum { MB_URL_TCP, MB_URL_RTU } scheme;
-	char host[256];  /* tcp: name or address (brackets stripped from IPv6) */
-	char port[8];    /* tcp: service, default "502"                        */
-	char path[256];  /* rtu: the serial device                             */
-	int baud;        /* rtu: default 9600                                  */
-	char parity;     /* 'N', 'E' or 'O'; default 'N'                       */
-	int data, stop;  /* default 8, 1                                       */
-	bool rs485;      /* ask the port for RS-485 mode (TIOCSRS485)          */
+	char host[256]; /* tcp: name or address (brackets stripped from IPv6) */
+	char port[8];   /* tcp: service, default "502"                        */
+	char path[256]; /* rtu: the serial device                             */
+	int baud;       /* rtu: default 9600                                  */
+	char parity;    /* 'N', 'E' or 'O'; default 'N'                       */
+	int data, stop; /* default 8, 1                                       */
+	bool rs485;     /* ask the port for RS-485 mode (TIOCSRS485)          */
 };
 
 /* Parse "tcp://host[:port]" or "rtu:/dev/tty?baud=..&parity=..&data=..&stop=..&rs485=..".
@@ -30,17 +30,16 @@ struct mb_url {
 int mb_url_parse(const char *s, struct mb_url *u, char *err, size_t errlen);
 
 /* Parse "holding:40" into kind and address. 0 or -EINVAL with a reason. */
-int mb_register_parse(const char *s, enum mb_kind *kind, uint16_t *addr, char *err,
-                      size_t errlen);
+int mb_register_parse(const char *s, enum mb_kind *kind, uint16_t *addr, char *err, size_t errlen);
 
 /* Parse the server key: "off" (-> *on = false), "on" (127.0.0.1:502), "PORT"
  * (127.0.0.1:PORT), "HOST:PORT", "[v6]:PORT". 0 or -EINVAL. */
-int mb_server_parse(const char *s, bool *on, char *host, size_t hostlen, char *port,
-                    size_t portlen, char *err, size_t errlen);
+int mb_server_parse(const char *s, bool *on, char *host, size_t hostlen, char *port, size_t portlen,
+                    char *err, size_t errlen);
 
 struct mb_point {
 	char *name;
-	char *section;     /* for messages                                   */
+	char *section; /* for messages                                   */
 	enum mb_kind kind;
 	uint16_t addr;
 	enum mb_type type;

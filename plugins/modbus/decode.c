@@ -27,8 +27,8 @@ static const struct {
 	const char *name;
 	enum mb_type type;
 } type_names[] = {
-	{"u16", MB_U16}, {"i16", MB_I16}, {"u32", MB_U32},
-	{"i32", MB_I32}, {"f32", MB_F32}, {"bool", MB_BOOL},
+    {"u16", MB_U16}, {"i16", MB_I16}, {"u32", MB_U32},
+    {"i32", MB_I32}, {"f32", MB_F32}, {"bool", MB_BOOL},
 };
 
 int mb_type_parse(const char *s, enum mb_type *type, enum mb_order *order)
@@ -147,12 +147,23 @@ int mb_encode(enum mb_type t, enum mb_order o, double value, double scale, doubl
 	if (fabs(raw - r) > 1e-6 * (fabs(raw) > 1 ? fabs(raw) : 1))
 		return -EDOM;
 	switch (t) {
-	case MB_U16: lo = 0, hi = 65535; break;
-	case MB_I16: lo = -32768, hi = 32767; break;
-	case MB_U32: lo = 0, hi = 4294967295.0; break;
-	case MB_I32: lo = -2147483648.0, hi = 2147483647.0; break;
-	case MB_BOOL: lo = 0, hi = 1; break;
-	case MB_F32: break;
+	case MB_U16:
+		lo = 0, hi = 65535;
+		break;
+	case MB_I16:
+		lo = -32768, hi = 32767;
+		break;
+	case MB_U32:
+		lo = 0, hi = 4294967295.0;
+		break;
+	case MB_I32:
+		lo = -2147483648.0, hi = 2147483647.0;
+		break;
+	case MB_BOOL:
+		lo = 0, hi = 1;
+		break;
+	case MB_F32:
+		break;
 	}
 	if (r < lo || r > hi)
 		return -ERANGE;

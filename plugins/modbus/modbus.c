@@ -32,7 +32,7 @@ struct dev_rt {
 	uint64_t polls, ok, requests, errors[MB_FAULT_COUNT], notes, notes_refused;
 	char last_error[160];
 	int64_t last_error_time, last_ok_time, since; /* epoch seconds */
-	double *rep;     /* last reported value per point (report = change) */
+	double *rep; /* last reported value per point (report = change) */
 	bool *has_rep;
 };
 
@@ -216,8 +216,8 @@ static void job_done(struct mod *m, struct mb_job *j)
 
 	if (j->type == MB_JOB_WRITE) {
 		struct pending_write *pw = j->userdata;
-		json_t *v = j->point->type == MB_BOOL ? json_boolean(pw->value != 0)
-		                                      : json_real(pw->value);
+		json_t *v =
+		    j->point->type == MB_BOOL ? json_boolean(pw->value != 0) : json_real(pw->value);
 		if (j->point->type != MB_BOOL && pw->value == floor(pw->value) &&
 		    fabs(pw->value) < 9e15) {
 			json_decref(v);
@@ -520,19 +520,20 @@ static char *mb_stats_json(struct ngw_plugin *self)
 		struct dev_rt *d = &m->devs[i];
 		json_t *errs = json_object(), *dj;
 		for (int f = MB_TIMEOUT; f < MB_FAULT_COUNT; f++)
-			json_object_set_new(errs, mb_fault_name(f), json_integer((json_int_t)d->errors[f]));
+			json_object_set_new(errs, mb_fault_name(f),
+			                    json_integer((json_int_t)d->errors[f]));
 		dj = json_pack("{s:s,s:s,s:I,s:I,s:I,s:o,s:I,s:I,s:I}", "state",
 		               state_names[d->state], "url", d->cfg->url_text, "polls",
 		               (json_int_t)d->polls, "ok", (json_int_t)d->ok, "requests",
 		               (json_int_t)d->requests, "errors", errs, "consecutive_failures",
-		               (json_int_t)d->fails, "notes", (json_int_t)d->notes,
-		               "notes_refused", (json_int_t)d->notes_refused);
+		               (json_int_t)d->fails, "notes", (json_int_t)d->notes, "notes_refused",
+		               (json_int_t)d->notes_refused);
 		if (!dj)
 			continue;
-		json_object_set_new(dj, "last_ok", d->last_ok_time ? json_integer(d->last_ok_time)
-		                                                   : json_null());
-		json_object_set_new(dj, "last_error", d->last_error[0] ? json_string(d->last_error)
-		                                                       : json_null());
+		json_object_set_new(dj, "last_ok",
+		                    d->last_ok_time ? json_integer(d->last_ok_time) : json_null());
+		json_object_set_new(dj, "last_error",
+		                    d->last_error[0] ? json_string(d->last_error) : json_null());
 		json_object_set_new(dj, "last_error_time",
 		                    d->last_error_time ? json_integer(d->last_error_time)
 		                                       : json_null());
@@ -553,20 +554,20 @@ static char *mb_stats_json(struct ngw_plugin *self)
 static const char *const sections[] = {"modbus", "modbus.*", "modbus.*.*", NULL};
 
 static const struct ngw_plugin_desc desc = {
-	.abi = NGW_PLUGIN_ABI,
-	.name = "modbus",
-	.description = "poll Modbus TCP/RTU devices, write points from the cloud, serve SCADA",
-	.version = PACKAGE_VERSION,
-	.sections = sections,
-	.configure = mb_configure,
-	.disabled = mb_disabled,
-	.start = mb_start,
-	.reload = mb_reload,
-	.stop = mb_stop,
-	.destroy = mb_destroy,
-	.on_inbound = mb_on_inbound,
-	.on_status = mb_on_status,
-	.stats_json = mb_stats_json,
+    .abi = NGW_PLUGIN_ABI,
+    .name = "modbus",
+    .description = "poll Modbus TCP/RTU devices, write points from the cloud, serve SCADA",
+    .version = PACKAGE_VERSION,
+    .sections = sections,
+    .configure = mb_configure,
+    .disabled = mb_disabled,
+    .start = mb_start,
+    .reload = mb_reload,
+    .stop = mb_stop,
+    .destroy = mb_destroy,
+    .on_inbound = mb_on_inbound,
+    .on_status = mb_on_status,
+    .stats_json = mb_stats_json,
 };
 
 const struct ngw_plugin_desc *notegw_plugin_describe(void)

@@ -21,8 +21,8 @@ static int cmp_span(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-int mb_plan(const struct mb_span *spans, size_t n, unsigned gap, struct mb_block *out,
-            size_t cap, struct mb_where *where)
+int mb_plan(const struct mb_span *spans, size_t n, unsigned gap, struct mb_block *out, size_t cap,
+            struct mb_where *where)
 {
 	struct order *ord;
 	size_t nb = 0;

@@ -34,6 +34,6 @@ struct mb_where {
  * cover to join two points (0 = only adjacent or overlapping ones). Blocks go to
  * out[cap] in (kind, addr) order, one mb_where per span to where[n].
  * Returns the number of blocks, or -EINVAL (a span past 65535), -ENOBUFS (cap). */
-int mb_plan(const struct mb_span *spans, size_t n, unsigned gap, struct mb_block *out,
-            size_t cap, struct mb_where *where);
+int mb_plan(const struct mb_span *spans, size_t n, unsigned gap, struct mb_block *out, size_t cap,
+            struct mb_where *where);
 #endif

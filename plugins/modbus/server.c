@@ -161,9 +161,9 @@ json_t *mb_server_stats(struct mb_server *s)
 	for (int i = 0; i < MAX_CLIENTS; i++)
 		n += s->clients[i] != NULL;
 	return json_pack("{s:i,s:I,s:I,s:I,s:I,s:I}", "clients", n, "accepted",
-	                 (json_int_t)s->accepted, "requests", (json_int_t)s->requests,
-	                 "exceptions", (json_int_t)s->exceptions, "dropped",
-	                 (json_int_t)s->dropped, "port", (json_int_t)s->port);
+	                 (json_int_t)s->accepted, "requests", (json_int_t)s->requests, "exceptions",
+	                 (json_int_t)s->exceptions, "dropped", (json_int_t)s->dropped, "port",
+	                 (json_int_t)s->port);
 }
 
 /* ---- connections --------------------------------------------------------------------- */
@@ -307,15 +307,15 @@ int mb_server_new(sd_event *ev, const struct mb_conf *c, struct mb_server **out,
 	fcntl(s->lfd, F_SETFL, fcntl(s->lfd, F_GETFL) | O_NONBLOCK);
 	if (getsockname(s->lfd, (struct sockaddr *)&ss, &sl) == 0)
 		s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-		                                          : ((struct sockaddr_in *)&ss)->sin_port);
+		                                         : ((struct sockaddr_in *)&ss)->sin_port);
 	rc = sd_event_add_io(ev, &s->lsrc, s->lfd, EPOLLIN, on_accept, s);
 	if (rc < 0) {
 		snprintf(err, errlen, "event loop: %s", strerror(-rc));
 		goto fail;
 	}
 	put_u16(s, 0, MB_MAP_VERSION);
-	put_u16(s, 1, (uint16_t)(c->n_devices > MB_MAP_MAX_DEVICES ? MB_MAP_MAX_DEVICES
-	                                                           : c->n_devices));
+	put_u16(s, 1,
+	        (uint16_t)(c->n_devices > MB_MAP_MAX_DEVICES ? MB_MAP_MAX_DEVICES : c->n_devices));
 	put_u16(s, 2, (uint16_t)c->n_points);
 	put_u16(s, 3, 0xFFFF);
 	put_u16(s, 4, 0xFFFF);

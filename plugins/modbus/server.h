@@ -10,7 +10,7 @@
 #include "conf.h"
 
 #define MB_MAP_VERSION      1
-#define MB_MAP_DEVICES_BASE 100  /* one register per device: 0 unknown, 1 up, 2 down */
+#define MB_MAP_DEVICES_BASE 100 /* one register per device: 0 unknown, 1 up, 2 down */
 #define MB_MAP_MAX_DEVICES  900
 #define MB_MAP_POINTS_BASE  1000 /* two registers (f32, high word first) per point  */
 

@@ -47,7 +47,8 @@ int mb_write_parse(const struct mb_conf *c, const char *body, struct mb_write *w
 
 	memset(w, 0, sizeof(*w));
 	if (!body)
-		return ERR(-EINVAL, "empty request: want {\"device\":..,\"point\":..,\"value\":..}");
+		return ERR(-EINVAL,
+		           "empty request: want {\"device\":..,\"point\":..,\"value\":..}");
 	root = json_loads(body, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root || !json_is_object(root)) {
 		rc = ERR(-EINVAL, "request is not a JSON object");
@@ -94,10 +95,11 @@ int mb_write_parse(const struct mb_conf *c, const char *body, struct mb_write *w
 		         w->point->has_max ? w->point->max : INFINITY);
 		goto out;
 	}
-	rc = mb_encode(w->point->type, w->point->order, w->value, w->point->scale,
-	               w->point->offset, w->words);
+	rc = mb_encode(w->point->type, w->point->order, w->value, w->point->scale, w->point->offset,
+	               w->words);
 	if (rc == -ERANGE)
-		rc = ERR(-ERANGE, "value %g does not fit %s", w->value, mb_type_name(w->point->type));
+		rc = ERR(-ERANGE, "value %g does not fit %s", w->value,
+		         mb_type_name(w->point->type));
 	else if (rc == -EDOM)
 		rc = ERR(-ERANGE, "value %g is not a whole multiple of scale %g from offset %g",
 		         w->value, w->point->scale, w->point->offset);

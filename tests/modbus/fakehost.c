@@ -12,12 +12,6 @@
 
 #include "fakehost.h"
 
-struct line {
-	int no;
-	char *section; /* points into a copy */
-	char *key, *value;
-};
-
 /* Walk the text; call fn for each key line (section lines set sec). */
 typedef int (*line_fn)(void *ud, int no, const char *sec, const char *key, const char *val);
 
@@ -34,7 +28,7 @@ static char *trim(char *s)
 
 static int walk(struct fakehost *h, line_fn fn, void *ud)
 {
-	char *copy = strdup(h->text), *save = NULL, *ln;
+	char *copy = strdup(h->text), *ln;
 	char sec[256] = "";
 	int no = 0, rc = 0;
 	char *p = copy;
@@ -64,7 +58,6 @@ static int walk(struct fakehost *h, line_fn fn, void *ud)
 		*eq = '\0';
 		rc = fn(ud, no, sec, trim(s), trim(eq + 1));
 	}
-	(void)save;
 	free(copy);
 	return rc < 0 ? rc : 0;
 }
@@ -238,8 +231,8 @@ static int set_value(struct bind_ud *b, const struct ngw_cfg_key *k, const char 
 		if (end == v || *end)
 			goto bad;
 		if ((k->min || k->max) && (x < k->min || x > k->max)) {
-			reportf(b->h, line, b->section, k->name, "%lld outside %lld..%lld", x, k->min,
-			        k->max);
+			reportf(b->h, line, b->section, k->name, "%lld outside %lld..%lld", x,
+			        k->min, k->max);
 			return -EINVAL;
 		}
 		*(long long *)(void *)base = x;

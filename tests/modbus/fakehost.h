@@ -13,11 +13,11 @@ struct fakehost {
 	struct ngw_host_api api;
 	sd_event *ev;
 	const char *file;
-	char *text;          /* the config file's text, owned */
-	int errors;          /* cfg_error count                */
+	char *text; /* the config file's text, owned */
+	int errors; /* cfg_error count                */
 	char last_error[512];
-	FILE *out;           /* where events go (NULL = nowhere) */
-	char *status;        /* status_json's answer, owned    */
+	FILE *out;    /* where events go (NULL = nowhere) */
+	char *status; /* status_json's answer, owned    */
 	int notes, emits, dones;
 };
 

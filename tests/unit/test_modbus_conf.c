@@ -40,7 +40,8 @@ static void test_url(void **state)
 	assert_int_equal(u.stop, 1);
 	assert_false(u.rs485);
 	assert_int_equal(mb_url_parse("rtu:/dev/ttyS1?baud=115200&parity=e&data=7&stop=2&rs485=1",
-	                              &u, err, sizeof(err)), 0);
+	                              &u, err, sizeof(err)),
+	                 0);
 	assert_int_equal(u.baud, 115200);
 	assert_int_equal(u.parity, 'E');
 	assert_int_equal(u.data, 7);
@@ -95,36 +96,35 @@ static void test_register_and_server(void **state)
 	assert_int_equal(mb_server_parse("x:y", &on, host, 64, port, 8, err, 160), -EINVAL);
 }
 
-static const char good_conf[] =
-	"[modbus]\n"
-	"enabled = true\n"
-	"server = 15020\n"
-	"[modbus.meter1]\n"
-	"url = tcp://127.0.0.1:1502\n"
-	"interval = 2s\n"
-	"notefile = meter.qo\n"
-	"report = change\n"
-	"[modbus.meter1.voltage]\n"
-	"register = holding:0\n"
-	"scale = 0.1\n"
-	"deadband = 0.5\n"
-	"[modbus.meter1.energy]\n"
-	"register = holding:1\n"
-	"type = u32_le\n"
-	"[modbus.meter1.setpoint]\n"
-	"register = holding:10\n"
-	"type = i16\n"
-	"writable = true\n"
-	"min = -50\n"
-	"max = 50\n"
-	"[modbus.meter1.temp]\n"
-	"register = input:0\n"
-	"type = f32\n"
-	"[modbus.meter1.relay]\n"
-	"register = coil:3\n"
-	"writable = yes\n"
-	"[modbus.meter1.alarm]\n"
-	"register = discrete:0\n";
+static const char good_conf[] = "[modbus]\n"
+                                "enabled = true\n"
+                                "server = 15020\n"
+                                "[modbus.meter1]\n"
+                                "url = tcp://127.0.0.1:1502\n"
+                                "interval = 2s\n"
+                                "notefile = meter.qo\n"
+                                "report = change\n"
+                                "[modbus.meter1.voltage]\n"
+                                "register = holding:0\n"
+                                "scale = 0.1\n"
+                                "deadband = 0.5\n"
+                                "[modbus.meter1.energy]\n"
+                                "register = holding:1\n"
+                                "type = u32_le\n"
+                                "[modbus.meter1.setpoint]\n"
+                                "register = holding:10\n"
+                                "type = i16\n"
+                                "writable = true\n"
+                                "min = -50\n"
+                                "max = 50\n"
+                                "[modbus.meter1.temp]\n"
+                                "register = input:0\n"
+                                "type = f32\n"
+                                "[modbus.meter1.relay]\n"
+                                "register = coil:3\n"
+                                "writable = yes\n"
+                                "[modbus.meter1.alarm]\n"
+                                "register = discrete:0\n";
 
 static struct fakehost host;
 
@@ -195,8 +195,9 @@ static void test_conf_errors(void **state)
 	expect_error("[modbus.m]\nurl = tcp://h\n[modbus.m.a]\nregister = holding:4\ntype = u32\n"
 	             "[modbus.m.b]\nregister = holding:5\n",
 	             "overlaps point 'a'", "test.conf:7:");
-	expect_error("[modbus.m]\nurl = tcp://h\n[modbus.m.p]\nregister = input:0\nwritable = true\n",
-	             "read-only", "test.conf:5:");
+	expect_error(
+	    "[modbus.m]\nurl = tcp://h\n[modbus.m.p]\nregister = input:0\nwritable = true\n",
+	    "read-only", "test.conf:5:");
 	expect_error("[modbus.m]\nurl = tcp://h\n[modbus.x.p]\nregister = input:0\n",
 	             "unknown device 'x'", "test.conf:3:");
 	expect_error("[modbus.m]\nurl = tcp://h\n", "no points", "test.conf:1:");
@@ -215,12 +216,14 @@ static void test_conf_errors(void **state)
 	             "above max", "test.conf:5:");
 	expect_error("[modbus.m]\nurl = tcp://h\n[modbus.m.p]\nregister = holding:0\nscale = 0\n",
 	             "nonzero", "test.conf:5:");
-	expect_error("[modbus.m]\nurl = tcp://h\n[modbus.m.p]\nregister = holding:0\ntype = u16_le\n",
-	             "unknown type", "test.conf:5:");
+	expect_error(
+	    "[modbus.m]\nurl = tcp://h\n[modbus.m.p]\nregister = holding:0\ntype = u16_le\n",
+	    "unknown type", "test.conf:5:");
 	expect_error("[modbus]\nserver = nowhere:port\n", "bad port", "test.conf:2:");
 	expect_error("[modbus]\nresult_notefile = results.qi\n", ".qo", "test.conf:2:");
-	expect_error("[modbus.m]\nurl = tcp://h\n[modbus.m.p]\nregister = holding:0\ncolour = red\n",
-	             "unknown key", "test.conf:5:");
+	expect_error(
+	    "[modbus.m]\nurl = tcp://h\n[modbus.m.p]\nregister = holding:0\ncolour = red\n",
+	    "unknown key", "test.conf:5:");
 }
 
 static void test_values(void **state)
@@ -228,7 +231,8 @@ static void test_values(void **state)
 	struct mb_conf *c = load(good_conf, 0);
 	struct mb_device *d = mb_conf_device(c, "meter1");
 	struct mb_job *j = mb_job_new(MB_JOB_POLL, d);
-	struct mb_point *volt = mb_device_point(d, "voltage"), *energy = mb_device_point(d, "energy");
+	struct mb_point *volt = mb_device_point(d, "voltage"),
+	                *energy = mb_device_point(d, "energy");
 	struct mb_point *temp = mb_device_point(d, "temp"), *relay = mb_device_point(d, "relay");
 	json_t *v;
 
@@ -278,35 +282,55 @@ static void test_write_parse(void **state)
 	struct mb_write w;
 	char err[200];
 
-	assert_int_equal(mb_write_parse(c, "{\"device\":\"meter1\",\"point\":\"relay\",\"value\":1}",
-	                                &w, err, sizeof(err)), 0);
+	assert_int_equal(mb_write_parse(c,
+	                                "{\"device\":\"meter1\",\"point\":\"relay\",\"value\":1}",
+	                                &w, err, sizeof(err)),
+	                 0);
 	assert_int_equal(w.words[0], 1);
-	assert_int_equal(mb_write_parse(c, "{\"device\":\"meter1\",\"point\":\"relay\",\"value\":false}",
-	                                &w, err, sizeof(err)), 0);
+	assert_int_equal(
+	    mb_write_parse(c, "{\"device\":\"meter1\",\"point\":\"relay\",\"value\":false}", &w,
+	                   err, sizeof(err)),
+	    0);
 	assert_int_equal(w.words[0], 0);
-	assert_int_equal(mb_write_parse(c, "{\"device\":\"meter1\",\"point\":\"setpoint\",\"value\":-7}",
-	                                &w, err, sizeof(err)), 0);
+	assert_int_equal(
+	    mb_write_parse(c, "{\"device\":\"meter1\",\"point\":\"setpoint\",\"value\":-7}", &w,
+	                   err, sizeof(err)),
+	    0);
 	assert_int_equal((int16_t)w.words[0], -7);
 
-	assert_int_equal(mb_write_parse(c, "{\"device\":\"meter1\",\"point\":\"voltage\",\"value\":1}",
-	                                &w, err, sizeof(err)), -EPERM);
+	assert_int_equal(mb_write_parse(c,
+	                                "{\"device\":\"meter1\",\"point\":\"voltage\",\"value\":1}",
+	                                &w, err, sizeof(err)),
+	                 -EPERM);
 	assert_non_null(strstr(err, "not writable"));
-	assert_int_equal(mb_write_parse(c, "{\"device\":\"meter1\",\"point\":\"setpoint\",\"value\":51}",
-	                                &w, err, sizeof(err)), -ERANGE);
+	assert_int_equal(
+	    mb_write_parse(c, "{\"device\":\"meter1\",\"point\":\"setpoint\",\"value\":51}", &w,
+	                   err, sizeof(err)),
+	    -ERANGE);
 	assert_non_null(strstr(err, "outside its range"));
-	assert_int_equal(mb_write_parse(c, "{\"device\":\"meter1\",\"point\":\"setpoint\",\"value\":1.5}",
-	                                &w, err, sizeof(err)), -ERANGE);
-	assert_int_equal(mb_write_parse(c, "{\"device\":\"meter1\",\"point\":\"relay\",\"value\":2}",
-	                                &w, err, sizeof(err)), -ERANGE);
-	assert_int_equal(mb_write_parse(c, "{\"device\":\"meter1\",\"point\":\"relay\",\"value\":\"on\"}",
-	                                &w, err, sizeof(err)), -EINVAL);
-	assert_int_equal(mb_write_parse(c, "{\"device\":\"meter2\",\"point\":\"relay\",\"value\":1}",
-	                                &w, err, sizeof(err)), -EINVAL);
+	assert_int_equal(
+	    mb_write_parse(c, "{\"device\":\"meter1\",\"point\":\"setpoint\",\"value\":1.5}", &w,
+	                   err, sizeof(err)),
+	    -ERANGE);
+	assert_int_equal(mb_write_parse(c,
+	                                "{\"device\":\"meter1\",\"point\":\"relay\",\"value\":2}",
+	                                &w, err, sizeof(err)),
+	                 -ERANGE);
+	assert_int_equal(
+	    mb_write_parse(c, "{\"device\":\"meter1\",\"point\":\"relay\",\"value\":\"on\"}", &w,
+	                   err, sizeof(err)),
+	    -EINVAL);
+	assert_int_equal(mb_write_parse(c,
+	                                "{\"device\":\"meter2\",\"point\":\"relay\",\"value\":1}",
+	                                &w, err, sizeof(err)),
+	                 -EINVAL);
 	assert_non_null(strstr(err, "no device"));
 	assert_int_equal(mb_write_parse(c, "{\"device\":\"meter1\",\"point\":\"x\",\"value\":1}",
-	                                &w, err, sizeof(err)), -EINVAL);
+	                                &w, err, sizeof(err)),
+	                 -EINVAL);
 	assert_int_equal(mb_write_parse(c, "[1]", &w, err, sizeof(err)), -EINVAL);
-	assert_int_equal(mb_write_parse(c, "{\"device\":\"meter1\"}", &w, err, sizeof(err)), -EINVAL);
+	assert_int_equal(mb_write_parse(c, "{\"device\":\"meter1\"}", &w, err, sizeof(err)),
+	                 -EINVAL);
 	assert_int_equal(mb_write_parse(c, NULL, &w, err, sizeof(err)), -EINVAL);
 	mb_conf_free(c);
 	fakehost_fini(&host);
@@ -334,10 +358,10 @@ static void test_gw_state(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_url),        cmocka_unit_test(test_register_and_server),
-		cmocka_unit_test(test_conf_good),  cmocka_unit_test(test_conf_errors),
-		cmocka_unit_test(test_values),     cmocka_unit_test(test_write_parse),
-		cmocka_unit_test(test_gw_state),
+	    cmocka_unit_test(test_url),       cmocka_unit_test(test_register_and_server),
+	    cmocka_unit_test(test_conf_good), cmocka_unit_test(test_conf_errors),
+	    cmocka_unit_test(test_values),    cmocka_unit_test(test_write_parse),
+	    cmocka_unit_test(test_gw_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -139,9 +139,9 @@ static void test_roundtrip(void **state)
 		enum mb_type t;
 		double v;
 	} cases[] = {
-		{MB_U16, 0},       {MB_U16, 65535},       {MB_I16, -32768},     {MB_I16, 7},
-		{MB_U32, 0},       {MB_U32, 4294967295.0}, {MB_I32, -2147483648.0},
-		{MB_I32, 2147483647.0}, {MB_F32, -0.5},   {MB_F32, 1e-3},       {MB_F32, 3.4e38},
+	    {MB_U16, 0},    {MB_U16, 65535},        {MB_I16, -32768},        {MB_I16, 7},
+	    {MB_U32, 0},    {MB_U32, 4294967295.0}, {MB_I32, -2147483648.0}, {MB_I32, 2147483647.0},
+	    {MB_F32, -0.5}, {MB_F32, 1e-3},         {MB_F32, 3.4e38},
 	};
 	uint16_t w[2];
 
@@ -155,10 +155,10 @@ static void test_roundtrip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_type_names), cmocka_unit_test(test_decode_16),
-		cmocka_unit_test(test_decode_32),  cmocka_unit_test(test_decode_f32),
-		cmocka_unit_test(test_scale),      cmocka_unit_test(test_encode),
-		cmocka_unit_test(test_roundtrip),
+	    cmocka_unit_test(test_type_names), cmocka_unit_test(test_decode_16),
+	    cmocka_unit_test(test_decode_32),  cmocka_unit_test(test_decode_f32),
+	    cmocka_unit_test(test_scale),      cmocka_unit_test(test_encode),
+	    cmocka_unit_test(test_roundtrip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,8 +14,8 @@ static void test_adjacent_merge(void **state)
 {
 	/* given out of order; u32 at 2 joins u16 at 0,1; input table kept apart */
 	struct mb_span s[] = {
-		{MB_HOLDING, 2, 2}, {MB_HOLDING, 0, 1}, {MB_INPUT, 0, 1}, {MB_HOLDING, 1, 1},
-		{MB_HOLDING, 10, 1},
+	    {MB_HOLDING, 2, 2}, {MB_HOLDING, 0, 1},  {MB_INPUT, 0, 1},
+	    {MB_HOLDING, 1, 1}, {MB_HOLDING, 10, 1},
 	};
 	struct mb_block b[5];
 	struct mb_where w[5];
@@ -105,9 +105,9 @@ static void test_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_adjacent_merge), cmocka_unit_test(test_gap),
-		cmocka_unit_test(test_register_limit), cmocka_unit_test(test_bit_limit),
-		cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_adjacent_merge), cmocka_unit_test(test_gap),
+	    cmocka_unit_test(test_register_limit), cmocka_unit_test(test_bit_limit),
+	    cmocka_unit_test(test_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
