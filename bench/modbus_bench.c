@@ -130,7 +130,7 @@ static double via_poller(const struct mb_device *d, int n, int *errors)
 		mb_job_free(done);
 	}
 	t0 = now_s() - t0;
-	mb_bus_free(bus);
+	mb_job_free(mb_bus_free(bus)); /* all ran: nothing is left */
 	mb_doneq_destroy(&q);
 	return t0;
 }

@@ -460,25 +460,22 @@ int mb_bus_submit(struct mb_bus *b, struct mb_job *j)
 	return 0;
 }
 
-void mb_bus_free(struct mb_bus *b)
+struct mb_job *mb_bus_free(struct mb_bus *b)
 {
 	struct mb_job *j;
 
 	if (!b)
-		return;
+		return NULL;
 	pthread_mutex_lock(&b->mu);
 	b->stopping = 1;
 	pthread_cond_signal(&b->cv);
 	pthread_mutex_unlock(&b->mu);
 	pthread_join(b->thread, NULL);
-	for (j = b->head; j;) {
-		struct mb_job *n = j->next;
-		mb_job_free(j);
-		j = n;
-	}
+	j = b->head;
 	pthread_mutex_destroy(&b->mu);
 	pthread_cond_destroy(&b->cv);
 	modbus_close(b->ctx);
 	modbus_free(b->ctx);
 	free(b);
+	return j;
 }

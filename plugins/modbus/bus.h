@@ -67,8 +67,10 @@ int mb_bus_new(const struct mb_device *first, struct mb_doneq *done, struct mb_b
 int mb_bus_matches(const struct mb_bus *b, const struct mb_device *dev);
 /* Queue a job; the bus owns it until it comes back on the done queue. */
 int mb_bus_submit(struct mb_bus *b, struct mb_job *j);
-/* Stop the worker (waits out at most the request in progress), free queued jobs. */
-void mb_bus_free(struct mb_bus *b);
+/* Stop the worker (waits out at most the request in progress) and free the bus.
+ * Returns the jobs it never ran (a list through ->next), for the caller to answer
+ * or free: they may carry the submitter's userdata. */
+struct mb_job *mb_bus_free(struct mb_bus *b);
 
 /* Run one job synchronously on a libmodbus context (what the worker does); for
  * the bench and tests. ctx must be connected or connectable. */

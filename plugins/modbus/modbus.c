@@ -30,6 +30,7 @@ struct dev_rt {
 	enum dev_state state;
 	unsigned fails; /* consecutive failed polls */
 	uint64_t polls, ok, requests, errors[MB_FAULT_COUNT], notes, notes_refused;
+	bool put_failing; /* log a refused note once, not once per poll */
 	char last_error[160];
 	int64_t last_error_time, last_ok_time, since; /* epoch seconds */
 	double *rep; /* last reported value per point (report = change) */
@@ -87,12 +88,16 @@ static void put_json(struct mod *m, const char *notefile, json_t *body, struct d
 		return;
 	rc = h->note_put(m->self, notefile, text, NULL, 0, on_note_put, NULL, &why);
 	if (rc < 0) {
-		if (d)
+		if (!d || !d->put_failing)
+			h->log(m->self, LOG_WARNING, "modbus: %s refused: %s", notefile,
+			       why ? why : strerror(-rc));
+		if (d) {
 			d->notes_refused++;
-		h->log(m->self, LOG_WARNING, "modbus: %s refused: %s", notefile,
-		       why ? why : strerror(-rc));
+			d->put_failing = true;
+		}
 	} else if (d) {
 		d->notes++;
+		d->put_failing = false;
 	}
 	free(text);
 }
@@ -340,8 +345,10 @@ static int mb_start(struct ngw_plugin *self)
 
 	m->devs = calloc(c->n_devices + 1, sizeof(*m->devs));
 	m->buses = calloc(c->n_devices + 1, sizeof(*m->buses));
-	if (!m->devs || !m->buses)
-		return -ENOMEM;
+	if (!m->devs || !m->buses) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	rc = mb_doneq_init(&m->done);
 	if (rc < 0)
 		goto fail;
@@ -397,6 +404,18 @@ fail:
 	return rc;
 }
 
+static void drop_jobs(struct mb_job *j)
+{
+	while (j) {
+		struct mb_job *n = j->next;
+		/* a write never tried stays undelivered: the store offers it again */
+		if (j->type == MB_JOB_WRITE)
+			free(j->userdata);
+		mb_job_free(j);
+		j = n;
+	}
+}
+
 static void mb_stop(struct ngw_plugin *self)
 {
 	struct mod *m = self->priv;
@@ -405,28 +424,20 @@ static void mb_stop(struct ngw_plugin *self)
 		return;
 	m->running = false;
 	for (size_t i = 0; m->buses && i < m->n_buses; i++)
-		mb_bus_free(m->buses[i]); /* joins: no job is in flight after this */
+		drop_jobs(mb_bus_free(m->buses[i])); /* joins: nothing runs after this */
 	free(m->buses);
 	m->buses = NULL;
 	m->n_buses = 0;
+	if (m->done_ready) {
+		/* finished jobs still count; finished writes still owe their answer */
+		on_done(NULL, -1, 0, m);
+		mb_doneq_destroy(&m->done);
+		m->done_ready = false;
+	}
 	for (size_t i = 0; m->devs && i < m->conf->n_devices; i++) {
 		sd_event_source_disable_unref(m->devs[i].timer);
 		free(m->devs[i].rep);
 		free(m->devs[i].has_rep);
-	}
-	if (m->done_ready) {
-		/* finished writes still owe their answers: drop them unanswered, the
-		 * store delivers the request again after a restart */
-		struct mb_job *j = mb_doneq_take(&m->done);
-		while (j) {
-			struct mb_job *n = j->next;
-			if (j->type == MB_JOB_WRITE)
-				free(j->userdata);
-			mb_job_free(j);
-			j = n;
-		}
-		mb_doneq_destroy(&m->done);
-		m->done_ready = false;
 	}
 	free(m->devs);
 	m->devs = NULL;
