@@ -285,9 +285,13 @@ class MbHost:
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
 
-    def wait(self, pred, timeout=20, what="event"):
-        """First event (new or already seen but unclaimed) matching pred."""
+    def wait(self, pred, timeout=20, what="event", past=False):
+        """The next event matching pred; with past, also one already received."""
         import queue
+        if past:
+            for e in self.events:
+                if pred(e):
+                    return e
         end = time.monotonic() + timeout
         while True:
             left = end - time.monotonic()

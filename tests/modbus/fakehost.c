@@ -436,25 +436,48 @@ static const char *h_state_dir(struct ngw_plugin *self)
 	return "/tmp";
 }
 
+static int read_text(const char *file, char **out)
+{
+	FILE *f = fopen(file, "r");
+	char *t;
+	long n;
+
+	if (!f)
+		return -errno;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	t = calloc(1, (size_t)n + 1);
+	if (!t || fread(t, 1, (size_t)n, f) != (size_t)n) {
+		free(t);
+		fclose(f);
+		return -EIO;
+	}
+	fclose(f);
+	*out = t;
+	return 0;
+}
+
+int fakehost_reread(struct fakehost *h)
+{
+	char *t;
+	int rc = read_text(h->file, &t);
+	if (rc < 0)
+		return rc;
+	free(h->text);
+	h->text = t;
+	return 0;
+}
+
 int fakehost_init(struct fakehost *h, const char *file, const char *text, sd_event *ev)
 {
 	memset(h, 0, sizeof(*h));
 	h->ev = ev;
 	h->file = file ? file : "test.conf";
 	if (file) {
-		FILE *f = fopen(file, "r");
-		long n;
-		if (!f)
-			return -errno;
-		fseek(f, 0, SEEK_END);
-		n = ftell(f);
-		fseek(f, 0, SEEK_SET);
-		h->text = calloc(1, (size_t)n + 1);
-		if (!h->text || fread(h->text, 1, (size_t)n, f) != (size_t)n) {
-			fclose(f);
-			return -EIO;
-		}
-		fclose(f);
+		int rc = read_text(file, &h->text);
+		if (rc < 0)
+			return rc;
 	} else {
 		h->text = strdup(text);
 	}

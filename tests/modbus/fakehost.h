@@ -24,4 +24,6 @@ struct fakehost {
 /* Load a config file (or text when file is NULL) into h. 0 or -errno. */
 int fakehost_init(struct fakehost *h, const char *file, const char *text, sd_event *ev);
 void fakehost_fini(struct fakehost *h);
+/* Read the config file again (after the test rewrote it). */
+int fakehost_reread(struct fakehost *h);
 #endif

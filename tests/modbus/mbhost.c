@@ -5,6 +5,7 @@
  *   inbound ID FILE BODY-JSON   deliver an inbound note
  *   stats                       print {"event":"stats","stats":{...}}
  *   status JSON                 set the host status and call on_status
+ *   reload                      re-read CONFIG, configure into a fresh priv, reload
  *   quit                        stop and exit 0 */
 #include <dlfcn.h>
 #include <errno.h>
@@ -48,6 +49,19 @@ static void command(char *line)
 		if (desc->on_status)
 			desc->on_status(self, line + 7);
 		printf("{\"event\":\"status-set\"}\n");
+		fflush(stdout);
+	} else if (strcmp(line, "reload") == 0) {
+		void *old = self->priv;
+		int rc;
+		if (fakehost_reread(&host) < 0)
+			return;
+		self->priv = NULL;
+		rc = desc->configure(self);
+		void *fresh = self->priv;
+		self->priv = old;
+		if (rc == 0)
+			rc = desc->reload(self, fresh);
+		printf("{\"event\":\"reloaded\",\"rc\":%d}\n", rc);
 		fflush(stdout);
 	} else if (strcmp(line, "quit") == 0) {
 		sd_event_exit(host.ev, 0);
