@@ -1,1 +1,4 @@
-# etc: rules of this module (see the top Makefile.am)
+# etc: the example configuration, installed as $(sysconfdir)/notegw/notegw.conf.
+# conf.d/ beside it is optional (a missing directory is not an error).
+notegwconfdir = $(sysconfdir)/notegw
+dist_notegwconf_DATA = etc/notegw.conf

@@ -12,6 +12,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
@@ -346,6 +347,15 @@ static int p384_dh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t dh[P384_DH_LEN])
 }
 
 /* ---- keys ---- */
+
+#define SECURE_HEAP_SIZE (64 * 1024) /* a few keys; must be a power of two */
+
+int crypto_secure_heap_init(void)
+{
+	if (CRYPTO_secure_malloc_initialized())
+		return 0;
+	return CRYPTO_secure_malloc_init(SECURE_HEAP_SIZE, 16) ? 0 : -ENOMEM;
+}
 
 static int key_wrap(EVP_PKEY *pk, bool priv, struct crypto_key **out)
 {
@@ -810,9 +820,8 @@ int crypto_open(const struct crypto_key *priv, json_t *env, char **pt, size_t *l
 	uint8_t key[CRYPTO_GCM_KEY_LEN], nonce[CRYPTO_GCM_NONCE_LEN];
 	uint8_t *raw = NULL, *aad = NULL, *out = NULL;
 	size_t raw_len = 0, aad_len = 0, env_len, ct_len = 0;
-	const char *alg, *data, *k;
+	const char *alg, *data;
 	enum crypto_key_type type;
-	json_t *v;
 	int r;
 
 	*pt = NULL;
@@ -822,17 +831,12 @@ int crypto_open(const struct crypto_key *priv, json_t *env, char **pt, size_t *l
 		*why = "a public key cannot open an envelope";
 		return -EINVAL;
 	}
+	/* Other fields may sit beside alg and data (the link adds "_id" for Notehub-side
+	 * dedup); they are outside the envelope, so they are neither read nor trusted. */
 	if (!json_is_object(env) || !json_is_string(json_object_get(env, "alg")) ||
 	    !json_is_string(json_object_get(env, "data"))) {
 		*why = "not an encrypted note: the body has no string \"alg\" and \"data\"";
 		return -EINVAL;
-	}
-	json_object_foreach(env, k, v)
-	{
-		if (strcmp(k, "alg") != 0 && strcmp(k, "data") != 0) {
-			*why = "malformed envelope: unexpected field next to \"alg\" and \"data\"";
-			return -EINVAL;
-		}
 	}
 	alg = json_string_value(json_object_get(env, "alg"));
 	if (strcmp(alg, CRYPTO_ALG_P384) == 0) {

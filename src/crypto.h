@@ -10,6 +10,12 @@
 
 struct crypto_key;
 
+/* Once per process, before any key is loaded: give OpenSSL a secure heap (mlocked,
+ * excluded from core dumps, cleared on free) for private key material and the PEM
+ * buffers this module writes. 0, or -ENOMEM when the arena cannot be set up (keys
+ * then live on the ordinary heap, still wiped on free). Idempotent. */
+int crypto_secure_heap_init(void);
+
 enum crypto_key_type {
 	CRYPTO_KEY_P384 = 1, /* default: ephemeral ECDH, HPKE-shaped */
 	CRYPTO_KEY_RSA = 2,  /* RSA-OAEP-SHA256 key wrap, >= 2048 bits */

@@ -16,6 +16,8 @@ tests_lib_seal_SOURCES = tests/lib/seal.c src/cli/crypto.c
 tests_lib_seal_CFLAGS = $(NGW_CFLAGS)
 tests_lib_seal_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD)
 TESTS += tests/integration/test_crypto_interop.py
+# needs the daemon, the link, the simulator, the mqtt plugin and mosquitto
+TESTS += tests/integration/test_crypto_e2e.py
 
 noinst_PROGRAMS += bench/crypto_bench
 bench_crypto_bench_SOURCES = bench/crypto_bench.c

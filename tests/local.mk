@@ -23,3 +23,12 @@ endif
 TESTS += tests/integration/test_crash.py
 TESTS += tests/integration/test_update.py
 EXTRA_DIST += tools
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_control
+tests_unit_test_control_SOURCES = tests/unit/test_control.c
+tests_unit_test_control_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_control_LDADD = $(UNIT_LIBS)
+TESTS += tests/unit/test_control
+endif
+TESTS += tests/integration/cli.py

@@ -22,6 +22,7 @@ for unit in "$@"; do
 	name=$(basename "$unit" .in)
 	sed -e 's|@sbindir@|/usr/sbin|g' -e 's|@bindir@|/usr/bin|g' \
 	    -e 's|@libexecdir@|/usr/libexec|g' -e 's|@sysconfdir@|/etc|g' \
+	    -e 's|@localstatedir@|/var|g' \
 	    "$unit" >"$tmp/$name"
 	# --offline: judge the file itself, not a unit loaded into a running manager
 	# (there is none in CI). Run from the temp dir so the unit is found by name.

@@ -4,7 +4,7 @@
 #  2. lintian: no error and no warning on the .changes and every .deb
 #  3. hardening-check on every ELF file the packages install
 #  4. the unit's sandbox: systemd-analyze security exposure at most 1.5
-#  5. install, upgrade under load and purge (tests/integration/test_pkg_install.sh),
+#  5. install, upgrade under load and purge (tests/integration/test_pkg_install.py),
 #     only on a throwaway machine: CI=true or NOTEGW_PKG_TEST=1, as root.
 # Usage: tools/ci-pkg.sh [--no-install] [--keep]   (exit 0 all passed, 1 a gate failed)
 set -uo pipefail
@@ -58,9 +58,10 @@ fi
 
 step "dpkg-buildpackage -us -uc -b"
 jobs=$(nproc 2>/dev/null || echo 2)
-# nocheck: CI has just run the whole suite (twice); the package build need not repeat it.
+# nocheck (option and profile): CI has just run the whole suite twice; the package
+# build need not repeat it, nor need the test-only build dependencies.
 if ! (cd "$src" && DEB_BUILD_OPTIONS="nocheck parallel=$jobs" \
-	dpkg-buildpackage -us -uc -b >"$work/build.log" 2>&1); then
+	dpkg-buildpackage -us -uc -b -Pnocheck >"$work/build.log" 2>&1); then
 	tail -80 "$work/build.log"
 	echo "pkg: FAIL: dpkg-buildpackage (log above)" >&2
 	exit 1
@@ -80,12 +81,18 @@ fi
 
 step "hardening-check"
 mkdir -p "$work/root"
-for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
+for deb in "$work"/*.deb; do
+	case $deb in *-dbgsym_*) continue ;; esac # detached debug info, not programs
+	dpkg-deb -x "$deb" "$work/root"
+done
 nelf=0
 while IFS= read -r -d '' f; do
 	head -c 4 "$f" | grep -q $'^\x7fELF' || continue
 	nelf=$((nelf + 1))
-	if out=$(hardening-check "$f" 2>&1); then
+	# --nocfprotection: the IBT/SHSTK note survives linking only when every object
+	# has it, and bookworm's own crt1.o/libc_nonshared.a do not; no binary linked on
+	# bookworm passes (mosquitto's neither). We still compile with -fcf-protection.
+	if out=$(hardening-check --nocfprotection "$f" 2>&1); then
 		echo "hardening-check: ${f#"$work/root"}: ok"
 	else
 		printf '%s\n' "$out"
@@ -107,7 +114,7 @@ if [ "${CI:-}" = true ] || [ "${NOTEGW_PKG_TEST:-}" = 1 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		fail "install test needs root"
 	else
-		NOTEGW_DEBS="$work" bash "$top/tests/integration/test_pkg_install.sh"
+		NOTEGW_DEBS="$work" /usr/bin/python3 "$top/tests/integration/test_pkg_install.py"
 		rc=$?
 		case $rc in
 		0) ;;

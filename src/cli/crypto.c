@@ -121,6 +121,7 @@ static int keys_generate(struct cli *cli, int argc, char **argv)
 		        ufd == -EEXIST ? " (refusing to overwrite a key)" : "");
 		goto out;
 	}
+	crypto_secure_heap_init();
 	if ((r = crypto_key_generate(type, 3072, &k)) < 0) {
 		fprintf(stderr, "notegw: keys: key generation failed: %s\n", strerror(-r));
 		goto out;
@@ -208,6 +209,7 @@ static int run_decrypt(struct cli *cli, int argc, char **argv)
 			have_src = true;
 		}
 	}
+	crypto_secure_heap_init(); /* best effort: the key is wiped on free anyway */
 	if ((r = crypto_key_load_private(key_path, &key)) < 0) {
 		fprintf(stderr, "notegw: decrypt: cannot use private key %s: %s\n", key_path,
 		        r == -EINVAL    ? "not a PEM private key (or a passphrase-protected one)"
@@ -309,8 +311,8 @@ out:
 
 const struct cli_cmd cli_cmds_crypto[] = {
     {"keys", "generate [--type p384|rsa3072] [--name NAME] DIR",
-     "make a key pair for end-to-end encryption (private key 0600, no daemon needed)", run_keys},
+     "make a P-384 (or --type rsa3072) key pair for end-to-end encryption", run_keys},
     {"decrypt", "[--key FILE] [EVENT or FILE or -]",
-     "cloud side: print the plaintext body of an encrypted note as Notehub routes it", run_decrypt},
+     "cloud side: print the plaintext body of a sealed note as Notehub routes it", run_decrypt},
     {0},
 };

@@ -12,6 +12,8 @@ struct card;
 int card_new(struct card_transport *t, struct card **out); /* takes t */
 void card_free(struct card *c);
 struct card_transport *card_transport(struct card *c);
+/* Close the device (it is reopened and resynchronised by the next request). */
+void card_close(struct card *c);
 
 /* Send a request object (a "req" or "cmd"); borrowed. For a req, *rsp gets the
  * response object (caller decrefs) — which may carry "err": that is a semantic

@@ -1,1 +1,30 @@
-# src/notecard: rules of this module (see the top Makefile.am)
+# src/notecard: the Notecard link (transports, request layer, ATTN) and the link thread.
+libngw_la_SOURCES += src/notecard/timing.c src/notecard/timing.h src/notecard/transport.h \
+	src/notecard/rxbuf.c src/notecard/rxbuf.h src/notecard/i2c.c src/notecard/i2c.h \
+	src/notecard/serial.c src/notecard/card.c src/notecard/card.h \
+	src/notecard/attn.c src/notecard/attn.h src/notecard/link_int.h src/notecard/link.c \
+	src/notecard/link_card.c src/notecard/link_note.c
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_card tests/unit/test_i2c tests/unit/test_serial \
+	tests/unit/test_link
+tests_unit_test_card_SOURCES = tests/unit/test_card.c tests/unit/fakeclock.h
+tests_unit_test_card_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_card_LDADD = $(UNIT_LIBS)
+tests_unit_test_i2c_SOURCES = tests/unit/test_i2c.c tests/unit/fakeclock.h
+tests_unit_test_i2c_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_i2c_LDADD = $(UNIT_LIBS)
+tests_unit_test_serial_SOURCES = tests/unit/test_serial.c
+tests_unit_test_serial_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_serial_LDADD = $(UNIT_LIBS) -lutil
+tests_unit_test_link_SOURCES = tests/unit/test_link.c tests/unit/fakecard.h tests/unit/fakeclock.h
+tests_unit_test_link_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_link_LDADD = $(UNIT_LIBS)
+TESTS += tests/unit/test_card tests/unit/test_i2c tests/unit/test_serial tests/unit/test_link
+endif
+
+# bench (not part of make check): notes/s over the link against the pacing limit
+noinst_PROGRAMS += bench/link_bench
+bench_link_bench_SOURCES = bench/link_bench.c
+bench_link_bench_CFLAGS = $(NGW_CFLAGS)
+bench_link_bench_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD) -lutil

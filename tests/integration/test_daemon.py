@@ -15,7 +15,7 @@ def run(*cmd, **kw):
 
 
 def base(d):
-    return {"notecard": {"transport": "serial", "device": d.file("no-card"), "poll": "1s"}}
+    return {"notecard": {"transport": "serial", "device": d.file("no-card"), "poll_interval": "1s"}}
 
 
 def test_version():
@@ -76,6 +76,7 @@ def test_status_and_access(d):
     # A peer without rights: 'nobody' is neither root nor in the service groups.
     nobody = pwd.getpwnam("nobody")
     if os.geteuid() == 0:
+        os.chmod(os.path.dirname(gw.dir), 0o755)
         os.chmod(gw.dir, 0o755)
         os.chmod(gw.socket, 0o777)  # let it connect; the daemon must still refuse it
         p = subprocess.run([gw_cli_path(), "-s", gw.socket, "status"], capture_output=True, text=True,

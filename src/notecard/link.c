@@ -1,0 +1,603 @@
+/* The link thread and its hand-offs: the only owner of the Notecard. The loop
+ * thread gives it raw requests and kicks through a queue and an eventfd; it gives
+ * the loop thread events and replies the same way, delivered by an sd-event io
+ * source, so every callback runs on the loop thread. */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "../config.h" /* the config module (autoconf's config.h is force-included) */
+#include "crypto.h"
+#include "log.h"
+#include "notecard/attn.h"
+#include "notecard/link_int.h"
+#include "store.h"
+
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 30000
+#define STORE_CHECK_MS 1000     /* another process may enqueue: look this often */
+#define STATUS_EVERY_MS 60000
+#define ATTN_FALLBACK_MS 60000  /* with ATTN, still look now and then: edges get lost */
+#define ENV_MIN_MS 5000
+#define DRAIN_BATCH 16          /* notes per turn, so raw requests never wait long */
+
+/* ---- options ------------------------------------------------------------------- */
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int link_opts_from_cfg(const struct cfg *cfg, struct link_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	const struct cfg_notecard *nc = &cfg->notecard;
+	o->transport = nc->transport;
+	o->device = dup_or_null(nc->device);
+	o->address = (unsigned)nc->address;
+	o->baud = nc->baud > 0 ? (unsigned)nc->baud : 9600;
+	o->attn = dup_or_null(nc->attn);
+	o->poll_ms = nc->poll_ms ? nc->poll_ms : 15000;
+	o->timing_pct = nc->timing_scale_pct > 0 ? (unsigned)nc->timing_scale_pct : 100;
+	o->hub_product = dup_or_null(cfg->hub.product);
+	o->hub_mode = cfg->hub.mode >= 0 ? dup_or_null(cfg_hub_modes[cfg->hub.mode]) : NULL;
+	o->hub_sn = dup_or_null(cfg->hub.sn);
+	o->hub_outbound = cfg->hub.outbound;
+	o->hub_inbound = cfg->hub.inbound;
+	o->store_path = dup_or_null(cfg->store.path);
+	o->store_max_size = cfg->store.max_size;
+	o->store_when_full = cfg->store.when_full;
+	o->card_max_pending = cfg->store.card_max_pending > 0 ? (unsigned)cfg->store.card_max_pending
+	                                                      : 25;
+	o->uplink = cfg->crypto.uplink;
+	o->public_key = dup_or_null(cfg->crypto.public_key);
+	o->key_name = dup_or_null(cfg->crypto.key_name);
+	if (cfg->n_notefiles) {
+		o->nf = calloc(cfg->n_notefiles, sizeof(*o->nf));
+		if (!o->nf)
+			goto nomem;
+		for (size_t i = 0; i < cfg->n_notefiles; i++) {
+			o->nf[i].name = strdup(cfg->notefiles[i].name);
+			if (!o->nf[i].name)
+				goto nomem;
+			o->nf[i].encrypt = cfg->notefiles[i].encrypt;
+			o->nf[i].urgent = cfg->notefiles[i].urgent;
+			o->n_nf++;
+		}
+	}
+	if (!o->device || !o->store_path)
+		goto nomem;
+	return 0;
+nomem:
+	link_opts_clear(o);
+	return -ENOMEM;
+}
+
+void link_opts_clear(struct link_opts *o)
+{
+	free(o->device);
+	free(o->attn);
+	free(o->hub_product);
+	free(o->hub_mode);
+	free(o->hub_sn);
+	free(o->store_path);
+	free(o->public_key);
+	free(o->key_name);
+	for (size_t i = 0; i < o->n_nf; i++)
+		free(o->nf[i].name);
+	free(o->nf);
+	memset(o, 0, sizeof(*o));
+}
+
+/* ---- events to the loop thread ------------------------------------------------ */
+static void efd_signal(int fd)
+{
+	uint64_t one = 1;
+	ssize_t k = write(fd, &one, sizeof(one));
+	(void)k; /* a full counter already means "wake up" */
+}
+
+static void efd_clear(int fd)
+{
+	uint64_t v;
+	ssize_t k = read(fd, &v, sizeof(v));
+	(void)k;
+}
+
+static void ev_free(struct link_ev *e)
+{
+	free(e->a);
+	free(e->b);
+	free(e);
+}
+
+static void push_ev(struct link *l, struct link_ev *e)
+{
+	pthread_mutex_lock(&l->mu);
+	*l->evs_tail = e;
+	l->evs_tail = &e->next;
+	pthread_mutex_unlock(&l->mu);
+	efd_signal(l->loop_efd);
+}
+
+void link_emit(struct link *l, enum link_ev_kind kind, int64_t id, const char *a, const char *b)
+{
+	struct link_ev *e = calloc(1, sizeof(*e));
+	if (!e)
+		return;
+	e->kind = kind;
+	e->id = id;
+	e->a = dup_or_null(a);
+	e->b = dup_or_null(b);
+	if ((a && !e->a) || (b && !e->b)) {
+		ev_free(e);
+		return;
+	}
+	push_ev(l, e);
+}
+
+static void reply(struct link *l, struct link_req *q, int err, char *text /* stolen */)
+{
+	struct link_ev *e = calloc(1, sizeof(*e));
+	if (!e) {
+		free(text);
+		return; /* the caller's reply is lost only if memory is */
+	}
+	e->kind = LEV_REPLY;
+	e->err = err;
+	e->b = text;
+	e->cb = q->cb;
+	e->ud = q->ud;
+	push_ev(l, e);
+}
+
+static void dispatch(struct link *l)
+{
+	pthread_mutex_lock(&l->mu);
+	struct link_ev *e = l->evs;
+	l->evs = NULL;
+	l->evs_tail = &l->evs;
+	pthread_mutex_unlock(&l->mu);
+	while (e) {
+		struct link_ev *next = e->next;
+		const struct link_events *c = &l->cbs;
+		switch (e->kind) {
+		case LEV_INBOUND:
+			if (c->inbound)
+				c->inbound(c->ud, e->id);
+			break;
+		case LEV_ENV:
+			if (c->env)
+				c->env(c->ud, e->a, e->b);
+			break;
+		case LEV_STATUS:
+			if (c->status)
+				c->status(c->ud);
+			break;
+		case LEV_AUDIT:
+			if (c->audit)
+				c->audit(c->ud, e->a, e->b);
+			break;
+		case LEV_REPLY:
+			if (e->cb)
+				e->cb(e->ud, e->err, e->b);
+			break;
+		}
+		ev_free(e);
+		e = next;
+	}
+}
+
+static int on_loop_efd(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+	efd_clear(fd);
+	dispatch(ud);
+	return 0;
+}
+
+/* ---- the thread ----------------------------------------------------------------- */
+static uint64_t mono_ms(void)
+{
+	return card_clock_real.now_ms(NULL);
+}
+
+static int make_card(struct link *l)
+{
+	struct card_transport *t = NULL;
+	int r;
+	if (l->o.transport == CFG_TRANSPORT_I2C)
+		r = card_transport_i2c_new(l->o.device, l->o.address ? l->o.address : 0x17,
+		                           &l->timing, &card_clock_real, &t);
+	else
+		r = card_transport_serial_new(l->o.device, l->o.baud, &l->timing, &card_clock_real,
+		                              &t);
+	if (r < 0)
+		return r;
+	r = card_new(t, &l->card);
+	if (r < 0)
+		card_transport_free(t);
+	return r;
+}
+
+static void set_state(struct link *l, enum link_state s)
+{
+	if (l->state == s)
+		return;
+	l->state = s;
+	link_emit(l, LEV_STATUS, 0, NULL, NULL);
+}
+
+/* The card is gone or silent: close it and try again later, doubling the wait. */
+static void lost(struct link *l, int r)
+{
+	if (l->state == LINK_READY)
+		log_warn("card: %s on %s; retrying with backoff", strerror(-r), l->o.device);
+	l->last_err = r;
+	if (l->card)
+		card_close(l->card);
+	l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : BACKOFF_MIN_MS;
+	if (l->backoff_ms > BACKOFF_MAX_MS)
+		l->backoff_ms = BACKOFF_MAX_MS;
+	l->retry_at = mono_ms() + l->backoff_ms;
+	set_state(l, r == -ENODEV ? LINK_ABSENT : r == -ESTALE ? LINK_STORE_DOWN : LINK_SILENT);
+}
+
+static void take_reconfig(struct link *l)
+{
+	pthread_mutex_lock(&l->mu);
+	bool have = l->reconfig;
+	struct link_opts n = l->next_opts;
+	if (have)
+		memset(&l->next_opts, 0, sizeof(l->next_opts));
+	l->reconfig = false;
+	pthread_mutex_unlock(&l->mu);
+	if (!have)
+		return;
+	bool new_card = n.transport != l->o.transport || strcmp(n.device, l->o.device) != 0 ||
+	                n.address != l->o.address || n.baud != l->o.baud ||
+	                n.timing_pct != l->o.timing_pct;
+	link_opts_clear(&l->o);
+	l->o = n;
+	if (new_card) {
+		card_free(l->card);
+		l->card = NULL;
+		card_timing_scaled(&l->timing, l->o.timing_pct);
+	}
+	/* hub settings may differ now: probe again, which agrees hub.set */
+	l->state = LINK_STARTING;
+	l->retry_at = 0;
+	l->backoff_ms = 0;
+}
+
+static void serve_requests(struct link *l)
+{
+	for (;;) {
+		pthread_mutex_lock(&l->mu);
+		struct link_req *q = l->reqs;
+		if (q) {
+			l->reqs = q->next;
+			if (!l->reqs)
+				l->reqs_tail = &l->reqs;
+		}
+		pthread_mutex_unlock(&l->mu);
+		if (!q)
+			return;
+		char *rsp = NULL;
+		int r = l->state == LINK_READY ? link_raw(l, q->text, &rsp)
+		                               : l->state == LINK_SILENT ? -ETIMEDOUT : -ENODEV;
+		reply(l, q, r, rsp);
+		if (l->state == LINK_READY && (r == -ENODEV || r == -ETIMEDOUT || r == -EIO))
+			lost(l, r);
+		free(q->text);
+		free(q);
+	}
+}
+
+static int open_store(struct link *l)
+{
+	if (l->st)
+		return 0;
+	struct store_opts so = {
+		.max_size = l->o.store_max_size,
+		.when_full = l->o.store_when_full == CFG_REFUSE_NEW ? STORE_REFUSE_NEW
+		                                                    : STORE_DROP_OLDEST,
+	};
+	int r = store_open(l->o.store_path, &so, &l->st);
+	if (r < 0)
+		log_err("link: cannot open the store %s: %s", l->o.store_path, strerror(-r));
+	return r;
+}
+
+static void open_key(struct link *l)
+{
+	if (l->pub || !l->o.public_key)
+		return;
+	int r = crypto_key_load_public(l->o.public_key, &l->pub);
+	if (r < 0)
+		log_err("crypto: cannot load uplink key %s: %s; sealed notefiles wait in the store",
+		        l->o.public_key, strerror(-r));
+}
+
+/* One turn of work on a ready card. Returns 0, or the error that lost it. */
+static int work(struct link *l, bool attn_fired, uint64_t now, bool *busy)
+{
+	int r;
+	bool kicked;
+	pthread_mutex_lock(&l->mu);
+	kicked = l->kicked;
+	l->kicked = false;
+	pthread_mutex_unlock(&l->mu);
+	if (kicked || now >= l->next_store_check) {
+		bool more = false;
+		r = link_drain(l, DRAIN_BATCH, &more);
+		if (r < 0)
+			return r;
+		l->next_store_check = now + STORE_CHECK_MS;
+		if (more) {
+			/* come straight back after serving any raw request */
+			*busy = true;
+			pthread_mutex_lock(&l->mu);
+			l->kicked = true;
+			pthread_mutex_unlock(&l->mu);
+		}
+	}
+	if (attn_fired || now >= l->next_inbound) {
+		r = link_inbound(l);
+		if (r < 0)
+			return r;
+		l->next_inbound = now + (l->attn ? ATTN_FALLBACK_MS : l->o.poll_ms);
+	}
+	if (l->attn && !l->attn_armed) {
+		r = link_attn_arm(l);
+		if (r < 0)
+			return r;
+	}
+	if (now >= l->next_env) {
+		r = link_env(l);
+		if (r < 0)
+			return r;
+		l->next_env = now + (l->o.poll_ms > ENV_MIN_MS ? l->o.poll_ms : ENV_MIN_MS);
+	}
+	if (now >= l->next_status) {
+		r = link_refresh_status(l);
+		if (r < 0)
+			return r;
+		l->next_status = now + STATUS_EVERY_MS;
+		link_emit(l, LEV_STATUS, 0, NULL, NULL);
+	}
+	return 0;
+}
+
+static uint64_t next_deadline(struct link *l)
+{
+	if (l->state != LINK_READY)
+		return l->retry_at;
+	uint64_t d = l->next_store_check;
+	if (l->next_inbound < d)
+		d = l->next_inbound;
+	if (l->next_env < d)
+		d = l->next_env;
+	if (l->next_status < d)
+		d = l->next_status;
+	return d;
+}
+
+static void *thread_main(void *arg)
+{
+	struct link *l = arg;
+	card_timing_scaled(&l->timing, l->o.timing_pct);
+	if (l->o.attn) {
+		int r = attn_open(l->o.attn, &l->attn);
+		if (r < 0)
+			log_warn("card: ATTN line %s unusable (%s); polling every %llu ms", l->o.attn,
+			         strerror(-r), (unsigned long long)l->o.poll_ms);
+	}
+	bool attn_fired = false;
+	for (;;) {
+		pthread_mutex_lock(&l->mu);
+		bool stop = l->stop;
+		pthread_mutex_unlock(&l->mu);
+		if (stop)
+			break;
+		take_reconfig(l);
+		uint64_t now = mono_ms();
+		bool busy = false;
+		if (l->state != LINK_READY && now >= l->retry_at) {
+			int r = open_store(l);
+			if (r < 0) {
+				lost(l, -ESTALE);
+			} else {
+				open_key(l);
+				r = l->card ? 0 : make_card(l);
+				if (r == 0)
+					r = link_probe(l);
+				if (r < 0) {
+					lost(l, r == -ENOMEM || r == -EINVAL ? -ENODEV : r);
+				} else {
+					l->backoff_ms = 0;
+					l->next_store_check = l->next_inbound = l->next_env = now;
+					l->next_status = now;
+					set_state(l, LINK_READY);
+				}
+			}
+		}
+		serve_requests(l);
+		if (l->state == LINK_READY) {
+			int r = work(l, attn_fired, now, &busy);
+			attn_fired = false;
+			if (r < 0)
+				lost(l, r == -ENOMEM ? -EIO : r);
+		}
+		link_publish_status(l);
+
+		/* sleep until the next thing is due, a kick, a request or ATTN */
+		struct pollfd pfd[2] = {{.fd = l->wake_efd, .events = POLLIN},
+		                        {.fd = l->attn ? attn_fd(l->attn) : -1, .events = POLLIN}};
+		uint64_t d = next_deadline(l);
+		now = mono_ms();
+		int timeout = busy ? 0 : d > now ? (int)(d - now > 60000 ? 60000 : d - now) : 0;
+		int pr = poll(pfd, 2, timeout);
+		if (pr > 0 && (pfd[0].revents & POLLIN))
+			efd_clear(l->wake_efd);
+		if (pr > 0 && (pfd[1].revents & POLLIN)) {
+			if (attn_read(l->attn) > 0) {
+				attn_fired = true;
+				l->attn_armed = false; /* the card disarms when it fires */
+				l->cnt.attn++;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* ---- the public interface ---------------------------------------------------- */
+int link_start(sd_event *loop, const struct cfg *cfg, const struct link_events *ev,
+               struct link **out)
+{
+	struct link *l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	int r;
+	pthread_mutex_init(&l->mu, NULL);
+	l->reqs_tail = &l->reqs;
+	l->evs_tail = &l->evs;
+	l->wake_efd = l->loop_efd = -1;
+	if (ev)
+		l->cbs = *ev;
+	r = link_opts_from_cfg(cfg, &l->o);
+	if (r < 0)
+		goto fail;
+	l->wake_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	l->loop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (l->wake_efd < 0 || l->loop_efd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	l->loop = sd_event_ref(loop);
+	r = sd_event_add_io(loop, &l->ev_src, l->loop_efd, EPOLLIN, on_loop_efd, l);
+	if (r < 0)
+		goto fail;
+	sd_event_source_set_description(l->ev_src, "link");
+	link_publish_status(l);
+	r = -pthread_create(&l->thread, NULL, thread_main, l);
+	if (r < 0)
+		goto fail;
+	l->thread_started = true;
+	*out = l;
+	return 0;
+fail:
+	link_free(l);
+	return r;
+}
+
+void link_free(struct link *l)
+{
+	if (!l)
+		return;
+	if (l->thread_started) {
+		pthread_mutex_lock(&l->mu);
+		l->stop = true;
+		pthread_mutex_unlock(&l->mu);
+		efd_signal(l->wake_efd);
+		pthread_join(l->thread, NULL);
+	}
+	/* requests the thread never reached, then everything it left to say */
+	struct link_req *q = l->reqs;
+	while (q) {
+		struct link_req *n = q->next;
+		if (q->cb)
+			q->cb(q->ud, -ECANCELED, NULL);
+		free(q->text);
+		free(q);
+		q = n;
+	}
+	l->reqs = NULL;
+	dispatch(l);
+	sd_event_source_disable_unref(l->ev_src);
+	sd_event_unref(l->loop);
+	if (l->wake_efd >= 0)
+		close(l->wake_efd);
+	if (l->loop_efd >= 0)
+		close(l->loop_efd);
+	card_free(l->card);
+	if (l->st)
+		store_close(l->st);
+	attn_close(l->attn);
+	crypto_key_free(l->pub);
+	json_decref(l->version);
+	json_decref(l->hub);
+	json_decref(l->wireless);
+	json_decref(l->sync_status);
+	json_decref(l->env);
+	json_decref(l->status);
+	for (size_t i = 0; i < l->n_in_files; i++)
+		free(l->in_files[i]);
+	free(l->in_files);
+	link_opts_clear(&l->o);
+	link_opts_clear(&l->next_opts);
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+}
+
+void link_kick(struct link *l)
+{
+	if (!l)
+		return;
+	pthread_mutex_lock(&l->mu);
+	l->kicked = true;
+	pthread_mutex_unlock(&l->mu);
+	efd_signal(l->wake_efd);
+}
+
+int link_request(struct link *l, const char *req_json, ngw_reply_cb cb, void *ud)
+{
+	struct link_req *q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->text = strdup(req_json);
+	if (!q->text) {
+		free(q);
+		return -ENOMEM;
+	}
+	q->cb = cb;
+	q->ud = ud;
+	pthread_mutex_lock(&l->mu);
+	bool stop = l->stop;
+	if (!stop) {
+		*l->reqs_tail = q;
+		l->reqs_tail = &q->next;
+	}
+	pthread_mutex_unlock(&l->mu);
+	if (stop) {
+		free(q->text);
+		free(q);
+		return -ECANCELED;
+	}
+	efd_signal(l->wake_efd);
+	return 0;
+}
+
+json_t *link_status(struct link *l)
+{
+	pthread_mutex_lock(&l->mu);
+	json_t *s = l->status ? json_deep_copy(l->status) : json_object();
+	pthread_mutex_unlock(&l->mu);
+	return s;
+}
+
+int link_reconfigure(struct link *l, const struct cfg *cfg)
+{
+	struct link_opts n;
+	int r = link_opts_from_cfg(cfg, &n);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&l->mu);
+	link_opts_clear(&l->next_opts);
+	l->next_opts = n;
+	l->reconfig = true;
+	pthread_mutex_unlock(&l->mu);
+	efd_signal(l->wake_efd);
+	return 0;
+}

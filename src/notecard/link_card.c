@@ -1,0 +1,618 @@
+/* The link's conversation with the card, one step per function, all on the link
+ * thread: probe and hub agreement, draining the store into note.add within the
+ * card's room, pulling inbound notes crash-safely, environment changes, and the
+ * status snapshot. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../config.h" /* the config module (autoconf's config.h is force-included) */
+#include "log.h"
+#include "notecard/link_int.h"
+#include "store.h"
+#include "util.h"
+
+#define SEMANTIC_TRIES 3        /* a note the card refuses this often is dropped */
+#define FULL_RECHECK_MS 15000   /* how often a full card is asked again */
+
+/* Card-side conditions that pass: hold the note, do not count it against it. */
+static const char *const hold_tokens[] = {
+	"{full}", "{file-storage-full}", "{file-write-failure}", "{note-max}", "{note-paused}",
+	"{filesys-reinit}", "{dfu-in-progress}", NULL,
+};
+
+static bool transient(int r)
+{
+	return r == -ENODEV || r == -ETIMEDOUT || r == -EIO;
+}
+
+static uint64_t clock_ms(struct link *l)
+{
+	const struct card_clock *c = card_transport(l->card)->clock;
+	return c->now_ms(c->ctx);
+}
+
+/* A request built with json_pack; stolen. 0 with *rsp (maybe carrying err). */
+static int ask(struct link *l, json_t *req, json_t **rsp)
+{
+	*rsp = NULL;
+	if (!req)
+		return -ENOMEM;
+	int r = card_request(l->card, req, rsp);
+	json_decref(req);
+	if (r < 0)
+		l->last_err = r;
+	return r;
+}
+
+static const char *err_of(json_t *rsp)
+{
+	return json_string_value(json_object_get(rsp, "err"));
+}
+
+static bool is_inbound_file(const char *f)
+{
+	size_t n = strlen(f);
+	static const char *const sfx[] = {".qi", ".qis", ".db", ".dbs", NULL};
+	for (int i = 0; sfx[i]; i++) {
+		size_t k = strlen(sfx[i]);
+		if (n > k && strcmp(f + n - k, sfx[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool is_db(const char *f)
+{
+	size_t n = strlen(f);
+	return (n > 3 && strcmp(f + n - 3, ".db") == 0) || (n > 4 && strcmp(f + n - 4, ".dbs") == 0);
+}
+
+static void add_in_file(struct link *l, const char *f)
+{
+	for (size_t i = 0; i < l->n_in_files; i++)
+		if (strcmp(l->in_files[i], f) == 0)
+			return;
+	char **v = realloc(l->in_files, (l->n_in_files + 1) * sizeof(*v));
+	if (!v)
+		return;
+	l->in_files = v;
+	if ((v[l->n_in_files] = strdup(f)))
+		l->n_in_files++;
+	l->attn_armed = false; /* the watched set grew: arm again */
+}
+
+/* ---- probe and hub -------------------------------------------------------------- */
+static void hub_want(struct link *l, json_t *set, json_t *have, const char *key, json_t *want,
+                     json_t *changes)
+{
+	json_t *cur = json_object_get(have, key);
+	if (json_equal(cur, want)) {
+		json_decref(want);
+		return;
+	}
+	json_object_set(set, key, want);
+	json_object_set_new(changes, key, want);
+}
+
+/* Make hub.set agree with [hub] where it differs; a set writes the card's flash,
+ * so an agreeing card is left alone. */
+static int hub_agree(struct link *l)
+{
+	const struct link_opts *o = &l->o;
+	json_t *set = json_pack("{s:s}", "req", "hub.set");
+	json_t *changes = json_object();
+	int r = 0;
+	if (!set || !changes) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (o->hub_product)
+		hub_want(l, set, l->hub, "product", json_string(o->hub_product), changes);
+	if (o->hub_mode)
+		hub_want(l, set, l->hub, "mode", json_string(o->hub_mode), changes);
+	if (o->hub_sn)
+		hub_want(l, set, l->hub, "sn", json_string(o->hub_sn), changes);
+	if (o->hub_outbound >= 0)
+		hub_want(l, set, l->hub, "outbound", json_integer(o->hub_outbound), changes);
+	if (o->hub_inbound >= 0)
+		hub_want(l, set, l->hub, "inbound", json_integer(o->hub_inbound), changes);
+	if (json_object_size(changes) == 0)
+		goto out;
+	json_t *rsp;
+	r = ask(l, json_incref(set), &rsp);
+	if (r < 0)
+		goto out;
+	char *detail = json_dumps(changes, JSON_COMPACT | JSON_SORT_KEYS);
+	if (err_of(rsp)) {
+		log_err("card: hub.set %s refused: %s", detail ? detail : "", err_of(rsp));
+		link_emit(l, LEV_AUDIT, 0, "hub.set-refused", err_of(rsp));
+	} else {
+		log_notice("card: hub.set %s", detail ? detail : "");
+		link_emit(l, LEV_AUDIT, 0, "hub.set", detail ? detail : "");
+		l->cnt.hub_sets++;
+		json_object_update(l->hub, changes);
+	}
+	free(detail);
+	json_decref(rsp);
+out:
+	json_decref(set);
+	json_decref(changes);
+	return r;
+}
+
+int link_probe(struct link *l)
+{
+	json_t *rsp;
+	l->cnt.probes++;
+	int r = ask(l, json_pack("{s:s}", "req", "card.version"), &rsp);
+	if (r < 0)
+		return r;
+	json_decref(l->version);
+	l->version = rsp;
+	r = ask(l, json_pack("{s:s}", "req", "hub.get"), &rsp);
+	if (r < 0)
+		return r;
+	json_decref(l->hub);
+	l->hub = rsp;
+	r = hub_agree(l);
+	if (r < 0)
+		return r;
+	/* what the card already holds unsynced counts against card_max_pending */
+	r = ask(l, json_pack("{s:s}", "req", "file.changes.pending"), &rsp);
+	if (r < 0)
+		return r;
+	l->pending_on_card = json_integer_value(json_object_get(rsp, "total"));
+	json_decref(rsp);
+	l->card_full = false;
+	l->attn_armed = false;
+	l->db_started = false;
+	log_info("card: %s %s %s ready",
+	         json_string_value(json_object_get(l->version, "device")) ?: "?",
+	         json_string_value(json_object_get(l->version, "sku")) ?: "?",
+	         json_string_value(json_object_get(l->version, "version")) ?: "?");
+	return 0;
+}
+
+/* ---- outbound ---------------------------------------------------------------------- */
+/* Room on the card: the estimate counts notes added since the last look; only
+ * when it reaches the cap is the card asked (file.changes.pending, one cheap
+ * request), so a card that keeps syncing costs nothing extra per note. */
+static int has_room(struct link *l, bool *room)
+{
+	int64_t cap = l->o.card_max_pending ? l->o.card_max_pending : 25;
+	*room = true;
+	if (!l->card_full && l->pending_on_card < cap)
+		return 0;
+	if (l->card_full && clock_ms(l) < l->full_recheck_at) {
+		*room = false;
+		return 0;
+	}
+	json_t *rsp;
+	int r = ask(l, json_pack("{s:s}", "req", "file.changes.pending"), &rsp);
+	if (r < 0)
+		return r;
+	l->pending_on_card = json_integer_value(json_object_get(rsp, "total"));
+	json_decref(rsp);
+	bool was_full = l->card_full;
+	l->card_full = l->pending_on_card >= cap;
+	if (l->card_full) {
+		l->full_recheck_at = clock_ms(l) + FULL_RECHECK_MS;
+		if (!was_full)
+			log_info("card: %" PRId64 " notes wait for a sync; holding the rest in the store",
+			         l->pending_on_card);
+	}
+	*room = !l->card_full;
+	return 0;
+}
+
+static bool has_token(const char *err, const char *const *tokens)
+{
+	for (int i = 0; err && tokens[i]; i++)
+		if (strstr(err, tokens[i]))
+			return true;
+	return false;
+}
+
+/* A note the card refuses for what it is (bad notefile, bad body): recorded each
+ * time, dropped from the queue after SEMANTIC_TRIES so it cannot block the notes
+ * behind it forever; the audit log keeps what happened. */
+static int note_refused(struct link *l, const struct store_out *n, const char *why)
+{
+	if (l->fail_id != n->id) {
+		l->fail_id = n->id;
+		l->fail_count = 0;
+	}
+	l->fail_count++;
+	l->cnt.notes_failed++;
+	int r = store_out_failed(l->st, n->id, why);
+	if (r < 0)
+		return r;
+	if (l->fail_count < SEMANTIC_TRIES)
+		return 0;
+	char *detail = xasprintf("%s seq %lld: %s", n->file, (long long)n->seq, why);
+	log_err("card: note %s seq %lld refused %u times (%s); dropped from the queue", n->file,
+	        (long long)n->seq, l->fail_count, why);
+	link_emit(l, LEV_AUDIT, 0, "note-dropped", detail ? detail : why);
+	free(detail);
+	l->cnt.notes_dropped++;
+	l->fail_id = 0;
+	l->fail_count = 0;
+	return store_out_sent(l->st, n->id);
+}
+
+int link_drain(struct link *l, unsigned max_notes, bool *more)
+{
+	*more = false;
+	for (unsigned i = 0; i < max_notes; i++) {
+		bool room;
+		int r = has_room(l, &room);
+		if (r < 0)
+			return r;
+		if (!room)
+			return 0;
+		struct store_out *n = NULL;
+		r = store_peek_out(l->st, &n);
+		if (r < 0)
+			return r;
+		if (!n)
+			return 0;
+		json_t *req = NULL, *rsp = NULL;
+		r = link_note_request(&l->o, l->pub, store_gateway_id(l->st), n, &req);
+		if (r < 0) {
+			/* cannot be built (bad stored body, no key): the card never sees it */
+			r = note_refused(l, n, r == -ENOKEY ? "no uplink key" : strerror(-r));
+			store_out_free(n);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		r = card_request(l->card, req, &rsp);
+		json_decref(req);
+		if (r < 0) {
+			l->last_err = r;
+			store_out_free(n);
+			return r; /* kept in the store; the link backs off */
+		}
+		const char *err = err_of(rsp);
+		if (!err) {
+			r = store_out_sent(l->st, n->id);
+			l->cnt.notes_sent++;
+			l->pending_on_card++;
+			if (l->fail_id == n->id)
+				l->fail_id = 0;
+		} else if (has_token(err, hold_tokens)) {
+			log_info("card: %s: holding notes (%s)", n->file, err);
+			l->card_full = true;
+			l->full_recheck_at = clock_ms(l) + FULL_RECHECK_MS;
+			r = 0;
+		} else {
+			log_warn("card: note.add %s refused: %s", n->file, err);
+			r = note_refused(l, n, err);
+		}
+		json_decref(rsp);
+		store_out_free(n);
+		if (r < 0)
+			return r;
+		if (l->card_full)
+			return 0;
+	}
+	*more = true;
+	return 0;
+}
+
+/* ---- inbound ----------------------------------------------------------------------- */
+static int store_note(struct link *l, const char *file, const char *note, json_t *rsp,
+                      int64_t *first)
+{
+	json_t *body = json_object_get(rsp, "body");
+	char *btext = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	const char *payload = json_string_value(json_object_get(rsp, "payload"));
+	int64_t time = json_integer_value(json_object_get(rsp, "time"));
+	int64_t id = 0;
+	int r = store_inbound_add(l->st, file, note, btext, payload, time, &id);
+	free(btext);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		l->cnt.inbound++;
+		if (!*first)
+			*first = id;
+	}
+	return 0;
+}
+
+/* A queue: peek, commit to the store, then pop. A crash between the two leaves
+ * the note on the card; the next peek finds it again and the store recognises
+ * the duplicate. */
+static int pull_queue(struct link *l, const char *file, int64_t *first)
+{
+	for (int k = 0; k < 100; k++) {
+		json_t *rsp;
+		int r = ask(l, json_pack("{s:s,s:s}", "req", "note.get", "file", file), &rsp);
+		if (r < 0)
+			return r;
+		const char *err = err_of(rsp);
+		if (err) {
+			if (!strstr(err, "{note-noexist}") && !strstr(err, "{notefile-noexist}"))
+				log_warn("card: note.get %s: %s", file, err);
+			json_decref(rsp);
+			return 0;
+		}
+		r = store_note(l, file, NULL, rsp, first);
+		json_decref(rsp);
+		if (r < 0)
+			return r;
+		r = ask(l, json_pack("{s:s,s:s,s:b}", "req", "note.get", "file", file, "delete", 1),
+		        &rsp);
+		if (r < 0)
+			return r;
+		/* the popped note is the one just stored (a duplicate the store drops)
+		 * unless something else took the queue's head in between: keep it too */
+		if (!err_of(rsp))
+			r = store_note(l, file, NULL, rsp, first);
+		json_decref(rsp);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* A database: note.changes with a tracker. The tracker moves on as it answers,
+ * so after each start the link asks from the beginning once ("start":true) and
+ * lets the store drop what it already has. */
+static int pull_db(struct link *l, const char *file, int64_t *first)
+{
+	for (int k = 0; k < 20; k++) {
+		json_t *req = json_pack("{s:s,s:s,s:s,s:i}", "req", "note.changes", "file", file,
+		                        "tracker", "notegw", "max", 10);
+		if (req && !l->db_started)
+			json_object_set_new(req, "start", json_true());
+		json_t *rsp;
+		int r = ask(l, req, &rsp);
+		if (r < 0)
+			return r;
+		if (err_of(rsp)) {
+			json_decref(rsp);
+			return 0;
+		}
+		json_t *notes = json_object_get(rsp, "notes");
+		const char *id;
+		json_t *note;
+		json_object_foreach(notes, id, note)
+		{
+			r = store_note(l, file, id, note, first);
+			if (r < 0)
+				break;
+		}
+		size_t n = json_object_size(notes);
+		json_decref(rsp);
+		if (r < 0)
+			return r;
+		if (n < 10)
+			return 0;
+	}
+	return 0;
+}
+
+int link_inbound(struct link *l)
+{
+	json_t *rsp;
+	int r = ask(l, json_pack("{s:s}", "req", "file.changes"), &rsp);
+	if (r < 0)
+		return r;
+	int64_t first = 0;
+	json_t *info = json_object_get(rsp, "info");
+	const char *file;
+	json_t *v;
+	json_object_foreach(info, file, v)
+	{
+		if (!is_inbound_file(file))
+			continue;
+		add_in_file(l, file);
+		if (json_integer_value(json_object_get(v, "total")) <= 0 &&
+		    json_integer_value(json_object_get(v, "changes")) <= 0)
+			continue;
+		r = is_db(file) ? pull_db(l, file, &first) : pull_queue(l, file, &first);
+		if (r < 0)
+			break;
+	}
+	json_decref(rsp);
+	if (r == 0)
+		l->db_started = true;
+	if (first)
+		link_emit(l, LEV_INBOUND, first, NULL, NULL);
+	return r;
+}
+
+int link_attn_arm(struct link *l)
+{
+	if (!l->n_in_files)
+		add_in_file(l, "data.qi");
+	json_t *files = json_array();
+	for (size_t i = 0; i < l->n_in_files; i++)
+		json_array_append_new(files, json_string(l->in_files[i]));
+	json_t *rsp;
+	int r = ask(l, json_pack("{s:s,s:s,s:o}", "req", "card.attn", "mode", "arm,files", "files",
+	                         files),
+	            &rsp);
+	if (r < 0)
+		return r;
+	if (err_of(rsp))
+		log_warn("card: card.attn: %s", err_of(rsp));
+	else
+		l->attn_armed = true;
+	json_decref(rsp);
+	return 0;
+}
+
+/* ---- environment ----------------------------------------------------------------- */
+static char *value_text(json_t *v)
+{
+	if (json_is_string(v))
+		return strdup(json_string_value(v));
+	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* env.modified is one small answer; only when it moves is env.get asked, and
+ * only the variables that changed are announced (deleted ones with NULL). */
+int link_env(struct link *l)
+{
+	json_t *rsp;
+	int r = ask(l, json_pack("{s:s}", "req", "env.modified"), &rsp);
+	if (r < 0)
+		return r;
+	int64_t t = json_integer_value(json_object_get(rsp, "time"));
+	bool err = err_of(rsp) != NULL;
+	json_decref(rsp);
+	if (err || (l->env_known && t == l->env_modified))
+		return 0;
+	r = ask(l, json_pack("{s:s}", "req", "env.get"), &rsp);
+	if (r < 0)
+		return r;
+	json_t *body = json_object_get(rsp, "body");
+	if (err_of(rsp) || !json_is_object(body)) {
+		json_decref(rsp);
+		return 0;
+	}
+	const char *name;
+	json_t *v;
+	json_object_foreach(body, name, v)
+	{
+		json_t *old = l->env ? json_object_get(l->env, name) : NULL;
+		if (old && json_equal(old, v))
+			continue;
+		char *text = value_text(v);
+		link_emit(l, LEV_ENV, 0, name, text ? text : "");
+		free(text);
+		l->cnt.env_changes++;
+	}
+	if (l->env) {
+		json_object_foreach(l->env, name, v)
+		{
+			if (!json_object_get(body, name)) {
+				link_emit(l, LEV_ENV, 0, name, NULL);
+				l->cnt.env_changes++;
+			}
+		}
+	}
+	json_decref(l->env);
+	l->env = json_incref(body);
+	l->env_modified = t;
+	l->env_known = true;
+	json_decref(rsp);
+	return 0;
+}
+
+/* ---- status -------------------------------------------------------------------- */
+int link_refresh_status(struct link *l)
+{
+	json_t *rsp;
+	int r = ask(l, json_pack("{s:s}", "req", "card.wireless"), &rsp);
+	if (r < 0)
+		return r;
+	json_decref(l->wireless);
+	l->wireless = rsp;
+	r = ask(l, json_pack("{s:s}", "req", "hub.sync.status"), &rsp);
+	if (r < 0)
+		return r;
+	json_decref(l->sync_status);
+	l->sync_status = rsp;
+	return 0;
+}
+
+int link_raw(struct link *l, const char *text, char **rsp)
+{
+	l->cnt.raw_requests++;
+	int r = card_request_text(l->card, text, rsp);
+	if (transient(r))
+		l->last_err = r;
+	return r;
+}
+
+static const char *state_name(enum link_state s)
+{
+	switch (s) {
+	case LINK_STARTING: return "starting";
+	case LINK_READY: return "ready";
+	case LINK_ABSENT: return "absent";
+	case LINK_SILENT: return "not answering";
+	case LINK_STORE_DOWN: return "store unavailable";
+	}
+	return "?";
+}
+
+static void copy_field(json_t *dst, const char *dk, json_t *src, const char *sk)
+{
+	json_t *v = json_object_get(src, sk);
+	if (v)
+		json_object_set(dst, dk, v);
+}
+
+/* Build the snapshot link_status() hands to `notegw status`. */
+void link_publish_status(struct link *l)
+{
+	json_t *card = json_object(), *hub = json_object(), *link = json_object();
+	const struct card_transport *t = l->card ? card_transport(l->card) : NULL;
+	json_object_set_new(card, "state", json_string(state_name(l->state)));
+	json_object_set_new(card, "transport", json_string(l->o.transport == CFG_TRANSPORT_I2C
+	                                                           ? "i2c"
+	                                                           : "serial"));
+	if (l->o.device)
+		json_object_set_new(card, "device", json_string(l->o.device));
+	copy_field(card, "uid", l->version, "device");
+	copy_field(card, "sku", l->version, "sku");
+	copy_field(card, "firmware", l->version, "version");
+	json_t *net = json_object_get(l->wireless, "net");
+	if (net) {
+		json_t *sig = json_object();
+		copy_field(sig, "bars", net, "bars");
+		copy_field(sig, "rssi", net, "rssi");
+		copy_field(sig, "rat", net, "rat");
+		json_object_set_new(card, "signal", sig);
+	}
+	copy_field(card, "wireless", l->wireless, "status");
+	if (l->sync_status) {
+		const char *s = json_string_value(json_object_get(l->sync_status, "status"));
+		json_object_set_new(card, "connected",
+		                    json_boolean(s && (strstr(s, "{sync-end}") ||
+		                                       strstr(s, "{notehub-connected}") ||
+		                                       strstr(s, "connected"))));
+	}
+	json_object_set_new(card, "attn", json_boolean(l->attn != NULL));
+	if (l->state != LINK_READY && l->last_err)
+		json_object_set_new(card, "error", json_string(strerror(-l->last_err)));
+	if (l->state != LINK_READY && l->backoff_ms)
+		json_object_set_new(card, "retry_in_ms", json_integer((json_int_t)l->backoff_ms));
+
+	copy_field(hub, "product", l->hub, "product");
+	copy_field(hub, "mode", l->hub, "mode");
+	copy_field(hub, "sync_status", l->sync_status, "status");
+	copy_field(hub, "last_sync", l->sync_status, "time");
+	copy_field(hub, "seconds_since_sync", l->sync_status, "completed");
+	copy_field(hub, "penalty_s", l->sync_status, "seconds");
+
+	struct card_counters cc = {0};
+	if (l->card)
+		card_counters(l->card, &cc);
+	json_t *c = json_pack(
+		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
+		(json_int_t)cc.requests, "retries", (json_int_t)cc.retries, "resets",
+		(json_int_t)cc.resets, "timeouts", (json_int_t)cc.timeouts, "crc_errors",
+		(json_int_t)cc.crc_errors, "io_errors", (json_int_t)cc.io_errors, "notes_sent",
+		(json_int_t)l->cnt.notes_sent, "notes_failed", (json_int_t)l->cnt.notes_failed,
+		"notes_dropped", (json_int_t)l->cnt.notes_dropped, "inbound",
+		(json_int_t)l->cnt.inbound, "env_changes", (json_int_t)l->cnt.env_changes, "hub_sets",
+		(json_int_t)l->cnt.hub_sets, "attn", (json_int_t)l->cnt.attn, "probes",
+		(json_int_t)l->cnt.probes, "bytes_out", (json_int_t)(t ? t->bytes_out : 0),
+		"bytes_in", (json_int_t)(t ? t->bytes_in : 0));
+	json_object_set_new(link, "counters", c);
+	json_object_set_new(link, "pending_on_card", json_integer(l->pending_on_card));
+	json_object_set_new(link, "card_full", json_boolean(l->card_full));
+	json_t *snap = json_pack("{s:o,s:o,s:o}", "notecard", card, "hub", hub, "link", link);
+	pthread_mutex_lock(&l->mu);
+	json_decref(l->status);
+	l->status = snap;
+	pthread_mutex_unlock(&l->mu);
+}

@@ -1,0 +1,147 @@
+/* Internal to the link: its state, shared by the thread and event glue (link.c),
+ * the conversation with the card (link_card.c) and the note.add builder
+ * (link_note.c). Fields under `mu` are touched by both threads; the rest belongs
+ * to the link thread alone. */
+#ifndef NOTEGW_NOTECARD_LINK_INT_H
+#define NOTEGW_NOTECARD_LINK_INT_H
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "link.h"
+#include "notecard/card.h"
+#include "notecard/timing.h"
+
+struct store;
+struct store_out;
+struct crypto_key;
+struct attn;
+
+/* What the link needs of the configuration, copied so the main thread can
+ * reload and free its cfg while the link thread works. */
+struct link_notefile {
+	char *name;
+	int encrypt;  /* enum cfg_tristate */
+	bool urgent;
+};
+
+struct link_opts {
+	int transport; /* enum cfg_transport */
+	char *device;
+	unsigned address, baud;
+	char *attn;
+	uint64_t poll_ms;
+	unsigned timing_pct;
+	char *hub_product, *hub_mode, *hub_sn;
+	long long hub_outbound, hub_inbound; /* -1 unset */
+	char *store_path;
+	uint64_t store_max_size;
+	int store_when_full;
+	unsigned card_max_pending;
+	int uplink;      /* enum cfg_uplink */
+	char *public_key, *key_name;
+	struct link_notefile *nf;
+	size_t n_nf;
+};
+
+int link_opts_from_cfg(const struct cfg *cfg, struct link_opts *o);
+void link_opts_clear(struct link_opts *o);
+
+/* Encryption actually applied to a notefile's notes. */
+enum link_seal { LINK_SEAL_NONE, LINK_SEAL_HOST, LINK_SEAL_CARD };
+enum link_seal link_seal_for(const struct link_opts *o, const char *file);
+
+/* The one place a store note becomes a note.add request: the seam for templates.
+ * pub may be NULL unless the notefile is sealed on the host. *req caller decrefs.
+ * -EINVAL for a body that is not a JSON object, -ENOKEY when sealing is asked for
+ * without a key, or crypto_seal's error. */
+int link_note_request(const struct link_opts *o, const struct crypto_key *pub,
+                      const char *gateway_id, const struct store_out *n, json_t **req);
+
+/* Events for the loop thread. */
+enum link_ev_kind { LEV_INBOUND, LEV_ENV, LEV_STATUS, LEV_AUDIT, LEV_REPLY };
+struct link_ev {
+	struct link_ev *next;
+	enum link_ev_kind kind;
+	int64_t id;
+	char *a, *b;      /* env name/value, audit action/detail, reply text */
+	int err;
+	ngw_reply_cb cb;
+	void *ud;
+};
+
+struct link_req {
+	struct link_req *next;
+	char *text;
+	ngw_reply_cb cb;
+	void *ud;
+};
+
+enum link_state { LINK_STARTING, LINK_READY, LINK_ABSENT, LINK_SILENT, LINK_STORE_DOWN };
+
+struct link_counters {
+	uint64_t notes_sent, notes_failed, notes_dropped, inbound, env_changes, hub_sets, attn,
+		raw_requests, probes;
+};
+
+struct link {
+	/* ---- shared, under mu ---- */
+	pthread_mutex_t mu;
+	struct link_req *reqs, **reqs_tail;
+	struct link_ev *evs, **evs_tail;
+	bool stop, kicked, reconfig;
+	struct link_opts next_opts;   /* from link_reconfigure, taken by the thread */
+	json_t *status;               /* snapshot for link_status */
+
+	/* ---- loop thread ---- */
+	sd_event *loop;
+	sd_event_source *ev_src;
+	struct link_events cbs;
+	int loop_efd;                 /* link → loop */
+
+	/* ---- link thread ---- */
+	pthread_t thread;
+	bool thread_started;
+	int wake_efd;                 /* loop → link */
+	struct link_opts o;
+	struct card_timing timing;
+	struct card *card;
+	struct store *st;
+	struct crypto_key *pub;
+	struct attn *attn;
+	enum link_state state;
+	int last_err;
+	uint64_t backoff_ms, retry_at;
+	/* card facts */
+	json_t *version, *hub, *wireless, *sync_status, *env;
+	int64_t env_modified;
+	bool env_known;
+	/* outbound */
+	int64_t pending_on_card;      /* notes added and not yet synced (estimate) */
+	bool card_full;
+	uint64_t full_recheck_at;
+	int64_t fail_id;              /* the note failing semantically, and how often */
+	unsigned fail_count;
+	/* inbound */
+	char **in_files;
+	size_t n_in_files;
+	bool attn_armed, db_started;
+	uint64_t next_inbound, next_env, next_status, next_store_check;
+	struct link_counters cnt;
+};
+
+/* link_card.c: one step each, on the link thread; -ENODEV/-ETIMEDOUT/-EIO mean the
+ * card is gone or silent (the thread then backs off). */
+int link_probe(struct link *l);
+int link_drain(struct link *l, unsigned max_notes, bool *more);
+int link_inbound(struct link *l);
+int link_env(struct link *l);
+int link_refresh_status(struct link *l);
+int link_attn_arm(struct link *l);
+int link_raw(struct link *l, const char *text, char **rsp);
+void link_publish_status(struct link *l);
+/* Queue an event for the loop thread (link.c). Strings are copied. */
+void link_emit(struct link *l, enum link_ev_kind kind, int64_t id, const char *a, const char *b);
+#endif

@@ -1,0 +1,576 @@
+/* The link's conversation with the card, step by step on a fake card and an
+ * in-memory store: hub agreement (no write when equal), the outbound drain with
+ * _id, urgency and encryption, the card's room, refused notes not blocking the
+ * queue, crash-safe inbound, environment changes, the status snapshot; and the
+ * thread's hand-offs through sd-event for a card that is absent. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../src/config.h"
+#include "crypto.h"
+#include "fakecard.h"
+#include "notecard/link_int.h"
+#include "store.h"
+#include "util.h"
+
+/* ---- an in-memory store: just what the link uses ------------------------------ */
+struct store {
+	struct store_out *out[64];
+	int failed[64];
+	size_t n_out;
+	int64_t next_seq;
+	struct {
+		char *file, *body;
+		int64_t time;
+	} in[64];
+	size_t n_in;
+};
+static struct store fake_store;
+static int store_open_err;
+
+int store_open(const char *path, const struct store_opts *opts, struct store **out)
+{
+	if (store_open_err)
+		return store_open_err;
+	*out = &fake_store;
+	return 0;
+}
+void store_close(struct store *st)
+{
+}
+const char *store_gateway_id(struct store *st)
+{
+	return "gw7";
+}
+void store_out_free(struct store_out *n)
+{
+	if (!n)
+		return;
+	free(n->file);
+	free(n->body);
+	free(n->payload);
+	free(n);
+}
+static void fs_add(const char *file, const char *body, int prio)
+{
+	struct store_out *n = calloc(1, sizeof(*n));
+	n->id = n->seq = ++fake_store.next_seq;
+	n->file = strdup(file);
+	n->body = body ? strdup(body) : NULL;
+	n->prio = prio;
+	fake_store.out[fake_store.n_out++] = n;
+}
+static size_t fs_head(void)
+{
+	size_t best = 0;
+	for (size_t i = 1; i < fake_store.n_out; i++)
+		if (fake_store.out[i]->prio > fake_store.out[best]->prio)
+			best = i;
+	return best;
+}
+int store_peek_out(struct store *st, struct store_out **out)
+{
+	*out = NULL;
+	if (!st->n_out)
+		return 0;
+	struct store_out *h = st->out[fs_head()], *c = calloc(1, sizeof(*c));
+	*c = *h;
+	c->file = strdup(h->file);
+	c->body = h->body ? strdup(h->body) : NULL;
+	c->payload = NULL;
+	if (h->payload) {
+		c->payload = malloc(h->payload_len);
+		memcpy(c->payload, h->payload, h->payload_len);
+	}
+	*out = c;
+	return 0;
+}
+static int fs_find(int64_t id)
+{
+	for (size_t i = 0; i < fake_store.n_out; i++)
+		if (fake_store.out[i]->id == id)
+			return (int)i;
+	return -1;
+}
+int store_out_sent(struct store *st, int64_t id)
+{
+	int i = fs_find(id);
+	assert_true(i >= 0);
+	store_out_free(st->out[i]);
+	memmove(&st->out[i], &st->out[i + 1], (st->n_out - (size_t)i - 1) * sizeof(st->out[0]));
+	st->n_out--;
+	return 0;
+}
+int store_out_failed(struct store *st, int64_t id, const char *why)
+{
+	int i = fs_find(id);
+	assert_true(i >= 0);
+	st->failed[i]++;
+	return 0;
+}
+int store_inbound_add(struct store *st, const char *file, const char *note, const char *body,
+                      const char *payload, int64_t time, int64_t *id_out)
+{
+	for (size_t i = 0; i < st->n_in; i++)
+		if (!strcmp(st->in[i].file, file) && st->in[i].time == time &&
+		    !strcmp(st->in[i].body ?: "", body ?: ""))
+			return 1;
+	st->in[st->n_in].file = strdup(file);
+	st->in[st->n_in].body = body ? strdup(body) : NULL;
+	st->in[st->n_in].time = time;
+	st->n_in++;
+	*id_out = (int64_t)st->n_in + 100;
+	return 0;
+}
+static void fs_clear(void)
+{
+	for (size_t i = 0; i < fake_store.n_out; i++)
+		store_out_free(fake_store.out[i]);
+	for (size_t i = 0; i < fake_store.n_in; i++) {
+		free(fake_store.in[i].file);
+		free(fake_store.in[i].body);
+	}
+	memset(&fake_store, 0, sizeof(fake_store));
+}
+
+/* ---- a stand-in for the crypto module: reversible, visibly "sealed" ---------- */
+struct crypto_key {
+	int dummy;
+};
+static struct crypto_key the_key;
+int crypto_key_load_public(const char *path, struct crypto_key **out)
+{
+	*out = &the_key;
+	return 0;
+}
+void crypto_key_free(struct crypto_key *k)
+{
+}
+int crypto_seal(const struct crypto_key *pub, const char *plaintext, size_t len, json_t **env)
+{
+	*env = json_pack("{s:s,s:s%}", "alg", "test", "sealed", plaintext, len);
+	return 0;
+}
+
+/* ---- fixture ------------------------------------------------------------------ */
+static struct fakecard *F;
+static struct link *L;
+
+static int setup(void **state)
+{
+	F = calloc(1, sizeof(*F));
+	fakecard_init(F);
+	L = calloc(1, sizeof(*L));
+	pthread_mutex_init(&L->mu, NULL);
+	L->evs_tail = &L->evs;
+	L->reqs_tail = &L->reqs;
+	L->loop_efd = -1;
+	L->card = fakecard_card(F);
+	L->st = &fake_store;
+	L->o.device = strdup("/dev/fake");
+	L->o.card_max_pending = 25;
+	L->o.hub_outbound = L->o.hub_inbound = -1;
+	L->o.poll_ms = 1000;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct link_ev *e = L->evs;
+	while (e) {
+		struct link_ev *n = e->next;
+		free(e->a);
+		free(e->b);
+		free(e);
+		e = n;
+	}
+	card_free(L->card);
+	json_decref(L->version);
+	json_decref(L->hub);
+	json_decref(L->wireless);
+	json_decref(L->sync_status);
+	json_decref(L->env);
+	json_decref(L->status);
+	for (size_t i = 0; i < L->n_in_files; i++)
+		free(L->in_files[i]);
+	free(L->in_files);
+	link_opts_clear(&L->o);
+	pthread_mutex_destroy(&L->mu);
+	free(L);
+	fakecard_clear(F);
+	free(F);
+	fs_clear();
+	return 0;
+}
+
+/* Pop the next queued event of a kind, or NULL. Caller frees a, b and it. */
+static struct link_ev *take_ev(enum link_ev_kind kind)
+{
+	for (struct link_ev **p = &L->evs; *p; p = &(*p)->next) {
+		if ((*p)->kind == kind) {
+			struct link_ev *e = *p;
+			*p = e->next;
+			if (!*p)
+				L->evs_tail = p;
+			return e;
+		}
+	}
+	return NULL;
+}
+static void ev_done(struct link_ev *e)
+{
+	free(e->a);
+	free(e->b);
+	free(e);
+}
+
+/* ---- tests ---------------------------------------------------------------------- */
+static void test_probe_hub_agree(void **state)
+{
+	L->o.hub_product = strdup("com.example.user:gw"); /* equal: no write */
+	L->o.hub_mode = strdup("continuous");             /* differs */
+	L->o.hub_outbound = 5;                            /* unset on the card */
+	assert_int_equal(link_probe(L), 0);
+	assert_int_equal(F->hub_sets, 1);
+	json_t *set = NULL;
+	size_t i;
+	json_t *r;
+	json_array_foreach(F->log, i, r) if (!strcmp(json_string_value(json_object_get(r, "req")),
+	                                             "hub.set")) set = r;
+	assert_non_null(set);
+	assert_null(json_object_get(set, "product")); /* only what differs */
+	assert_string_equal(json_string_value(json_object_get(set, "mode")), "continuous");
+	assert_int_equal(json_integer_value(json_object_get(set, "outbound")), 5);
+	struct link_ev *e = take_ev(LEV_AUDIT);
+	assert_non_null(e);
+	assert_string_equal(e->a, "hub.set");
+	assert_string_equal(e->b, "{\"mode\":\"continuous\",\"outbound\":5}");
+	ev_done(e);
+	/* a restart against the same card writes nothing */
+	assert_int_equal(link_probe(L), 0);
+	assert_int_equal(F->hub_sets, 1);
+	assert_null(take_ev(LEV_AUDIT));
+}
+
+static void test_drain_order_id_sync(void **state)
+{
+	fs_add("data.qo", "{\"t\":1}", 0);
+	fs_add("alarm.qo", "{\"t\":2}", 1);
+	fs_add("data.qo", NULL, 0);
+	assert_int_equal(link_probe(L), 0);
+	bool more;
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_false(more);
+	assert_int_equal(fake_store.n_out, 0);
+	assert_int_equal(json_array_size(F->added), 3);
+	json_t *a0 = json_array_get(F->added, 0), *a1 = json_array_get(F->added, 1),
+	       *a2 = json_array_get(F->added, 2);
+	/* urgent first, with sync:true */
+	assert_string_equal(json_string_value(json_object_get(a0, "file")), "alarm.qo");
+	assert_true(json_is_true(json_object_get(a0, "sync")));
+	assert_null(json_object_get(a1, "sync"));
+	json_t *b = json_object_get(a1, "body");
+	assert_int_equal(json_integer_value(json_object_get(b, "t")), 1);
+	assert_string_equal(json_string_value(json_object_get(b, "_id")), "gw7:1");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(a2, "body"), "_id")),
+	                    "gw7:3");
+	assert_int_equal(L->cnt.notes_sent, 3);
+}
+
+static void test_card_room(void **state)
+{
+	L->o.card_max_pending = 2;
+	for (int i = 0; i < 5; i++)
+		fs_add("data.qo", "{}", 0);
+	assert_int_equal(link_probe(L), 0);
+	bool more;
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(json_array_size(F->added), 2);
+	assert_true(L->card_full);
+	assert_int_equal(fake_store.n_out, 3);
+	/* still full: nothing more, and the card is not asked again before the recheck */
+	int asked = fakecard_count(F, "file.changes.pending");
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(fakecard_count(F, "file.changes.pending"), asked);
+	/* the card syncs; after the recheck interval the rest flows */
+	F->pending = 0;
+	fakeclock_sleep_us(&F->clk, 16000000);
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(json_array_size(F->added), 4);
+	F->pending = 0;
+	fakeclock_sleep_us(&F->clk, 16000000);
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(json_array_size(F->added), 5);
+	assert_int_equal(fake_store.n_out, 0);
+}
+
+static void test_refused_note_does_not_block(void **state)
+{
+	fs_add("bad.qo", "{\"x\":1}", 0);
+	fs_add("data.qo", "{\"x\":2}", 0);
+	assert_int_equal(link_probe(L), 0);
+	bool more;
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(fake_store.n_out, 0);
+	assert_int_equal(json_array_size(F->added), 1);
+	assert_int_equal(fakecard_count(F, "note.add"), 4); /* 3 refusals + the good one */
+	assert_int_equal(L->cnt.notes_dropped, 1);
+	struct link_ev *e = take_ev(LEV_AUDIT);
+	assert_non_null(e);
+	assert_string_equal(e->a, "note-dropped");
+	assert_non_null(strstr(e->b, "bad.qo"));
+	ev_done(e);
+}
+
+static void test_full_card_holds(void **state)
+{
+	fs_add("data.qo", "{}", 0);
+	assert_int_equal(link_probe(L), 0);
+	F->full = true;
+	bool more;
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(fake_store.n_out, 1); /* held, not refused */
+	assert_int_equal(fake_store.failed[0], 0);
+	assert_true(L->card_full);
+	F->full = false;
+	fakeclock_sleep_us(&F->clk, 16000000);
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(fake_store.n_out, 0);
+}
+
+static void test_card_silent_keeps_note(void **state)
+{
+	fs_add("data.qo", "{}", 0);
+	assert_int_equal(link_probe(L), 0);
+	F->fail_all = 1;
+	bool more;
+	assert_int_equal(link_drain(L, 16, &more), -ETIMEDOUT);
+	assert_int_equal(fake_store.n_out, 1);
+	F->fail_all = 0;
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(fake_store.n_out, 0);
+	assert_int_equal(json_array_size(F->added), 1);
+}
+
+static void test_io_errors_retried(void **state)
+{
+	for (int i = 0; i < 10; i++)
+		fs_add("data.qo", "{}", 0);
+	assert_int_equal(link_probe(L), 0);
+	F->io_every = 3;
+	bool more;
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(fake_store.n_out, 0);
+	assert_int_equal(json_array_size(F->added), 10);
+}
+
+static void test_inbound_crash_safe(void **state)
+{
+	json_array_append_new(F->inq, json_pack("{s:{s:i},s:i}", "body", "cmd", 1, "time", 100));
+	json_array_append_new(F->inq, json_pack("{s:{s:i},s:i}", "body", "cmd", 2, "time", 101));
+	assert_int_equal(link_probe(L), 0);
+	/* the pop after the first commit fails: the note is in the store and on the card */
+	F->fail_delete = 5;
+	assert_true(link_inbound(L) < 0);
+	assert_int_equal(fake_store.n_in, 1);
+	assert_int_equal(json_array_size(F->inq), 2);
+	/* what is committed is announced even though the pass failed */
+	struct link_ev *e = take_ev(LEV_INBOUND);
+	assert_non_null(e);
+	assert_int_equal(e->id, 101);
+	ev_done(e);
+	/* next pass: the duplicate is recognised, both end up once in the store */
+	assert_int_equal(link_inbound(L), 0);
+	assert_int_equal(fake_store.n_in, 2);
+	assert_int_equal(json_array_size(F->inq), 0);
+	assert_string_equal(fake_store.in[1].body, "{\"cmd\":2}");
+	e = take_ev(LEV_INBOUND);
+	assert_non_null(e);
+	assert_int_equal(e->id, 102); /* the first new one of this pass */
+	ev_done(e);
+	assert_int_equal(L->cnt.inbound, 2);
+}
+
+static void test_attn_arm(void **state)
+{
+	assert_int_equal(link_probe(L), 0);
+	assert_int_equal(link_inbound(L), 0); /* learns data.qi from file.changes */
+	assert_int_equal(link_attn_arm(L), 0);
+	json_t *last = json_array_get(F->log, json_array_size(F->log) - 1);
+	assert_string_equal(json_string_value(json_object_get(last, "mode")), "arm,files");
+	json_t *files = json_object_get(last, "files");
+	assert_int_equal(json_array_size(files), 1);
+	assert_string_equal(json_string_value(json_array_get(files, 0)), "data.qi");
+	assert_true(L->attn_armed);
+}
+
+static void test_env(void **state)
+{
+	json_object_set_new(F->env, "rate", json_string("10"));
+	json_object_set_new(F->env, "mode", json_string("fast"));
+	F->env_time = 1000;
+	assert_int_equal(link_env(L), 0);
+	int n = 0;
+	struct link_ev *e;
+	while ((e = take_ev(LEV_ENV))) {
+		n++;
+		ev_done(e);
+	}
+	assert_int_equal(n, 2);
+	/* unchanged: one cheap env.modified, no env.get */
+	assert_int_equal(link_env(L), 0);
+	assert_int_equal(F->env_gets, 1);
+	assert_null(take_ev(LEV_ENV));
+	/* one changes, one goes */
+	json_object_set_new(F->env, "rate", json_string("20"));
+	json_object_del(F->env, "mode");
+	F->env_time = 2000;
+	assert_int_equal(link_env(L), 0);
+	e = take_ev(LEV_ENV);
+	assert_string_equal(e->a, "rate");
+	assert_string_equal(e->b, "20");
+	ev_done(e);
+	e = take_ev(LEV_ENV);
+	assert_string_equal(e->a, "mode");
+	assert_null(e->b);
+	ev_done(e);
+	assert_null(take_ev(LEV_ENV));
+}
+
+static void test_note_request_seal(void **state)
+{
+	struct link_opts o = {0};
+	char plain[] = "plain.qo", fast[] = "fast.qo", data[] = "data.qo", body[] = "{\"v\":1}";
+	char arr[] = "[1,2]", key[] = "uplink_pub", pl[] = "\x01\x02\x03";
+	struct link_notefile nf[2] = {{plain, CFG_OFF, false}, {fast, CFG_INHERIT, true}};
+	o.nf = nf;
+	o.n_nf = 2;
+	struct store_out n = {.id = 1, .seq = 9, .file = data, .body = body};
+	json_t *req;
+	/* host sealing: the envelope replaces the body, _id outside it */
+	o.uplink = CFG_UPLINK_HOST;
+	assert_int_equal(link_note_request(&o, &the_key, "g", &n, &req), 0);
+	json_t *b = json_object_get(req, "body");
+	assert_string_equal(json_string_value(json_object_get(b, "sealed")), "{\"v\":1}");
+	assert_string_equal(json_string_value(json_object_get(b, "_id")), "g:9");
+	assert_null(json_object_get(b, "v"));
+	json_decref(req);
+	/* no key loaded: refused to build rather than send plaintext */
+	assert_int_equal(link_note_request(&o, NULL, "g", &n, &req), -ENOKEY);
+	/* a notefile with encrypt = off goes in the clear */
+	n.file = plain;
+	assert_int_equal(link_note_request(&o, NULL, "g", &n, &req), 0);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(req, "body"), "v")), 1);
+	json_decref(req);
+	/* card sealing: the key's name goes along */
+	n.file = data;
+	o.uplink = CFG_UPLINK_NOTECARD;
+	o.key_name = key;
+	assert_int_equal(link_note_request(&o, NULL, "g", &n, &req), 0);
+	assert_string_equal(json_string_value(json_object_get(req, "key")), "uplink_pub");
+	json_decref(req);
+	/* urgent notefile, payload in base64 */
+	o.uplink = CFG_UPLINK_OFF;
+	n.file = fast;
+	n.payload = pl;
+	n.payload_len = 3;
+	assert_int_equal(link_note_request(&o, NULL, "g", &n, &req), 0);
+	assert_true(json_is_true(json_object_get(req, "sync")));
+	assert_string_equal(json_string_value(json_object_get(req, "payload")), "AQID");
+	json_decref(req);
+	/* a stored body that is not an object */
+	n.body = arr;
+	assert_int_equal(link_note_request(&o, NULL, "g", &n, &req), -EINVAL);
+}
+
+static void test_status(void **state)
+{
+	assert_int_equal(link_probe(L), 0);
+	assert_int_equal(link_refresh_status(L), 0);
+	L->state = LINK_READY;
+	link_publish_status(L);
+	json_t *s = L->status;
+	json_t *c = json_object_get(s, "notecard");
+	assert_string_equal(json_string_value(json_object_get(c, "state")), "ready");
+	assert_string_equal(json_string_value(json_object_get(c, "uid")), "dev:864475044204278");
+	assert_string_equal(json_string_value(json_object_get(c, "sku")), "NOTE-WBNAN");
+	assert_string_equal(json_string_value(json_object_get(c, "firmware")), "notecard-8.1.3");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(c, "signal"), "bars")),
+	                 3);
+	assert_true(json_is_true(json_object_get(c, "connected")));
+	json_t *h = json_object_get(s, "hub");
+	assert_string_equal(json_string_value(json_object_get(h, "mode")), "periodic");
+	assert_int_equal(json_integer_value(json_object_get(h, "last_sync")), 1700000000);
+	assert_non_null(json_object_get(json_object_get(s, "link"), "counters"));
+}
+
+/* ---- the thread, with a card that is not there -------------------------------- */
+static int replies, reply_err;
+static void on_reply(void *ud, int err, const char *rsp)
+{
+	replies++;
+	reply_err = err;
+	sd_event_exit(ud, 0);
+}
+static int statuses;
+static void on_status(void *ud)
+{
+	statuses++;
+}
+
+static void test_thread_absent_card(void **state)
+{
+	struct cfg cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.notecard.transport = CFG_TRANSPORT_SERIAL;
+	char dev[] = "/dev/notecard-absent-test", path[] = "/nonexistent/store.db";
+	cfg.notecard.device = dev;
+	cfg.notecard.baud = 9600;
+	cfg.notecard.poll_ms = 1000;
+	cfg.notecard.timing_scale_pct = 5;
+	cfg.hub.mode = -1;
+	cfg.hub.outbound = cfg.hub.inbound = -1;
+	cfg.store.path = path;
+	cfg.store.card_max_pending = 25;
+	sd_event *loop;
+	assert_int_equal(sd_event_new(&loop), 0);
+	struct link_events ev = {.status = on_status, .ud = NULL};
+	struct link *l;
+	assert_int_equal(link_start(loop, &cfg, &ev, &l), 0);
+	/* a raw request is answered (on the loop thread) with "no device" */
+	replies = 0;
+	assert_int_equal(link_request(l, "{\"req\":\"card.version\"}", on_reply, loop), 0);
+	assert_true(sd_event_loop(loop) >= 0);
+	assert_int_equal(replies, 1);
+	assert_int_equal(reply_err, -ENODEV);
+	json_t *s = link_status(l);
+	json_t *c = json_object_get(s, "notecard");
+	assert_string_equal(json_string_value(json_object_get(c, "state")), "absent");
+	assert_non_null(json_object_get(c, "retry_in_ms"));
+	json_decref(s);
+	/* a request still queued at shutdown is cancelled, not lost */
+	link_free(l);
+	sd_event_unref(loop);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_probe_hub_agree),   T(test_drain_order_id_sync),
+		T(test_card_room),         T(test_refused_note_does_not_block),
+		T(test_full_card_holds),   T(test_card_silent_keeps_note),
+		T(test_io_errors_retried), T(test_inbound_crash_safe),
+		T(test_attn_arm),          T(test_env),
+		T(test_note_request_seal), T(test_status),
+		cmocka_unit_test(test_thread_absent_card),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
