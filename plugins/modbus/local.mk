@@ -51,7 +51,7 @@ TESTS += tests/unit/test_modbus_decode tests/unit/test_modbus_plan tests/unit/te
 endif
 
 TESTS += tests/integration/modbus_tcp.py tests/integration/modbus_rtu.py \
-	tests/integration/modbus_server.py
+	tests/integration/modbus_server.py tests/integration/modbus_daemon.py
 EXTRA_DIST += tests/lib/mbpeer.py docs/modbus.md
 
 noinst_PROGRAMS += bench/modbus_bench
