@@ -89,7 +89,7 @@ static void put_json(struct mod *m, const char *notefile, json_t *body, struct d
 	rc = h->note_put(m->self, notefile, text, NULL, 0, on_note_put, NULL, &why);
 	if (rc < 0) {
 		if (!d || !d->put_failing)
-			h->log(m->self, LOG_WARNING, "modbus: %s refused: %s", notefile,
+			h->log(m->self, LOG_WARNING, "%s refused: %s", notefile,
 			       why ? why : strerror(-rc));
 		if (d) {
 			d->notes_refused++;
@@ -115,9 +115,9 @@ static void set_state(struct dev_rt *d, enum dev_state st, const char *error)
 	d->since = now_s();
 	mb_server_set_device(m->server, d->cfg->index, st);
 	if (st == ST_DOWN)
-		h->log(m->self, LOG_WARNING, "modbus: %s down: %s", d->cfg->name, error);
+		h->log(m->self, LOG_WARNING, "%s down: %s", d->cfg->name, error);
 	else
-		h->log(m->self, LOG_NOTICE, "modbus: %s up", d->cfg->name);
+		h->log(m->self, LOG_NOTICE, "%s up", d->cfg->name);
 	ev = json_pack("{s:s,s:s,s:I}", "device", d->cfg->name, "state", state_names[st], "since",
 	               (json_int_t)d->since);
 	if (!ev)
@@ -163,7 +163,7 @@ static void poll_failed(struct dev_rt *d, const struct mb_job *j)
 	d->fails++;
 	snprintf(d->last_error, sizeof(d->last_error), "%s", j->msg);
 	d->last_error_time = now_s();
-	d->m->self->host->log(d->m->self, LOG_DEBUG, "modbus: %s: %s", d->cfg->name, j->msg);
+	d->m->self->host->log(d->m->self, LOG_DEBUG, "%s: %s", d->cfg->name, j->msg);
 	if (d->fails >= d->cfg->down_after)
 		set_state(d, ST_DOWN, j->msg);
 }
@@ -233,7 +233,7 @@ static void job_done(struct mod *m, struct mb_job *j)
 		else
 			m->writes_failed++;
 		m->self->host->log(m->self, j->fault ? LOG_WARNING : LOG_INFO,
-		                   "modbus: write %s.%s: %s", j->dev->name, j->point->name,
+		                   "write %s.%s: %s", j->dev->name, j->point->name,
 		                   j->fault ? j->msg : "ok");
 		send_result(m, j->dev->name, j->point->name, v, j->fault ? j->msg : NULL, pw->id);
 		json_decref(v);
@@ -360,10 +360,10 @@ static int mb_start(struct ngw_plugin *self)
 	if (c->server_on) {
 		rc = mb_server_new(ev, c, &m->server, err, sizeof(err));
 		if (rc < 0) {
-			self->host->log(self, LOG_ERR, "modbus: server: %s", err);
+			self->host->log(self, LOG_ERR, "server: %s", err);
 			goto fail;
 		}
-		self->host->log(self, LOG_INFO, "modbus: serving on %s:%d", c->server_host,
+		self->host->log(self, LOG_INFO, "serving on %s:%d", c->server_host,
 		                mb_server_port(m->server));
 		rc = sd_event_add_time(ev, &m->status_timer, CLOCK_MONOTONIC, 0, 100000,
 		                       on_status_timer, m);
@@ -396,7 +396,7 @@ static int mb_start(struct ngw_plugin *self)
 		if (rc < 0)
 			goto fail;
 	}
-	self->host->log(self, LOG_INFO, "modbus: polling %zu devices on %zu connections",
+	self->host->log(self, LOG_INFO, "polling %zu devices on %zu connections",
 	                c->n_devices, m->n_buses);
 	return 0;
 fail:
@@ -488,7 +488,7 @@ static void mb_on_inbound(struct ngw_plugin *self, const struct ngw_note *note)
 	}
 	if (mb_write_parse(m->conf, note->body, &w, err, sizeof(err)) < 0) {
 		m->writes_refused++;
-		self->host->log(self, LOG_WARNING, "modbus: write refused: %s", err);
+		self->host->log(self, LOG_WARNING, "write refused: %s", err);
 		send_result(m, device, point, value, err, note->id);
 		json_decref(req);
 		return;

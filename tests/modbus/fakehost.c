@@ -380,6 +380,8 @@ static void h_log(struct ngw_plugin *self, int level, const char *fmt, ...)
 	va_list ap;
 	if (level > LOG_INFO && !getenv("MBHOST_DEBUG"))
 		return;
+	/* like the daemon, which names the plugin in front of each message */
+	fputs("modbus: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
