@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,6 +248,10 @@ static int connect_ctx(modbus_t *ctx, struct mb_job *j)
 			         FD_SETSIZE);
 			return -1;
 		}
+		/* not every UART driver has TIOCSRS485 (USB adapters with automatic
+		 * direction control need none): carry on, and let the loop say so */
+		if (d->url.rs485 && modbus_rtu_set_serial_mode(ctx, MODBUS_RTU_RS485) < 0)
+			j->rs485_unsupported = true;
 	}
 	j->fault = MB_OK;
 	return 0;
@@ -366,8 +371,14 @@ struct mb_bus {
 	modbus_t *ctx;
 	int connected;
 	struct mb_url url; /* copy: decides which devices share this bus */
+	bool rs485_unsupported;
 	struct mb_doneq *done;
 };
+
+bool mb_bus_rs485_unsupported(const struct mb_bus *b)
+{
+	return b->rs485_unsupported;
+}
 
 int mb_bus_matches(const struct mb_bus *b, const struct mb_device *dev)
 {
@@ -424,13 +435,9 @@ int mb_bus_new(const struct mb_device *first, struct mb_doneq *done, struct mb_b
 	if (u->scheme == MB_URL_RTU) {
 		struct mb_job probe = {.dev = first};
 		/* open now, while the daemon's fds are few; a failure is retried per job */
-		if (connect_ctx(b->ctx, &probe) == 0) {
+		if (connect_ctx(b->ctx, &probe) == 0)
 			b->connected = 1;
-			if (u->rs485 && modbus_rtu_set_serial_mode(b->ctx, MODBUS_RTU_RS485) < 0) {
-				/* not every UART driver has TIOCSRS485; the line still works
-				 * with an auto-direction transceiver */
-			}
-		}
+		b->rs485_unsupported = probe.rs485_unsupported;
 	}
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_cond_init(&b->cv, NULL);

@@ -6,6 +6,7 @@
 #ifndef NOTEGW_MODBUS_BUS_H
 #define NOTEGW_MODBUS_BUS_H
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "conf.h"
@@ -39,6 +40,7 @@ struct mb_job {
 	size_t n_data;
 	uint64_t started_ms, done_ms; /* CLOCK_MONOTONIC                       */
 	int requests;                 /* Modbus requests this job made         */
+	bool rs485_unsupported;       /* rs485=1 asked for, the port has no RS-485 mode */
 };
 
 /* Allocate a job (data sized for the device's blocks when it is a poll). Caller
@@ -63,6 +65,8 @@ struct mb_bus;
 /* A bus for the device's url; done is borrowed for the bus's life. The worker
  * starts at once; an RTU line is opened right away so its fd stays low. */
 int mb_bus_new(const struct mb_device *first, struct mb_doneq *done, struct mb_bus **out);
+/* rs485=1 was asked for and the port refused TIOCSRS485 when opened at start. */
+bool mb_bus_rs485_unsupported(const struct mb_bus *b);
 /* Does dev talk over this bus (same serial line)? */
 int mb_bus_matches(const struct mb_bus *b, const struct mb_device *dev);
 /* Queue a job; the bus owns it until it comes back on the done queue. */

@@ -517,6 +517,10 @@ static int load_device(struct ngw_plugin *self, const char *sec, struct mb_devic
 		/* 0 is broadcast (no reply ever comes), 248-255 are reserved on serial lines */
 		h->cfg_error(self, sec, "unit", "an RTU unit must be 1-247");
 		rc = -EINVAL;
+	} else if (d->unit > 247 && d->unit != 255) {
+		/* libmodbus refuses these for TCP too; 255 is the "any/direct" unit */
+		h->cfg_error(self, sec, "unit", "a TCP unit must be 0-247 or 255");
+		rc = -EINVAL;
 	}
 out:
 	h->cfg_free(dev_keys, N(dev_keys), &r);

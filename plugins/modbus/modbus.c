@@ -31,6 +31,7 @@ struct dev_rt {
 	unsigned fails; /* consecutive failed polls */
 	uint64_t polls, ok, requests, errors[MB_FAULT_COUNT], notes, notes_refused;
 	bool put_failing; /* log a refused note once, not once per poll */
+	bool rs485_warned;
 	char last_error[160];
 	int64_t last_error_time, last_ok_time, since; /* epoch seconds */
 	double *rep; /* last reported value per point (report = change) */
@@ -215,10 +216,22 @@ static void send_result(struct mod *m, const char *device, const char *point, js
 		h->inbound_done(m->self, id);
 }
 
+static void warn_rs485(struct dev_rt *d)
+{
+	if (d->rs485_warned)
+		return;
+	d->rs485_warned = true;
+	d->m->self->host->log(d->m->self, LOG_WARNING,
+	                      "%s: %s has no RS-485 mode (TIOCSRS485); using it as it is",
+	                      d->cfg->name, d->cfg->url.path);
+}
+
 static void job_done(struct mod *m, struct mb_job *j)
 {
 	struct dev_rt *d = &m->devs[j->dev->index];
 
+	if (j->rs485_unsupported)
+		warn_rs485(d);
 	if (j->type == MB_JOB_WRITE) {
 		struct pending_write *pw = j->userdata;
 		json_t *v =
@@ -232,9 +245,8 @@ static void job_done(struct mod *m, struct mb_job *j)
 			m->writes_ok++;
 		else
 			m->writes_failed++;
-		m->self->host->log(m->self, j->fault ? LOG_WARNING : LOG_INFO,
-		                   "write %s.%s: %s", j->dev->name, j->point->name,
-		                   j->fault ? j->msg : "ok");
+		m->self->host->log(m->self, j->fault ? LOG_WARNING : LOG_INFO, "write %s.%s: %s",
+		                   j->dev->name, j->point->name, j->fault ? j->msg : "ok");
 		send_result(m, j->dev->name, j->point->name, v, j->fault ? j->msg : NULL, pw->id);
 		json_decref(v);
 		free(pw);
@@ -390,14 +402,16 @@ static int mb_start(struct ngw_plugin *self)
 				goto fail;
 			d->bus = m->buses[m->n_buses++];
 		}
+		if (dev->url.rs485 && mb_bus_rs485_unsupported(d->bus))
+			warn_rs485(d);
 		/* a small stagger so devices sharing a line do not all queue at once */
 		rc = sd_event_add_time(ev, &d->timer, CLOCK_MONOTONIC, mono_us() + i * 10000u, 1000,
 		                       on_timer, d);
 		if (rc < 0)
 			goto fail;
 	}
-	self->host->log(self, LOG_INFO, "polling %zu devices on %zu connections",
-	                c->n_devices, m->n_buses);
+	self->host->log(self, LOG_INFO, "polling %zu devices on %zu connections", c->n_devices,
+	                m->n_buses);
 	return 0;
 fail:
 	mb_stop(self);

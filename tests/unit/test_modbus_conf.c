@@ -204,6 +204,8 @@ static void test_conf_errors(void **state)
 	expect_error("[modbus.m]\nurl = rtu:/dev/ttyS0\nunit = 0\n[modbus.m.p]\n"
 	             "register = holding:0\n",
 	             "1-247", "test.conf:3:");
+	expect_error("[modbus.m]\nurl = tcp://h\nunit = 250\n[modbus.m.p]\nregister = holding:0\n",
+	             "0-247 or 255", "test.conf:3:");
 	expect_error("[modbus.a]\nurl = rtu:/dev/ttyS0\n[modbus.a.p]\nregister = holding:0\n"
 	             "[modbus.b]\nurl = rtu:/dev/ttyS0?baud=19200\nunit = 2\n[modbus.b.p]\n"
 	             "register = holding:0\n",
