@@ -178,32 +178,50 @@ static void client_free(struct client *c)
 	free(c);
 }
 
-static int reply_exception(struct mb_server *s, const uint8_t *req, int code)
+long mb_server_frame_len(const uint8_t *buf, size_t len)
 {
-	s->exceptions++;
-	return modbus_reply_exception(s->ctx, req, (unsigned)code);
+	unsigned proto, l;
+
+	if (len < MBAP_LEN)
+		return 0;
+	proto = (unsigned)buf[2] << 8 | buf[3];
+	l = (unsigned)buf[4] << 8 | buf[5]; /* unit + PDU */
+	if (proto != 0 || l < 2 || l > MODBUS_MAX_PDU_LENGTH + 1)
+		return -1; /* not Modbus TCP: nothing to resynchronise on */
+	return len < 6 + (size_t)l ? 0 : (long)(6 + l);
 }
 
-/* One complete frame (MBAP + PDU, length already checked). <0 drops the client. */
-static int serve(struct mb_server *s, struct client *c, const uint8_t *req, size_t len)
+int mb_server_check(const uint8_t *req, size_t len, int unit, unsigned nregs)
 {
-	uint8_t unit = req[6], fc = req[7];
 	unsigned addr, nb;
 
-	s->requests++;
-	modbus_set_socket(s->ctx, c->fd);
-	if (unit != s->unit && unit != 0xFF)
-		return reply_exception(s, req, MODBUS_EXCEPTION_GATEWAY_PATH);
-	if (fc != MODBUS_FC_READ_HOLDING_REGISTERS && fc != MODBUS_FC_READ_INPUT_REGISTERS)
-		return reply_exception(s, req, MODBUS_EXCEPTION_ILLEGAL_FUNCTION);
+	if (req[6] != unit && req[6] != 0xFF)
+		return MODBUS_EXCEPTION_GATEWAY_PATH;
+	if (req[7] != MODBUS_FC_READ_HOLDING_REGISTERS && req[7] != MODBUS_FC_READ_INPUT_REGISTERS)
+		return MODBUS_EXCEPTION_ILLEGAL_FUNCTION;
 	if (len != MBAP_LEN + 5)
-		return reply_exception(s, req, MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
+		return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
 	addr = (unsigned)req[8] << 8 | req[9];
 	nb = (unsigned)req[10] << 8 | req[11];
 	if (nb < 1 || nb > MODBUS_MAX_READ_REGISTERS)
-		return reply_exception(s, req, MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
-	if (addr + nb > s->nregs)
-		return reply_exception(s, req, MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS);
+		return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
+	if (addr + nb > nregs)
+		return MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS;
+	return 0;
+}
+
+/* One complete frame. <0 drops the client. */
+static int serve(struct mb_server *s, struct client *c, const uint8_t *req, size_t len)
+{
+	int exc;
+
+	s->requests++;
+	modbus_set_socket(s->ctx, c->fd);
+	exc = mb_server_check(req, len, s->unit, s->nregs);
+	if (exc) {
+		s->exceptions++;
+		return modbus_reply_exception(s->ctx, req, (unsigned)exc);
+	}
 	return modbus_reply(s->ctx, req, (int)len, s->map);
 }
 
@@ -219,19 +237,16 @@ static int on_client(sd_event_source *src, int fd, uint32_t revents, void *ud)
 	if (n <= 0)
 		goto drop;
 	c->len += (size_t)n;
-	while (c->len >= MBAP_LEN) {
-		unsigned proto = (unsigned)c->buf[2] << 8 | c->buf[3];
-		unsigned l = (unsigned)c->buf[4] << 8 | c->buf[5]; /* unit + PDU */
-		size_t frame;
-		if (proto != 0 || l < 2 || l > MODBUS_MAX_PDU_LENGTH + 1)
-			goto drop; /* not Modbus TCP: nothing to resynchronise on */
-		frame = 6 + l;
-		if (c->len < frame)
-			break;
-		if (serve(s, c, c->buf, frame) < 0)
+	for (;;) {
+		long frame = mb_server_frame_len(c->buf, c->len);
+		if (frame < 0)
 			goto drop;
-		memmove(c->buf, c->buf + frame, c->len - frame);
-		c->len -= frame;
+		if (frame == 0)
+			break;
+		if (serve(s, c, c->buf, (size_t)frame) < 0)
+			goto drop;
+		memmove(c->buf, c->buf + frame, c->len - (size_t)frame);
+		c->len -= (size_t)frame;
 	}
 	return 0;
 drop:

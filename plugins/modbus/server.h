@@ -5,6 +5,8 @@
 #ifndef NOTEGW_MODBUS_SERVER_H
 #define NOTEGW_MODBUS_SERVER_H
 #include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <systemd/sd-event.h>
 
 #include "conf.h"
@@ -30,6 +32,13 @@ int mb_server_peek(struct mb_server *s, unsigned addr, unsigned count, uint16_t 
 json_t *mb_server_stats(struct mb_server *s);
 /* The actual port listened on (useful with port 0). */
 int mb_server_port(struct mb_server *s);
+
+/* Framing and checks of the server's requests, exposed for the fuzzer and tests.
+ * frame_len: the length of the first complete Modbus TCP frame in buf, 0 when more
+ * bytes are needed, -1 when buf does not start with a Modbus TCP header.
+ * check: 0 when modbus_reply() may answer the frame, else the exception code. */
+long mb_server_frame_len(const uint8_t *buf, size_t len);
+int mb_server_check(const uint8_t *req, size_t len, int unit, unsigned nregs);
 
 /* Gateway fields out of a status JSON object: tried paths in order, first found
  * wins. Exposed for unit tests. Missing values are -1. */
