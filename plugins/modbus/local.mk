@@ -52,7 +52,6 @@ endif
 
 TESTS += tests/integration/modbus_tcp.py tests/integration/modbus_rtu.py \
 	tests/integration/modbus_server.py tests/integration/modbus_daemon.py
-EXTRA_DIST += tests/lib/mbpeer.py docs/modbus.md
 
 noinst_PROGRAMS += bench/modbus_bench
 bench_modbus_bench_SOURCES = bench/modbus_bench.c
