@@ -6,9 +6,12 @@
  *   stats                       print {"event":"stats","stats":{...}}
  *   status JSON                 set the host status and call on_status
  *   reload                      re-read CONFIG, configure into a fresh priv, reload
- *   quit                        stop and exit 0 */
+ *   quit                        stop and exit 0
+ * MBHOST_FILL_FDS=N takes every fd below N before the plugin starts, so its sockets
+ * land where libmodbus's select() cannot go (FD_SETSIZE is 1024). */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -137,6 +140,16 @@ int main(int argc, char **argv)
 	sd_event_add_signal(ev, NULL, SIGTERM, NULL, NULL);
 	sd_event_add_signal(ev, NULL, SIGINT, NULL, NULL);
 	sd_event_add_io(ev, NULL, 0, EPOLLIN, on_stdin, NULL);
+	if (getenv("MBHOST_FILL_FDS")) {
+		int n = atoi(getenv("MBHOST_FILL_FDS")),
+		    nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		/* dup() returns the lowest free fd: this fills every hole below n */
+		while (nul >= 0) {
+			int fd = fcntl(nul, F_DUPFD_CLOEXEC, 0);
+			if (fd < 0 || fd >= n - 1)
+				break;
+		}
+	}
 	rc = desc->start(&host.plugin);
 	if (rc < 0) {
 		fprintf(stderr, "mbhost: start: %s\n", strerror(-rc));
