@@ -1,1 +1,42 @@
-# sim: rules of this module (see the top Makefile.am)
+# sim: notecard-sim (the Notecard simulator, Python), the I2C LD_PRELOAD shim and their tests.
+# The simulator is a launcher (installed to bindir) plus the notecard_sim package, installed
+# under $(datadir)/notegw/sim; the launcher finds the package beside itself in the source tree.
+notecard_simdir = $(datadir)/notegw/sim/notecard_sim
+dist_notecard_sim_DATA = \
+	sim/notecard_sim/__init__.py \
+	sim/notecard_sim/card.py \
+	sim/notecard_sim/control.py \
+	sim/notecard_sim/device.py \
+	sim/notecard_sim/faults.py \
+	sim/notecard_sim/hub.py \
+	sim/notecard_sim/i2c.py \
+	sim/notecard_sim/main.py \
+	sim/notecard_sim/serialport.py \
+	sim/notecard_sim/template.py \
+	sim/notecard_sim/transcript.py \
+	sim/notecard_sim/wire.py
+bin_SCRIPTS = notecard-sim
+EXTRA_DIST += sim/notecard-sim
+CLEANFILES += notecard-sim
+notecard-sim: $(srcdir)/sim/notecard-sim Makefile
+	$(AM_V_GEN)sed -e 's|@simdir@|$(datadir)/notegw/sim|' $(srcdir)/sim/notecard-sim > $@.tmp && \
+		chmod 755 $@.tmp && mv $@.tmp $@
+
+# The shim is preloaded into programs built with or without sanitizers, so it is built
+# without them (a sanitized program gets libasan first in LD_PRELOAD; see tests/lib/sim.py).
+check_LTLIBRARIES += tests/lib/libi2cshim.la
+tests_lib_libi2cshim_la_SOURCES = tests/lib/i2c_shim.c
+tests_lib_libi2cshim_la_CFLAGS = $(WARN_CFLAGS)
+tests_lib_libi2cshim_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
+tests_lib_libi2cshim_la_LIBADD = -ldl
+
+check_PROGRAMS += tests/lib/i2c_probe
+tests_lib_i2c_probe_SOURCES = tests/lib/i2c_probe.c
+
+TESTS += \
+	tests/integration/test_sim_serial.py \
+	tests/integration/test_sim_faults.py \
+	tests/integration/test_sim_i2c.py \
+	tests/integration/test_sim_schema.py \
+	tests/integration/test_sim_transcripts.py \
+	tests/integration/test_sim_install.sh

@@ -149,6 +149,7 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *ud)
 {
 	push_status(ud);
 	sd_event_source_set_time(s, usec + STATUS_PUSH_MS * 1000ULL);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT); /* timers are one-shot */
 	return 0;
 }
 
@@ -220,6 +221,9 @@ static int run(struct gw *gw)
 	if (r < 0)
 		goto out;
 	if (cfg->crypto.private_key) {
+		/* Private keys go to OpenSSL's locked heap, out of swap and core dumps. */
+		if (crypto_secure_heap_init() < 0)
+			log_warn("crypto: no secure heap; the key stays in ordinary memory");
 		r = crypto_key_load_private(cfg->crypto.private_key, &gw->crypto_priv);
 		if (r < 0) {
 			log_err("crypto: cannot use private key %s: %s", cfg->crypto.private_key,

@@ -333,6 +333,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
 	struct ota *o = ud;
 	ota_check(o);
 	sd_event_source_set_time(s, usec + o->opt.interval_ms * 1000);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT); /* timers are one-shot */
 	return 0;
 }
 

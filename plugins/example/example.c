@@ -92,6 +92,7 @@ static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
 	if (self->host->note_put(self, ex->cfg.notefile, body, NULL, 0, beat_done, self, &why) < 0)
 		self->host->log(self, 4, "heartbeat refused: %s", why ? why : "?");
 	sd_event_source_set_time(s, usec + ex->cfg.heartbeat_ms * 1000);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT); /* timers are one-shot */
 	return 0;
 }
 

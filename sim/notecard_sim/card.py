@@ -55,6 +55,14 @@ def now():
     return int(time.time())
 
 
+def _parse(text):
+    try:
+        obj = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
 class Card:
     def __init__(self, opts, hub, log=None):
         self.opts = opts
@@ -102,7 +110,11 @@ class Card:
         p = self._state_path()
         if not p:
             return
-        tmp = p + ".tmp"
+        with self.lock:
+            self._save(p)
+
+    def _save(self, p):
+        tmp = "%s.%d.tmp" % (p, threading.get_ident())
         with open(tmp, "w") as f:
             json.dump(self.state, f)
             f.flush()
@@ -120,16 +132,26 @@ class Card:
 
     def _transact(self, line, transport, io_fault):
         self.count("requests")
-        entry = {"t": time.time(), "transport": transport,
-                 "req": line.decode("utf-8", "replace"), "rsp": None}
         rsp = self._respond(line, io_fault)
+        self.record(line, rsp, transport)
         if rsp is not None:
-            entry["rsp"] = rsp.decode("utf-8", "replace")
             rsp += b"\r\n"
-        self.requests.append(entry)
+        return rsp
+
+    def record(self, line, rsp, transport, **extra):
+        """One request log entry: `req`/`rsp` parsed (a dict, {} if not JSON, rsp None when
+        there was no answer) and `req_raw`/`rsp_raw` exactly as the card saw and said them."""
+        entry = {"t": time.time(), "transport": transport, "req": _parse(line),
+                 "req_raw": line.decode("utf-8", "replace"), "rsp": None, "rsp_raw": None}
+        if rsp is not None:
+            rsp = rsp.rstrip(b"\r\n")
+            entry["rsp"] = _parse(rsp)
+            entry["rsp_raw"] = rsp.decode("utf-8", "replace")
+        entry.update(extra)
+        with self.lock:
+            self.requests.append(entry)
         if self.log:
             self.log(entry)
-        return rsp
 
     def _respond(self, line, io_fault):
         stripped = line.strip()
@@ -168,6 +190,12 @@ class Card:
             except ReqError as e:
                 out = {"err": str(e)}
                 self.count("errors")
+            except Exception as e:     # a simulator bug must not kill the card: say so loudly
+                import sys
+                import traceback
+                traceback.print_exc(file=sys.stderr)
+                out = {"err": "simulator internal error: %s: %s" % (type(e).__name__, e)}
+                self.count("internal_errors")
         if is_cmd:
             return None
         if rid is not None:
@@ -597,6 +625,9 @@ class Card:
 
     def r_hub_sync_status(self, req):
         st = self.state
+        if req.get("sync") and self._sync_allowed() and any(
+                n.get("pending") for f in st["files"].values() for n in f["notes"]):
+            self.request_sync()
         if self.sync_busy or self.sync_event.is_set():
             out = {"status": "sync in progress {sync-begin}", "sync": True}
             if st["sync_requested"]:
@@ -662,7 +693,7 @@ class Card:
         else:
             self.state["env_local"].pop(name, None)
         self._env_changed()
-        return {}
+        return {"time": self.state["env_modified"]}
 
     def _env_changed(self):
         self.state["env_modified"] = max(now(), self.state["env_modified"] + 1)
@@ -734,6 +765,10 @@ class Card:
                     a["armed"], a["set"], a["fired"] = True, False, []
                     for cb in self.attn_listeners:
                         cb(False)
+                    secs = req.get("seconds")
+                    if isinstance(secs, int) and secs > 0:
+                        self.attn_arms = getattr(self, "attn_arms", 0) + 1
+                        threading.Timer(secs, self._attn_timeout, args=(self.attn_arms,)).start()
                 elif kw == "disarm":
                     a["armed"], a["set"] = False, True
                     for cb in self.attn_listeners:
@@ -761,6 +796,11 @@ class Card:
         if not a["enabled"]:
             out["off"] = True
         return out
+
+    def _attn_timeout(self, arm):
+        with self.lock:
+            if arm == getattr(self, "attn_arms", 0) and self.state["attn"]["armed"]:
+                self._attn_fire("timeout")
 
     # ---- dfu.* ---------------------------------------------------------------------------
     def r_dfu_status(self, req):
@@ -813,9 +853,10 @@ class Card:
         self.count("dfu_bytes", len(img[offset:offset + length]))
         return {"payload": base64.b64encode(img[offset:offset + length]).decode()}
 
-    def set_dfu_image(self, data, name="host-image.bin", version=None, ready=True):
+    def set_dfu_image(self, data, name="host-image.bin", version=None, ready=True, md5=None):
+        """A host image on the hub; `md5` overrides the digest reported (to test a mismatch)."""
         d = self.state["dfu"]
-        meta = {"length": len(data), "md5": hashlib.md5(data).hexdigest(),
+        meta = {"length": len(data), "md5": md5 or hashlib.md5(data).hexdigest(),
                 "crc32": zlib.crc32(data) & 0xFFFFFFFF, "created": now(), "modified": now(),
                 "name": name, "source": name, "type": "firmware", "info": {}}
         if version:

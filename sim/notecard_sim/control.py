@@ -18,15 +18,21 @@ HELP = """control socket commands (JSON lines, field "cmd"):
                                         short_read bad_sent); clear_faults; faults -> status
   nack_errno errno:"EREMOTEIO"|"ENXIO"|n   errno the shim reports for a NACK
   timing  mode:"fast"|"real" proc_ms?   change the timing model
-  gone    seconds                       the card disappears (i2c NACKs, serial silent); back
+  gone    seconds open_fails?           the card disappears (i2c NACKs, serial silent;
+                                        open_fails: i2c opens fail with ENODEV); back
+  unplug  seconds?                      serial: close the pty (the host sees a hangup) and
+                                        remove --serial-link; replug (or after seconds): a new
+                                        pty, the link points at it -> {"serial": path}
   reset   seconds?                      reset the card now (in-flight request lost)
   counters                              request/fault/bus counters
-  log     since?                        the request log (entries t transport req rsp)
+  log     since?                        the request log: entries t transport req rsp (parsed;
+                                        {} / null) req_raw rsp_raw (as on the wire)
   hub                                   every event written to the hub
   attn                                  ATTN pin: set (high), armed, modes, files, fired
   files                                 notefiles: total pending bytes_json bytes_air template
-  dfu     path|data(base64) name? version? now?   a host image on the hub (ready at next
-                                        sync; now:true: ready at once); dfu_status
+  dfu     path|data(base64) name? version? md5? now?   a host image on the hub (ready at
+                                        next sync; now:true: at once; md5: report this digest
+                                        instead of the real one); dfu_status
   state                                 hub settings, env, flash writes, storage
   transcript                            transcript replay status
   set     bars? time_known?             radio bars, whether the card knows the time
@@ -108,8 +114,13 @@ class Control:
                 sim.timing.proc_ms = m["proc_ms"]
             return {}
         if cmd == "gone":
-            faults.go_away(float(m.get("seconds", 3600)))
+            faults.go_away(float(m.get("seconds", 3600)), bool(m.get("open_fails")))
             return {}
+        if cmd in ("unplug", "replug"):
+            if sim.serial is None:
+                raise ValueError("no serial port")
+            sim.serial.request_plug(cmd == "replug", m.get("seconds"))
+            return {"serial": sim.serial.path}
         if cmd == "back":
             faults.come_back()
             return {}
@@ -151,7 +162,7 @@ class Control:
                 data = base64.b64decode(m["data"])
             with card.lock:
                 card.set_dfu_image(data, m.get("name", "host-image.bin"), m.get("version"),
-                                   ready=bool(m.get("now")))
+                                   ready=bool(m.get("now")), md5=m.get("md5"))
             return {}
         if cmd == "dfu_status":
             d = card.state["dfu"]

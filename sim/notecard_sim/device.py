@@ -19,8 +19,8 @@ class Device:
     def reset(self, seconds=None):
         """The card resets: buffers are lost and it is deaf for a while."""
         self.generation += 1
-        self.card.count("resets")
         self.faults.deafen(self.faults.reset_seconds if seconds is None else seconds)
+        self.card.count("resets")
         for cb in self.reset_listeners:
             cb()
 
@@ -30,9 +30,7 @@ class Device:
             gen = self.generation
             if self.faults.hit("reset"):
                 self.card.count("faults_reset")
-                self.card.requests.append({"t": time.time(), "transport": transport,
-                                           "req": line.decode("utf-8", "replace"),
-                                           "rsp": None, "fault": "reset"})
+                self.card.record(line, None, transport, fault="reset")
                 self.reset()
                 return None
             name = _req_name(line)
@@ -46,8 +44,10 @@ class Device:
             if getattr(self.card, "restart_pending", False):
                 self.card.restart_pending = False
                 self.card.save()
-                self.reset(1.5 if self.timing.real() else 0.1)
-                return rsp          # the card answers, then restarts
+                # the card answers, then restarts once the host has had time to read it
+                threading.Timer(0.25 if self.timing.real() else 0.1, self.reset,
+                                args=(1.5 if self.timing.real() else 0.1,)).start()
+                return rsp
             self.card.save()
             if gen != self.generation:
                 return None

@@ -30,6 +30,8 @@ class Faults:
         self.gone_until = 0.0
         self.deaf_until = 0.0
         self.nack_errno = errno.EREMOTEIO
+        self.open_fails = False         # while gone: i2c opens fail too (a USB adapter unplugged)
+        self.open_errno = errno.ENODEV
         self.reset_seconds = 0.05
 
     def set(self, name, p=None, count=None):
@@ -65,8 +67,9 @@ class Faults:
         t = time.monotonic()
         return t < self.gone_until or t < self.deaf_until
 
-    def go_away(self, seconds):
+    def go_away(self, seconds, open_fails=False):
         self.gone_until = time.monotonic() + seconds
+        self.open_fails = open_fails
 
     def come_back(self):
         self.gone_until = 0.0
@@ -118,7 +121,10 @@ class Timing:
             return self.proc_ms / 1000.0
         if not self.real():
             return 0.0
-        return 0.025 if name in ("note.add", "note.template", "hub.set") else 0.010
+        # The card's own processing time is undocumented (facts §3: confirm on hardware);
+        # these are estimates: a flash write for requests that store, less for reads.
+        return 0.010 if name in ("note.add", "note.template", "hub.set", "note.update") \
+            else 0.005
 
     def uart_bytes(self, n):
         return n * 10.0 / self.baud if self.real() else 0.0

@@ -1,7 +1,8 @@
 """Serial-over-I2C, the card's side, reached through the LD_PRELOAD shim over a Unix socket.
 
 Shim framing (documented in tests/lib/i2c_shim.c too), little-endian:
-  shim -> sim: [op u8]['addr' u8][len u16] then len bytes for a write
+  shim -> sim: [op u8][addr u8][len u16] then len bytes for a write
+               op 'O' (0x4f): the program opens the bus (a refusal fails its open())
                op 'W' (0x57): the master writes these bytes to addr
                op 'R' (0x52): the master reads len bytes from addr
   sim -> shim: [status u8][errno u8][len u16] then len bytes (reads only)
@@ -10,6 +11,11 @@ Shim framing (documented in tests/lib/i2c_shim.c too), little-endian:
 Card side (facts §3): a write [len][len bytes] appends to the request line; a write [0x00][n]
 asks for up to n bytes; the next read returns [available][sent][sent bytes]; a read without a
 preceding request returns [available][0]. Zero-length writes are probes and are ACKed.
+
+Pacing is observed, not enforced (the card's real tolerance is undocumented): counters
+`i2c_chunk_gap_short` (a write chunk < 15 ms after the previous one; note-c waits 20 ms),
+`i2c_segment_overruns` (more than 250 bytes of one request without a >= 200 ms pause; note-c
+waits 250 ms) and `i2c_poll_gap_short` (empty polls < 40 ms apart; note-c waits 50 ms).
 """
 import os
 import socket
@@ -30,6 +36,9 @@ class I2CCard:
         self.asked = None
         self.lock = threading.Lock()
         self.busy = False
+        self.last_chunk = 0.0
+        self.segment = 0
+        self.last_poll = 0.0
         device.reset_listeners.append(self._on_reset)
 
     def _on_reset(self):
@@ -65,6 +74,16 @@ class I2CCard:
             self._count("i2c_protocol_errors")
             n = min(n, len(data) - 1, MAX_CHUNK)
         self._count("i2c_write_chunks")
+        t = time.monotonic()
+        if t - self.last_chunk < 0.015 and self.inbuf:
+            self._count("i2c_chunk_gap_short")
+        if t - self.last_chunk >= 0.2 or not self.inbuf:
+            self.segment = 0
+        self.segment += n
+        if self.segment > 250:
+            self._count("i2c_segment_overruns")
+            self.segment = n
+        self.last_chunk = t
         self.device.card.counters["i2c_max_chunk"] = max(
             self.device.card.counters.get("i2c_max_chunk", 0), n)
         with self.lock:
@@ -105,6 +124,10 @@ class I2CCard:
             avail = min(len(self.outbuf), 255)
         if n == 0:
             self._count("i2c_polls")
+            t = time.monotonic()
+            if t - self.last_poll < 0.04:
+                self._count("i2c_poll_gap_short")
+            self.last_poll = t
         hdr_sent = sent
         if sent and faults.hit("bad_sent"):
             hdr_sent = min(255, sent + 1)
@@ -155,6 +178,14 @@ class I2CServer:
                 data = self._recv(conn, length) if op == 0x57 else b""
                 if timing.real():
                     time.sleep(timing.i2c_bytes(length))
+                if op == 0x4F:
+                    f = self.device.faults
+                    if f.gone() and f.open_fails:
+                        self.device.card.count("i2c_open_refused")
+                        conn.sendall(struct.pack("<BBH", 1, f.open_errno, 0))
+                    else:
+                        conn.sendall(struct.pack("<BBH", 0, 0, 0))
+                    continue
                 if addr != self.card.address:
                     self.device.card.count("i2c_wrong_address")
                     conn.sendall(struct.pack("<BBH", 1, self.device.faults.nack_errno, 0))

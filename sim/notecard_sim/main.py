@@ -38,10 +38,14 @@ def parse_args(argv):
         prog="notecard-sim", description="A Blues Notecard simulator (serial and I2C).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--serial", action="store_true", help="serve the card on a new pty")
+    p.add_argument("--serial-link", metavar="PATH",
+                   help="keep a symlink to the pty here (a stable name, like /dev/ttyACM0)")
     p.add_argument("--i2c", metavar="SOCKET", help="serve serial-over-I2C to the shim here")
     p.add_argument("--i2c-address", type=lambda s: int(s, 0), default=0x17, metavar="ADDR",
                    help="the card's 7-bit I2C address (default 0x17)")
     p.add_argument("--control", metavar="SOCKET", help="JSON-lines test control socket")
+    p.add_argument("--attn-file", metavar="FILE",
+                   help="mirror the ATTN pin here: '1' high, '0' low (rewritten on change)")
     p.add_argument("--info", metavar="FILE", help="write the endpoints as JSON here")
     p.add_argument("--state", metavar="DIR", help="persist notefiles, env and settings here")
     p.add_argument("--hub", metavar="FILE", help="append synced notes here as JSON lines")
@@ -88,6 +92,9 @@ class Sim:
         if opts.state:
             os.makedirs(opts.state, exist_ok=True)
         self.card = Card(opts, self.hub, self._log)
+        if opts.attn_file:
+            self.card.attn_listeners.append(self._attn_changed)
+            self._attn_changed(self.card.state["attn"]["set"])
         self.replay = None
         if opts.transcript:
             from .transcript import Replay
@@ -151,12 +158,15 @@ class Sim:
 
     def run(self):
         o = self.opts
-        info = {"pid": os.getpid()}
+        info = self.info = {"pid": os.getpid()}
+        self.serial = None
         if o.serial:
             from .serialport import SerialPort
-            self.serial = SerialPort(self.device)
+            self.serial = SerialPort(self.device, o.serial_link, self._serial_changed)
             self.serial.start()
             info["serial"] = self.serial.path
+            if o.serial_link:
+                info["serial_link"] = os.path.abspath(o.serial_link)
             print("serial: %s" % self.serial.path)
         if o.i2c:
             from .i2c import I2CServer
@@ -170,17 +180,15 @@ class Sim:
             info["control"] = os.path.abspath(o.control)
             print("control: %s" % info["control"])
         threading.Thread(target=self._scheduler, daemon=True, name="sync").start()
-        if o.info:
-            tmp = o.info + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(info, f)
-            os.replace(tmp, o.info)
+        self._write_info()
         print("ready", flush=True)
         signal.signal(signal.SIGTERM, lambda *a: self.shutdown())
         signal.signal(signal.SIGINT, lambda *a: self.shutdown())
         self.stopping.wait()
         with self.card.lock:
             self.card.save()
+        if o.serial_link and os.path.islink(o.serial_link):
+            os.unlink(o.serial_link)
         if self.replay is not None:
             st = self.replay.status()
             print("notecard-sim: transcript: %s" % json.dumps(st), file=sys.stderr)
@@ -188,11 +196,31 @@ class Sim:
                 return 3
         return 0
 
+    def _attn_changed(self, high):
+        tmp = self.opts.attn_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("1\n" if high else "0\n")
+        os.replace(tmp, self.opts.attn_file)
+
+    def _write_info(self):
+        if self.opts.info:
+            tmp = self.opts.info + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(self.info, f)
+            os.replace(tmp, self.opts.info)
+
+    def _serial_changed(self, path):
+        if getattr(self, "info", None) is not None:
+            self.info["serial"] = path
+            self._write_info()
+
     def shutdown(self):
         self.stopping.set()
 
 
 def main(argv=None):
+    import faulthandler
+    faulthandler.register(signal.SIGUSR1)     # kill -USR1: every thread's stack on stderr
     opts = parse_args(sys.argv[1:] if argv is None else argv)
     sim = Sim(opts)
     rc = sim.run()

@@ -5,6 +5,10 @@ time before it acts, and paces its answer.
 
 A request segment longer than 250 bytes arriving without a pause is counted in
 `serial_segment_overruns` (the card's receive buffer; facts §2).
+
+Unplugging (a USB Notecard re-enumerating): the pty is closed — the host's fd sees a hangup —
+and the stable name (`--serial-link`, a symlink like /dev/ttyACM0) disappears; plugging back in
+makes a new pty and points the link at it.
 """
 import os
 import select
@@ -14,11 +18,14 @@ import tty
 
 
 class SerialPort:
-    def __init__(self, device):
+    def __init__(self, device, link=None, on_change=None):
         self.device = device
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        self.path = os.ttyname(self.slave)
+        self.link = link
+        self.on_change = on_change      # called with the new pty path (or None) on (un)plug
+        self.ops = []                   # (un)plug requests, carried out by the reader thread
+        self.lock = threading.Lock()
+        self.master = None
+        self._plug()
         self.buf = bytearray()
         self.ready_at = 0.0
         self.burst = 0
@@ -30,6 +37,52 @@ class SerialPort:
     def start(self):
         self.thread.start()
 
+    def _plug(self):
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+        if self.link:
+            tmp = self.link + ".new"
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            os.symlink(self.path, tmp)
+            os.replace(tmp, self.link)
+        if self.on_change:
+            self.on_change(self.path)
+
+    def _unplug(self):
+        if self.master is None:
+            return
+        if self.link and os.path.lexists(self.link):
+            os.unlink(self.link)
+        os.close(self.master)
+        os.close(self.slave)
+        self.master = None
+        self.path = None
+        self.buf.clear()
+        self.device.card.count("serial_unplugs")
+        if self.on_change:
+            self.on_change(None)
+
+    def request_plug(self, plugged, seconds=None):
+        """Unplug (plugged=False, back after `seconds` if given) or plug back in."""
+        done = threading.Event()
+        with self.lock:
+            self.ops.append((plugged, seconds, done))
+        done.wait(2.0)
+
+    def _do_ops(self):
+        with self.lock:
+            ops, self.ops = self.ops, []
+        for plugged, seconds, done in ops:
+            if plugged and self.master is None:
+                self._plug()
+            elif not plugged:
+                self._unplug()
+                if seconds:
+                    threading.Timer(seconds, self.request_plug, args=(True,)).start()
+            done.set()
+
     def _on_reset(self):
         self.buf.clear()
 
@@ -37,7 +90,11 @@ class SerialPort:
         timing = self.device.timing
         card = self.device.card
         while not self.stop:
-            r, _, _ = select.select([self.master], [], [], 0.2)
+            self._do_ops()
+            if self.master is None:
+                time.sleep(0.05)
+                continue
+            r, _, _ = select.select([self.master], [], [], 0.1)
             if not r:
                 continue
             try:
@@ -67,11 +124,15 @@ class SerialPort:
                 if wait > 0:
                     time.sleep(wait)
                 rsp = self.device.request(line.rstrip(b"\r"), "serial")
-                if rsp and not self.device.faults.gone():
+                if rsp and self.device.faults.gone():
+                    card.count("serial_responses_lost")
+                elif rsp:
                     self._send(rsp)
 
     def _send(self, rsp):
         timing = self.device.timing
+        if self.master is None:
+            return
         if not timing.real():
             os.write(self.master, rsp)
             return

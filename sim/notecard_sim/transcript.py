@@ -8,7 +8,8 @@ and at most one `<` response line:
   > {json}          the request the host must send (compared as JSON; crc and id ignored)
   < {json}          the card's answer (id and crc added as a card does)
   < *               the simulated card itself answers (its notefiles and hub move)
-  (no < line)       a cmd: no answer expected
+  (no < line)       a cmd: the simulated card acts on it, no answer; after "! io": the
+                    {io} answer
 """
 import json
 import threading
@@ -103,28 +104,26 @@ class Replay:
         if ex.delay:
             time.sleep(ex.delay)
         if "silent" in ex.faults:
-            self.card.requests.append({"t": time.time(), "transport": "transcript",
-                                       "req": stripped.decode("utf-8", "replace"), "rsp": None})
+            self.card.record(stripped, None, "transcript", fault="silent")
             return None
-        if ex.response == "*":
+        is_cmd = isinstance(got, dict) and "req" not in got and "cmd" in got
+        if ex.response == "*" or (ex.response is None and is_cmd):
+            # the simulated card answers (or, for a cmd, just acts)
             rsp = self.card.transact(stripped, "transcript", io_fault="io" in ex.faults)
-        elif ex.response is None:
-            if "req" in (got or {}):
-                with self.lock:
-                    self.mismatches.append({"line": ex.lineno, "why": "req without a < line"})
+        elif ex.response is None and "io" not in ex.faults:
+            with self.lock:
+                self.mismatches.append({"line": ex.lineno, "why": "req without a < line"})
             rsp = None
         else:
-            body = dict({"err": "communications error {io}"} if "io" in ex.faults
-                        else ex.response)
+            body = dict({"err": "request failed: communications error {io}"}
+                        if "io" in ex.faults else ex.response)
             if isinstance(got, dict) and "id" in got:
                 body["id"] = got["id"]
             rsp = dumps(body)
             if seq is not None:
                 rsp = add_crc(rsp, seq)
+            self.card.record(stripped, rsp, "transcript")
             rsp += b"\r\n"
-            self.card.requests.append({"t": time.time(), "transport": "transcript",
-                                       "req": stripped.decode("utf-8", "replace"),
-                                       "rsp": rsp.decode().rstrip("\r\n")})
         if rsp:
             for f in ex.faults:
                 if f in ("garble", "drop", "crc"):

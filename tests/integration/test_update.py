@@ -55,9 +55,23 @@ def offer(sim, path, md5=None):
     sim.control("dfu", **kw)
 
 
+def requests(sim):
+    """Every request the card received, parsed (the log keeps the wire text)."""
+    out = []
+    for r in sim.request_log():
+        req = r.get("req")
+        if isinstance(req, str):
+            try:
+                req = json.loads(req)
+            except ValueError:
+                continue
+        if isinstance(req, dict):
+            out.append(req)
+    return out
+
+
 def dfu_reports(sim):
-    return [r for r in sim.request_log() if r.get("req", {}).get("req") == "dfu.status"
-            and r.get("req", {}).get("stop")]
+    return [r for r in requests(sim) if r.get("req") == "dfu.status" and r.get("stop")]
 
 
 def main():
@@ -85,12 +99,12 @@ def main():
             gw.kill()
             part = os.path.getsize(os.path.join(spool, "download.part"))
             log("killed at %d of %d bytes on disk" % (part, size))
-            n_before = len([r for r in sim.request_log() if r.get("req", {}).get("req") == "dfu.get"])
+            n_before = len([r for r in requests(sim) if r.get("req") == "dfu.get"])
             gw.start()
             for i in range(20):  # notes keep flowing during the update
                 gw.cli("send", "during.qo", json.dumps({"i": i}))
             wait_for(lambda: status(gw)["state"] == "installing", 90, 0.1, "the image to be verified")
-            gets = [r["req"] for r in sim.request_log() if r.get("req", {}).get("req") == "dfu.get"]
+            gets = [r for r in requests(sim) if r.get("req") == "dfu.get"]
             resumed = gets[n_before]
             check(resumed.get("offset", 0) > 0, "the restarted daemon began again at 0: %r" % resumed)
             log("resumed at offset", resumed.get("offset"))
@@ -107,7 +121,7 @@ def main():
             check("-i" in open(d.file("dpkg.args")).read(), "dpkg -i was not run")
             wait_for(lambda: status(gw)["state"] == "idle" and "installed" in status(gw).get("last_result", ""),
                      30, 0.1, "the daemon to report the installation")
-            wait_for(lambda: any(r["req"].get("status") for r in dfu_reports(sim)), 10, 0.1,
+            wait_for(lambda: any(r.get("status") for r in dfu_reports(sim)), 10, 0.1,
                      "the outcome reported to Notehub")
             wait_for(lambda: len([e for e in sim.hub_notes() if e.get("file") == "during.qo"]) == 20,
                      60, 0.2, "the notes queued during the update at the hub")
@@ -134,7 +148,7 @@ def main():
                 check(word.lower() in err.lower(), "%s: refusal does not say why: %r" % (what, err))
                 check(not os.path.exists(os.path.join(spool, "ready.img")), what + ": handed over anyway")
                 log("%s refused: %s" % (what, err))
-            errs = [r["req"].get("err") for r in dfu_reports(sim) if r["req"].get("err")]
+            errs = [r.get("err") for r in dfu_reports(sim) if r.get("err")]
             check(len(errs) >= len(cases), "refusals not all reported to Notehub: %r" % errs)
 
             # Downgrade: authentic, but older than what is installed: the installer refuses.

@@ -165,14 +165,30 @@ class Sim:
     def files(self):
         return self.control("files")["files"]
 
-    def request_log(self):
-        return self.control("log")["log"]
+    def request_log(self, since=0):
+        """Every transaction the card saw: dicts with t, transport, req and rsp (parsed; req is
+        {} when it was not JSON, rsp None when there was no answer), req_raw and rsp_raw (the
+        exact text), and fault when a fault ate it."""
+        return self.control("log", since=since)["log"]
 
-    def gone(self, seconds):
-        return self.control("gone", seconds=seconds)
+    def gone(self, seconds, open_fails=False):
+        """The card disappears for `seconds`: i2c NACKs (and with open_fails, opening the bus
+        fails with ENODEV), serial answers nothing. back() ends it early."""
+        return self.control("gone", seconds=seconds, open_fails=open_fails)
 
     def back(self):
         return self.control("back")
+
+    def unplug(self, seconds=None):
+        """Serial: the USB card re-enumerates — its pty closes (hangup for the host) and the
+        --serial-link symlink vanishes until replug() (or `seconds` later)."""
+        kw = {"seconds": seconds} if seconds else {}
+        return self.control("unplug", **kw)
+
+    def replug(self):
+        """Serial: a new pty; returns its path (the --serial-link points at it)."""
+        self.serial_path = self.control("replug")["serial"]
+        return self.serial_path
 
     def wait_for(self, pred, timeout=10.0, what="condition"):
         """Poll pred() until it is true (a readiness wait, not a timed assertion)."""
@@ -293,6 +309,12 @@ class SerialClient:
                 return got
             got += os.read(self.fd, 4096)
 
+    def resync(self, quiet=0.3):
+        """The host's reset: write a newline, drain; True when only CR/LF came back."""
+        self.write(b"\n")
+        got = self.drain(quiet)
+        return got != b"" and got.strip(b"\r\n") == b""
+
     def raw(self, line, timeout=None):
         """Send a raw request line (bytes, without newline); return the raw response line."""
         self.write(line + b"\n")
@@ -402,16 +424,14 @@ def validate_log(logfile, skip_unparsable=False):
     with open(logfile) as f:
         for n, line in enumerate(f, 1):
             e = json.loads(line)
-            if not e["req"].strip():
+            if not e["req_raw"].strip():
                 continue
             if skip_unparsable:
                 try:
-                    _strip_transport(e["req"])
+                    _strip_transport(e["req_raw"])
                 except ValueError:
                     continue
-            rsp = e.get("rsp")
-            if rsp is not None and e.get("rsp") == "":
-                rsp = None
-            for p in validate_exchange(e["req"], rsp):
+            rsp = e.get("rsp_raw") or None
+            for p in validate_exchange(e["req_raw"], rsp):
                 problems.append("%s:%d: %s" % (logfile, n, p))
     return problems
