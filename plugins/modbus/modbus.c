@@ -308,8 +308,9 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *ud)
 	char *st = m->self->host->status_json(m->self);
 	mb_server_set_status(m->server, st);
 	free(st);
-	sd_event_source_set_time(s, usec + 5000000u);
-	sd_event_source_set_enabled(s, SD_EVENT_ON);
+	/* from now, not from usec: the first run was scheduled at 0 */
+	sd_event_source_set_time(s, mono_us() + 5000000u);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 	return 0;
 }
 

@@ -33,7 +33,7 @@ def check(cond, msg):
 
 
 def mbpoll(port, *args, write=()):
-    r = subprocess.run(["mbpoll", "-m", "tcp", "-p", str(port), "-0", "-1", "-o", "2"]
+    r = subprocess.run(["mbpoll", "-m", "tcp", "-p", str(port), "-0", "-1", "-o", "5"]
                        + [str(a) for a in args] + ["127.0.0.1"] + [str(w) for w in write],
                        capture_output=True, text=True, timeout=30)
     vals = {}
