@@ -371,6 +371,7 @@ void link_tmpl_refused(struct link *l, const char *file, const char *err)
 
 void link_tmpl_card_reset(struct link *l)
 {
+	get(l); /* built at the first probe: a bad template file is reported at start */
 	for (size_t i = 0; l->tmpl && i < l->tmpl->n; i++) {
 		l->tmpl->e[i].card = CARD_UNKNOWN;
 		l->tmpl->e[i].refused = false;
