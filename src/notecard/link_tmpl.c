@@ -401,10 +401,11 @@ json_t *link_tmpl_status(struct link *l)
 		    (json_int_t)e->templated, "bytes", (json_int_t)e->bytes_air, "bytes_json",
 		    (json_int_t)e->bytes_json, "bytes_per_note",
 		    (json_int_t)(e->notes ? e->bytes_air / e->notes : 0), "template", mode_name(e));
-		if (f && e->nf.hints)
-			json_object_set_new(
-			    f, "bytes_per_templated_note",
-			    json_integer((json_int_t)tmpl_record_size(e->nf.hints, e->ntn)));
+		json_t *h = e->nf.hints ? registered_hints(e) : NULL;
+		if (f && h)
+			json_object_set_new(f, "bytes_per_templated_note",
+			                    json_integer((json_int_t)tmpl_record_size(h, e->ntn)));
+		json_decref(h);
 		if (f && e->ntn)
 			json_object_set_new(f, "port", json_integer(e->port));
 		json_object_set_new(o, e->file, f);
