@@ -4,7 +4,12 @@
 /proc/PID/status) at intervals; it must stay flat. Prints first/last/max and a verdict
 (flat: the last sample within max(4 MiB, 10%) of the first after warm-up).
 The publisher keeps at most WINDOW notes in flight (published, not yet at the hub), so
-the queue stays bounded and any growth is the daemon's, not the backlog's.
+the queue stays bounded and any growth is the daemon's, not the backlog's. The broker
+is told to queue without limit for its subscribers: mosquitto's default
+(max_queued_messages 1000) drops QoS 1 messages for a subscriber that falls that far
+behind — after it has acknowledged them to the publisher (seen here: 962 of 20,000
+gone with a 2,000 window). That is the broker's limit, outside notegw's guarantee;
+the broker-side ingest of the mqtt plugin (docs/mqtt.md) is the way to close it.
 
 Not part of make check. Run from a plain build (not ASan, whose quarantine grows RSS):
     top_srcdir=$PWD top_builddir=$PWD/build-ci bench/soak.py [--notes N] [--quick]
@@ -56,14 +61,14 @@ def main():
     ap.add_argument("--notes", type=int, default=1000000)
     ap.add_argument("--quick", action="store_true", help="20,000 notes")
     ap.add_argument("--samples", type=int, default=20, help="RSS samples over the run")
-    ap.add_argument("--window", type=int, default=2000, help="notes in flight at most")
+    ap.add_argument("--window", type=int, default=500, help="notes in flight at most")
     a = ap.parse_args()
     total = 20000 if a.quick else a.notes
     if not plugin_so("mqtt") or not shutil.which("mosquitto_pub"):
         skip("needs the mqtt plugin and mosquitto-clients")
     every = max(1, total // a.samples)
     with TestDir("soak") as t:
-        broker = Broker(t).start()
+        broker = Broker(t, extra="max_queued_messages 0").start()
         with Sim(serial=True, workdir=t.file("sim"), timing="fast") as s:
             gw = Daemon(t, {
                 "daemon": {"log_level": "info"},
@@ -81,6 +86,7 @@ def main():
             sent = 0
             t0 = time.monotonic()
             next_sample = 0
+            last_done, last_move = -1, time.monotonic()
             print("%10s %10s %10s %8s" % ("at hub", "VmRSS kB", "notes/s", "elapsed"), flush=True)
             while True:
                 done = hub.count()
@@ -92,6 +98,11 @@ def main():
                     next_sample += every
                 if done >= total:
                     break
+                if done != last_done:
+                    last_done, last_move = done, time.monotonic()
+                elif time.monotonic() - last_move > 60:
+                    fail("no progress for 60 s at %d of %d sent; mqtt plugin: %r"
+                         % (done, sent, gw.status()["status"]["plugins"].get("mqtt")))
                 if gw.proc.poll() is not None:
                     fail("notegwd exited with %s" % gw.proc.returncode)
                 room = min(a.window - (sent - done), total - sent)
