@@ -126,7 +126,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (rounds > 100000)
 			abort(); /* the server neither answered nor hung up */
 		if (sent < out_len) {
-			ssize_t k = send(fd, out + sent, out_len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+			ssize_t k =
+			    send(fd, out + sent, out_len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
 			if (k > 0)
 				sent += (size_t)k;
 			else if (k < 0 && errno != EAGAIN)

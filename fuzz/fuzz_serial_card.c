@@ -137,13 +137,13 @@ static void t_free(struct card_transport *t)
 }
 
 static const struct card_transport_ops fake_serial_ops = {
-	.name = "serial",
-	.open = t_open,
-	.close = t_close,
-	.reset = t_reset,
-	.send = t_send,
-	.recv_line = t_recv_line,
-	.free = t_free,
+    .name = "serial",
+    .open = t_open,
+    .close = t_close,
+    .reset = t_reset,
+    .send = t_send,
+    .recv_line = t_recv_line,
+    .free = t_free,
 };
 
 /* Requests that take different paths through card.c: a plain req, a note with a
@@ -153,12 +153,16 @@ static void run(struct card *c, unsigned pick)
 	json_t *req = NULL, *rsp = NULL;
 	char *text = NULL;
 	switch (pick % 4) {
-	case 0: req = json_pack("{s:s}", "req", "card.version"); break;
+	case 0:
+		req = json_pack("{s:s}", "req", "card.version");
+		break;
 	case 1:
 		req = json_pack("{s:s,s:s,s:{s:i}}", "req", "note.add", "file", "data.qo", "body",
 		                "temp", 21);
 		break;
-	case 2: req = json_pack("{s:s,s:b}", "cmd", "hub.sync", "allow", 1); break;
+	case 2:
+		req = json_pack("{s:s,s:b}", "cmd", "hub.sync", "allow", 1);
+		break;
 	default:
 		card_request_text(c, "{\"req\":\"hub.sync.status\"}", &text);
 		free(text);
