@@ -57,9 +57,16 @@ static void h_admin(struct gw *g, json_t *args, struct control_reply *r)
 	control_reply_ok(r, NULL);
 }
 
+static char dir[] = "/tmp/fuzz-control-XXXXXX";
+
+static void cleanup(void)
+{
+	control_free(ctl); /* unlinks the socket */
+	rmdir(dir);
+}
+
 static void setup(void)
 {
-	char dir[] = "/tmp/fuzz-control-XXXXXX";
 	log_setup(LOG_ERR, false);
 	if (!mkdtemp(dir) || sd_event_new(&gw.loop) < 0)
 		abort();
@@ -70,6 +77,7 @@ static void setup(void)
 	    control_register(ctl, "later", CONTROL_READ, h_later) < 0 ||
 	    control_register(ctl, "admin", CONTROL_ADMIN, h_admin) < 0)
 		abort();
+	atexit(cleanup);
 }
 
 /* Every reply line the server sent must be a JSON object with a boolean "ok". */
