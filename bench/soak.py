@@ -14,7 +14,7 @@ the broker-side ingest of the mqtt plugin (docs/mqtt.md) is the way to close it.
 Not part of make check. Run from a plain build (not ASan, whose quarantine grows RSS):
     top_srcdir=$PWD top_builddir=$PWD/build-ci bench/soak.py [--notes N] [--quick]
 --quick is 20,000 notes (about a minute here). Figures measured on this project's
-2-core CI box are in docs/soak.md."""
+2-core CI box are in docs/reliability.md."""
 import argparse
 import json
 import os
