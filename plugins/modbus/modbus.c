@@ -492,8 +492,14 @@ static void mb_on_inbound(struct ngw_plugin *self, const struct ngw_note *note)
 	json_t *req, *value = NULL;
 	const char *device = NULL, *point = NULL;
 
-	if (!m || !m->running || !note->file || strcmp(note->file, m->conf->write_notefile) != 0)
+	if (!m || !m->running)
 		return;
+	/* the store keeps an inbound note until every plugin had it: one that is not a
+	 * write request is simply not ours, and done with at once */
+	if (!note->file || strcmp(note->file, m->conf->write_notefile) != 0) {
+		self->host->inbound_done(self, note->id);
+		return;
+	}
 	/* echo what was asked for in the answer, even when it was wrong */
 	req = note->body ? json_loads(note->body, 0, NULL) : NULL;
 	if (json_is_object(req)) {
