@@ -90,7 +90,12 @@ class Sim:
         self.stderr = open(os.path.join(self.dir, "sim.stderr"), "w")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         self.serial_path = None
+        import select
+        end = time.monotonic() + 30
         while True:
+            if not select.select([self.proc.stdout], [], [], max(0, end - time.monotonic()))[0]:
+                self.proc.kill()
+                raise SimError("notecard-sim did not get ready: " + self.read_stderr())
             line = self.proc.stdout.readline()
             if not line:
                 raise SimError("notecard-sim exited early: " + self.read_stderr())
