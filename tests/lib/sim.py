@@ -88,7 +88,8 @@ class Sim:
         cmd += list(args)
         self.cmd = cmd
         self.stderr = open(os.path.join(self.dir, "sim.stderr"), "w")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+        # unbuffered bytes, so select() below sees exactly what has not been read yet
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr, bufsize=0)
         self.serial_path = None
         import select
         end = time.monotonic() + 30
@@ -99,7 +100,7 @@ class Sim:
             line = self.proc.stdout.readline()
             if not line:
                 raise SimError("notecard-sim exited early: " + self.read_stderr())
-            line = line.strip()
+            line = line.decode().strip()
             if line.startswith("serial: "):
                 self.serial_path = line[8:]
             if line == "ready":
