@@ -143,9 +143,11 @@ class Control:
             with sim.hub.lock:
                 return {"events": list(sim.hub.events)}
         if cmd == "attn":
-            a = card.state["attn"]
-            return {"set": a["set"], "armed": a["armed"], "modes": a["modes"],
-                    "files": a["files"], "fired": a["fired"], "enabled": a["enabled"]}
+            with card.lock:
+                a = card.state["attn"]
+                return {"set": a["set"], "armed": a["armed"], "modes": list(a["modes"]),
+                        "files": list(a["files"]), "fired": list(a["fired"]),
+                        "enabled": a["enabled"]}
         if cmd == "files":
             with card.lock:
                 out = {}
