@@ -171,9 +171,10 @@ class Control:
                                    ready=bool(m.get("now")), md5=m.get("md5"))
             return {}
         if cmd == "dfu_status":
-            d = card.state["dfu"]
-            return {"dfu": {k: v for k, v in d.items() if k not in ("image", "pending")},
-                    "pending": d.get("pending") is not None}
+            with card.lock:
+                d = card.state["dfu"]
+                return {"dfu": {k: v for k, v in d.items() if k not in ("image", "pending")},
+                        "pending": d.get("pending") is not None}
         if cmd == "state":
             with card.lock:
                 st = card.state
