@@ -68,6 +68,8 @@ def run(transport):
         if transport == "i2c":
             check(c.get("i2c_protocol_errors", 0) == 0, "i2c: no framing errors")
         gw.stop()
+        for p in sim.problems():
+            check(False, "%s: %s" % (transport, p))
         for p in validate_log(sim.log_path):
             check(False, "%s: schema: %s" % (transport, p))
 

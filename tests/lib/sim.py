@@ -206,6 +206,17 @@ class Sim:
             time.sleep(0.02)
         raise SimError("timed out waiting for " + what)
 
+    def problems(self):
+        """The simulator's own trouble (empty when healthy): internal errors and tracebacks.
+        Call before stop(); a test that drove the card should check it is empty."""
+        out = []
+        n = self.counters().get("internal_errors", 0)
+        if n:
+            out.append("notecard-sim: %d internal errors" % n)
+        if "Traceback" in self.read_stderr():
+            out.append("notecard-sim stderr: " + self.read_stderr()[-2000:])
+        return out
+
     def i2c_env(self, binary=None):
         """Environment variables that put `binary` on the simulated I2C bus."""
         shim = shim_path()
