@@ -11,6 +11,8 @@
         s.fault("io", p=0.2)                # 20% {io} errors; s.clear_faults()
         s.sync(); s.hub_notes()             # what reached "Notehub"
         s.counters(); s.attn(); s.files()
+        s.request_log()                     # every transaction: req/rsp parsed, *_raw as sent
+        assert not s.problems()             # no internal errors in the simulator
     validate_log(s.log_path)                # every request/response against the schemas
 
 I2C: the daemon is run with s.i2c_env(binary) merged into its environment: LD_PRELOAD names the
