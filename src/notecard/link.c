@@ -243,7 +243,14 @@ static void lost(struct link *l, int r)
 	if (l->backoff_ms > BACKOFF_MAX_MS)
 		l->backoff_ms = BACKOFF_MAX_MS;
 	l->retry_at = mono_ms() + l->backoff_ms;
-	set_state(l, r == -ENODEV ? LINK_ABSENT : r == -ESTALE ? LINK_STORE_DOWN : LINK_SILENT);
+	/* a device that cannot be opened at all is absent; one that opens and then
+	 * fails to answer is silent */
+	enum link_state s = LINK_SILENT;
+	if (r == -ENODEV || r == -ENOENT || r == -EACCES || r == -EPERM || r == -EBUSY)
+		s = LINK_ABSENT;
+	else if (r == -ESTALE)
+		s = LINK_STORE_DOWN;
+	set_state(l, s);
 }
 
 static void take_reconfig(struct link *l)
@@ -410,7 +417,8 @@ static void *thread_main(void *arg)
 		if (l->state != LINK_READY && now >= l->retry_at) {
 			int r = open_store(l);
 			if (r < 0) {
-				lost(l, -ESTALE);
+				lost(l, -ESTALE); /* -ESTALE: the store, not the card */
+				l->last_err = r;
 			} else {
 				open_key(l);
 				r = l->card ? 0 : make_card(l);

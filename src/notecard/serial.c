@@ -94,6 +94,9 @@ static int serial_open(struct card_transport *t)
 		goto fail;
 	}
 	tcflush(fd, TCIOFLUSH);
+	/* the card's only owner: two hosts on one card break each other's sequence
+	 * numbers, so keep other processes from opening the tty (root excepted) */
+	(void)ioctl(fd, TIOCEXCL);
 	p->fd = fd;
 	rxbuf_clear(&p->rx);
 	return 0;
