@@ -16,13 +16,13 @@
 #include "notecard/link_int.h"
 #include "store.h"
 
-#define BACKOFF_MIN_MS 1000
-#define BACKOFF_MAX_MS 30000
-#define STORE_CHECK_MS 1000     /* another process may enqueue: look this often */
-#define STATUS_EVERY_MS 60000
-#define ATTN_FALLBACK_MS 60000  /* with ATTN, still look now and then: edges get lost */
-#define ENV_MIN_MS 5000
-#define DRAIN_BATCH 16          /* notes per turn, so raw requests never wait long */
+#define BACKOFF_MIN_MS   1000
+#define BACKOFF_MAX_MS   30000
+#define STORE_CHECK_MS   1000 /* another process may enqueue: look this often */
+#define STATUS_EVERY_MS  60000
+#define ATTN_FALLBACK_MS 60000 /* with ATTN, still look now and then: edges get lost */
+#define ENV_MIN_MS       5000
+#define DRAIN_BATCH      16 /* notes per turn, so raw requests never wait long */
 
 /* ---- options ------------------------------------------------------------------- */
 static char *dup_or_null(const char *s)
@@ -49,8 +49,8 @@ int link_opts_from_cfg(const struct cfg *cfg, struct link_opts *o)
 	o->store_path = dup_or_null(cfg->store.path);
 	o->store_max_size = cfg->store.max_size;
 	o->store_when_full = cfg->store.when_full;
-	o->card_max_pending = cfg->store.card_max_pending > 0 ? (unsigned)cfg->store.card_max_pending
-	                                                      : 25;
+	o->card_max_pending =
+	    cfg->store.card_max_pending > 0 ? (unsigned)cfg->store.card_max_pending : 25;
 	o->uplink = cfg->crypto.uplink;
 	o->public_key = dup_or_null(cfg->crypto.public_key);
 	o->key_name = dup_or_null(cfg->crypto.key_name);
@@ -294,8 +294,9 @@ static void serve_requests(struct link *l)
 		if (!q)
 			return;
 		char *rsp = NULL;
-		int r = l->state == LINK_READY ? link_raw(l, q->text, &rsp)
-		                               : l->state == LINK_SILENT ? -ETIMEDOUT : -ENODEV;
+		int r = l->state == LINK_READY    ? link_raw(l, q->text, &rsp)
+		        : l->state == LINK_SILENT ? -ETIMEDOUT
+		                                  : -ENODEV;
 		reply(l, q, r, rsp);
 		if (l->state == LINK_READY && (r == -ENODEV || r == -ETIMEDOUT || r == -EIO))
 			lost(l, r);
@@ -309,9 +310,9 @@ static int open_store(struct link *l)
 	if (l->st)
 		return 0;
 	struct store_opts so = {
-		.max_size = l->o.store_max_size,
-		.when_full = l->o.store_when_full == CFG_REFUSE_NEW ? STORE_REFUSE_NEW
-		                                                    : STORE_DROP_OLDEST,
+	    .max_size = l->o.store_max_size,
+	    .when_full =
+	        l->o.store_when_full == CFG_REFUSE_NEW ? STORE_REFUSE_NEW : STORE_DROP_OLDEST,
 	};
 	int r = store_open(l->o.store_path, &so, &l->st);
 	if (r < 0)
@@ -401,8 +402,8 @@ static void *thread_main(void *arg)
 	if (l->o.attn) {
 		int r = attn_open(l->o.attn, &l->attn);
 		if (r < 0)
-			log_warn("card: ATTN line %s unusable (%s); polling every %llu ms", l->o.attn,
-			         strerror(-r), (unsigned long long)l->o.poll_ms);
+			log_warn("card: ATTN line %s unusable (%s); polling every %llu ms",
+			         l->o.attn, strerror(-r), (unsigned long long)l->o.poll_ms);
 	}
 	bool attn_fired = false;
 	for (;;) {

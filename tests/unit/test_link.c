@@ -524,8 +524,14 @@ static void test_attn_spec(void **state)
 	assert_int_equal(attn_parse("/dev/gpiochip4:0", chip, sizeof(chip), &line), 0);
 	assert_string_equal(chip, "/dev/gpiochip4");
 	assert_int_equal(line, 0);
-	const char *bad[] = {"gpiochip0", "gpiochip0:", ":17", "gpiochip0:-1", "gpiochip0:17x",
-	                     "gpiochip0:99999", "a-very-long-chip-name-that-does-not-fit:1", NULL};
+	const char *bad[] = {"gpiochip0",
+	                     "gpiochip0:",
+	                     ":17",
+	                     "gpiochip0:-1",
+	                     "gpiochip0:17x",
+	                     "gpiochip0:99999",
+	                     "a-very-long-chip-name-that-does-not-fit:1",
+	                     NULL};
 	for (int i = 0; bad[i]; i++)
 		assert_int_equal(attn_parse(bad[i], chip, sizeof(chip), &line), -EINVAL);
 	/* no such chip here: an error the link logs before it polls instead */
@@ -587,14 +593,20 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_probe_hub_agree),   T(test_drain_order_id_sync),
-		T(test_card_room),         T(test_refused_note_does_not_block),
-		T(test_full_card_holds),   T(test_card_silent_keeps_note),
-		T(test_io_errors_retried), T(test_inbound_crash_safe),
-		T(test_attn_arm),          T(test_env),
-		T(test_note_request_seal), T(test_status),
-		cmocka_unit_test(test_attn_spec),
-		cmocka_unit_test(test_thread_absent_card),
+	    T(test_probe_hub_agree),
+	    T(test_drain_order_id_sync),
+	    T(test_card_room),
+	    T(test_refused_note_does_not_block),
+	    T(test_full_card_holds),
+	    T(test_card_silent_keeps_note),
+	    T(test_io_errors_retried),
+	    T(test_inbound_crash_safe),
+	    T(test_attn_arm),
+	    T(test_env),
+	    T(test_note_request_seal),
+	    T(test_status),
+	    cmocka_unit_test(test_attn_spec),
+	    cmocka_unit_test(test_thread_absent_card),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
