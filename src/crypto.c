@@ -11,12 +11,14 @@
 #include <unistd.h>
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/obj_mac.h>
+#include <openssl/param_build.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -343,6 +345,43 @@ static int p384_dh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t dh[P384_DH_LEN])
 	EVP_PKEY_CTX_free(ctx);
 	if (r < 0)
 		OPENSSL_cleanse(dh, P384_DH_LEN);
+	return r;
+}
+
+int crypto_p384_dh_scalar(const uint8_t d[48], const uint8_t *peer, size_t peer_len, uint8_t dh[48])
+{
+	static char group[] = "secp384r1";
+	uint8_t pt[P384_POINT_LEN];
+	EVP_PKEY *me = NULL, *other = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	BIGNUM *bn = NULL;
+	int r;
+
+	if ((r = p384_point_convert(peer, peer_len, false, pt, sizeof(pt))) < 0 ||
+	    (r = p384_pkey_from_point(pt, &other)) < 0)
+		goto out;
+	r = -EIO;
+	bn = BN_secure_new();
+	bld = OSSL_PARAM_BLD_new();
+	if (!bn || !bld || !BN_bin2bn(d, 48, bn) ||
+	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, bn))
+		goto out;
+	params = OSSL_PARAM_BLD_to_param(bld);
+	ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	if (!params || !ctx || EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &me, EVP_PKEY_KEYPAIR, params) != 1)
+		goto out;
+	r = p384_dh(me, other, dh);
+out:
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params); /* the scalar went to its secure half: cleared on free */
+	OSSL_PARAM_BLD_free(bld);
+	BN_clear_free(bn);
+	EVP_PKEY_free(me);
+	EVP_PKEY_free(other);
 	return r;
 }
 

@@ -37,4 +37,10 @@ int crypto_gcm_open(const uint8_t key[CRYPTO_GCM_KEY_LEN],
 int crypto_hpke_p384_schedule(const uint8_t dh[48], const uint8_t enc[97], const uint8_t pkr[97],
                               const uint8_t *info, size_t info_len, uint8_t key[CRYPTO_GCM_KEY_LEN],
                               uint8_t nonce[CRYPTO_GCM_NONCE_LEN]);
+
+/* The P-384 key agreement exactly as the envelope runs it (peer point decoded and
+ * checked from SEC1, compressed or not; X coordinate out), with the private key
+ * given as a raw 48-byte scalar so a test can pin it to NIST CAVP vectors. */
+int crypto_p384_dh_scalar(const uint8_t d[48], const uint8_t *peer, size_t peer_len,
+                          uint8_t dh[48]);
 #endif

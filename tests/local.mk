@@ -32,3 +32,5 @@ tests_unit_test_control_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_control
 endif
 TESTS += tests/integration/cli.py
+TESTS += tests/integration/test_faults.py
+TESTS += tests/integration/test_ops.py

@@ -67,5 +67,5 @@ for f in $(find build-ci build-asan -name '*.trs' 2>/dev/null); do
 	*) failn=$((failn + 1)) ;;
 	esac
 done
-echo "tests: $pass passed, $failn failed, $skipn skipped"
+echo "tests: $pass passed, $failn failed, $skipn skipped" | tee build-ci/summary.txt
 exit $status

@@ -168,6 +168,64 @@ static void t_gcm_kat(void **state)
 	}
 }
 
+/* ---- P-384 ECDH: NIST CAVP KAS ECC "ZZOnly" vectors, [ED] P-384 COUNT 0 and 1
+ * (KASValidityTest_ECCStaticUnified_NOKC_ZZOnly_init.fax, Result = P), through the
+ * envelope's own point decoding and derive, the peer given uncompressed and
+ * compressed. ---- */
+
+struct ecdh_vec {
+	const char *d, *qx, *qy, *z;
+};
+
+static const struct ecdh_vec ecdh_vecs[] = {
+    {"f865418473e5bf7d2e1bbcd9bd5a9270c003a9dd35e778133ca59fcab4bb64fe24d6800e7047bdd033abc8bf"
+     "a8db35b5",
+     "d1bf2ac21637d66d6398aac01dcd56ac6f065fb45d1f6f16747bab9e9b01b4630b59b20927aea147355bf418"
+     "38acb482",
+     "4c9e23f1c5a41647d094086bf4ed31708651f21d996c47780688ac10f77deee2e43b5241b6caecd2fd5444bc"
+     "50472e0e",
+     "a781430e6078a179df3f9ee27cd8fdc6188f161b6c4ccc4053ef6c6ca6fc222946883a53c06db08f0a020023"
+     "ced055aa"},
+    {"c40c805488115e43279c99797bcbfff8d9922ea9aec471d9ba659590034c3fb739d23661c0aae6e7ada2a1de"
+     "36eb63a1",
+     "4c619593e459e4aca7c572834064134d93e8b1b676388b0ff67b893722cf7e8396cd953df38a42e4131dbad2"
+     "9518b2af",
+     "dbe261af918baade39070e88f62eabe4ee9d5f2563707271cc566dd7a2380aa4707d15d6eef142a52d75a674"
+     "29afd0c6",
+     "128934db846099c8d8caa788b0b84bb65bd57b20774ff7f8e7f29939297d72bbc232c5d2b2c8ef1d63e3d75d"
+     "3908e778"},
+};
+
+static void t_ecdh_kat(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(ecdh_vecs) / sizeof(ecdh_vecs[0]); i++) {
+		const struct ecdh_vec *v = &ecdh_vecs[i];
+		uint8_t d[48], pt[97], cpt[49], z[48], got[48];
+		assert_int_equal(unhex(v->d, d, sizeof(d)), 48);
+		pt[0] = 0x04;
+		assert_int_equal(unhex(v->qx, pt + 1, 48), 48);
+		assert_int_equal(unhex(v->qy, pt + 49, 48), 48);
+		assert_int_equal(unhex(v->z, z, sizeof(z)), 48);
+		assert_int_equal(crypto_p384_dh_scalar(d, pt, sizeof(pt), got), 0);
+		assert_memory_equal(got, z, 48);
+		cpt[0] = (uint8_t)(0x02 | (pt[96] & 1)); /* SEC1 compressed: parity of y */
+		memcpy(cpt + 1, pt + 1, 48);
+		memset(got, 0, sizeof(got));
+		assert_int_equal(crypto_p384_dh_scalar(d, cpt, sizeof(cpt), got), 0);
+		assert_memory_equal(got, z, 48);
+		/* The other parity is -Q, and d(-Q) = -(dQ) has the same X: the DH output
+		 * alone cannot tell them apart, which is why the key schedule hashes enc
+		 * and the AAD carries the envelope (t_tamper_p384 flips that bit too). */
+		cpt[0] ^= 0x01;
+		assert_int_equal(crypto_p384_dh_scalar(d, cpt, sizeof(cpt), got), 0);
+		assert_memory_equal(got, z, 48);
+		/* a point off the curve is refused */
+		pt[96] ^= 0x01;
+		assert_int_equal(crypto_p384_dh_scalar(d, pt, sizeof(pt), got), -EBADMSG);
+	}
+}
+
 /* ---- envelopes ---- */
 
 struct keys {
@@ -383,6 +441,46 @@ static void t_tamper_rsa(void **state)
 	tamper_all(ks->rsa_pub, ks->rsa);
 }
 
+/* A note sealed by an independent RFC 9180 implementation (@hpke/core 1.9.0 for
+ * Node: DhkemP384HkdfSha384 + HkdfSha384 + Aes256Gcm, info "notegw envelope v1",
+ * aad = alg || 0 || compressed enc; its enc compressed for the envelope) to the
+ * example key of docs/encryption.md. Pins the key schedule to someone else's code. */
+static const char hpke_js_key[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIG2AgEAMBAGByqGSM49AgEGBSuBBAAiBIGeMIGbAgEBBDAdmt/VK2akLyEFcBU4\n"
+    "xJbAnwrBY/uS2laf7NXnNIPqRvomHJyWEH5gquNOyEIfV7mhZANiAATv5GMnrP7Z\n"
+    "58f6kgjrjL73rJarnefly3KLSPi/s254WYDICUfNYBvC76JFWv08YN9rCG9g9ifC\n"
+    "Dm1dR1GG2h0jeavE+E2Otc2vR9Igg8mLcNaeTlrrnVQzzoLkE63pyD4=\n"
+    "-----END PRIVATE KEY-----\n";
+static const char hpke_js_env[] =
+    "{\"alg\":\"ngw1-p384-aes256gcm\",\"data\":"
+    "\"AgujCZDEc44l9pMuhE3dmqqwgUlmTgx628wF9phiOnoxaeHu6YVTV/"
+    "4o9+0e5zR3sZjGlNCwKc4MlVwvhjaFYny+bhMPUqKIqykOC54xbXvKqfd4bqC31CcnII0NGU8kUA==\"}";
+
+static void t_hpke_interop(void **state)
+{
+	struct keys *ks = *state;
+	struct crypto_key *k = NULL;
+	char path[128], *pt = NULL;
+	size_t len = 0;
+	const char *why = NULL;
+	json_t *env = json_loads(hpke_js_env, 0, NULL);
+	int fd;
+
+	assert_non_null(env);
+	snprintf(path, sizeof(path), "%s/hpke-js.key.pem", ks->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, hpke_js_key, strlen(hpke_js_key)), 0);
+	close(fd);
+	assert_int_equal(crypto_key_load_private(path, &k), 0);
+	assert_int_equal(crypto_open(k, env, &pt, &len, &why), 0);
+	assert_string_equal(pt, "{\"sealed_by\":\"@hpke/core 1.9.0\"}");
+	crypto_free_plaintext(pt, len);
+	crypto_key_free(k);
+	json_decref(env);
+}
+
 static void t_wrong_key(void **state)
 {
 	struct keys *ks = *state;
@@ -532,8 +630,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(t_hkdf_kat),         cmocka_unit_test(t_gcm_kat),
-	    cmocka_unit_test(t_round_trip_p384),  cmocka_unit_test(t_round_trip_rsa),
-	    cmocka_unit_test(t_tamper_p384),      cmocka_unit_test(t_tamper_rsa),
+	    cmocka_unit_test(t_ecdh_kat),         cmocka_unit_test(t_round_trip_p384),
+	    cmocka_unit_test(t_round_trip_rsa),   cmocka_unit_test(t_tamper_p384),
+	    cmocka_unit_test(t_tamper_rsa),       cmocka_unit_test(t_hpke_interop),
 	    cmocka_unit_test(t_wrong_key),        cmocka_unit_test(t_truncated),
 	    cmocka_unit_test(t_not_envelope),     cmocka_unit_test(t_seal_limits),
 	    cmocka_unit_test(t_key_permissions),  cmocka_unit_test(t_secure_heap),
