@@ -269,6 +269,10 @@ static void take_reconfig(struct link *l)
 	                n.timing_pct != l->o.timing_pct;
 	link_opts_clear(&l->o);
 	l->o = n;
+	/* the key may have been fixed: load it again */
+	crypto_key_free(l->pub);
+	l->pub = NULL;
+	l->key_warned = false;
 	if (new_card) {
 		card_free(l->card);
 		l->card = NULL;

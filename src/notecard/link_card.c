@@ -262,9 +262,21 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 			return 0;
 		json_t *req = NULL, *rsp = NULL;
 		r = link_note_request(&l->o, l->pub, store_gateway_id(l->st), n, &req);
+		if (r == -ENOKEY) {
+			/* sealing is asked for but no key could be loaded: a configuration
+			 * fault, not the note's; it waits (never sent in the clear) */
+			if (!l->key_warned)
+				log_err(
+				    "crypto: %s must be sealed but no uplink key is loaded; notes "
+				    "wait in the store",
+				    n->file);
+			l->key_warned = true;
+			store_out_free(n);
+			return 0;
+		}
 		if (r < 0) {
-			/* cannot be built (bad stored body, no key): the card never sees it */
-			r = note_refused(l, n, r == -ENOKEY ? "no uplink key" : strerror(-r));
+			/* cannot be built (a stored body that is not an object) */
+			r = note_refused(l, n, strerror(-r));
 			store_out_free(n);
 			if (r < 0)
 				return r;

@@ -124,6 +124,7 @@ struct link {
 	uint64_t full_recheck_at;
 	int64_t fail_id; /* the note failing semantically, and how often */
 	unsigned fail_count;
+	bool key_warned; /* said once that sealed notes wait for a key */
 	/* inbound */
 	char **in_files;
 	size_t n_in_files;

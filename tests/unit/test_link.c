@@ -347,6 +347,25 @@ static void test_full_card_holds(void **state)
 	assert_int_equal(fake_store.n_out, 0);
 }
 
+static void test_sealed_waits_for_key(void **state)
+{
+	L->o.uplink = CFG_UPLINK_HOST;
+	fs_add("data.qo", "{\"secret\":1}", 0);
+	assert_int_equal(link_probe(L), 0);
+	bool more;
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	/* never in the clear, never refused: it waits */
+	assert_int_equal(json_array_size(F->added), 0);
+	assert_int_equal(fake_store.n_out, 1);
+	assert_int_equal(fake_store.failed[0], 0);
+	L->pub = &the_key;
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(fake_store.n_out, 0);
+	json_t *b = json_object_get(json_array_get(F->added, 0), "body");
+	assert_string_equal(json_string_value(json_object_get(b, "sealed")), "{\"secret\":1}");
+	assert_null(json_object_get(b, "secret"));
+}
+
 static void test_card_silent_keeps_note(void **state)
 {
 	fs_add("data.qo", "{}", 0);
@@ -599,6 +618,7 @@ int main(void)
 	    T(test_refused_note_does_not_block),
 	    T(test_full_card_holds),
 	    T(test_card_silent_keeps_note),
+	    T(test_sealed_waits_for_key),
 	    T(test_io_errors_retried),
 	    T(test_inbound_crash_safe),
 	    T(test_attn_arm),
