@@ -5,7 +5,7 @@ over I2C (the LD_PRELOAD shim, the daemon's real i2c-dev code unchanged).
 - `notegw status` shows the card (UID, SKU, firmware, signal) and the hub;
 - with 20% injected {io} errors every queued note reaches the hub exactly once after the
   faults stop;
-- an inbound note lands in the store and leaves the card;
+- an inbound note lands in the store and leaves the card; a .db note is stored once;
 - a card that vanishes is shown absent, notes wait in the store, and flow when it returns;
 - no request the daemon sent fails the Notecard schema check."""
 import json
@@ -115,6 +115,17 @@ def run(transport):
                  "the inbound note in the store")
         wait_for(lambda: sim.files().get("data.qi", {}).get("total", 0) == 0, 30, 0.2,
                  "the inbound note deleted from the card")
+
+        # a database notefile: its notes land once, however often it is looked at again
+        before = status(gw)["store"]["inbound"]
+        sim.inject("cfg.db", {"rate": 5}, note="settings", now=True)
+        wait_for(lambda: status(gw)["store"]["inbound"] == before + 1, 30, 0.2,
+                 "the .db note in the store")
+        seen = count_requests(sim, "note.changes")
+        wait_for(lambda: count_requests(sim, "note.changes") >= seen + 2, 30, 0.2,
+                 "two more looks at cfg.db")
+        check(status(gw)["store"]["inbound"] == before + 1,
+              "%s: the .db note stored once" % transport)
 
         # the card vanishes: shown, notes wait, then flow
         sim.gone(12)
