@@ -104,6 +104,10 @@ int gw_reload(struct gw *gw)
 				gw->cfg = cfg;
 				if (gw->link)
 					link_reconfigure(gw->link, cfg);
+				store_set_limits(gw->store, cfg->store.max_size,
+				                 cfg->store.when_full == CFG_REFUSE_NEW
+				                         ? STORE_REFUSE_NEW
+				                         : STORE_DROP_OLDEST);
 				cfg_free(old);
 				gw->reloads++;
 				r = 0;
@@ -146,9 +150,14 @@ static void push_status(struct gw *gw)
 		           (long long)ss.sent);
 }
 
+/* Inbound notes every consumer has delivered are kept a week, then pruned. */
+#define INBOUND_KEEP_MS (7 * 24 * 3600 * 1000LL)
+
 static int on_status_timer(sd_event_source *s, uint64_t usec, void *ud)
 {
-	push_status(ud);
+	struct gw *gw = ud;
+	push_status(gw);
+	store_inbound_prune(gw->store, (int64_t)now_real_ms() - INBOUND_KEEP_MS);
 	sd_event_source_set_time(s, usec + STATUS_PUSH_MS * 1000ULL);
 	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT); /* timers are one-shot */
 	return 0;

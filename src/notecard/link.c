@@ -64,6 +64,14 @@ int link_opts_from_cfg(const struct cfg *cfg, struct link_opts *o)
 				goto nomem;
 			o->nf[i].encrypt = cfg->notefiles[i].encrypt;
 			o->nf[i].urgent = cfg->notefiles[i].urgent;
+			o->nf[i].learn = cfg->notefiles[i].learn > 0 ? (unsigned)cfg->notefiles[i].learn
+			                                              : 10;
+			o->nf[i].ntn = cfg->notefiles[i].ntn;
+			if (cfg->notefiles[i].template_ &&
+			    !(o->nf[i].template_ = strdup(cfg->notefiles[i].template_))) {
+				free(o->nf[i].name);
+				goto nomem;
+			}
 			o->n_nf++;
 		}
 	}
@@ -85,8 +93,10 @@ void link_opts_clear(struct link_opts *o)
 	free(o->store_path);
 	free(o->public_key);
 	free(o->key_name);
-	for (size_t i = 0; i < o->n_nf; i++)
+	for (size_t i = 0; i < o->n_nf; i++) {
 		free(o->nf[i].name);
+		free(o->nf[i].template_);
+	}
 	free(o->nf);
 	memset(o, 0, sizeof(*o));
 }
@@ -273,6 +283,7 @@ static void take_reconfig(struct link *l)
 	crypto_key_free(l->pub);
 	l->pub = NULL;
 	l->key_warned = false;
+	link_tmpl_free(l); /* rebuilt from the new notefile settings on next use */
 	if (new_card) {
 		card_free(l->card);
 		l->card = NULL;
@@ -552,6 +563,7 @@ void link_free(struct link *l)
 	for (size_t i = 0; i < l->n_in_files; i++)
 		free(l->in_files[i]);
 	free(l->in_files);
+	link_tmpl_free(l);
 	link_opts_clear(&l->o);
 	link_opts_clear(&l->next_opts);
 	pthread_mutex_destroy(&l->mu);

@@ -169,6 +169,7 @@ int link_probe(struct link *l)
 	l->card_full = false;
 	l->attn_armed = false;
 	l->db_started = false;
+	link_tmpl_card_reset(l);
 	log_info("card: %s %s %s ready",
 	         json_string_value(json_object_get(l->version, "device")) ?: "?",
 	         json_string_value(json_object_get(l->version, "sku")) ?: "?",
@@ -282,7 +283,10 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 				return r;
 			continue;
 		}
-		r = card_request(l->card, req, &rsp);
+		struct link_tmpl_note tn;
+		r = link_tmpl_prepare(l, n, req, &tn);
+		if (r >= 0)
+			r = card_request(l->card, req, &rsp);
 		json_decref(req);
 		if (r < 0) {
 			l->last_err = r;
@@ -291,6 +295,7 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 		}
 		const char *err = err_of(rsp);
 		if (!err) {
+			link_tmpl_sent(l, n->file, &tn);
 			r = store_out_sent(l->st, n->id);
 			l->cnt.notes_sent++;
 			l->pending_on_card++;
@@ -303,6 +308,7 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 			r = 0;
 		} else {
 			log_warn("card: note.add %s refused: %s", n->file, err);
+			link_tmpl_refused(l, n->file, err);
 			r = note_refused(l, n, err);
 		}
 		json_decref(rsp);
@@ -631,7 +637,8 @@ void link_publish_status(struct link *l)
 	json_object_set_new(link, "counters", c);
 	json_object_set_new(link, "pending_on_card", json_integer(l->pending_on_card));
 	json_object_set_new(link, "card_full", json_boolean(l->card_full));
-	json_t *snap = json_pack("{s:o,s:o,s:o}", "notecard", card, "hub", hub, "link", link);
+	json_t *snap = json_pack("{s:o,s:o,s:o,s:o*}", "notecard", card, "hub", hub, "link", link,
+	                         "notefiles", link_tmpl_status(l));
 	pthread_mutex_lock(&l->mu);
 	json_decref(l->status);
 	l->status = snap;
