@@ -121,7 +121,7 @@ def test_broker_path(d, s):
     gw.write_config()
     gw.start()
     b.start()
-    p = Publisher(b.port, "notecard/out/b.qo", 600, pause=0.003)
+    p = Publisher(b.port, "notecard/out/b.qo", 1200, pause=0.003)
     p.start()
     events = 0
     while p.is_alive() and events < 6:
@@ -136,6 +136,7 @@ def test_broker_path(d, s):
         events += 1
     p.join(120)
     check(not p.is_alive() and p.error is None, "publisher: %r" % p.error)
+    check(events >= 2, "the stream ended before both the broker and the daemon were killed")
     acked = set(p.acked)
     wait_for(lambda: acked <= set(hub(s, "b.qo")), 120, 0.5, "every acknowledged message at the hub")
     got = hub(s, "b.qo")
