@@ -8,11 +8,12 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Daemon, TestDir, check, log, skip, wait_for  # noqa: E402
+from harness import NOTEGWD, Daemon, TestDir, check, log, skip, wait_for  # noqa: E402
 from mqtthelp import BROKER_SO, MQTT_SO, Client, Publisher, broker  # noqa: E402
 from sim import Sim  # noqa: E402
 
@@ -148,10 +149,24 @@ def test_broker_path(d, s):
     b.stop()
 
 
+def test_check_config(d):
+    """notegwd --check-config reports [mqtt] mistakes as FILE:LINE: message."""
+    gw = Daemon(d, {"notecard": {"transport": "serial", "device": d.file("none")},
+                    "mqtt": {"prefix": "bad/#", "tls": False, "ca_file": "/etc/ssl/x.pem"}},
+                plugins=["mqtt"], name="checkconf")
+    p = subprocess.run([NOTEGWD, "--check-config", "-c", gw.config], capture_output=True, text=True, timeout=30)
+    lines = p.stderr.splitlines()
+    check(p.returncode != 0, "bad [mqtt] passed --check-config")
+    for word in ("prefix", "tls"):
+        check(any(l.startswith(gw.config + ":") and word in l for l in lines),
+              "no FILE:LINE message about %s: %r" % (word, p.stderr))
+
+
 def main():
     if not os.path.exists(MQTT_SO):
         skip("mqtt plugin not built")
     with TestDir("mqtt-daemon") as d:
+        test_check_config(d)
         with Sim(serial=True, workdir=d.file("sim")) as s:
             b = broker(d).start()
             test_client_path(d, s, b)
