@@ -82,8 +82,21 @@ static int on_message(int event, void *event_data, void *userdata)
 	char *body = NULL;
 	int r;
 
-	if (mqtt_topic_classify(b->prefix, ed->topic, &notefile) != MQTT_TOPIC_OUT)
+	switch (mqtt_topic_classify(b->prefix, ed->topic, &notefile)) {
+	case MQTT_TOPIC_OUT:
+		break;
+	case MQTT_TOPIC_PING: {
+		/* notegwd with ingest = broker asks whether we are here: a client plugin
+		 * that leaves out/ to us must learn when nobody takes it. */
+		char pong[TOPIC_MAX];
+		if (mqtt_topic_build(pong, sizeof(pong), b->prefix, "broker", "pong") == 0)
+			mosquitto_broker_publish_copy(NULL, pong, (int)ed->payloadlen, ed->payload,
+			                              1, false, NULL);
 		return MOSQ_ERR_SUCCESS;
+	}
+	default:
+		return MOSQ_ERR_SUCCESS;
+	}
 	r = mqtt_out_check(notefile, ed->payload, ed->payloadlen, (size_t)b->max_payload, &body,
 	                   &why);
 	if (r == 0) {

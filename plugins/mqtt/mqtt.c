@@ -99,6 +99,8 @@ struct held {
 };
 
 #define HELD_MAX 4096u
+/* How long the broker plugin has to answer the ping after each connect. */
+#define PROBE_MS 5000u
 
 /* A raw request waiting for the Notecard's answer. */
 struct req_ctx {
@@ -135,6 +137,10 @@ struct mqtt {
 	struct req_ctx *reqs;
 	struct held *held, **held_tail;
 	unsigned n_held;
+	/* ingest = broker: is notegw_broker.so answering on this broker? */
+	int broker_plugin; /* -1 not known yet, 0 no answer, 1 answered */
+	char probe[96];
+	uint64_t probe_deadline_ms;
 	struct {
 		uint64_t received, queued, refused, published, delivered, reconnects, connects;
 	} n;
@@ -461,6 +467,16 @@ static void on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
 		if (m->conf.raw_requests)
 			raw_request(m, msg, props);
 		break;
+	case MQTT_TOPIC_PONG:
+		if (m->conf.ingest == INGEST_BROKER && m->broker_plugin != 1 &&
+		    (size_t)msg->payloadlen == strlen(m->probe) &&
+		    memcmp(msg->payload, m->probe, (size_t)msg->payloadlen) == 0) {
+			LOG(m, m->broker_plugin == 0 ? LOG_NOTICE : LOG_INFO,
+			    "the broker's notegw plugin answered: it queues %s/out/ messages",
+			    m->conf.prefix);
+			m->broker_plugin = 1;
+		}
+		break;
 	default:
 		break;
 	}
@@ -480,6 +496,13 @@ static void subscribe(struct mqtt *m)
 			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
 			    mosquitto_strerror(rc));
 	}
+	if (m->conf.ingest == INGEST_BROKER &&
+	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "broker", "pong") == 0) {
+		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
+		if (rc)
+			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
+			    mosquitto_strerror(rc));
+	}
 	if (m->conf.raw_requests &&
 	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "req", NULL) == 0) {
 		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
@@ -487,6 +510,41 @@ static void subscribe(struct mqtt *m)
 			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
 			    mosquitto_strerror(rc));
 	}
+}
+
+/* With ingest = broker this plugin leaves out/ to notegw_broker.so. If the broker
+ * does not run it, nobody queues those messages: ask it after every connect (the
+ * broker may have been restarted with another configuration) and say so loudly
+ * when it does not answer, rather than let out/ messages vanish unnoticed. */
+static void probe_broker(struct mqtt *m)
+{
+	char topic[TOPIC_MAX];
+
+	if (m->conf.ingest != INGEST_BROKER)
+		return;
+	snprintf(m->probe, sizeof(m->probe), "%s/%llu", m->client_id,
+	         (unsigned long long)m->n.connects);
+	m->broker_plugin = -1;
+	m->probe_deadline_ms = mono_ms() + PROBE_MS;
+	if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "broker", "ping") == 0)
+		publish(m, topic, m->probe, strlen(m->probe), false);
+}
+
+static void check_probe(struct mqtt *m, uint64_t now)
+{
+	char topic[TOPIC_MAX];
+
+	if (m->conf.ingest != INGEST_BROKER || m->broker_plugin != -1 || now < m->probe_deadline_ms)
+		return;
+	m->broker_plugin = 0;
+	LOG(m, LOG_ERR,
+	    "ingest = broker, but the broker did not answer as notegw_broker.so would: "
+	    "nothing queues %s/out/ messages",
+	    m->conf.prefix);
+	if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "out", "#") == 0)
+		publish_error(m, topic,
+		              "ingest = broker but the broker does not run notegw_broker.so: "
+		              "out/ messages are not queued");
 }
 
 static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
@@ -513,6 +571,7 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
 	subscribe(m);
 	publish_status(m, true);
 	flush_held(m);
+	probe_broker(m);
 	arm_timer(m, mono_ms() + TICK_MS);
 }
 
@@ -676,6 +735,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
 		conn_lost(m, MOSQ_ERR_CONN_LOST, "connect timed out");
 		return 0;
 	}
+	if (m->connected)
+		check_probe(m, now);
 	rc = mosquitto_loop_misc(m->mosq);
 	if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN) {
 		conn_lost(m, rc, "keepalive failed");
@@ -732,6 +793,7 @@ static int mqtt_configure(struct ngw_plugin *self)
 	m->self = self;
 	m->io_fd = -1;
 	m->held_tail = &m->held;
+	m->broker_plugin = -1;
 	/* Bound strings are ours to free even when binding fails: destroy() does. */
 	r = h->cfg_bind(self, "mqtt", keys, N_KEYS, &m->conf);
 	m->conf_bound = true;
@@ -1091,8 +1153,13 @@ static char *mqtt_stats_json(struct ngw_plugin *self)
 	                      "published", (json_int_t)m->n.published, "delivered",
 	                      (json_int_t)m->n.delivered, "reconnects", (json_int_t)m->n.reconnects,
 	                      "connected", m->connected, "ingest", ingest_names[m->conf.ingest]);
-	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	char *s;
 
+	if (j && m->conf.ingest == INGEST_BROKER)
+		json_object_set_new(j, "broker_plugin",
+		                    m->broker_plugin < 0 ? json_null()
+		                                         : json_boolean(m->broker_plugin));
+	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	return s;
 }

@@ -214,9 +214,19 @@ def test_bad_config(d, b):
 
 
 def test_ingest_broker(d, b):
-    """With ingest = broker the client plugin must not also queue out/ messages."""
+    """With ingest = broker the client plugin must not also queue out/ messages; and
+    when the broker does not run notegw_broker.so, it says so instead of letting out/
+    messages vanish."""
+    watch = Client(b.port, "watch5").connect()
+    watch.subscribe("notecard/error")
     h = FakeHost(d, b.port, name="host5", ingest="broker").start()
     h.wait_connected()
+    errs = [json.loads(p) for t, p, _ in watch.drain(6.0)]
+    check(any(e["topic"] == "notecard/out/#" and "notegw_broker.so" in e["error"] for e in errs),
+          "no error when the broker plugin is missing: %r" % errs)
+    check(h.stats().get("broker_plugin") is False, "stats do not show the missing broker plugin")
+    check("did not answer as notegw_broker.so would" in h.log_text(), "not logged")
+    watch.close()
     pub = Client(b.port, "pub5").connect()
     pub.publish("notecard/out/data.qo", b'{"a":1}')
     pub.close()

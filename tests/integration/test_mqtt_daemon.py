@@ -145,6 +145,7 @@ def test_broker_path(d, s):
           % (events, len(acked), len(got) - len(set(got))))
     stats = status(gw)["plugins"]["mqtt"]
     check(stats.get("received") == 0, "the client plugin also ingested out/ with ingest = broker: %r" % stats)
+    check(stats.get("broker_plugin") is True, "the broker plugin's answer was not seen: %r" % stats)
     gw.stop()
     b.stop()
 
