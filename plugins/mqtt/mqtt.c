@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -142,7 +143,8 @@ struct mqtt {
 	char probe[96];
 	uint64_t probe_deadline_ms;
 	struct {
-		uint64_t received, queued, refused, published, delivered, reconnects, connects;
+		uint64_t received, queued, refused, failed, published, delivered, reconnects,
+		    connects;
 	} n;
 };
 
@@ -320,10 +322,23 @@ static void ingest_out(struct mqtt *m, const struct mosquitto_message *msg, cons
 	                   (size_t)m->conf.max_payload, &body, &why);
 	if (r < 0)
 		goto refused;
-	/* Committed before we return: libmosquitto has already sent PUBACK, so the
-	 * only loss window left is this call (see docs/mqtt.md). */
+	/* Committed before we return: the PUBACK libmosquitto has queued for this
+	 * message is written only after (see setup_client). */
 	r = h->note_put_sync(m->self, notefile, body, NULL, 0, &why);
 	free(body);
+	if (r == -EIO || r == -EBUSY || r == -EAGAIN || r == -ENOMEM) {
+		/* Not committed for a reason that may pass: the broker must not get our
+		 * PUBACK. Drop the connection before anything queued is written; the
+		 * broker sends the message again on the resumed session. */
+		m->n.failed++;
+		LOG(m, LOG_ERR,
+		    "note from %s not committed (%s): not acknowledged, dropping the "
+		    "connection so the broker sends it again",
+		    msg->topic, why ? why : strerror(-r));
+		publish_error(m, msg->topic, "store could not commit the note; not acknowledged");
+		shutdown(mosquitto_socket(m->mosq), SHUT_RDWR);
+		return;
+	}
 	if (r < 0)
 		goto refused;
 	m->n.queued++;
@@ -623,7 +638,9 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
 
 	if (revents & (EPOLLIN | EPOLLERR | EPOLLHUP))
 		rc = mosquitto_loop_read(m->mosq, 1);
-	if (rc == MOSQ_ERR_SUCCESS && (revents & EPOLLOUT))
+	/* Every on_message of that read has returned (committed): what was queued,
+	 * PUBACKs included, may go now. */
+	if (rc == MOSQ_ERR_SUCCESS && ((revents & EPOLLOUT) || mosquitto_want_write(m->mosq)))
 		rc = mosquitto_loop_write(m->mosq, 1);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		conn_lost(m, rc, "connection lost");
@@ -918,6 +935,14 @@ static int setup_client(struct mqtt *m)
 	mosquitto_message_v5_callback_set(m->mosq, on_message);
 	mosquitto_publish_v5_callback_set(m->mosq, on_publish);
 	mosquitto_log_callback_set(m->mosq, on_log);
+	/* The PUBACK window, closed: libmosquitto queues the PUBACK for an incoming
+	 * QoS 1 message before it calls on_message, and in its default mode writes it
+	 * to the socket at once. Marked as driven by an external thread, it only
+	 * queues packets and leaves the writing to mosquitto_loop_write(), which this
+	 * plugin calls only after on_message returned, i.e. after the commit. So the
+	 * broker hears PUBACK only for notes already in the store. (No thread is
+	 * started; the flag only changes when packets are written, and adds locks.) */
+	mosquitto_threaded_set(m->mosq, true);
 	if (mqtt_topic_build(topic, sizeof(topic), c->prefix, "status", NULL) < 0)
 		return -ENAMETOOLONG;
 	rc = mosquitto_will_set(m->mosq, topic, (int)strlen(will), will, (int)c->qos, true);
@@ -993,14 +1018,14 @@ static void mqtt_stop(struct ngw_plugin *self)
 	if (!m || !m->started)
 		return;
 	/* A clean DISCONNECT suppresses the will: say "offline" ourselves first. */
-	if (m->connected) {
+	if (m->connected)
 		publish_status(m, false);
-		for (int i = 0; i < 10 && mosquitto_want_write(m->mosq); i++)
-			if (mosquitto_loop_write(m->mosq, 1) != MOSQ_ERR_SUCCESS)
-				break;
-	}
 	m->stopping = true;
 	mosquitto_disconnect(m->mosq);
+	/* Packets are only queued (see setup_client): write the goodbye out. */
+	for (int i = 0; i < 50 && mosquitto_want_write(m->mosq); i++)
+		if (mosquitto_loop_write(m->mosq, 1) != MOSQ_ERR_SUCCESS)
+			break;
 	for (c = m->reqs; c; c = c->next)
 		c->m = NULL; /* answers arriving later are dropped by on_reply */
 	m->reqs = NULL;
@@ -1148,11 +1173,12 @@ static void mqtt_on_emit(struct ngw_plugin *self, const char *from, const char *
 static char *mqtt_stats_json(struct ngw_plugin *self)
 {
 	struct mqtt *m = self->priv;
-	json_t *j = json_pack("{sIsIsIsIsIsIsbss}", "received", (json_int_t)m->n.received, "queued",
-	                      (json_int_t)m->n.queued, "refused", (json_int_t)m->n.refused,
-	                      "published", (json_int_t)m->n.published, "delivered",
-	                      (json_int_t)m->n.delivered, "reconnects", (json_int_t)m->n.reconnects,
-	                      "connected", m->connected, "ingest", ingest_names[m->conf.ingest]);
+	json_t *j =
+	    json_pack("{sIsIsIsIsIsIsIsbss}", "received", (json_int_t)m->n.received, "queued",
+	              (json_int_t)m->n.queued, "refused", (json_int_t)m->n.refused, "failed",
+	              (json_int_t)m->n.failed, "published", (json_int_t)m->n.published, "delivered",
+	              (json_int_t)m->n.delivered, "reconnects", (json_int_t)m->n.reconnects,
+	              "connected", m->connected, "ingest", ingest_names[m->conf.ingest]);
 	char *s;
 
 	if (j && m->conf.ingest == INGEST_BROKER)

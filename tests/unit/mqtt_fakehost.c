@@ -8,7 +8,8 @@
  *   inbound ID FILE BODY-JSON | status JSON | env NAME VALUE | error SOURCE TEXT |
  *   emit TOPIC JSON | stats | quit
  * stdout: "ready", "done ID" (inbound_done), "stats JSON", "req JSON" (card_request).
- * A note for "refuse.qo" is refused as if the store were full. */
+ * A note for "refuse.qo" is refused as if the store were full; the first note for
+ * "flaky.qo" fails as if the disk had an I/O error. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +35,7 @@ struct fake {
 	const struct ngw_plugin_desc *desc;
 	struct ngw_plugin pub;
 	bool bad;
+	bool flaky_failed;
 	char line[65536];
 	size_t fill;
 };
@@ -100,6 +102,11 @@ static int h_note_put_sync(struct ngw_plugin *self, const char *file, const char
 	if (strcmp(file, "refuse.qo") == 0) {
 		*why = "store full";
 		return -ENOSPC;
+	}
+	if (strcmp(file, "flaky.qo") == 0 && !F.flaky_failed) {
+		F.flaky_failed = true; /* an I/O error once, then fine: the retry commits */
+		*why = "store could not commit the note";
+		return -EIO;
 	}
 	j = json_pack("{s:s, s:s?}", "file", file, "body", body);
 	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
