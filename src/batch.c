@@ -24,11 +24,11 @@ struct put {
 
 struct batch {
 	sd_event *loop;
-	struct store *st;           /* borrowed */
+	struct store *st; /* borrowed */
 	uint64_t delay_ms;
 	void (*committed)(void *ud);
 	void *ud;
-	sd_event_source *timer;     /* one-shot: the commit of the pending puts */
+	sd_event_source *timer; /* one-shot: the commit of the pending puts */
 	struct put *v;
 	size_t n, cap;
 	uint64_t pending_bytes;
@@ -109,9 +109,8 @@ int batch_new(sd_event *loop, struct store *st, uint64_t delay_ms, void (*commit
 	return 0;
 }
 
-int batch_put(struct batch *b, const char *file, const char *body, const void *payload,
-              size_t len, int prio, void (*cb)(void *ud, int err, const char *why), void *ud,
-              const char **why)
+int batch_put(struct batch *b, const char *file, const char *body, const void *payload, size_t len,
+              int prio, void (*cb)(void *ud, int err, const char *why), void *ud, const char **why)
 {
 	const char *dummy;
 	if (!why)
@@ -122,7 +121,7 @@ int batch_put(struct batch *b, const char *file, const char *body, const void *p
 		return -EINVAL;
 	}
 	uint64_t bytes = store_note_bytes(file, body, len);
-	int err = store_check_room(b->st, b->pending_bytes + bytes);
+	int err = store_check_room(b->st, b->pending_bytes, bytes);
 	if (err < 0) {
 		*why = reason(err, false);
 		return err;
@@ -187,8 +186,8 @@ void batch_flush(struct batch *b)
 	int cerr = store_begin(b->st);
 	if (cerr == 0) {
 		for (size_t i = 0; i < n; i++)
-			v[i].err = store_enqueue(b->st, v[i].file, v[i].body, v[i].payload, v[i].len,
-			                         v[i].prio, NULL);
+			v[i].err = store_enqueue(b->st, v[i].file, v[i].body, v[i].payload,
+			                         v[i].len, v[i].prio, NULL);
 		cerr = store_commit(b->st);
 	}
 	if (cerr < 0)

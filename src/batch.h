@@ -24,9 +24,8 @@ int batch_new(sd_event *loop, struct store *st, uint64_t delay_ms, void (*commit
  * "disk full", "store error"; or it was refused inside the transaction). Returns
  * -EINVAL ("invalid notefile"), -ENOSPC ("store full") or -ENOMEM with *why (may be
  * NULL) set when refused at once; cb is then never called. */
-int batch_put(struct batch *b, const char *file, const char *body, const void *payload,
-              size_t len, int prio, void (*cb)(void *ud, int err, const char *why), void *ud,
-              const char **why);
+int batch_put(struct batch *b, const char *file, const char *body, const void *payload, size_t len,
+              int prio, void (*cb)(void *ud, int err, const char *why), void *ud, const char **why);
 /* Commit what is pending now (callbacks run before it returns). */
 void batch_flush(struct batch *b);
 /* How many notes wait for the next commit. */

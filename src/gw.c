@@ -12,6 +12,8 @@
 #include "gw.h"
 #include "link.h"
 #include "log.h"
+#include "metrics.h"
+#include "notecard/template.h"
 #include "ota.h"
 #include "plugins.h"
 #include "store.h"
@@ -54,6 +56,35 @@ int gw_note_validate(const char *file, const char *body, size_t payload_len, con
 	return 0;
 }
 
+/* A satellite (ntn) notefile's notes travel only as compact templated records of at
+ * most TMPL_NTN_MAX_BYTES (see notecard/template.h for the sources): a body that
+ * cannot be templated, or that takes more even in the tightest template, is refused
+ * here, where the producer still hears why, rather than failing on the card. */
+static int ntn_validate(struct gw *gw, const char *file, const char *body, size_t payload_len,
+                        const char **why)
+{
+	const struct cfg_notefile *nf = gw->cfg ? cfg_notefile(gw->cfg, file) : NULL;
+	if (!nf || !nf->ntn)
+		return 0;
+	json_t *o = body ? json_loads(body, 0, NULL) : json_object();
+	size_t n = tmpl_min_size(o, payload_len);
+	json_decref(o);
+	if (n == SIZE_MAX) {
+		*why = "a satellite (ntn) notefile takes flat bodies only: numbers, strings and "
+		       "booleans (its notes are sent templated)";
+		return -EINVAL;
+	}
+	/* the link adds "_id":"<gateway_id>:<seq>" */
+	const char *gid = gw->store ? store_gateway_id(gw->store) : NULL;
+	n += (gid ? strlen(gid) : 16) + 1 + TMPL_ID_SEQ_DIGITS;
+	if (n > TMPL_NTN_MAX_BYTES) {
+		*why = "note too big for a satellite (ntn) notefile: more than 256 bytes on the "
+		       "air even templated";
+		return -EMSGSIZE;
+	}
+	return 0;
+}
+
 /* Re-serialise a body compactly so the store holds exactly what goes up. */
 static char *compact_body(const char *body)
 {
@@ -76,6 +107,8 @@ int gw_note_put(struct gw *gw, const char *actor, const char *file, const char *
                 const char **why)
 {
 	int r = gw_note_validate(file, body, payload_len, why);
+	if (r == 0)
+		r = ntn_validate(gw, file, body, payload_len, why);
 	if (r < 0)
 		return r;
 	char *compact = body ? compact_body(body) : NULL;
@@ -95,6 +128,8 @@ int gw_note_put_sync(struct gw *gw, const char *actor, const char *file, const c
                      const void *payload, size_t payload_len, const char **why)
 {
 	int r = gw_note_validate(file, body, payload_len, why);
+	if (r == 0)
+		r = ntn_validate(gw, file, body, payload_len, why);
 	if (r < 0)
 		return r;
 	/* Whatever the batch holds goes first, so order is kept per notefile. */
@@ -246,6 +281,9 @@ json_t *gw_status(struct gw *gw)
 		json_object_set_new(st, "plugins", plugins_stats(gw->plugins));
 	if (gw->ota)
 		json_object_set_new(st, "update", ota_status(gw->ota));
+	json_t *t = metrics_time_status(gw->metrics);
+	if (t)
+		json_object_set_new(st, "time", t);
 	return st;
 }
 

@@ -20,6 +20,7 @@
 #include "gw.h"
 #include "link.h"
 #include "log.h"
+#include "metrics.h"
 #include "ota.h"
 #include "plugins.h"
 #include "store.h"
@@ -103,6 +104,10 @@ int gw_reload(struct gw *gw)
 				gw->cfg = cfg;
 				if (gw->link)
 					link_reconfigure(gw->link, cfg);
+				store_set_limits(gw->store, cfg->store.max_size,
+				                 cfg->store.when_full == CFG_REFUSE_NEW
+				                         ? STORE_REFUSE_NEW
+				                         : STORE_DROP_OLDEST);
 				cfg_free(old);
 				gw->reloads++;
 				r = 0;
@@ -145,9 +150,14 @@ static void push_status(struct gw *gw)
 		           (long long)ss.sent);
 }
 
+/* Inbound notes every consumer has delivered are kept a week, then pruned. */
+#define INBOUND_KEEP_MS (7 * 24 * 3600 * 1000LL)
+
 static int on_status_timer(sd_event_source *s, uint64_t usec, void *ud)
 {
-	push_status(ud);
+	struct gw *gw = ud;
+	push_status(gw);
+	store_inbound_prune(gw->store, (int64_t)now_real_ms() - INBOUND_KEEP_MS);
 	sd_event_source_set_time(s, usec + STATUS_PUSH_MS * 1000ULL);
 	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT); /* timers are one-shot */
 	return 0;
@@ -258,6 +268,9 @@ static int run(struct gw *gw)
 		if (r < 0) /* updates are not worth refusing to forward notes for */
 			log_err("update: disabled: cannot use %s: %s", oo.spool_dir, strerror(-r));
 	}
+	r = metrics_new(gw, cfg->daemon.metrics_file, cfg->daemon.chrony_socket, &gw->metrics);
+	if (r < 0)
+		log_err("metrics: disabled: %s", strerror(-r));
 	plugins_start(gw->plugins);
 	gw_deliver_inbound(gw); /* what earlier runs stored but plugins did not deliver */
 	sd_event_add_time_relative(gw->loop, NULL, CLOCK_MONOTONIC, 1000 * 1000ULL, 0,
@@ -274,6 +287,8 @@ out:
 	plugins_stop(gw->plugins);
 	ota_free(gw->ota);
 	gw->ota = NULL;
+	metrics_free(gw->metrics);
+	gw->metrics = NULL;
 	if (gw->batch)
 		batch_free(gw->batch);
 	gw->batch = NULL;

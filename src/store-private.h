@@ -18,7 +18,9 @@ enum store_q {
 	Q_OUT_DELETE,
 	Q_META_DROPPED,
 	Q_META_SENT,
+	Q_OUT_PEEK_URGENT,
 	Q_OUT_PEEK,
+	Q_META_ADD,
 	Q_OUT_FAILED,
 	Q_STATS,
 	Q_QUEUE,
@@ -46,13 +48,20 @@ struct store {
 	uint64_t max_size;
 	int when_full;
 	bool readonly;
-	bool in_txn;          /* between store_begin and store_commit/rollback */
-	int doomed;           /* <0: the open transaction failed; commit returns this */
+	bool in_txn; /* between store_begin and store_commit/rollback */
+	int doomed;  /* <0: the open transaction failed; commit returns this */
 	int schema_version;
+	int sys_errno; /* errno after the last failed step */
+	/* next_seq and q_bytes as they are inside the open write transaction (the write
+	 * lock keeps other connections out), so a batch reads the meta row once; and
+	 * what this transaction's inserts add to it, written once before COMMIT. */
+	bool room_valid;
+	int64_t room_seq, room_used;
+	int64_t add_count, add_bytes;
 	int page_size;
 	char gateway_id[17];
-	int64_t refused;       /* refusals by this connection */
-	bool refusing;         /* logged "refusing"; log again when accepting */
+	int64_t refused; /* refusals by this connection */
+	bool refusing;   /* logged "refusing"; log again when accepting */
 	uint64_t bytes_written;
 };
 
@@ -69,6 +78,9 @@ int store_step_done(struct store *st, sqlite3_stmt *s);
  * returns err or the commit's error. */
 int store_wbegin(struct store *st);
 int store_wend(struct store *st, int began, int err);
+/* Write the pending insert counters into the meta row (before a delete or COMMIT).
+ * 0 or -errno (the transaction is then doomed). */
+int store_flush_counts(struct store *st);
 /* Count what the last writes put in the WAL into bytes_written. */
 void store_account(struct store *st);
 /* Strdup of a column's text, NULL for SQL NULL; *oom set on allocation failure. */

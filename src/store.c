@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,106 +46,118 @@
 #include "util.h"
 
 static const char *const sql[Q_COUNT] = {
-	[Q_BEGIN] = "BEGIN IMMEDIATE",
-	[Q_COMMIT] = "COMMIT",
-	[Q_ROLLBACK] = "ROLLBACK",
-	[Q_META_ROOM] = "SELECT next_seq, q_bytes FROM meta",
-	[Q_OUT_INSERT] = "INSERT INTO out(seq, file, body, payload, prio, created, bytes) "
-	                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-	[Q_OUT_OLDEST] = "SELECT id, seq, file, bytes FROM out ORDER BY id LIMIT 1",
-	[Q_OUT_DELETE] = "DELETE FROM out WHERE id = ?",
-	[Q_META_DROPPED] = "UPDATE meta SET dropped = dropped + ?",
-	[Q_META_SENT] = "UPDATE meta SET sent = sent + 1",
-	[Q_OUT_PEEK] = "SELECT id, seq, file, body, payload, prio, created, attempts FROM out "
-	               "ORDER BY prio DESC, id LIMIT ?",
-	[Q_OUT_FAILED] = "UPDATE out SET attempts = attempts + 1, last_error = ? WHERE id = ?",
-	[Q_STATS] = "SELECT q_count, q_bytes, dropped, sent, "
-	            "(SELECT created FROM out ORDER BY id LIMIT 1) FROM meta",
-	[Q_QUEUE] = "SELECT file, count(*), sum(bytes), min(created) AS o FROM out "
-	            "GROUP BY file ORDER BY o, file",
-	[Q_IN_ADD] = "INSERT OR IGNORE INTO inb(dkey, file, note, body, payload, time, received) "
-	             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-	[Q_IN_FIND] = "SELECT id FROM inb WHERE dkey = ?",
-	[Q_IN_PENDING] = "SELECT i.id, i.file, i.note, i.body, i.payload, i.time FROM inb i "
-	                 "WHERE i.id > ?2 AND NOT EXISTS (SELECT 1 FROM delivered d "
-	                 "WHERE d.in_id = i.id AND d.consumer = ?1) ORDER BY i.id LIMIT ?3",
-	[Q_IN_DONE] = "INSERT OR IGNORE INTO delivered(in_id, consumer) "
-	              "SELECT id, ?2 FROM inb WHERE id = ?1",
-	[Q_IN_PRUNE] = "DELETE FROM inb WHERE received < ? AND NOT EXISTS (SELECT 1 FROM consumer c "
-	               "WHERE NOT EXISTS (SELECT 1 FROM delivered d WHERE d.in_id = inb.id "
-	               "AND d.consumer = c.name))",
-	[Q_IN_STATS] = "SELECT count(*), coalesce(sum(EXISTS (SELECT 1 FROM consumer c WHERE NOT "
-	               "EXISTS (SELECT 1 FROM delivered d WHERE d.in_id = i.id AND "
-	               "d.consumer = c.name))), 0) FROM inb i",
-	[Q_CONSUMER_ADD] = "INSERT OR IGNORE INTO consumer(name, added) VALUES (?, ?)",
-	[Q_CONSUMER_HAS] = "SELECT 1 FROM consumer WHERE name = ?",
-	[Q_AUDIT_ADD] = "INSERT INTO audit(time, actor, action, detail) VALUES (?, ?, ?, ?)",
-	[Q_AUDIT_TRIM] = "DELETE FROM audit WHERE id <= ?",
-	[Q_AUDIT_LIST] = "SELECT time, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?",
-	[Q_KV_SET] = "INSERT INTO kv(k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = ?2 "
-	             "WHERE v IS NOT ?2",
-	[Q_KV_GET] = "SELECT v FROM kv WHERE k = ?",
-	[Q_KV_DEL] = "DELETE FROM kv WHERE k = ?",
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_META_ROOM] = "SELECT next_seq, q_bytes FROM meta",
+    [Q_OUT_INSERT] = "INSERT INTO out(seq, file, body, payload, prio, created, bytes) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
+    [Q_OUT_OLDEST] = "SELECT id, seq, file, bytes FROM out ORDER BY id LIMIT 1",
+    [Q_OUT_DELETE] = "DELETE FROM out WHERE id = ?",
+    [Q_META_DROPPED] = "UPDATE meta SET dropped = dropped + ?",
+    [Q_META_SENT] = "UPDATE meta SET sent = sent + 1",
+    [Q_OUT_PEEK_URGENT] = "SELECT id, seq, file, body, payload, prio, created, attempts FROM "
+                          "out WHERE prio > 0 ORDER BY prio DESC, id LIMIT ?",
+    [Q_OUT_PEEK] = "SELECT id, seq, file, body, payload, prio, created, attempts FROM out "
+                   "WHERE prio <= 0 ORDER BY id LIMIT ?",
+    [Q_META_ADD] = "UPDATE meta SET next_seq = max(next_seq, ?), q_count = q_count + ?, "
+                   "q_bytes = q_bytes + ?",
+    [Q_OUT_FAILED] = "UPDATE out SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+    [Q_STATS] = "SELECT q_count, q_bytes, dropped, sent, "
+                "(SELECT created FROM out ORDER BY id LIMIT 1) FROM meta",
+    [Q_QUEUE] = "SELECT file, count(*), sum(bytes), min(created) FROM out "
+                "GROUP BY file ORDER BY min(id)",
+    [Q_IN_ADD] = "INSERT OR IGNORE INTO inb(dkey, file, note, body, payload, time, received) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
+    [Q_IN_FIND] = "SELECT id FROM inb WHERE dkey = ?",
+    [Q_IN_PENDING] = "SELECT i.id, i.file, i.note, i.body, i.payload, i.time FROM inb i "
+                     "WHERE i.id > ?2 AND NOT EXISTS (SELECT 1 FROM delivered d "
+                     "WHERE d.in_id = i.id AND d.consumer = ?1) ORDER BY i.id LIMIT ?3",
+    [Q_IN_DONE] = "INSERT OR IGNORE INTO delivered(in_id, consumer) "
+                  "SELECT id, ?2 FROM inb WHERE id = ?1",
+    [Q_IN_PRUNE] = "DELETE FROM inb WHERE received < ? AND NOT EXISTS (SELECT 1 FROM consumer c "
+                   "WHERE NOT EXISTS (SELECT 1 FROM delivered d WHERE d.in_id = inb.id "
+                   "AND d.consumer = c.name))",
+    [Q_IN_STATS] = "SELECT count(*), coalesce(sum(EXISTS (SELECT 1 FROM consumer c WHERE NOT "
+                   "EXISTS (SELECT 1 FROM delivered d WHERE d.in_id = i.id AND "
+                   "d.consumer = c.name))), 0) FROM inb i",
+    [Q_CONSUMER_ADD] = "INSERT OR IGNORE INTO consumer(name, added) VALUES (?, ?)",
+    [Q_CONSUMER_HAS] = "SELECT 1 FROM consumer WHERE name = ?",
+    [Q_AUDIT_ADD] = "INSERT INTO audit(time, actor, action, detail) VALUES (?, ?, ?, ?)",
+    [Q_AUDIT_TRIM] = "DELETE FROM audit WHERE id <= ?",
+    [Q_AUDIT_LIST] = "SELECT time, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?",
+    [Q_KV_SET] = "INSERT INTO kv(k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = ?2 "
+                 "WHERE v IS NOT ?2",
+    [Q_KV_GET] = "SELECT v FROM kv WHERE k = ?",
+    [Q_KV_DEL] = "DELETE FROM kv WHERE k = ?",
 };
 
 /* The first schema. Frozen: later versions change it only through migrations, so a
- * store made by any release opens in every later one. Counters in the meta row are
- * kept by triggers, so they stay right whichever connection (or process) writes. */
+ * store made by any release opens in every later one. (Since v3 the insert counters
+ * in the meta row are kept by the store's code, once per transaction; deletes are
+ * still counted by the out_del trigger, whoever deletes.) */
 static const char schema_v1[] =
-	"CREATE TABLE meta("
-	" one INTEGER PRIMARY KEY CHECK (one = 1),"
-	" gateway_id TEXT NOT NULL,"
-	" next_seq INTEGER NOT NULL DEFAULT 1,"
-	" q_count INTEGER NOT NULL DEFAULT 0,"
-	" q_bytes INTEGER NOT NULL DEFAULT 0,"
-	" dropped INTEGER NOT NULL DEFAULT 0,"
-	" sent INTEGER NOT NULL DEFAULT 0);"
-	"INSERT INTO meta(one, gateway_id) VALUES (1, lower(hex(randomblob(8))));"
-	"CREATE TABLE out("
-	" id INTEGER PRIMARY KEY,"
-	" seq INTEGER NOT NULL,"
-	" file TEXT NOT NULL,"
-	" body TEXT,"
-	" payload BLOB,"
-	" prio INTEGER NOT NULL DEFAULT 0,"
-	" created INTEGER NOT NULL,"
-	" attempts INTEGER NOT NULL DEFAULT 0,"
-	" bytes INTEGER NOT NULL);"
-	"CREATE INDEX out_order ON out(prio DESC, id);"
-	"CREATE TRIGGER out_ins AFTER INSERT ON out BEGIN"
-	" UPDATE meta SET next_seq = max(next_seq, NEW.seq + 1), q_count = q_count + 1,"
-	" q_bytes = q_bytes + NEW.bytes; END;"
-	"CREATE TRIGGER out_del AFTER DELETE ON out BEGIN"
-	" UPDATE meta SET q_count = q_count - 1, q_bytes = q_bytes - OLD.bytes; END;"
-	"CREATE TABLE inb("
-	" id INTEGER PRIMARY KEY,"
-	" dkey BLOB NOT NULL UNIQUE,"
-	" file TEXT NOT NULL,"
-	" note TEXT,"
-	" body TEXT,"
-	" payload TEXT,"
-	" time INTEGER,"
-	" received INTEGER NOT NULL);"
-	"CREATE TABLE consumer(name TEXT PRIMARY KEY, added INTEGER NOT NULL);"
-	"CREATE TABLE delivered(in_id INTEGER NOT NULL, consumer TEXT NOT NULL,"
-	" PRIMARY KEY (in_id, consumer)) WITHOUT ROWID;"
-	"CREATE TRIGGER inb_del AFTER DELETE ON inb BEGIN"
-	" DELETE FROM delivered WHERE in_id = OLD.id; END;"
-	"CREATE TABLE kv(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
-	"PRAGMA user_version = 1;";
+    "CREATE TABLE meta("
+    " one INTEGER PRIMARY KEY CHECK (one = 1),"
+    " gateway_id TEXT NOT NULL,"
+    " next_seq INTEGER NOT NULL DEFAULT 1,"
+    " q_count INTEGER NOT NULL DEFAULT 0,"
+    " q_bytes INTEGER NOT NULL DEFAULT 0,"
+    " dropped INTEGER NOT NULL DEFAULT 0,"
+    " sent INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO meta(one, gateway_id) VALUES (1, lower(hex(randomblob(8))));"
+    "CREATE TABLE out("
+    " id INTEGER PRIMARY KEY,"
+    " seq INTEGER NOT NULL,"
+    " file TEXT NOT NULL,"
+    " body TEXT,"
+    " payload BLOB,"
+    " prio INTEGER NOT NULL DEFAULT 0,"
+    " created INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " bytes INTEGER NOT NULL);"
+    "CREATE INDEX out_order ON out(prio DESC, id);"
+    "CREATE TRIGGER out_ins AFTER INSERT ON out BEGIN"
+    " UPDATE meta SET next_seq = max(next_seq, NEW.seq + 1), q_count = q_count + 1,"
+    " q_bytes = q_bytes + NEW.bytes; END;"
+    "CREATE TRIGGER out_del AFTER DELETE ON out BEGIN"
+    " UPDATE meta SET q_count = q_count - 1, q_bytes = q_bytes - OLD.bytes; END;"
+    "CREATE TABLE inb("
+    " id INTEGER PRIMARY KEY,"
+    " dkey BLOB NOT NULL UNIQUE,"
+    " file TEXT NOT NULL,"
+    " note TEXT,"
+    " body TEXT,"
+    " payload TEXT,"
+    " time INTEGER,"
+    " received INTEGER NOT NULL);"
+    "CREATE TABLE consumer(name TEXT PRIMARY KEY, added INTEGER NOT NULL);"
+    "CREATE TABLE delivered(in_id INTEGER NOT NULL, consumer TEXT NOT NULL,"
+    " PRIMARY KEY (in_id, consumer)) WITHOUT ROWID;"
+    "CREATE TRIGGER inb_del AFTER DELETE ON inb BEGIN"
+    " DELETE FROM delivered WHERE in_id = OLD.id; END;"
+    "CREATE TABLE kv(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+    "PRAGMA user_version = 1;";
 
 /* migrations[v] takes a store from version v to v + 1. */
 static const char *const migrations[] = {
-	[0] = schema_v1,
-	/* v2: the audit log, and why a note's last attempt failed. */
-	[1] = "CREATE TABLE audit("
-	      " id INTEGER PRIMARY KEY,"
-	      " time INTEGER NOT NULL,"
-	      " actor TEXT NOT NULL,"
-	      " action TEXT NOT NULL,"
-	      " detail TEXT);"
-	      "ALTER TABLE out ADD COLUMN last_error TEXT;"
-	      "PRAGMA user_version = 2;",
+    [0] = schema_v1,
+    /* v2: the audit log, and why a note's last attempt failed. */
+    [1] = "CREATE TABLE audit("
+          " id INTEGER PRIMARY KEY,"
+          " time INTEGER NOT NULL,"
+          " actor TEXT NOT NULL,"
+          " action TEXT NOT NULL,"
+          " detail TEXT);"
+          "ALTER TABLE out ADD COLUMN last_error TEXT;"
+          "PRAGMA user_version = 2;",
+    /* v3: cheaper enqueues. Only urgent notes are indexed (normal ones are taken in
+     * rowid order), and inserts update the meta counters once per transaction from
+     * the store's code instead of once per row from a trigger. */
+    [2] = "DROP TRIGGER out_ins;"
+          "DROP INDEX out_order;"
+          "CREATE INDEX out_urgent ON out(prio DESC, id) WHERE prio > 0;"
+          "PRAGMA user_version = 3;",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -183,6 +196,8 @@ int store_errno(struct store *st, int rc)
 		/* The unix VFS reports a short write that is not ENOSPC (a quota, a file
 		 * size limit) as a plain write error: it is still a full disk to us. */
 		e = st && st->db ? sqlite3_system_errno(st->db) : 0;
+		if (!e && st)
+			e = st->sys_errno;
 		if (e == ENOSPC || e == EDQUOT || e == EFBIG)
 			return -ENOSPC;
 		return -EIO;
@@ -195,8 +210,8 @@ sqlite3_stmt *store_stmt(struct store *st, enum store_q q)
 {
 	sqlite3_stmt *s = st->q[q];
 	if (!s) {
-		int rc = sqlite3_prepare_v3(st->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT, &s,
-		                            NULL);
+		int rc =
+		    sqlite3_prepare_v3(st->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
 		if (rc != SQLITE_OK) {
 			log_err("store: prepare %d: %s", (int)q, sqlite3_errmsg(st->db));
 			return NULL;
@@ -208,8 +223,15 @@ sqlite3_stmt *store_stmt(struct store *st, enum store_q q)
 	return s;
 }
 
+static void forget_room(struct store *st)
+{
+	st->room_valid = false;
+	st->add_count = st->add_bytes = 0;
+}
+
 static void doom(struct store *st, int err)
 {
+	forget_room(st);
 	if (st->in_txn && !st->doomed && err < 0)
 		st->doomed = err;
 }
@@ -218,14 +240,19 @@ int store_step_done(struct store *st, sqlite3_stmt *s)
 {
 	if (!s)
 		return -EIO;
+	errno = 0;
 	int rc = sqlite3_step(s);
 	while (rc == SQLITE_ROW)
 		rc = sqlite3_step(s);
+	/* sqlite3_system_errno() is not kept for every I/O error (a short write from
+	 * RLIMIT_FSIZE or a quota); errno right after the failing step is. */
+	st->sys_errno = rc == SQLITE_DONE ? 0 : errno;
 	sqlite3_reset(s);
 	if (rc == SQLITE_DONE)
 		return 0;
 	int err = store_errno(st, rc);
-	log_warn("store: %s: %s", sqlite3_sql(s), sqlite3_errmsg(st->db));
+	log_warn("store: %s: %s (%d, errno %d)", sqlite3_sql(s), sqlite3_errmsg(st->db), rc,
+	         st->sys_errno);
 	doom(st, err);
 	return err;
 }
@@ -251,9 +278,29 @@ char *store_col_text(sqlite3_stmt *s, int col, bool *oom)
 
 /* ---- transactions ----------------------------------------------------------------- */
 
+int store_flush_counts(struct store *st)
+{
+	if (st->add_count == 0)
+		return 0;
+	sqlite3_stmt *s = store_stmt(st, Q_META_ADD);
+	if (!s) {
+		doom(st, -EIO);
+		return -EIO;
+	}
+	sqlite3_bind_int64(s, 1, st->room_seq);
+	sqlite3_bind_int64(s, 2, st->add_count);
+	sqlite3_bind_int64(s, 3, st->add_bytes);
+	int err = store_step_done(st, s);
+	st->add_count = st->add_bytes = 0;
+	return err;
+}
+
 static int commit_now(struct store *st)
 {
-	int err = store_step_done(st, store_stmt(st, Q_COMMIT));
+	int err = store_flush_counts(st);
+	forget_room(st);
+	if (err == 0)
+		err = store_step_done(st, store_stmt(st, Q_COMMIT));
 	if (err < 0) {
 		log_err("store: commit failed (%s): not accepted", strerror(-err));
 		if (!sqlite3_get_autocommit(st->db))
@@ -265,6 +312,7 @@ static int commit_now(struct store *st)
 
 static void rollback_now(struct store *st)
 {
+	forget_room(st);
 	if (!sqlite3_get_autocommit(st->db)) {
 		sqlite3_stmt *s = store_stmt(st, Q_ROLLBACK);
 		if (!s || sqlite3_step(s) != SQLITE_DONE)
@@ -341,18 +389,20 @@ int store_wend(struct store *st, int began, int err)
 
 /* ---- open --------------------------------------------------------------------------- */
 
-/* Runs the quick check: 0 ok, -EBADMSG corrupt (or not a database), other -errno
- * when the check itself could not run (I/O, busy): that is no proof of corruption. */
-static int quick_check(struct store *st)
+/* One quick check statement; 0 ok, -EBADMSG corrupt, other -errno. */
+static int check_one(struct store *st, const char *text)
 {
 	sqlite3_stmt *s = NULL;
-	int rc = sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &s, NULL);
+	int rc = sqlite3_prepare_v2(st->db, text, -1, &s, NULL);
 	if (rc == SQLITE_OK) {
 		rc = sqlite3_step(s);
 		if (rc == SQLITE_ROW) {
 			const char *r = (const char *)sqlite3_column_text(s, 0);
 			if (!r || strcmp(r, "ok") != 0) {
-				log_err("store: %s: quick check: %s", st->path, r ? r : "?");
+				char first[160];
+				(void)xsnprintf(first, sizeof(first), "%s", r ? r : "?");
+				first[strcspn(first, "\n")] = 0;
+				log_err("store: %s: quick check failed: %s", st->path, first);
 				rc = SQLITE_CORRUPT;
 			} else {
 				rc = SQLITE_OK;
@@ -367,6 +417,41 @@ static int quick_check(struct store *st)
 	return err;
 }
 
+/* The start-up check: 0 ok, -EBADMSG corrupt (or not a database), other -errno when
+ * the check itself could not run (I/O, busy): that is no proof of corruption. A big
+ * file is checked table by table except the outbound queue, so the time to start
+ * draining does not grow with the backlog; a damaged queue page still shows up as
+ * SQLITE_CORRUPT (-EBADMSG) from the call that meets it. */
+static int quick_check(struct store *st, uint64_t full_max)
+{
+	struct stat sb;
+	if (stat(st->path, &sb) < 0 || (uint64_t)sb.st_size <= full_max)
+		return check_one(st, "PRAGMA quick_check");
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(st->db,
+	                            "SELECT name FROM sqlite_schema WHERE type = 'table' AND "
+	                            "name <> 'out' ORDER BY name",
+	                            -1, &s, NULL);
+	int err = 0;
+	while (rc == SQLITE_OK && err == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		char q[160];
+		const char *t = (const char *)sqlite3_column_text(s, 0);
+		if (!t || xsnprintf(q, sizeof(q), "PRAGMA quick_check(\"%s\")", t) < 0)
+			continue;
+		err = check_one(st, q);
+		rc = SQLITE_OK;
+	}
+	if (err == 0 && rc != SQLITE_DONE && rc != SQLITE_OK) {
+		err = store_errno(st, rc);
+		log_err("store: %s: quick check: %s", st->path, sqlite3_errmsg(st->db));
+	}
+	sqlite3_finalize(s);
+	if (err == 0)
+		log_info("store: %s is %lld MiB: start-up check skipped the outbound queue",
+		         st->path, (long long)(sb.st_size >> 20));
+	return err;
+}
+
 /* Rename the corrupt file (and its WAL, which belongs to it: replayed onto a fresh
  * database it would write old pages into it) out of the way. */
 static int move_aside(const char *path)
@@ -375,8 +460,7 @@ static int move_aside(const char *path)
 	time_t now = time(NULL);
 	int r = xsnprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)now);
 	for (int i = 1; r == 0 && access(aside, F_OK) == 0 && i < 100; i++)
-		r = xsnprintf(aside, sizeof(aside), "%s.corrupt-%lld-%d", path, (long long)now,
-		              i);
+		r = xsnprintf(aside, sizeof(aside), "%s.corrupt-%lld-%d", path, (long long)now, i);
 	if (r < 0)
 		return r;
 	if (rename(path, aside) < 0) {
@@ -496,11 +580,11 @@ static void close_db(struct store *st)
 }
 
 /* One attempt: open, check, configure, migrate. -EBADMSG means corrupt. */
-static int open_once(struct store *st, int timeout_ms)
+static int open_once(struct store *st, int timeout_ms, uint64_t full_max)
 {
-	int flags = (st->readonly ? SQLITE_OPEN_READONLY
-	                          : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
-	            SQLITE_OPEN_NOMUTEX;
+	int flags =
+	    (st->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+	    SQLITE_OPEN_NOMUTEX;
 	int rc = sqlite3_open_v2(st->path, &st->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		int err = store_errno(st, rc);
@@ -510,7 +594,7 @@ static int open_once(struct store *st, int timeout_ms)
 	}
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, timeout_ms);
-	int err = quick_check(st);
+	int err = quick_check(st, full_max);
 	if (err < 0)
 		return err;
 	if (!st->readonly) {
@@ -518,7 +602,8 @@ static int open_once(struct store *st, int timeout_ms)
 		rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_step(s);
-		const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
+		const char *mode =
+		    rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
 		if (!mode || strcmp(mode, "wal") != 0) {
 			err = rc == SQLITE_ROW ? -EIO : store_errno(st, rc);
 			log_err("store: %s: cannot use WAL: %s", st->path, sqlite3_errmsg(st->db));
@@ -528,8 +613,9 @@ static int open_once(struct store *st, int timeout_ms)
 			return err == -EBADMSG ? -EIO : err;
 		/* FULL: the WAL is fsynced at every commit, so an acknowledged note survives a
 		 * power cut. A 4 MiB cap on the idle WAL keeps flash use bounded. */
-		if ((err = exec(st, "pragmas",
-		                "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 4194304;")) < 0)
+		if ((err = exec(
+		         st, "pragmas",
+		         "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 4194304;")) < 0)
 			return err == -EBADMSG ? -EIO : err;
 	}
 	if ((err = migrate(st)) < 0)
@@ -558,12 +644,13 @@ int store_open(const char *path, const struct store_opts *opts, struct store **o
 	st->when_full = opts->when_full;
 	st->readonly = opts->readonly;
 	int timeout = opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
-	err = open_once(st, timeout);
+	uint64_t full_max = opts->full_check_max ? opts->full_check_max : STORE_FULL_CHECK_MAX;
+	err = open_once(st, timeout, full_max);
 	if (err == -EBADMSG && !st->readonly) {
 		close_db(st);
 		if ((err = move_aside(path)) < 0)
 			goto fail;
-		err = open_once(st, timeout);
+		err = open_once(st, timeout, full_max);
 		if (err == -EBADMSG)
 			err = -EIO; /* a fresh file that is corrupt: the disk, not the data */
 	}

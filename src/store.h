@@ -13,21 +13,25 @@ struct store;
 
 enum store_when_full { STORE_DROP_OLDEST, STORE_REFUSE_NEW };
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 struct store_opts {
-	uint64_t max_size;      /* bytes of queued note data; 0 = unlimited */
-	int when_full;          /* enum store_when_full */
+	uint64_t max_size; /* bytes of queued note data; 0 = unlimited */
+	int when_full;     /* enum store_when_full */
 	bool readonly;
-	int busy_timeout_ms;    /* wait for another connection's lock; 0 = 5000 */
+	int busy_timeout_ms; /* wait for another connection's lock; 0 = 5000 */
+	/* The start-up quick check reads the whole file. Above this size it skips the
+	 * outbound queue's table (the part that grows) so a restart with a long backlog
+	 * starts draining at once; 0 = STORE_FULL_CHECK_MAX. */
+	uint64_t full_check_max;
 };
+#define STORE_FULL_CHECK_MAX (64ull << 20)
 
 /* Open (create, quick-check, migrate) the store at path; opts may be NULL. A corrupt
- * file (or one that is not a database) is moved aside as path.corrupt-<unixtime>
- * (with its -wal) and a fresh one started, logged with log_err. I/O errors are
- * returned, never taken for corruption. Returns 0 and *out (caller closes with
- * store_close), or -ENOENT, -EACCES, -EBUSY, -EIO, -ENOSPC, -EPROTONOSUPPORT (a schema
- * newer than this program). */
+ * file (or one that is not a database; see full_check_max) is moved aside as
+ * path.corrupt-<unixtime> (with its -wal) and a fresh one started, logged with log_err. I/O errors
+ * are returned, never taken for corruption. Returns 0 and *out (caller closes with store_close), or
+ * -ENOENT, -EACCES, -EBUSY, -EIO, -ENOSPC, -EPROTONOSUPPORT (a schema newer than this program). */
 int store_open(const char *path, const struct store_opts *opts, struct store **out);
 void store_close(struct store *st); /* rolls back an open transaction; NULL ok */
 int store_schema_version(struct store *st);
@@ -39,15 +43,15 @@ void store_set_limits(struct store *st, uint64_t max_size, int when_full);
 
 /* ---- outbound ------------------------------------------------------------------ */
 struct store_out {
-	int64_t id;             /* row id */
-	int64_t seq;            /* gateway sequence number (stable across retries) */
+	int64_t id;  /* row id */
+	int64_t seq; /* gateway sequence number (stable across retries) */
 	char *file;
-	char *body;             /* compact JSON object text or NULL */
-	void *payload;          /* raw bytes or NULL */
+	char *body;    /* compact JSON object text or NULL */
+	void *payload; /* raw bytes or NULL */
 	size_t payload_len;
-	int prio;               /* higher first */
-	int64_t created_ms;     /* CLOCK_REALTIME */
-	int64_t attempts;       /* failed attempts so far */
+	int prio;           /* 0 normal, higher first (urgent); negative counts as 0 */
+	int64_t created_ms; /* CLOCK_REALTIME */
+	int64_t attempts;   /* failed attempts so far */
 };
 void store_out_free(struct store_out *n); /* frees fields and n; NULL ok */
 
@@ -61,15 +65,16 @@ int store_begin(struct store *st);
 int store_commit(struct store *st);
 void store_rollback(struct store *st);
 bool store_in_txn(struct store *st);
-/* Queue one note. Returns 0, -ENOSPC (full with refuse-new, a note larger than
- * max_size, or disk full), -EINVAL (bad notefile, or neither body nor payload),
- * -EBUSY, -EIO. *seq_out (may be NULL) gets its sequence. With drop-oldest the
- * oldest notes are deleted (counted, logged) to make room. */
+/* Queue one note (nothing is kept of the arguments). Returns 0, -ENOSPC (full with
+ * refuse-new, a note larger than max_size, or disk full), -EINVAL (not an outbound
+ * notefile name, or payload_len without payload), -EBUSY, -EIO. *seq_out (may be NULL) gets its
+ * sequence. With drop-oldest the oldest notes are deleted (counted, logged) to make room. */
 int store_enqueue(struct store *st, const char *file, const char *body, const void *payload,
                   size_t payload_len, int prio, int64_t *seq_out);
-/* Would a note of `bytes` (as store_note_bytes counts) be refused now? 0 or -ENOSPC
- * (refuse-new and no room, or the note alone is larger than max_size). A read. */
-int store_check_room(struct store *st, uint64_t bytes);
+/* Would a note of `bytes` (as store_note_bytes counts) be refused now, with `pending`
+ * bytes of other notes on their way in (a batch)? 0 or -ENOSPC (refuse-new and no
+ * room, or the note alone is larger than max_size). A read. */
+int store_check_room(struct store *st, uint64_t pending, uint64_t bytes);
 /* How many bytes of max_size a note takes. */
 uint64_t store_note_bytes(const char *file, const char *body, size_t payload_len);
 /* The next note to hand to the card: highest prio, then oldest. *out = NULL if none.
@@ -88,15 +93,17 @@ int store_out_failed(struct store *st, int64_t id, const char *why);
 struct store_in {
 	int64_t id;
 	char *file;
-	char *note;             /* note id, may be NULL */
-	char *body;             /* may be NULL */
-	char *payload;          /* base64 text, may be NULL */
+	char *note;    /* note id, may be NULL */
+	char *body;    /* may be NULL */
+	char *payload; /* base64 text, may be NULL */
 	int64_t time;
 };
 void store_in_free(struct store_in *n); /* NULL ok */
 /* Commit an inbound note (before it is deleted from the card). A duplicate
  * (same file, note id, time, body and payload) is recognised: returns 1, stores
- * nothing and *id_out is the first copy's id. 0 when stored; negative errno. */
+ * nothing and *id_out is the first copy's id. 0 when stored; negative errno.
+ * Queue notes (.qi) have no note id: two identical ones within the same second of
+ * `time` are taken for one. */
 int store_inbound_add(struct store *st, const char *file, const char *note, const char *body,
                       const char *payload, int64_t time, int64_t *id_out);
 #define STORE_INBOUND_BATCH 64
@@ -125,11 +132,11 @@ struct store_file_stats {
 	int64_t oldest_ms;
 };
 struct store_stats {
-	int64_t queued, bytes, oldest_ms;   /* oldest_ms 0 when empty */
-	int64_t dropped, sent;              /* persistent counters */
-	int64_t refused;                    /* refusals by this connection */
-	int64_t inbound, inbound_pending;   /* held; not yet had by every consumer */
-	uint64_t bytes_written; /* approx bytes this connection wrote (WAL frames) */
+	int64_t queued, bytes, oldest_ms; /* oldest_ms 0 when empty */
+	int64_t dropped, sent;            /* persistent counters */
+	int64_t refused;                  /* refusals by this connection */
+	int64_t inbound, inbound_pending; /* held; not yet had by every consumer */
+	uint64_t bytes_written;           /* approx bytes this connection wrote (WAL frames) */
 };
 int store_stats(struct store *st, struct store_stats *out);
 /* Per-notefile queue, oldest first. Caller frees with store_file_stats_free. */
@@ -149,6 +156,7 @@ int store_audit_list(struct store *st, int64_t limit, struct store_audit_row **o
 void store_audit_free(struct store_audit_row *v, size_t n);
 /* Set a value; writes nothing when it is unchanged. */
 int store_kv_set(struct store *st, const char *key, const char *value);
-int store_kv_get(struct store *st, const char *key, char **value); /* caller frees; -ENOENT if unset */
+/* *value is malloc'd (caller frees); -ENOENT if unset. */
+int store_kv_get(struct store *st, const char *key, char **value);
 int store_kv_del(struct store *st, const char *key);
 #endif

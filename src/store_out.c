@@ -41,7 +41,7 @@ static int refuse(struct store *st)
 	return -ENOSPC;
 }
 
-int store_check_room(struct store *st, uint64_t bytes)
+int store_check_room(struct store *st, uint64_t pending, uint64_t bytes)
 {
 	int64_t seq, used;
 	if (!st->max_size)
@@ -53,7 +53,7 @@ int store_check_room(struct store *st, uint64_t bytes)
 	int err = read_room(st, &seq, &used);
 	if (err < 0)
 		return err;
-	if ((uint64_t)used + bytes > st->max_size)
+	if ((uint64_t)used + pending + bytes > st->max_size)
 		return refuse(st);
 	return 0;
 }
@@ -112,16 +112,24 @@ static int drop_oldest(struct store *st, int64_t used, uint64_t bytes)
 static int insert(struct store *st, const char *file, const char *body, const void *payload,
                   size_t payload_len, int prio, uint64_t bytes, int64_t *seq_out)
 {
-	int64_t seq, used;
-	int err = read_room(st, &seq, &used);
-	if (err < 0)
-		return err;
-	if (st->max_size && (uint64_t)used + bytes > st->max_size) {
+	int err;
+	if (!st->room_valid) {
+		if ((err = read_room(st, &st->room_seq, &st->room_used)) < 0)
+			return err;
+		st->room_valid = true;
+	}
+	if (st->max_size && (uint64_t)st->room_used + bytes > st->max_size) {
 		if (st->when_full != STORE_DROP_OLDEST)
 			return refuse(st);
-		if ((err = drop_oldest(st, used, bytes)) < 0)
+		/* the out_del trigger counts the deletes in the meta row: bring it up to
+		 * date first, and read it again after */
+		int64_t used = st->room_used;
+		if ((err = store_flush_counts(st)) < 0 || (err = drop_oldest(st, used, bytes)) < 0)
+			return err;
+		if ((err = read_room(st, &st->room_seq, &st->room_used)) < 0)
 			return err;
 	}
+	int64_t seq = st->room_seq;
 	sqlite3_stmt *s = store_stmt(st, Q_OUT_INSERT);
 	if (!s)
 		return -EIO;
@@ -131,11 +139,15 @@ static int insert(struct store *st, const char *file, const char *body, const vo
 		sqlite3_bind_text(s, 3, body, -1, SQLITE_STATIC);
 	if (payload)
 		sqlite3_bind_blob64(s, 4, payload, payload_len, SQLITE_STATIC);
-	sqlite3_bind_int(s, 5, prio);
+	sqlite3_bind_int(s, 5, prio > 0 ? prio : 0);
 	sqlite3_bind_int64(s, 6, (int64_t)now_real_ms());
 	sqlite3_bind_int64(s, 7, (int64_t)bytes);
 	if ((err = store_step_done(st, s)) < 0)
 		return err;
+	st->room_seq = seq + 1;
+	st->room_used += (int64_t)bytes;
+	st->add_count++;
+	st->add_bytes += (int64_t)bytes;
 	if (seq_out)
 		*seq_out = seq;
 	return 0;
@@ -203,6 +215,29 @@ static struct store_out *row_out(sqlite3_stmt *s)
 	return n;
 }
 
+/* Append up to max - *k rows of query q to v. */
+static int peek_rows(struct store *st, enum store_q q, struct store_out **v, size_t max, size_t *k)
+{
+	sqlite3_stmt *s = store_stmt(st, q);
+	if (!s)
+		return -EIO;
+	int err = 0, rc = SQLITE_DONE;
+	sqlite3_bind_int64(s, 1, (int64_t)(max - *k));
+	while (*k < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (!(v[*k] = row_out(s))) {
+			err = -ENOMEM;
+			break;
+		}
+		(*k)++;
+	}
+	if (err == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		err = store_errno(st, rc);
+		log_warn("store: peek: %s", sqlite3_errmsg(st->db));
+	}
+	sqlite3_reset(s);
+	return err;
+}
+
 int store_peek_outs(struct store *st, size_t max, struct store_out ***out, size_t *n)
 {
 	*out = NULL;
@@ -211,27 +246,14 @@ int store_peek_outs(struct store *st, size_t max, struct store_out ***out, size_
 		return 0;
 	if (max > 4096)
 		max = 4096;
-	sqlite3_stmt *s = store_stmt(st, Q_OUT_PEEK);
-	if (!s)
-		return -EIO;
 	struct store_out **v = calloc(max, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	size_t k = 0;
-	int err = 0, rc;
-	sqlite3_bind_int64(s, 1, (int64_t)max);
-	while (k < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (!(v[k] = row_out(s))) {
-			err = -ENOMEM;
-			break;
-		}
-		k++;
-	}
-	if (err == 0 && k < max && rc != SQLITE_DONE) {
-		err = store_errno(st, rc);
-		log_warn("store: peek: %s", sqlite3_errmsg(st->db));
-	}
-	sqlite3_reset(s);
+	/* urgent notes from their small index, then normal ones in rowid (age) order */
+	int err = peek_rows(st, Q_OUT_PEEK_URGENT, v, max, &k);
+	if (err == 0 && k < max)
+		err = peek_rows(st, Q_OUT_PEEK, v, max, &k);
 	if (err < 0 || k == 0) {
 		for (size_t i = 0; i < k; i++)
 			store_out_free(v[i]);
@@ -261,8 +283,13 @@ int store_out_sent(struct store *st, int64_t id)
 	int began = store_wbegin(st);
 	if (began < 0)
 		return began;
+	/* the out_del trigger updates the meta row: bring it up to date first */
+	int err = store_flush_counts(st);
+	st->room_valid = false;
+	if (err < 0)
+		return store_wend(st, began, err);
 	sqlite3_stmt *s = store_stmt(st, Q_OUT_DELETE);
-	int err = -EIO;
+	err = -EIO;
 	if (s) {
 		sqlite3_bind_int64(s, 1, id);
 		err = store_step_done(st, s);

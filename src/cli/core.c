@@ -337,13 +337,29 @@ static int run_status(struct cli *cli, int argc, char **argv)
 				printf("    %-14s %s\n", k, buf);
 			}
 	}
+	/* bytes per note per notefile (issue 10: what templates save on the air) */
+	json_t *nfs = json_object_get(st, "notefiles");
+	if (json_is_object(nfs) && json_object_size(nfs)) {
+		printf("notefiles\n");
+		json_object_foreach(nfs, name, p)
+		{
+			json_int_t notes = json_integer_value(json_object_get(p, "notes"));
+			json_int_t bj = json_integer_value(json_object_get(p, "bytes_json"));
+			printf("  %-12s %" JSON_INTEGER_FORMAT " notes, %" JSON_INTEGER_FORMAT
+			       " B/note (as JSON %" JSON_INTEGER_FORMAT "), %" JSON_INTEGER_FORMAT
+			       " templated, template %s\n",
+			       name, notes, json_integer_value(json_object_get(p, "bytes_per_note")),
+			       notes ? bj / notes : 0, json_integer_value(json_object_get(p, "templated")),
+			       json_string_value(json_object_get(p, "template")) ?: "-");
+		}
+	}
 	/* anything else the daemon reports: sections of their own */
 	const char *k;
 	json_t *v;
 	json_object_foreach(st, k, v)
 	{
-		static const char *const shown[] = {"ok",  "status", "daemon",  "notecard",
-		                                    "hub", "store",  "plugins", NULL};
+		static const char *const shown[] = {"ok",  "status", "daemon",  "notecard", "hub",
+		                                    "store", "plugins", "notefiles", NULL};
 		bool seen = false;
 		for (size_t i = 0; shown[i] && !seen; i++)
 			seen = strcmp(shown[i], k) == 0;

@@ -64,6 +64,14 @@ int link_opts_from_cfg(const struct cfg *cfg, struct link_opts *o)
 				goto nomem;
 			o->nf[i].encrypt = cfg->notefiles[i].encrypt;
 			o->nf[i].urgent = cfg->notefiles[i].urgent;
+			o->nf[i].learn = cfg->notefiles[i].learn > 0 ? (unsigned)cfg->notefiles[i].learn
+			                                              : 10;
+			o->nf[i].ntn = cfg->notefiles[i].ntn;
+			if (cfg->notefiles[i].template_ &&
+			    !(o->nf[i].template_ = strdup(cfg->notefiles[i].template_))) {
+				free(o->nf[i].name);
+				goto nomem;
+			}
 			o->n_nf++;
 		}
 	}
@@ -85,8 +93,10 @@ void link_opts_clear(struct link_opts *o)
 	free(o->store_path);
 	free(o->public_key);
 	free(o->key_name);
-	for (size_t i = 0; i < o->n_nf; i++)
+	for (size_t i = 0; i < o->n_nf; i++) {
 		free(o->nf[i].name);
+		free(o->nf[i].template_);
+	}
 	free(o->nf);
 	memset(o, 0, sizeof(*o));
 }
@@ -226,6 +236,8 @@ static void set_state(struct link *l, enum link_state s)
 	if (l->state == s)
 		return;
 	l->state = s;
+	/* published before any reply that follows, so a caller sees the new state */
+	link_publish_status(l);
 	link_emit(l, LEV_STATUS, 0, NULL, NULL);
 }
 
@@ -260,6 +272,7 @@ static void take_reconfig(struct link *l)
 	                n.timing_pct != l->o.timing_pct;
 	link_opts_clear(&l->o);
 	l->o = n;
+	link_tmpl_free(l); /* rebuilt from the new notefile settings on next use */
 	if (new_card) {
 		card_free(l->card);
 		l->card = NULL;
@@ -343,16 +356,17 @@ static int work(struct link *l, bool attn_fired, uint64_t now, bool *busy)
 			pthread_mutex_unlock(&l->mu);
 		}
 	}
+	/* arm before looking, so a note that lands while we read raises ATTN again */
+	if (l->attn && !l->attn_armed) {
+		r = link_attn_arm(l);
+		if (r < 0)
+			return r;
+	}
 	if (attn_fired || now >= l->next_inbound) {
 		r = link_inbound(l);
 		if (r < 0)
 			return r;
 		l->next_inbound = now + (l->attn ? ATTN_FALLBACK_MS : l->o.poll_ms);
-	}
-	if (l->attn && !l->attn_armed) {
-		r = link_attn_arm(l);
-		if (r < 0)
-			return r;
 	}
 	if (now >= l->next_env) {
 		r = link_env(l);
@@ -530,11 +544,13 @@ void link_free(struct link *l)
 	json_decref(l->hub);
 	json_decref(l->wireless);
 	json_decref(l->sync_status);
+	json_decref(l->card_status);
 	json_decref(l->env);
 	json_decref(l->status);
 	for (size_t i = 0; i < l->n_in_files; i++)
 		free(l->in_files[i]);
 	free(l->in_files);
+	link_tmpl_free(l);
 	link_opts_clear(&l->o);
 	link_opts_clear(&l->next_opts);
 	pthread_mutex_destroy(&l->mu);

@@ -168,6 +168,7 @@ int link_probe(struct link *l)
 	l->card_full = false;
 	l->attn_armed = false;
 	l->db_started = false;
+	link_tmpl_card_reset(l);
 	log_info("card: %s %s %s ready",
 	         json_string_value(json_object_get(l->version, "device")) ?: "?",
 	         json_string_value(json_object_get(l->version, "sku")) ?: "?",
@@ -268,7 +269,10 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 				return r;
 			continue;
 		}
-		r = card_request(l->card, req, &rsp);
+		struct link_tmpl_note tn;
+		r = link_tmpl_prepare(l, n, req, &tn);
+		if (r >= 0)
+			r = card_request(l->card, req, &rsp);
 		json_decref(req);
 		if (r < 0) {
 			l->last_err = r;
@@ -277,6 +281,7 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 		}
 		const char *err = err_of(rsp);
 		if (!err) {
+			link_tmpl_sent(l, n->file, &tn);
 			r = store_out_sent(l->st, n->id);
 			l->cnt.notes_sent++;
 			l->pending_on_card++;
@@ -289,6 +294,7 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 			r = 0;
 		} else {
 			log_warn("card: note.add %s refused: %s", n->file, err);
+			link_tmpl_refused(l, n->file, err);
 			r = note_refused(l, n, err);
 		}
 		json_decref(rsp);
@@ -519,6 +525,11 @@ int link_refresh_status(struct link *l)
 		return r;
 	json_decref(l->sync_status);
 	l->sync_status = rsp;
+	r = ask(l, json_pack("{s:s}", "req", "card.status"), &rsp);
+	if (r < 0)
+		return r;
+	json_decref(l->card_status);
+	l->card_status = rsp;
 	return 0;
 }
 
@@ -573,13 +584,11 @@ void link_publish_status(struct link *l)
 		json_object_set_new(card, "signal", sig);
 	}
 	copy_field(card, "wireless", l->wireless, "status");
-	if (l->sync_status) {
-		const char *s = json_string_value(json_object_get(l->sync_status, "status"));
-		json_object_set_new(card, "connected",
-		                    json_boolean(s && (strstr(s, "{sync-end}") ||
-		                                       strstr(s, "{notehub-connected}") ||
-		                                       strstr(s, "connected"))));
-	}
+	/* card.status says whether the card is connected to Notehub now */
+	json_t *conn = json_object_get(l->card_status, "connected");
+	if (l->card_status)
+		json_object_set_new(card, "connected", json_boolean(json_is_true(conn)));
+	copy_field(card, "storage_pct", l->card_status, "storage");
 	json_object_set_new(card, "attn", json_boolean(l->attn != NULL));
 	if (l->state != LINK_READY && l->last_err)
 		json_object_set_new(card, "error", json_string(strerror(-l->last_err)));
@@ -610,7 +619,8 @@ void link_publish_status(struct link *l)
 	json_object_set_new(link, "counters", c);
 	json_object_set_new(link, "pending_on_card", json_integer(l->pending_on_card));
 	json_object_set_new(link, "card_full", json_boolean(l->card_full));
-	json_t *snap = json_pack("{s:o,s:o,s:o}", "notecard", card, "hub", hub, "link", link);
+	json_t *snap = json_pack("{s:o,s:o,s:o,s:o*}", "notecard", card, "hub", hub, "link", link,
+	                         "notefiles", link_tmpl_status(l));
 	pthread_mutex_lock(&l->mu);
 	json_decref(l->status);
 	l->status = snap;

@@ -18,6 +18,7 @@ struct store;
 struct store_out;
 struct crypto_key;
 struct attn;
+struct link_tmpl;
 
 /* What the link needs of the configuration, copied so the main thread can
  * reload and free its cfg while the link thread works. */
@@ -25,6 +26,9 @@ struct link_notefile {
 	char *name;
 	int encrypt;  /* enum cfg_tristate */
 	bool urgent;
+	char *template_; /* "off", "auto" or a path (link_tmpl.c) */
+	unsigned learn;
+	bool ntn;
 };
 
 struct link_opts {
@@ -115,7 +119,7 @@ struct link {
 	int last_err;
 	uint64_t backoff_ms, retry_at;
 	/* card facts */
-	json_t *version, *hub, *wireless, *sync_status, *env;
+	json_t *version, *hub, *wireless, *sync_status, *card_status, *env;
 	int64_t env_modified;
 	bool env_known;
 	/* outbound */
@@ -130,6 +134,7 @@ struct link {
 	bool attn_armed, db_started;
 	uint64_t next_inbound, next_env, next_status, next_store_check;
 	struct link_counters cnt;
+	struct link_tmpl *tmpl;       /* note templates, built on first use (link_tmpl.c) */
 };
 
 /* link_card.c: one step each, on the link thread; -ENODEV/-ETIMEDOUT/-EIO mean the
@@ -142,6 +147,20 @@ int link_refresh_status(struct link *l);
 int link_attn_arm(struct link *l);
 int link_raw(struct link *l, const char *text, char **rsp);
 void link_publish_status(struct link *l);
+/* link_tmpl.c: note templates around each note.add. prepare decides how the built
+ * request goes (sending note.template first when the card must learn or forget a
+ * template); -ENODEV/-ETIMEDOUT/-EIO as above. */
+struct link_tmpl_note {
+	bool templated;
+	size_t json, air; /* bytes of the note as JSON and as sent */
+};
+int link_tmpl_prepare(struct link *l, const struct store_out *n, json_t *req,
+                      struct link_tmpl_note *tn);
+void link_tmpl_sent(struct link *l, const char *file, const struct link_tmpl_note *tn);
+void link_tmpl_refused(struct link *l, const char *file, const char *err);
+void link_tmpl_card_reset(struct link *l); /* after a probe: the card may hold anything */
+json_t *link_tmpl_status(struct link *l);  /* new reference */
+void link_tmpl_free(struct link *l);
 /* Queue an event for the loop thread (link.c). Strings are copied. */
 void link_emit(struct link *l, enum link_ev_kind kind, int64_t id, const char *a, const char *b);
 #endif

@@ -4,6 +4,8 @@ libngw_la_SOURCES += src/notecard/timing.c src/notecard/timing.h src/notecard/tr
 	src/notecard/serial.c src/notecard/card.c src/notecard/card.h \
 	src/notecard/attn.c src/notecard/attn.h src/notecard/link_int.h src/notecard/link.c \
 	src/notecard/link_card.c src/notecard/link_note.c
+# note templates (issue 10)
+libngw_la_SOURCES += src/notecard/template.c src/notecard/template.h src/notecard/link_tmpl.c
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_card tests/unit/test_i2c tests/unit/test_serial \
@@ -23,8 +25,30 @@ tests_unit_test_link_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_card tests/unit/test_i2c tests/unit/test_serial tests/unit/test_link
 endif
 
+# the request layer as a filter, for the simulator tests
+check_PROGRAMS += tests/lib/cardreq
+tests_lib_cardreq_SOURCES = tests/lib/cardreq.c
+tests_lib_cardreq_CFLAGS = $(NGW_CFLAGS)
+tests_lib_cardreq_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD)
+TESTS += tests/integration/test_link_sim.py tests/integration/test_link_daemon.py
+
 # bench (not part of make check): notes/s over the link against the pacing limit
 noinst_PROGRAMS += bench/link_bench
 bench_link_bench_SOURCES = bench/link_bench.c
 bench_link_bench_CFLAGS = $(NGW_CFLAGS)
 bench_link_bench_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD) -lutil
+
+# note templates (issue 10): unit and integration tests; bench (not run by make check):
+# bytes on the air per note, JSON vs templated
+noinst_PROGRAMS += bench/template_bench
+bench_template_bench_SOURCES = bench/template_bench.c
+bench_template_bench_CFLAGS = $(NGW_CFLAGS)
+bench_template_bench_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD)
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_template
+tests_unit_test_template_SOURCES = tests/unit/test_template.c
+tests_unit_test_template_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_template_LDADD = $(UNIT_LIBS)
+TESTS += tests/unit/test_template
+endif
+TESTS += tests/integration/test_templates.py
