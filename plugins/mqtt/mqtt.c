@@ -1,7 +1,8 @@
 /* mqtt plugin: the gateway as an MQTT client of a local broker (libmosquitto).
  * Its socket and timers live in the daemon's sd-event loop (no libmosquitto thread):
- * <prefix>/out/<notefile> becomes a note committed before on_message returns,
- * inbound notes go out on <prefix>/in/<file> and are marked delivered on PUBACK. */
+ * <prefix>/out/<notefile> becomes a note committed before on_message returns and
+ * acknowledged to the broker only after that (see setup_client); inbound notes go
+ * out on <prefix>/in/<file> and are marked delivered on the broker's PUBACK. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
