@@ -90,6 +90,13 @@ static const struct ngw_cfg_key keys[] = {
 #undef K
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
+/* An out/ message handed to the host's group commit, its PUBACK held until then. */
+struct put_ctx {
+	struct mqtt *m; /* NULL once the plugin stopped: nothing to release */
+	struct put_ctx *next;
+	char topic[]; /* for an error report */
+};
+
 /* A message waiting for the broker to come back. */
 struct held {
 	struct held *next;
@@ -137,6 +144,8 @@ struct mqtt {
 	char *status;     /* last status JSON from the host */
 	int64_t *mid_ids; /* [65536]: mid -> inbound note id awaiting PUBACK */
 	struct req_ctx *reqs;
+	struct put_ctx *puts; /* notes waiting for their commit */
+	unsigned n_puts;      /* while > 0, nothing is written to the broker */
 	struct held *held, **held_tail;
 	unsigned n_held;
 	/* ingest = broker: is notegw_broker.so answering on this broker? */
@@ -302,10 +311,79 @@ static void publish_status(struct mqtt *m, bool online)
 
 /* ---- inbound from the broker ----------------------------------------------------- */
 
+/* A store answer that means "never": the note is refused, the message acknowledged
+ * and the reason reported. Anything else may pass and must not be acknowledged. */
+static bool is_refusal(int err)
+{
+	return err == -ENOSPC || err == -EINVAL || err == -EMSGSIZE;
+}
+
+/* A note that was not committed for a reason that may pass: the broker must not get
+ * its PUBACK. Shut the connection down before anything queued is written; the broker
+ * sends the message again on the resumed session (committed notes whose PUBACK dies
+ * with the connection come again too: duplicates, never losses). */
+static void not_acked(struct mqtt *m, const char *topic, const char *why)
+{
+	m->n.failed++;
+	LOG(m, LOG_ERR,
+	    "note from %s not committed (%s): not acknowledged, dropping the connection so "
+	    "the broker sends it again",
+	    topic, why);
+	publish_error(m, topic, "store could not commit the note; not acknowledged");
+	if (m->mosq && mosquitto_socket(m->mosq) >= 0)
+		shutdown(mosquitto_socket(m->mosq), SHUT_RDWR);
+}
+
+/* No note pending any more: what libmosquitto queued (PUBACKs included) may go. */
+static void release_writes(struct mqtt *m)
+{
+	int rc;
+
+	if (m->n_puts || !m->mosq || mosquitto_socket(m->mosq) < 0)
+		return;
+	if (mosquitto_want_write(m->mosq)) {
+		rc = mosquitto_loop_write(m->mosq, 1);
+		if (rc != MOSQ_ERR_SUCCESS) {
+			conn_lost(m, rc, "connection lost");
+			return;
+		}
+	}
+	update_io(m);
+}
+
+static void on_put(void *ud, int err, const char *why)
+{
+	struct put_ctx *c = ud, **pp;
+	struct mqtt *m = c->m;
+
+	if (m) {
+		for (pp = &m->puts; *pp; pp = &(*pp)->next) {
+			if (*pp == c) {
+				*pp = c->next;
+				break;
+			}
+		}
+		m->n_puts--;
+		if (err == 0) {
+			m->n.queued++;
+		} else if (is_refusal(err)) {
+			m->n.refused++;
+			LOG(m, LOG_NOTICE, "refused message on %s: %s", c->topic,
+			    why ? why : strerror(-err));
+			publish_error(m, c->topic, why ? why : strerror(-err));
+		} else {
+			not_acked(m, c->topic, why ? why : strerror(-err));
+		}
+		release_writes(m);
+	}
+	free(c);
+}
+
 static void ingest_out(struct mqtt *m, const struct mosquitto_message *msg, const char *notefile)
 {
 	const struct ngw_host_api *h = m->self->host;
 	const char *why = NULL;
+	struct put_ctx *c;
 	char *body = NULL;
 	int r;
 
@@ -323,27 +401,30 @@ static void ingest_out(struct mqtt *m, const struct mosquitto_message *msg, cons
 	                   (size_t)m->conf.max_payload, &body, &why);
 	if (r < 0)
 		goto refused;
-	/* Committed before we return: the PUBACK libmosquitto has queued for this
-	 * message is written only after (see setup_client). */
-	r = h->note_put_sync(m->self, notefile, body, NULL, 0, &why);
-	free(body);
-	if (r == -EIO || r == -EBUSY || r == -EAGAIN || r == -ENOMEM) {
-		/* Not committed for a reason that may pass: the broker must not get our
-		 * PUBACK. Drop the connection before anything queued is written; the
-		 * broker sends the message again on the resumed session. */
-		m->n.failed++;
-		LOG(m, LOG_ERR,
-		    "note from %s not committed (%s): not acknowledged, dropping the "
-		    "connection so the broker sends it again",
-		    msg->topic, why ? why : strerror(-r));
-		publish_error(m, msg->topic, "store could not commit the note; not acknowledged");
-		shutdown(mosquitto_socket(m->mosq), SHUT_RDWR);
+	/* Into the host's group commit. The PUBACK libmosquitto has queued for this
+	 * message is not written before the commit: writes to the broker wait while
+	 * any note is pending (see setup_client and release_writes). */
+	c = malloc(sizeof(*c) + strlen(msg->topic) + 1);
+	if (!c) {
+		free(body);
+		not_acked(m, msg->topic, "out of memory");
 		return;
 	}
-	if (r < 0)
-		goto refused;
-	m->n.queued++;
-	return;
+	c->m = m;
+	strcpy(c->topic, msg->topic);
+	r = h->note_put(m->self, notefile, body, NULL, 0, on_put, c, &why);
+	free(body);
+	if (r == 0) {
+		c->next = m->puts;
+		m->puts = c;
+		m->n_puts++;
+		return;
+	}
+	free(c);
+	if (!is_refusal(r)) {
+		not_acked(m, msg->topic, why ? why : strerror(-r));
+		return;
+	}
 refused:
 	m->n.refused++;
 	if (!why)
@@ -641,7 +722,8 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
 		rc = mosquitto_loop_read(m->mosq, 1);
 	/* Every on_message of that read has returned (committed): what was queued,
 	 * PUBACKs included, may go now. */
-	if (rc == MOSQ_ERR_SUCCESS && ((revents & EPOLLOUT) || mosquitto_want_write(m->mosq)))
+	if (rc == MOSQ_ERR_SUCCESS && m->n_puts == 0 &&
+	    ((revents & EPOLLOUT) || mosquitto_want_write(m->mosq)))
 		rc = mosquitto_loop_write(m->mosq, 1);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		conn_lost(m, rc, "connection lost");
@@ -665,7 +747,7 @@ static void update_io(struct mqtt *m)
 	}
 	if (fd < 0)
 		return;
-	ev = EPOLLIN | (mosquitto_want_write(m->mosq) ? EPOLLOUT : 0);
+	ev = EPOLLIN | (m->n_puts == 0 && mosquitto_want_write(m->mosq) ? EPOLLOUT : 0);
 	if (!m->io) {
 		r = sd_event_add_io(m->self->host->event(m->self), &m->io, fd, ev, on_io, m);
 		if (r < 0) {
@@ -1014,19 +1096,31 @@ static int mqtt_start(struct ngw_plugin *self)
 static void mqtt_stop(struct ngw_plugin *self)
 {
 	struct mqtt *m = self->priv;
+	struct put_ctx *p;
 	struct req_ctx *c;
 
 	if (!m || !m->started)
 		return;
-	/* A clean DISCONNECT suppresses the will: say "offline" ourselves first. */
-	if (m->connected)
-		publish_status(m, false);
 	m->stopping = true;
-	mosquitto_disconnect(m->mosq);
-	/* Packets are only queued (see setup_client): write the goodbye out. */
-	for (int i = 0; i < 50 && mosquitto_want_write(m->mosq); i++)
-		if (mosquitto_loop_write(m->mosq, 1) != MOSQ_ERR_SUCCESS)
-			break;
+	if (m->n_puts && mosquitto_socket(m->mosq) >= 0) {
+		/* Notes still wait for their commit: their PUBACKs must not go out now.
+		 * Drop the connection instead of saying goodbye; the will says
+		 * "offline" and the broker sends those messages again next time. */
+		shutdown(mosquitto_socket(m->mosq), SHUT_RDWR);
+	} else {
+		/* A clean DISCONNECT suppresses the will: say "offline" ourselves. */
+		if (m->connected)
+			publish_status(m, false);
+		mosquitto_disconnect(m->mosq);
+		/* Packets are only queued (see setup_client): write the goodbye out. */
+		for (int i = 0; i < 50 && mosquitto_want_write(m->mosq); i++)
+			if (mosquitto_loop_write(m->mosq, 1) != MOSQ_ERR_SUCCESS)
+				break;
+	}
+	for (p = m->puts; p; p = p->next)
+		p->m = NULL; /* commits reported later release nothing */
+	m->puts = NULL;
+	m->n_puts = 0;
 	for (c = m->reqs; c; c = c->next)
 		c->m = NULL; /* answers arriving later are dropped by on_reply */
 	m->reqs = NULL;
