@@ -1,9 +1,9 @@
 """The MQTT client plugin (mqtt.so) against a real mosquitto: out/ messages become
-notes committed before on_message returns, refusals are reported on error/ and
+notes, acknowledged to the broker after their commit; refusals are reported on error/ and
 nothing is queued, inbound notes go out on in/ and are marked delivered only on
 PUBACK, status is retained with a last will, the session persists across restarts.
 The plugin runs in tests/unit/mqtt_fakehost (real plugin ABI and config binder; its
-store is an fsync'd JSON-lines file)."""
+store is a group-committed, fsync'd JSON-lines file)."""
 import json
 import os
 import subprocess
