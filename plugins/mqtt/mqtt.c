@@ -59,7 +59,7 @@ struct mqtt_conf {
 	int ingest;
 };
 
-#define K(n, t, d) .name = #n, .type = t, .def = d, .offset = offsetof(struct mqtt_conf, n)
+#define K(n, t, d) .name = #n, .type = (t), .def = (d), .offset = offsetof(struct mqtt_conf, n)
 static const struct ngw_cfg_key keys[] = {
     {K(enabled, NGW_CFG_BOOL, "true")},
     {K(host, NGW_CFG_STR, "localhost")},

@@ -605,6 +605,7 @@ int link_request(struct link *l, const char *req_json, ngw_reply_cb cb, void *ud
 		return -ECANCELED;
 	}
 	efd_signal(l->wake_efd);
+	/* cppcheck-suppress memleak ; q is on l->reqs, the link thread frees it */
 	return 0;
 }
 
