@@ -8,8 +8,8 @@
  * the store fills) with their files in DIR (default /var/tmp, a real disk, so fsync
  * costs what it costs). Then, with the same publisher (QoS 1, 20 in flight):
  *   bare    publish to bare/x, a libmosquitto subscriber counts arrivals
- *   client  publish to notecard/out/bench.qo, the daemon's mqtt plugin commits each
- *           before on_message returns
+ *   client  publish to notecard/out/bench.qo, the daemon's mqtt plugin hands them to
+ *           the group commit and acknowledges them to the broker after it
  *   broker  publish to benchb/out/benchb.qo, mosquitto's plugin commits each before
  *           the PUBACK (the publisher's acknowledgment comes after the commit)
  * A reader thread polls the store every millisecond: a row is counted "committed"
@@ -358,7 +358,7 @@ int main(int argc, char **argv)
 	printf("mqtt_bench: %d QoS 1 messages each, files in %s\n", n, dir);
 	printf("  %-34s %9.0f msgs/s\n", "bare libmosquitto subscriber", bare.rate);
 	printf("  %-34s %9.0f msgs/s  ratio %.2f  publish->commit p50 %.2f ms p99 %.2f ms%s\n",
-	       "client plugin (commit in on_message)", cl.rate, cl.rate / bare.rate, cl.p50_ms,
+	       "client plugin (PUBACK after commit)", cl.rate, cl.rate / bare.rate, cl.p50_ms,
 	       cl.p99_ms, cl.done < n ? "  INCOMPLETE" : "");
 	if (rbso)
 		printf(

@@ -106,7 +106,7 @@ done
 cli send alerts.qo '{"door":"open"}' && echo "demo: queued one note with 'notegw send'"
 echo "demo: waiting for the notes to reach the simulated Notehub"
 for _ in $(seq 150); do
-	[ "$(wc -l <"$d/hub.jsonl" 2>/dev/null || echo 0)" -ge 4 ] && break
+	[ -f "$d/hub.jsonl" ] && [ "$(wc -l <"$d/hub.jsonl")" -ge 4 ] && break
 	cli sync >/dev/null 2>&1 || true
 	sleep 0.2
 done

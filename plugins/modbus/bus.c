@@ -338,6 +338,9 @@ void mb_run_job(modbus_t *ctx, int *connected, struct mb_job *j)
 	}
 	modbus_set_slave(ctx, d->unit);
 	modbus_set_response_timeout(ctx, s, us);
+	/* a frame that stops half way must not take longer than a silent device */
+	modbus_set_byte_timeout(ctx, 0,
+	                        d->timeout_ms < 500 ? (uint32_t)d->timeout_ms * 1000 : 500000);
 	if (j->type == MB_JOB_POLL) {
 		size_t off = 0;
 		for (size_t b = 0; b < d->n_blocks; b++) {

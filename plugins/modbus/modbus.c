@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -50,6 +51,7 @@ struct mod {
 	sd_event_source *done_src;
 	struct mb_server *server;
 	sd_event_source *status_timer;
+	char server_error[200];
 	uint64_t writes_ok, writes_failed, writes_refused;
 };
 
@@ -372,17 +374,20 @@ static int mb_start(struct ngw_plugin *self)
 		goto fail;
 	m->running = true;
 	if (c->server_on) {
+		/* a taken port must not stop the data from the field: poll without it,
+		 * and say so in the log and in the status */
 		rc = mb_server_new(ev, c, &m->server, err, sizeof(err));
 		if (rc < 0) {
-			self->host->log(self, LOG_ERR, "server: %s", err);
-			goto fail;
+			self->host->log(self, LOG_ERR, "server not started: %s", err);
+			snprintf(m->server_error, sizeof(m->server_error), "%s", err);
+		} else {
+			self->host->log(self, LOG_INFO, "serving on %s:%d", c->server_host,
+			                mb_server_port(m->server));
+			rc = sd_event_add_time(ev, &m->status_timer, CLOCK_MONOTONIC, 0, 100000,
+			                       on_status_timer, m);
+			if (rc < 0)
+				goto fail;
 		}
-		self->host->log(self, LOG_INFO, "serving on %s:%d", c->server_host,
-		                mb_server_port(m->server));
-		rc = sd_event_add_time(ev, &m->status_timer, CLOCK_MONOTONIC, 0, 100000,
-		                       on_status_timer, m);
-		if (rc < 0)
-			goto fail;
 	}
 	for (size_t i = 0; i < c->n_devices; i++) {
 		struct dev_rt *d = &m->devs[i];
@@ -493,8 +498,14 @@ static void mb_on_inbound(struct ngw_plugin *self, const struct ngw_note *note)
 	json_t *req, *value = NULL;
 	const char *device = NULL, *point = NULL;
 
-	if (!m || !m->running || !note->file || strcmp(note->file, m->conf->write_notefile) != 0)
+	if (!m || !m->running)
 		return;
+	/* the store keeps an inbound note until every plugin had it: one that is not a
+	 * write request is simply not ours, and done with at once */
+	if (!note->file || strcmp(note->file, m->conf->write_notefile) != 0) {
+		self->host->inbound_done(self, note->id);
+		return;
+	}
 	/* echo what was asked for in the answer, even when it was wrong */
 	req = note->body ? json_loads(note->body, 0, NULL) : NULL;
 	if (json_is_object(req)) {
@@ -573,6 +584,8 @@ static char *mb_stats_json(struct ngw_plugin *self)
 	                              (json_int_t)m->writes_refused));
 	if (m->server)
 		json_object_set_new(o, "server", mb_server_stats(m->server));
+	else if (m->server_error[0])
+		json_object_set_new(o, "server", json_pack("{s:s}", "error", m->server_error));
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return text;

@@ -73,6 +73,36 @@ static void report_refusal(struct broker *b, const char *topic, const char *why)
 	free(js);
 }
 
+/* Turn a refused message into the error report about it: same QoS, not retained,
+ * topic <prefix>/error. mosquitto takes event_data's topic and payload as left here. */
+static int rewrite_as_error(struct broker *b, struct mosquitto_evt_message *ed, const char *why)
+{
+	char etopic[TOPIC_MAX];
+	char *js = mqtt_error_json(ed->topic, why);
+	char *t = NULL, *p = NULL;
+
+	if (js && mqtt_topic_build(etopic, sizeof(etopic), b->prefix, "error", NULL) == 0) {
+		t = mosquitto_strdup(etopic);
+		p = mosquitto_strdup(js);
+	}
+	free(js);
+	if (!t || !p) {
+		mosquitto_free(t);
+		mosquitto_free(p);
+		return MOSQ_ERR_NOMEM;
+	}
+#if LIBMOSQUITTO_VERSION_NUMBER < 2001000
+	/* mosquitto 2.0 frees a replaced payload but not a replaced topic; 2.1 frees
+	 * both itself. */
+	mosquitto_free(ed->topic);
+#endif
+	ed->topic = t;
+	ed->payload = p;
+	ed->payloadlen = (uint32_t)strlen(p);
+	ed->retain = false;
+	return MOSQ_ERR_SUCCESS;
+}
+
 static int on_message(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_message *ed = event_data;
@@ -82,8 +112,21 @@ static int on_message(int event, void *event_data, void *userdata)
 	char *body = NULL;
 	int r;
 
-	if (mqtt_topic_classify(b->prefix, ed->topic, &notefile) != MQTT_TOPIC_OUT)
+	switch (mqtt_topic_classify(b->prefix, ed->topic, &notefile)) {
+	case MQTT_TOPIC_OUT:
+		break;
+	case MQTT_TOPIC_PING: {
+		/* notegwd with ingest = broker asks whether we are here: a client plugin
+		 * that leaves out/ to us must learn when nobody takes it. */
+		char pong[TOPIC_MAX];
+		if (mqtt_topic_build(pong, sizeof(pong), b->prefix, "broker", "pong") == 0)
+			mosquitto_broker_publish_copy(NULL, pong, (int)ed->payloadlen, ed->payload,
+			                              1, false, NULL);
 		return MOSQ_ERR_SUCCESS;
+	}
+	default:
+		return MOSQ_ERR_SUCCESS;
+	}
 	r = mqtt_out_check(notefile, ed->payload, ed->payloadlen, (size_t)b->max_payload, &body,
 	                   &why);
 	if (r == 0) {
@@ -123,33 +166,7 @@ static int on_message(int event, void *event_data, void *userdata)
 	b->refused++;
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, "notegw: refused %s from %s: %s", ed->topic,
 	                     client ? client : "?", why);
-	{
-		char etopic[TOPIC_MAX];
-		char *js = mqtt_error_json(ed->topic, why);
-		char *t = NULL;
-
-		if (js && mqtt_topic_build(etopic, sizeof(etopic), b->prefix, "error", NULL) == 0)
-			t = mosquitto_strdup(etopic);
-		if (!js || !t) {
-			free(js);
-			mosquitto_free(t);
-			return MOSQ_ERR_NOMEM;
-		}
-		/* mosquitto 2.0 takes event_data.topic and .payload as they are left here
-		 * (freeing a replaced payload itself, but not a replaced topic). */
-		char *p = mosquitto_strdup(js);
-		free(js);
-		if (!p) {
-			mosquitto_free(t);
-			return MOSQ_ERR_NOMEM;
-		}
-		mosquitto_free(ed->topic);
-		ed->topic = t;
-		ed->payload = p;
-		ed->payloadlen = (uint32_t)strlen(p);
-		ed->retain = false;
-	}
-	return MOSQ_ERR_SUCCESS;
+	return rewrite_as_error(b, ed, why);
 }
 
 int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)

@@ -1,7 +1,8 @@
 /* mqtt plugin: the gateway as an MQTT client of a local broker (libmosquitto).
  * Its socket and timers live in the daemon's sd-event loop (no libmosquitto thread):
- * <prefix>/out/<notefile> becomes a note committed before on_message returns,
- * inbound notes go out on <prefix>/in/<file> and are marked delivered on PUBACK. */
+ * <prefix>/out/<notefile> becomes a note committed before on_message returns and
+ * acknowledged to the broker only after that (see setup_client); inbound notes go
+ * out on <prefix>/in/<file> and are marked delivered on the broker's PUBACK. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -88,6 +90,13 @@ static const struct ngw_cfg_key keys[] = {
 #undef K
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
+/* An out/ message handed to the host's group commit, its PUBACK held until then. */
+struct put_ctx {
+	struct mqtt *m; /* NULL once the plugin stopped: nothing to release */
+	struct put_ctx *next;
+	char topic[]; /* for an error report */
+};
+
 /* A message waiting for the broker to come back. */
 struct held {
 	struct held *next;
@@ -99,6 +108,8 @@ struct held {
 };
 
 #define HELD_MAX 4096u
+/* How long the broker plugin has to answer the ping after each connect. */
+#define PROBE_MS 5000u
 
 /* A raw request waiting for the Notecard's answer. */
 struct req_ctx {
@@ -133,10 +144,17 @@ struct mqtt {
 	char *status;     /* last status JSON from the host */
 	int64_t *mid_ids; /* [65536]: mid -> inbound note id awaiting PUBACK */
 	struct req_ctx *reqs;
+	struct put_ctx *puts; /* notes waiting for their commit */
+	unsigned n_puts;      /* while > 0, nothing is written to the broker */
 	struct held *held, **held_tail;
 	unsigned n_held;
+	/* ingest = broker: is notegw_broker.so answering on this broker? */
+	int broker_plugin; /* -1 not known yet, 0 no answer, 1 answered */
+	char probe[96];
+	uint64_t probe_deadline_ms;
 	struct {
-		uint64_t received, queued, refused, published, delivered, reconnects, connects;
+		uint64_t received, queued, refused, failed, published, delivered, reconnects,
+		    connects;
 	} n;
 };
 
@@ -293,10 +311,79 @@ static void publish_status(struct mqtt *m, bool online)
 
 /* ---- inbound from the broker ----------------------------------------------------- */
 
+/* A store answer that means "never": the note is refused, the message acknowledged
+ * and the reason reported. Anything else may pass and must not be acknowledged. */
+static bool is_refusal(int err)
+{
+	return err == -ENOSPC || err == -EINVAL || err == -EMSGSIZE;
+}
+
+/* A note that was not committed for a reason that may pass: the broker must not get
+ * its PUBACK. Shut the connection down before anything queued is written; the broker
+ * sends the message again on the resumed session (committed notes whose PUBACK dies
+ * with the connection come again too: duplicates, never losses). */
+static void not_acked(struct mqtt *m, const char *topic, const char *why)
+{
+	m->n.failed++;
+	LOG(m, LOG_ERR,
+	    "note from %s not committed (%s): not acknowledged, dropping the connection so "
+	    "the broker sends it again",
+	    topic, why);
+	publish_error(m, topic, "store could not commit the note; not acknowledged");
+	if (m->mosq && mosquitto_socket(m->mosq) >= 0)
+		shutdown(mosquitto_socket(m->mosq), SHUT_RDWR);
+}
+
+/* No note pending any more: what libmosquitto queued (PUBACKs included) may go. */
+static void release_writes(struct mqtt *m)
+{
+	int rc;
+
+	if (m->n_puts || !m->mosq || mosquitto_socket(m->mosq) < 0)
+		return;
+	if (mosquitto_want_write(m->mosq)) {
+		rc = mosquitto_loop_write(m->mosq, 1);
+		if (rc != MOSQ_ERR_SUCCESS) {
+			conn_lost(m, rc, "connection lost");
+			return;
+		}
+	}
+	update_io(m);
+}
+
+static void on_put(void *ud, int err, const char *why)
+{
+	struct put_ctx *c = ud, **pp;
+	struct mqtt *m = c->m;
+
+	if (m) {
+		for (pp = &m->puts; *pp; pp = &(*pp)->next) {
+			if (*pp == c) {
+				*pp = c->next;
+				break;
+			}
+		}
+		m->n_puts--;
+		if (err == 0) {
+			m->n.queued++;
+		} else if (is_refusal(err)) {
+			m->n.refused++;
+			LOG(m, LOG_NOTICE, "refused message on %s: %s", c->topic,
+			    why ? why : strerror(-err));
+			publish_error(m, c->topic, why ? why : strerror(-err));
+		} else {
+			not_acked(m, c->topic, why ? why : strerror(-err));
+		}
+		release_writes(m);
+	}
+	free(c);
+}
+
 static void ingest_out(struct mqtt *m, const struct mosquitto_message *msg, const char *notefile)
 {
 	const struct ngw_host_api *h = m->self->host;
 	const char *why = NULL;
+	struct put_ctx *c;
 	char *body = NULL;
 	int r;
 
@@ -314,14 +401,30 @@ static void ingest_out(struct mqtt *m, const struct mosquitto_message *msg, cons
 	                   (size_t)m->conf.max_payload, &body, &why);
 	if (r < 0)
 		goto refused;
-	/* Committed before we return: libmosquitto has already sent PUBACK, so the
-	 * only loss window left is this call (see docs/mqtt.md). */
-	r = h->note_put_sync(m->self, notefile, body, NULL, 0, &why);
+	/* Into the host's group commit. The PUBACK libmosquitto has queued for this
+	 * message is not written before the commit: writes to the broker wait while
+	 * any note is pending (see setup_client and release_writes). */
+	c = malloc(sizeof(*c) + strlen(msg->topic) + 1);
+	if (!c) {
+		free(body);
+		not_acked(m, msg->topic, "out of memory");
+		return;
+	}
+	c->m = m;
+	strcpy(c->topic, msg->topic);
+	r = h->note_put(m->self, notefile, body, NULL, 0, on_put, c, &why);
 	free(body);
-	if (r < 0)
-		goto refused;
-	m->n.queued++;
-	return;
+	if (r == 0) {
+		c->next = m->puts;
+		m->puts = c;
+		m->n_puts++;
+		return;
+	}
+	free(c);
+	if (!is_refusal(r)) {
+		not_acked(m, msg->topic, why ? why : strerror(-r));
+		return;
+	}
 refused:
 	m->n.refused++;
 	if (!why)
@@ -461,6 +564,16 @@ static void on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
 		if (m->conf.raw_requests)
 			raw_request(m, msg, props);
 		break;
+	case MQTT_TOPIC_PONG:
+		if (m->conf.ingest == INGEST_BROKER && m->broker_plugin != 1 &&
+		    (size_t)msg->payloadlen == strlen(m->probe) &&
+		    memcmp(msg->payload, m->probe, (size_t)msg->payloadlen) == 0) {
+			LOG(m, m->broker_plugin == 0 ? LOG_NOTICE : LOG_INFO,
+			    "the broker's notegw plugin answered: it queues %s/out/ messages",
+			    m->conf.prefix);
+			m->broker_plugin = 1;
+		}
+		break;
 	default:
 		break;
 	}
@@ -480,6 +593,13 @@ static void subscribe(struct mqtt *m)
 			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
 			    mosquitto_strerror(rc));
 	}
+	if (m->conf.ingest == INGEST_BROKER &&
+	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "broker", "pong") == 0) {
+		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
+		if (rc)
+			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
+			    mosquitto_strerror(rc));
+	}
 	if (m->conf.raw_requests &&
 	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "req", NULL) == 0) {
 		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
@@ -487,6 +607,41 @@ static void subscribe(struct mqtt *m)
 			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
 			    mosquitto_strerror(rc));
 	}
+}
+
+/* With ingest = broker this plugin leaves out/ to notegw_broker.so. If the broker
+ * does not run it, nobody queues those messages: ask it after every connect (the
+ * broker may have been restarted with another configuration) and say so loudly
+ * when it does not answer, rather than let out/ messages vanish unnoticed. */
+static void probe_broker(struct mqtt *m)
+{
+	char topic[TOPIC_MAX];
+
+	if (m->conf.ingest != INGEST_BROKER)
+		return;
+	snprintf(m->probe, sizeof(m->probe), "%s/%llu", m->client_id,
+	         (unsigned long long)m->n.connects);
+	m->broker_plugin = -1;
+	m->probe_deadline_ms = mono_ms() + PROBE_MS;
+	if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "broker", "ping") == 0)
+		publish(m, topic, m->probe, strlen(m->probe), false);
+}
+
+static void check_probe(struct mqtt *m, uint64_t now)
+{
+	char topic[TOPIC_MAX];
+
+	if (m->conf.ingest != INGEST_BROKER || m->broker_plugin != -1 || now < m->probe_deadline_ms)
+		return;
+	m->broker_plugin = 0;
+	LOG(m, LOG_ERR,
+	    "ingest = broker, but the broker did not answer as notegw_broker.so would: "
+	    "nothing queues %s/out/ messages",
+	    m->conf.prefix);
+	if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "out", "#") == 0)
+		publish_error(m, topic,
+		              "ingest = broker but the broker does not run notegw_broker.so: "
+		              "out/ messages are not queued");
 }
 
 static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
@@ -513,6 +668,7 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
 	subscribe(m);
 	publish_status(m, true);
 	flush_held(m);
+	probe_broker(m);
 	arm_timer(m, mono_ms() + TICK_MS);
 }
 
@@ -564,7 +720,10 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
 
 	if (revents & (EPOLLIN | EPOLLERR | EPOLLHUP))
 		rc = mosquitto_loop_read(m->mosq, 1);
-	if (rc == MOSQ_ERR_SUCCESS && (revents & EPOLLOUT))
+	/* Every on_message of that read has returned (committed): what was queued,
+	 * PUBACKs included, may go now. */
+	if (rc == MOSQ_ERR_SUCCESS && m->n_puts == 0 &&
+	    ((revents & EPOLLOUT) || mosquitto_want_write(m->mosq)))
 		rc = mosquitto_loop_write(m->mosq, 1);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		conn_lost(m, rc, "connection lost");
@@ -588,7 +747,7 @@ static void update_io(struct mqtt *m)
 	}
 	if (fd < 0)
 		return;
-	ev = EPOLLIN | (mosquitto_want_write(m->mosq) ? EPOLLOUT : 0);
+	ev = EPOLLIN | (m->n_puts == 0 && mosquitto_want_write(m->mosq) ? EPOLLOUT : 0);
 	if (!m->io) {
 		r = sd_event_add_io(m->self->host->event(m->self), &m->io, fd, ev, on_io, m);
 		if (r < 0) {
@@ -676,6 +835,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
 		conn_lost(m, MOSQ_ERR_CONN_LOST, "connect timed out");
 		return 0;
 	}
+	if (m->connected)
+		check_probe(m, now);
 	rc = mosquitto_loop_misc(m->mosq);
 	if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN) {
 		conn_lost(m, rc, "keepalive failed");
@@ -732,6 +893,7 @@ static int mqtt_configure(struct ngw_plugin *self)
 	m->self = self;
 	m->io_fd = -1;
 	m->held_tail = &m->held;
+	m->broker_plugin = -1;
 	/* Bound strings are ours to free even when binding fails: destroy() does. */
 	r = h->cfg_bind(self, "mqtt", keys, N_KEYS, &m->conf);
 	m->conf_bound = true;
@@ -856,6 +1018,14 @@ static int setup_client(struct mqtt *m)
 	mosquitto_message_v5_callback_set(m->mosq, on_message);
 	mosquitto_publish_v5_callback_set(m->mosq, on_publish);
 	mosquitto_log_callback_set(m->mosq, on_log);
+	/* The PUBACK window, closed: libmosquitto queues the PUBACK for an incoming
+	 * QoS 1 message before it calls on_message, and in its default mode writes it
+	 * to the socket at once. Marked as driven by an external thread, it only
+	 * queues packets and leaves the writing to mosquitto_loop_write(), which this
+	 * plugin calls only after on_message returned, i.e. after the commit. So the
+	 * broker hears PUBACK only for notes already in the store. (No thread is
+	 * started; the flag only changes when packets are written, and adds locks.) */
+	mosquitto_threaded_set(m->mosq, true);
 	if (mqtt_topic_build(topic, sizeof(topic), c->prefix, "status", NULL) < 0)
 		return -ENAMETOOLONG;
 	rc = mosquitto_will_set(m->mosq, topic, (int)strlen(will), will, (int)c->qos, true);
@@ -926,19 +1096,31 @@ static int mqtt_start(struct ngw_plugin *self)
 static void mqtt_stop(struct ngw_plugin *self)
 {
 	struct mqtt *m = self->priv;
+	struct put_ctx *p;
 	struct req_ctx *c;
 
 	if (!m || !m->started)
 		return;
-	/* A clean DISCONNECT suppresses the will: say "offline" ourselves first. */
-	if (m->connected) {
-		publish_status(m, false);
-		for (int i = 0; i < 10 && mosquitto_want_write(m->mosq); i++)
+	m->stopping = true;
+	if (m->n_puts && mosquitto_socket(m->mosq) >= 0) {
+		/* Notes still wait for their commit: their PUBACKs must not go out now.
+		 * Drop the connection instead of saying goodbye; the will says
+		 * "offline" and the broker sends those messages again next time. */
+		shutdown(mosquitto_socket(m->mosq), SHUT_RDWR);
+	} else {
+		/* A clean DISCONNECT suppresses the will: say "offline" ourselves. */
+		if (m->connected)
+			publish_status(m, false);
+		mosquitto_disconnect(m->mosq);
+		/* Packets are only queued (see setup_client): write the goodbye out. */
+		for (int i = 0; i < 50 && mosquitto_want_write(m->mosq); i++)
 			if (mosquitto_loop_write(m->mosq, 1) != MOSQ_ERR_SUCCESS)
 				break;
 	}
-	m->stopping = true;
-	mosquitto_disconnect(m->mosq);
+	for (p = m->puts; p; p = p->next)
+		p->m = NULL; /* commits reported later release nothing */
+	m->puts = NULL;
+	m->n_puts = 0;
 	for (c = m->reqs; c; c = c->next)
 		c->m = NULL; /* answers arriving later are dropped by on_reply */
 	m->reqs = NULL;
@@ -1086,13 +1268,19 @@ static void mqtt_on_emit(struct ngw_plugin *self, const char *from, const char *
 static char *mqtt_stats_json(struct ngw_plugin *self)
 {
 	struct mqtt *m = self->priv;
-	json_t *j = json_pack("{sIsIsIsIsIsIsbss}", "received", (json_int_t)m->n.received, "queued",
-	                      (json_int_t)m->n.queued, "refused", (json_int_t)m->n.refused,
-	                      "published", (json_int_t)m->n.published, "delivered",
-	                      (json_int_t)m->n.delivered, "reconnects", (json_int_t)m->n.reconnects,
-	                      "connected", m->connected, "ingest", ingest_names[m->conf.ingest]);
-	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_t *j =
+	    json_pack("{sIsIsIsIsIsIsIsbss}", "received", (json_int_t)m->n.received, "queued",
+	              (json_int_t)m->n.queued, "refused", (json_int_t)m->n.refused, "failed",
+	              (json_int_t)m->n.failed, "published", (json_int_t)m->n.published, "delivered",
+	              (json_int_t)m->n.delivered, "reconnects", (json_int_t)m->n.reconnects,
+	              "connected", m->connected, "ingest", ingest_names[m->conf.ingest]);
+	char *s;
 
+	if (j && m->conf.ingest == INGEST_BROKER)
+		json_object_set_new(j, "broker_plugin",
+		                    m->broker_plugin < 0 ? json_null()
+		                                         : json_boolean(m->broker_plugin));
+	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	return s;
 }

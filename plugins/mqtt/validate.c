@@ -22,6 +22,10 @@ enum mqtt_topic_kind mqtt_topic_classify(const char *prefix, const char *topic, 
 	}
 	if (strcmp(topic, "req") == 0)
 		return MQTT_TOPIC_REQ;
+	if (strcmp(topic, "broker/ping") == 0)
+		return MQTT_TOPIC_PING;
+	if (strcmp(topic, "broker/pong") == 0)
+		return MQTT_TOPIC_PONG;
 	return MQTT_TOPIC_OTHER;
 }
 

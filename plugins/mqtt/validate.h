@@ -20,6 +20,8 @@ enum mqtt_topic_kind {
 	MQTT_TOPIC_OTHER, /* not ours: ignore                                   */
 	MQTT_TOPIC_OUT,   /* <prefix>/out/<rest>: a note for Notehub             */
 	MQTT_TOPIC_REQ,   /* <prefix>/req: a raw Notecard request                 */
+	MQTT_TOPIC_PING,  /* <prefix>/broker/ping: is the broker plugin there?    */
+	MQTT_TOPIC_PONG,  /* <prefix>/broker/pong: the broker plugin's answer     */
 };
 
 /* Classify topic under prefix. For MQTT_TOPIC_OUT, *rest points at what follows

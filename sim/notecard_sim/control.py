@@ -143,9 +143,11 @@ class Control:
             with sim.hub.lock:
                 return {"events": list(sim.hub.events)}
         if cmd == "attn":
-            a = card.state["attn"]
-            return {"set": a["set"], "armed": a["armed"], "modes": a["modes"],
-                    "files": a["files"], "fired": a["fired"], "enabled": a["enabled"]}
+            with card.lock:
+                a = card.state["attn"]
+                return {"set": a["set"], "armed": a["armed"], "modes": list(a["modes"]),
+                        "files": list(a["files"]), "fired": list(a["fired"]),
+                        "enabled": a["enabled"]}
         if cmd == "files":
             with card.lock:
                 out = {}
@@ -169,9 +171,10 @@ class Control:
                                    ready=bool(m.get("now")), md5=m.get("md5"))
             return {}
         if cmd == "dfu_status":
-            d = card.state["dfu"]
-            return {"dfu": {k: v for k, v in d.items() if k not in ("image", "pending")},
-                    "pending": d.get("pending") is not None}
+            with card.lock:
+                d = card.state["dfu"]
+                return {"dfu": {k: v for k, v in d.items() if k not in ("image", "pending")},
+                        "pending": d.get("pending") is not None}
         if cmd == "state":
             with card.lock:
                 st = card.state

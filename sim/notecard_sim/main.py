@@ -181,10 +181,11 @@ class Sim:
             info["control"] = os.path.abspath(o.control)
             print("control: %s" % info["control"])
         threading.Thread(target=self._scheduler, daemon=True, name="sync").start()
-        self._write_info()
-        print("ready", flush=True)
+        # handlers before "ready": a test may stop us the moment we say so
         signal.signal(signal.SIGTERM, lambda *a: self.shutdown())
         signal.signal(signal.SIGINT, lambda *a: self.shutdown())
+        self._write_info()
+        print("ready", flush=True)
         self.stopping.wait()
         with self.card.lock:
             self.card.save()

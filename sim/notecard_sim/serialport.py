@@ -12,7 +12,9 @@ makes a new pty and points the link at it.
 """
 import os
 import select
+import sys
 import threading
+import traceback
 import time
 import tty
 
@@ -87,60 +89,74 @@ class SerialPort:
         self.buf.clear()
 
     def _run(self):
+        while not self.stop:
+            try:
+                self._step()
+            except Exception:          # a simulator bug must not silence the card: log it
+                traceback.print_exc(file=sys.stderr)
+                self.device.card.count("internal_errors")
+                time.sleep(0.05)
+
+    def _step(self):
+        """One turn: carry out (un)plugs, read what arrived, answer each complete line."""
         timing = self.device.timing
         card = self.device.card
-        while not self.stop:
-            self._do_ops()
-            if self.master is None:
-                time.sleep(0.05)
-                continue
-            r, _, _ = select.select([self.master], [], [], 0.1)
-            if not r:
-                continue
-            try:
-                data = os.read(self.master, 4096)
-            except OSError:
-                time.sleep(0.05)
-                continue
-            t = time.monotonic()
-            if self.device.faults.gone():
-                card.count("serial_bytes_ignored", len(data))
-                continue
-            if t - self.last_rx > 0.2:
-                self.burst = 0
-            self.last_rx = t
-            self.burst += len(data)
-            if self.burst > 250:
-                card.count("serial_segment_overruns")
-                self.burst = 0
-            self.ready_at = max(self.ready_at, t) + timing.uart_bytes(len(data))
-            self.buf += data
-            while b"\n" in self.buf:
-                i = self.buf.index(b"\n")
-                line = bytes(self.buf[:i])
-                del self.buf[:i + 1]
-                self.burst = len(self.buf)
-                wait = self.ready_at - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
-                rsp = self.device.request(line.rstrip(b"\r"), "serial")
-                cut = self.device.cut_response(rsp)
-                if cut is not None:
-                    self._send(cut)
-                elif rsp and self.device.faults.gone():
-                    card.count("serial_responses_lost")
-                elif rsp:
-                    self._send(rsp)
+        self._do_ops()
+        if self.master is None:
+            time.sleep(0.05)
+            return
+        r, _, _ = select.select([self.master], [], [], 0.1)
+        if not r:
+            return
+        try:
+            data = os.read(self.master, 4096)
+        except OSError:
+            time.sleep(0.05)
+            return
+        t = time.monotonic()
+        if self.device.faults.gone():
+            card.count("serial_bytes_ignored", len(data))
+            return
+        if t - self.last_rx > 0.2:
+            self.burst = 0
+        self.last_rx = t
+        self.burst += len(data)
+        if self.burst > 250:
+            card.count("serial_segment_overruns")
+            self.burst = 0
+        self.ready_at = max(self.ready_at, t) + timing.uart_bytes(len(data))
+        self.buf += data
+        while b"\n" in self.buf:
+            i = self.buf.index(b"\n")
+            line = bytes(self.buf[:i])
+            del self.buf[:i + 1]
+            self.burst = len(self.buf)
+            wait = self.ready_at - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            rsp = self.device.request(line.rstrip(b"\r"), "serial")
+            cut = self.device.cut_response(rsp)
+            if cut is not None:
+                self._send(cut)
+            elif rsp and self.device.faults.gone():
+                card.count("serial_responses_lost")
+            elif rsp:
+                self._send(rsp)
 
     def _send(self, rsp):
         timing = self.device.timing
         if self.master is None:
             return
         if not timing.real():
-            os.write(self.master, rsp)
+            self._write_all(rsp)
             return
         # paced at the baud rate, in small bursts
         for i in range(0, len(rsp), 16):
             piece = rsp[i:i + 16]
-            os.write(self.master, piece)
+            self._write_all(piece)
             time.sleep(timing.uart_bytes(len(piece)))
+
+    def _write_all(self, data):
+        while data:
+            n = os.write(self.master, data)
+            data = data[n:]

@@ -78,6 +78,7 @@ def run(d, sim, dev_port, srv_port):
 
     sim.inject("modbus.qi", body={"device": "meter", "point": "relay", "value": True}, now=True)
     sim.inject("modbus.qi", body={"device": "meter", "point": "volts", "value": 1}, now=True)
+    sim.inject("other.qi", body={"device": "meter", "point": "sp", "value": 5}, now=True)
     results = wait_for(lambda: len(hub("modbus.qo")) >= 2 and hub("modbus.qo"), 60, 0.2,
                        "two write results at the hub")
     by_point = {r["body"]["point"]: r["body"] for r in results}
@@ -93,6 +94,10 @@ def run(d, sim, dev_port, srv_port):
     m = st["devices"]["meter"]
     check(st["state"] == "running" and m["state"] == "up" and m["ok"] >= 1, "status: %r" % st)
     check(st["writes"]["ok"] == 1 and st["writes"]["refused"] == 1, "write counters: %r" % st)
+    # every inbound note, ours or not, is done with: nothing held for the plugin
+    wait_for(lambda: gw.status()["status"]["store"]["inbound"] >= 3
+             and gw.status()["status"]["store"]["inbound_pending"] == 0, 30, 0.2,
+             "no inbound note left pending")
 
     r = subprocess.run(["mbpoll", "-m", "tcp", "-p", str(srv_port), "-0", "-1", "-o", "5", "-t", "3:float", "-B",
                         "-r", "1000", "-c", "1", "127.0.0.1"], capture_output=True, text=True, timeout=30)

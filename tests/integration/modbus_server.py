@@ -138,6 +138,15 @@ def main():
         r, v = mbpoll(srv_port, "-a", 1, "-t", 3, "-r", 0, "-c", 1)
         check(r.returncode == 0 and v[0] == "1", "server with high fds: %s" % r.stdout)
         print("ok: sockets past FD_SETSIZE kept away from libmodbus")
+
+        # a second gateway on the same server port: no server, but it still polls
+        clash = MbHost(high, tempfile.mkdtemp(dir=tmp.name), env=env)
+        try:
+            st = clash.wait_stats(lambda s: s["devices"]["m"]["ok"] >= 1, what="polling without server")
+            check("error" in st["server"] and "listen" in st["server"]["error"], st.get("server"))
+        finally:
+            check(clash.stop() == 0, "second mbhost exit")
+        print("ok: a taken server port does not stop polling")
     finally:
         rc = host.stop() if host else 0
         peer.stop()

@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from harness import TestDir, check, free_port, skip  # noqa: E402
-from mqtthelp import BROKER_SO, Client, Publisher, broker, sanitizer_env  # noqa: E402
+from mqtthelp import BROKER_SO, Client, MqttError, Publisher, broker, sanitizer_env  # noqa: E402
 
 N = 1000
 KILLS = 6
@@ -84,6 +84,40 @@ def nums_r(db):
     return [b for f, b in rows(db) if f == "r.qo"]
 
 
+def test_store_busy(d):
+    """A note that cannot be committed (another writer holds the store's lock past the
+    plugin's 5 s wait) is not acknowledged: the publisher is disconnected without a
+    PUBACK, the reason goes to error/, and the message committed on its next try."""
+    db = d.file("store3.db")
+    b = start_broker(d, db)
+    watch = Client(b.port, "watch-busy").connect()
+    watch.subscribe("notecard/error")
+    Client(b.port, "warm").connect().publish("notecard/out/w.qo", b'{"w":1}')  # creates the store
+    hold = sqlite3.connect(db, timeout=10, isolation_level=None)
+    hold.execute("BEGIN IMMEDIATE")
+    pub = Client(b.port, "busy-pub", timeout=15).connect()
+    acked = True
+    try:
+        pub.publish("notecard/out/busy.qo", b'{"n":1}')
+    except (OSError, MqttError):
+        acked = False
+    hold.execute("ROLLBACK")
+    hold.close()
+    check(not acked, "a message that could not be committed was acknowledged")
+    errs = [json.loads(p) for t, p, _ in watch.drain(1.0)]
+    check(any(e["topic"] == "notecard/out/busy.qo" and "not acknowledged" in e["error"] for e in errs),
+          "no error report for the uncommitted message: %r" % errs)
+    check(nums_busy(db) == [], "the message is in the store although it was not acknowledged")
+    Client(b.port, "busy-pub").connect().publish("notecard/out/busy.qo", b'{"n":1}')  # the retry
+    check(nums_busy(db) == ['{"n":1}'], "the retry was not committed")
+    watch.close()
+    b.stop()
+
+
+def nums_busy(db):
+    return [b for f, b in rows(db) if f == "busy.qo"]
+
+
 def test_broker_killed(d):
     """SIGKILL the broker mid-stream, again and again: every acknowledged message is in
     the store."""
@@ -129,6 +163,7 @@ def main():
         skip("broker plugin not built (mosquitto_broker.h missing at configure time)")
     with TestDir("mqtt-broker") as d:
         test_stream_and_refusals(d)
+        test_store_busy(d)
         test_broker_killed(d)
         test_bad_options(d)
     print("PASS")

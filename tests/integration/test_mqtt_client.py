@@ -1,9 +1,9 @@
 """The MQTT client plugin (mqtt.so) against a real mosquitto: out/ messages become
-notes committed before on_message returns, refusals are reported on error/ and
+notes, acknowledged to the broker after their commit; refusals are reported on error/ and
 nothing is queued, inbound notes go out on in/ and are marked delivered only on
 PUBACK, status is retained with a last will, the session persists across restarts.
 The plugin runs in tests/unit/mqtt_fakehost (real plugin ABI and config binder; its
-store is an fsync'd JSON-lines file)."""
+store is a group-committed, fsync'd JSON-lines file)."""
 import json
 import os
 import subprocess
@@ -72,6 +72,20 @@ def test_main_path(d, b):
     pub.publish("notecard/out/kept.qo", b'{"k":1}', retain=True)
     wait_for(lambda: numbers_k(h) == 1, 10, 0.1, "retained message queued once")
 
+    # A commit that fails for a reason that may pass: no PUBACK (the plugin drops the
+    # connection), the reason on error/, and the broker's redelivery is committed.
+    pub.publish("notecard/out/flaky.qo", b'{"try":1}')
+    wait_for(lambda: [n for n in h.notes() if n["file"] == "flaky.qo"], 20, 0.1, "the redelivered note")
+    msgs = watch.drain(0.5)
+    check(any(e["error"].startswith("store could not commit") for e in errors_for(msgs, "notecard/out/flaky.qo")),
+          "no error report for the failed commit")
+    s = h.stats()
+    check(s["failed"] == 1 and s["reconnects"] == 1 and len([n for n in h.notes() if n["file"] == "flaky.qo"]) == 1,
+          "failed commit not retried exactly once: %r" % s)
+    watch.close()
+    watch = Client(b.port, "watcher2").connect()
+    watch.subscribe("notecard/#")
+
     # Inbound: published on in/<file>, marked done only after the broker's PUBACK.
     h.send('inbound 42 cmd.qi {"valve": "open"}')
     h.expect(lambda l: l == "done 42", "done 42")
@@ -101,7 +115,9 @@ def test_main_path(d, b):
     check(rsp and json.loads(rsp[0]["echo"]) == {"req": "card.version"}, "no response on rsp: %r" % msgs)
 
     s = h.stats()
-    check(s["queued"] == N + 1 and s["refused"] == len(bad) and s["received"] == s["queued"] + s["refused"] + 1,
+    # refused: the bad ones, and the retained kept.qo replayed after the flaky reconnect
+    check(s["queued"] == N + 2 and s["refused"] == len(bad) + 1 and s["failed"] == 1
+          and s["received"] == s["queued"] + s["refused"] + s["failed"] + 1,
           "counters: %r" % s)
     pub.close()
     watch.close()
@@ -214,9 +230,19 @@ def test_bad_config(d, b):
 
 
 def test_ingest_broker(d, b):
-    """With ingest = broker the client plugin must not also queue out/ messages."""
+    """With ingest = broker the client plugin must not also queue out/ messages; and
+    when the broker does not run notegw_broker.so, it says so instead of letting out/
+    messages vanish."""
+    watch = Client(b.port, "watch5").connect()
+    watch.subscribe("notecard/error")
     h = FakeHost(d, b.port, name="host5", ingest="broker").start()
     h.wait_connected()
+    errs = [json.loads(p) for t, p, _ in watch.drain(6.0)]
+    check(any(e["topic"] == "notecard/out/#" and "notegw_broker.so" in e["error"] for e in errs),
+          "no error when the broker plugin is missing: %r" % errs)
+    check(h.stats().get("broker_plugin") is False, "stats do not show the missing broker plugin")
+    check("did not answer as notegw_broker.so would" in h.log_text(), "not logged")
+    watch.close()
     pub = Client(b.port, "pub5").connect()
     pub.publish("notecard/out/data.qo", b'{"a":1}')
     pub.close()

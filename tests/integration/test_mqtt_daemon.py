@@ -8,11 +8,12 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Daemon, TestDir, check, log, skip, wait_for  # noqa: E402
+from harness import NOTEGWD, Daemon, TestDir, check, log, skip, wait_for  # noqa: E402
 from mqtthelp import BROKER_SO, MQTT_SO, Client, Publisher, broker  # noqa: E402
 from sim import Sim  # noqa: E402
 
@@ -108,6 +109,42 @@ def test_client_path(d, s, b):
     return stats
 
 
+def test_client_path_kills(d, s, b):
+    """The client plugin's PUBACK window with the real daemon: SIGKILL notegwd while a
+    publisher streams; print what was acknowledged but never reached the hub."""
+    rnd = random.Random(int(os.environ.get("NOTEGW_SEED", time.time())))
+    gw = gateway(d, s, b.port, name="gwk").start()
+    wait_for(lambda: (retained(b.port, "notecard/status") or {}).get("online") is True, 20, 0.2, "online")
+    p = Publisher(b.port, "notecard/out/k.qo", 1500, pause=0.003)
+    p.start()
+    kills = 0
+    while p.is_alive() and kills < 5:
+        time.sleep(rnd.uniform(0.3, 0.8))
+        gw.kill()
+        kills += 1
+        gw.start()
+    p.join(120)
+    check(not p.is_alive() and p.error is None, "publisher: %r" % p.error)
+    check(kills >= 2, "the stream ended before two kills")
+    acked = set(p.acked)
+    # Wait until every acknowledged message is at the hub, or the hub stops growing
+    # with nothing left in the store (what is missing then was lost in the window).
+    end, last, still = time.monotonic() + 90, -1, 0
+    while time.monotonic() < end and not acked <= set(hub(s, "k.qo")):
+        n = len(hub(s, "k.qo"))
+        still = still + 1 if n == last and queued(gw) == 0 else 0
+        if still >= 4:
+            break
+        last = n
+        time.sleep(1.0)
+    got = hub(s, "k.qo")
+    lost = sorted(acked - set(got))
+    print("client plugin + daemon: %d SIGKILLs of notegwd, %d acknowledged, %d lost %s, %d duplicates"
+          % (kills, len(acked), len(lost), lost[:10], len(got) - len(set(got))))
+    check(not lost, "acknowledged messages lost: the PUBACK went out before the commit")
+    gw.stop()
+
+
 def test_broker_path(d, s):
     """ingest = broker: mosquitto commits into the daemon's store; kill the broker and
     the daemon mid-stream; every acknowledged message reaches the hub."""
@@ -121,7 +158,7 @@ def test_broker_path(d, s):
     gw.write_config()
     gw.start()
     b.start()
-    p = Publisher(b.port, "notecard/out/b.qo", 600, pause=0.003)
+    p = Publisher(b.port, "notecard/out/b.qo", 1200, pause=0.003)
     p.start()
     events = 0
     while p.is_alive() and events < 6:
@@ -136,6 +173,7 @@ def test_broker_path(d, s):
         events += 1
     p.join(120)
     check(not p.is_alive() and p.error is None, "publisher: %r" % p.error)
+    check(events >= 2, "the stream ended before both the broker and the daemon were killed")
     acked = set(p.acked)
     wait_for(lambda: acked <= set(hub(s, "b.qo")), 120, 0.5, "every acknowledged message at the hub")
     got = hub(s, "b.qo")
@@ -143,17 +181,33 @@ def test_broker_path(d, s):
           % (events, len(acked), len(got) - len(set(got))))
     stats = status(gw)["plugins"]["mqtt"]
     check(stats.get("received") == 0, "the client plugin also ingested out/ with ingest = broker: %r" % stats)
+    check(stats.get("broker_plugin") is True, "the broker plugin's answer was not seen: %r" % stats)
     gw.stop()
     b.stop()
+
+
+def test_check_config(d):
+    """notegwd --check-config reports [mqtt] mistakes as FILE:LINE: message."""
+    gw = Daemon(d, {"notecard": {"transport": "serial", "device": d.file("none")},
+                    "mqtt": {"prefix": "bad/#", "tls": False, "ca_file": "/etc/ssl/x.pem"}},
+                plugins=["mqtt"], name="checkconf")
+    p = subprocess.run([NOTEGWD, "--check-config", "-c", gw.config], capture_output=True, text=True, timeout=30)
+    lines = p.stderr.splitlines()
+    check(p.returncode != 0, "bad [mqtt] passed --check-config")
+    for word in ("prefix", "tls"):
+        check(any(l.startswith(gw.config + ":") and word in l for l in lines),
+              "no FILE:LINE message about %s: %r" % (word, p.stderr))
 
 
 def main():
     if not os.path.exists(MQTT_SO):
         skip("mqtt plugin not built")
     with TestDir("mqtt-daemon") as d:
+        test_check_config(d)
         with Sim(serial=True, workdir=d.file("sim")) as s:
-            b = broker(d).start()
+            b = broker(d, extra="max_queued_messages 0\n").start()
             test_client_path(d, s, b)
+            test_client_path_kills(d, s, b)
             b.stop()
             if os.path.exists(BROKER_SO):
                 test_broker_path(d, s)

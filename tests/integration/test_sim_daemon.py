@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """notegwd against notecard-sim over serial (pty) and over I2C (the LD_PRELOAD shim, so the
 daemon's real i2c-dev code runs): `notegw req` answers; with 20% injected {io} errors every
-queued note reaches the hub exactly once; and no request the daemon sent fails the schemas."""
+queued note reaches the hub exactly once, and so under garbled, shortened and CRC-damaged
+answers; no request the daemon sent fails the schemas; a daemon-driven transcript replays."""
 import glob
 import json
 import os
@@ -16,6 +17,7 @@ sys.path.insert(0, os.path.join(TOP_SRCDIR, "sim"))
 from notecard_sim.transcript import match  # noqa: E402
 
 N = 20
+M = 8     # notes sent under damaged answers
 
 
 def run(transport):
@@ -45,9 +47,29 @@ def run(transport):
         check(got == list(range(N)), "%s: every note once under 20%% {io}: %r" % (transport, got))
         c = sim.counters()
         check(c.get("io_faults", 0) > 0, "%s: {io} faults were injected" % transport)
+
+        # damaged answers: the daemon retries with the same sequence number, the card answers
+        # again without executing twice, so each note still arrives exactly once
+        damage = ("garble", "drop", "crc") + \
+            (("short_read", "bad_sent") if transport == "i2c" else ())
+        for f in damage:
+            sim.fault(f, p=0.1)
+        for i in range(N, N + M):
+            gw.cli("send", "t.qo", json.dumps({"i": i}))
+        sim.wait_for(lambda: len([e for e in sim.hub_notes() if e["file"] == "t.qo"]) >= N + M,
+                     timeout=90, what="%s: notes at the hub under damage" % transport)
+        fired = sim.control("faults")["fired"]
+        sim.clear_faults()
+        got = sorted(e["body"]["i"] for e in sim.hub_notes() if e["file"] == "t.qo")
+        check(got == list(range(N + M)), "%s: every note once under %s: %r"
+              % (transport, "/".join(damage), got))
+        check(sum(fired.get(f, 0) for f in damage) > 0, "%s: damage injected %r"
+              % (transport, fired))
         if transport == "i2c":
             check(c.get("i2c_protocol_errors", 0) == 0, "i2c: no framing errors")
         gw.stop()
+        for p in sim.problems():
+            check(False, "%s: %s" % (transport, p))
         for p in validate_log(sim.log_path):
             check(False, "%s: schema: %s" % (transport, p))
 

@@ -91,6 +91,8 @@ with Sim(serial=True) as s:
     s.wait_for(lambda: s.counters().get("resets", 0) >= 4, what="restart reset")
     s.wait_for(c.resync, what="card back after restart")
     check(s.counters().get("restarts") == 1, "restart counted")
+    for p in s.problems():
+        check(False, p)
     c.close()
 
 # USB re-enumeration: the pty goes away under the host and comes back under the same link name

@@ -134,6 +134,8 @@ with Sim(i2c=True) as s:
     check(any("{io}" in o for o in outs) and any("version" in o for o in outs), "io over i2c")
 
     check(s.counters().get("i2c_opens", 0) > 10, "each probe opened the bus")
+    for p in s.problems():
+        check(False, p)
 
 env = dict(os.environ)
 env.pop("NOTEGW_I2C_SIM", None)

@@ -49,6 +49,8 @@ with Sim(serial=True, args=["--product", "com.example:schema"]) as s:
             s.wait_for(c.resync, what="restart done")
     c.close()
     log_problems = validate_log(s.log_path)
+    for p in s.problems():
+        check(False, p)
 check(ok >= len(samples) // 2, "most samples succeed (%d of %d)" % (ok, len(samples)))
 for p in log_problems:
     check(False, "log: " + p)

@@ -219,6 +219,8 @@ with Sim(serial=True, state=state, args=["--product", "com.example:test"]) as s:
     c.request({"req": "note.add", "file": "keep.qo", "body": {"x": 1}})
     c.close()
     problems = validate_log(s.log_path, skip_unparsable=True)
+    for p in s.problems():
+        check(False, p)
 
 # Requests this test sent wrong on purpose must be flagged by the schema check; nothing else.
 deliberate = ('"file":"x.qi"', '"file":"x.txt"', '"body":[1]', "bogus.req", "web.get")

@@ -3,7 +3,8 @@
  * daemon's real I2C code runs unchanged in tests. Everything that is not /dev/i2c-* passes
  * through to the next definition (libc, or ASan's interceptors when ASan is loaded first).
  *
- * open/open64/openat/openat64/__open_2/__open64_2 of "/dev/i2c-*" connect to the Unix socket
+ * open/open64/openat/openat64 (and the _FORTIFY_SOURCE variants __open_2, __open64_2,
+ * __openat_2, __openat64_2, __read_chk) of "/dev/i2c-*" connect to the Unix socket
  * named by $NOTEGW_I2C_SIM (unset: pass through; cannot connect: ENOENT) and return that socket
  * as the device fd. ioctl I2C_SLAVE/I2C_SLAVE_FORCE (address), I2C_FUNCS, I2C_RDWR, I2C_TIMEOUT,
  * I2C_RETRIES; read/write; close.
@@ -47,6 +48,9 @@ int openat(int dirfd, const char *path, int flags, ...);
 int openat64(int dirfd, const char *path, int flags, ...);
 int __open_2(const char *path, int flags);
 int __open64_2(const char *path, int flags);
+int __openat_2(int dirfd, const char *path, int flags);
+int __openat64_2(int dirfd, const char *path, int flags);
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
 int ioctl(int fd, unsigned long req, ...);
 ssize_t read(int fd, void *buf, size_t n);
 ssize_t write(int fd, const void *buf, size_t n);
@@ -257,6 +261,22 @@ int __open64_2(const char *path, int flags)
 	return real(path, flags);
 }
 
+int __openat_2(int dirfd, const char *path, int flags)
+{
+	if (is_i2c_path(path))
+		return vopen_common(path, flags);
+	int (*real)(int, const char *, int) = next_sym("__openat_2");
+	return real(dirfd, path, flags);
+}
+
+int __openat64_2(int dirfd, const char *path, int flags)
+{
+	if (is_i2c_path(path))
+		return vopen_common(path, flags);
+	int (*real)(int, const char *, int) = next_sym("__openat64_2");
+	return real(dirfd, path, flags);
+}
+
 static int shim_rdwr(int fd, struct i2c_rdwr_ioctl_data *d)
 {
 	if (!d || !d->msgs || d->nmsgs == 0 || d->nmsgs > I2C_RDWR_IOCTL_MAX_MSGS) {
@@ -320,6 +340,18 @@ ssize_t read(int fd, void *buf, size_t n)
 		ssize_t (*real)(int, void *, size_t) = next_sym("read");
 		return real(fd, buf, n);
 	}
+	return xfer(fd, 'R', (uint8_t)(shim_fds[fd] & 0x7f), buf, n);
+}
+
+/* _FORTIFY_SOURCE turns read() into this when the buffer's size is known */
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	if (!ours(fd)) {
+		ssize_t (*real)(int, void *, size_t, size_t) = next_sym("__read_chk");
+		return real(fd, buf, n, buflen);
+	}
+	if (n > buflen)
+		abort(); /* what glibc's check does (__chk_fail) */
 	return xfer(fd, 'R', (uint8_t)(shim_fds[fd] & 0x7f), buf, n);
 }
 

@@ -198,4 +198,5 @@ def numbers(notes, file):
     return [json.loads(n["body"])["n"] for n in notes if n["file"] == file]
 
 
-__all__ = ["broker", "FakeHost", "Publisher", "Client", "numbers", "log", "MQTT_SO", "BROKER_SO"]
+__all__ = ["broker", "FakeHost", "Publisher", "Client", "MqttError", "numbers", "log", "MQTT_SO", "BROKER_SO",
+           "sanitizer_env"]

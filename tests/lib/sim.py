@@ -11,6 +11,8 @@
         s.fault("io", p=0.2)                # 20% {io} errors; s.clear_faults()
         s.sync(); s.hub_notes()             # what reached "Notehub"
         s.counters(); s.attn(); s.files()
+        s.request_log()                     # every transaction: req/rsp parsed, *_raw as sent
+        assert not s.problems()             # no internal errors in the simulator
     validate_log(s.log_path)                # every request/response against the schemas
 
 I2C: the daemon is run with s.i2c_env(binary) merged into its environment: LD_PRELOAD names the
@@ -88,13 +90,19 @@ class Sim:
         cmd += list(args)
         self.cmd = cmd
         self.stderr = open(os.path.join(self.dir, "sim.stderr"), "w")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+        # unbuffered bytes, so select() below sees exactly what has not been read yet
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr, bufsize=0)
         self.serial_path = None
+        import select
+        end = time.monotonic() + 30
         while True:
+            if not select.select([self.proc.stdout], [], [], max(0, end - time.monotonic()))[0]:
+                self.proc.kill()
+                raise SimError("notecard-sim did not get ready: " + self.read_stderr())
             line = self.proc.stdout.readline()
             if not line:
                 raise SimError("notecard-sim exited early: " + self.read_stderr())
-            line = line.strip()
+            line = line.decode().strip()
             if line.startswith("serial: "):
                 self.serial_path = line[8:]
             if line == "ready":
@@ -199,6 +207,17 @@ class Sim:
                 return v
             time.sleep(0.02)
         raise SimError("timed out waiting for " + what)
+
+    def problems(self):
+        """The simulator's own trouble (empty when healthy): internal errors and tracebacks.
+        Call before stop(); a test that drove the card should check it is empty."""
+        out = []
+        n = self.counters().get("internal_errors", 0)
+        if n:
+            out.append("notecard-sim: %d internal errors" % n)
+        if "Traceback" in self.read_stderr():
+            out.append("notecard-sim stderr: " + self.read_stderr()[-2000:])
+        return out
 
     def i2c_env(self, binary=None):
         """Environment variables that put `binary` on the simulated I2C bus."""

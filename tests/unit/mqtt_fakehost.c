@@ -8,7 +8,8 @@
  *   inbound ID FILE BODY-JSON | status JSON | env NAME VALUE | error SOURCE TEXT |
  *   emit TOPIC JSON | stats | quit
  * stdout: "ready", "done ID" (inbound_done), "stats JSON", "req JSON" (card_request).
- * A note for "refuse.qo" is refused as if the store were full. */
+ * A note for "refuse.qo" is refused as if the store were full; the first note for
+ * "flaky.qo" fails as if the disk had an I/O error. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,16 @@
 #include "../../src/config.h" /* not autoconf's config.h */
 #include "notegw/plugin.h"
 
+/* A note given to note_put, committed with the others of its batch. */
+struct pend {
+	struct pend *next;
+	char *line;
+	int err;
+	const char *why;
+	ngw_put_cb cb;
+	void *ud;
+};
+
 struct fake {
 	sd_event *loop;
 	struct cfg_doc *doc;
@@ -34,6 +45,9 @@ struct fake {
 	const struct ngw_plugin_desc *desc;
 	struct ngw_plugin pub;
 	bool bad;
+	bool flaky_failed;
+	struct pend *pend, **pend_tail; /* notes waiting for the group commit */
+	bool commit_armed;
 	char line[65536];
 	size_t fill;
 };
@@ -83,11 +97,76 @@ static void h_cfg_error(struct ngw_plugin *self, const char *section, const char
 	F.bad = true;
 }
 
+/* JSON line for a note, newline-terminated. Caller frees. */
+static char *note_line(const char *file, const char *body)
+{
+	json_t *j = json_pack("{s:s, s:s?}", "file", file, "body", body);
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL, *l = NULL;
+
+	json_decref(j);
+	if (s && asprintf(&l, "%s\n", s) < 0)
+		l = NULL;
+	free(s);
+	return l;
+}
+
+/* Group commit, as notegwd's batch does: every pending line written, one fsync,
+ * then each producer told. */
+static int commit_now(sd_event_source *src, uint64_t usec, void *ud)
+{
+	struct pend *p = F.pend, *next;
+	bool ok = true;
+
+	F.pend = NULL;
+	F.pend_tail = &F.pend;
+	F.commit_armed = false;
+	for (struct pend *q = p; q; q = q->next)
+		if (!q->err &&
+		    write(F.notes_fd, q->line, strlen(q->line)) != (ssize_t)strlen(q->line))
+			ok = false;
+	if (fsync(F.notes_fd) < 0)
+		ok = false;
+	for (; p; p = next) {
+		next = p->next;
+		if (!ok && !p->err) {
+			p->err = -EIO;
+			p->why = "store could not commit the note";
+		}
+		p->cb(p->ud, p->err, p->why);
+		free(p->line);
+		free(p);
+	}
+	return 0;
+}
+
 static int h_note_put(struct ngw_plugin *self, const char *file, const char *body,
                       const void *payload, size_t len, ngw_put_cb cb, void *ud, const char **why)
 {
-	*why = "fake host: only note_put_sync";
-	return -ENOSYS;
+	struct pend *p;
+
+	if (strcmp(file, "refuse.qo") == 0) {
+		*why = "store full";
+		return -ENOSPC;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p || !(p->line = note_line(file, body))) {
+		free(p);
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	if (strcmp(file, "flaky.qo") == 0 && !F.flaky_failed) {
+		F.flaky_failed = true; /* an I/O error once, then fine: the retry commits */
+		p->err = -EIO;
+		p->why = "store could not commit the note";
+	}
+	p->cb = cb;
+	p->ud = ud;
+	*F.pend_tail = p;
+	F.pend_tail = &p->next;
+	if (!F.commit_armed && sd_event_add_time_relative(F.loop, NULL, CLOCK_MONOTONIC, 5000, 0,
+	                                                  commit_now, NULL) >= 0)
+		F.commit_armed = true;
+	return 0;
 }
 
 static int h_note_put_sync(struct ngw_plugin *self, const char *file, const char *body,
@@ -100,6 +179,11 @@ static int h_note_put_sync(struct ngw_plugin *self, const char *file, const char
 	if (strcmp(file, "refuse.qo") == 0) {
 		*why = "store full";
 		return -ENOSPC;
+	}
+	if (strcmp(file, "flaky.qo") == 0 && !F.flaky_failed) {
+		F.flaky_failed = true; /* an I/O error once, then fine: the retry commits */
+		*why = "store could not commit the note";
+		return -EIO;
 	}
 	j = json_pack("{s:s, s:s?}", "file", file, "body", body);
 	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -303,6 +387,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	F.pub.host = &host;
+	F.pend_tail = &F.pend;
 	sd_event_default(&F.loop);
 	sigset_t ss;
 	sigemptyset(&ss);
@@ -333,6 +418,7 @@ int main(int argc, char **argv)
 	rc = sd_event_loop(F.loop) < 0;
 	if (F.desc->stop)
 		F.desc->stop(&F.pub);
+	commit_now(NULL, 0, NULL); /* as notegwd: producers stop, then their notes commit */
 	/* Let the goodbye (retained offline status, DISCONNECT) reach the broker. */
 	for (int i = 0; i < 20 && sd_event_run(F.loop, 10 * 1000) > 0; i++)
 		;

@@ -27,6 +27,12 @@ static void test_classify(void **state)
 	assert_int_equal(mqtt_topic_classify("notecard", "notecard/out/", &rest), MQTT_TOPIC_OUT);
 	assert_string_equal(rest, "");
 	assert_int_equal(mqtt_topic_classify("notecard", "notecard/req", NULL), MQTT_TOPIC_REQ);
+	assert_int_equal(mqtt_topic_classify("notecard", "notecard/broker/ping", NULL),
+	                 MQTT_TOPIC_PING);
+	assert_int_equal(mqtt_topic_classify("notecard", "notecard/broker/pong", NULL),
+	                 MQTT_TOPIC_PONG);
+	assert_int_equal(mqtt_topic_classify("notecard", "notecard/broker/pings", NULL),
+	                 MQTT_TOPIC_OTHER);
 	/* Not ours: other prefixes, a prefix that only starts the same, other suffixes. */
 	assert_int_equal(mqtt_topic_classify("notecard", "notecards/out/x.qo", NULL),
 	                 MQTT_TOPIC_OTHER);
