@@ -49,8 +49,9 @@ def _stop_checked(self, timeout=20):
 
 
 harness.Daemon.stop = _stop_checked
-test = sys.argv[1]
+test = os.path.abspath(sys.argv[1])
 sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(test))  # as `python3 TEST.py` would (simtest.py)
 code = 0
 try:
     runpy.run_path(test, run_name="__main__")
