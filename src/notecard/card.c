@@ -296,6 +296,10 @@ int card_request(struct card *c, json_t *req, json_t **rsp)
 	unsigned attempts = tm->retries ? tm->retries : 1;
 	c->cnt.requests++;
 	for (unsigned a = 0; a < attempts; a++) {
+		if (card_transport_cancelled(c->t)) {
+			r = -ECANCELED; /* stopping: no more attempts */
+			goto out;
+		}
 		if (a) {
 			c->cnt.retries++;
 			pause_ms(c, tm->retry_delay_ms);
@@ -327,6 +331,10 @@ int card_request(struct card *c, json_t *req, json_t **rsp)
 		r = read_answer(c, seq, first_ms, &o);
 		if (r == -ENODEV)
 			goto gone;
+		if (r == -ECANCELED) {
+			c->need_reset = true;
+			goto out;
+		}
 		if (r < 0) {
 			if (r == -ETIMEDOUT)
 				c->cnt.timeouts++;

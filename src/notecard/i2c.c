@@ -289,6 +289,10 @@ static int i2c_recv_line(struct card_transport *t, char *buf, size_t cap, size_t
 			r = -ETIMEDOUT;
 			goto fail;
 		}
+		if (card_transport_cancelled(t)) {
+			r = -ECANCELED;
+			goto fail;
+		}
 		sleep_ms(t, tm->poll_ms);
 	}
 fail:

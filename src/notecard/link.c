@@ -225,6 +225,7 @@ static int make_card(struct link *l)
 		                              &t);
 	if (r < 0)
 		return r;
+	t->cancel = &l->cancel;
 	r = card_new(t, &l->card);
 	if (r < 0)
 		card_transport_free(t);
@@ -527,6 +528,7 @@ void link_free(struct link *l)
 		pthread_mutex_lock(&l->mu);
 		l->stop = true;
 		pthread_mutex_unlock(&l->mu);
+		l->cancel = true; /* end a transaction that waits on a silent card */
 		efd_signal(l->wake_efd);
 		pthread_join(l->thread, NULL);
 	}

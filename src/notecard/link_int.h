@@ -96,6 +96,7 @@ struct link {
 	struct link_req *reqs, **reqs_tail;
 	struct link_ev *evs, **evs_tail;
 	bool stop, kicked, reconfig;
+	_Atomic bool cancel;    /* the transport's cancel flag: set by link_free */
 	struct link_opts next_opts; /* from link_reconfigure, taken by the thread */
 	json_t *status;             /* snapshot for link_status */
 

@@ -244,7 +244,12 @@ static int serial_recv_line(struct card_transport *t, char *buf, size_t cap, siz
 			r = -ETIMEDOUT;
 			goto fail;
 		}
-		r = read_some(t, (unsigned)(limit_ms - (n - last)), limit);
+		if (card_transport_cancelled(t)) {
+			r = -ECANCELED;
+			goto fail;
+		}
+		unsigned slice = (unsigned)(limit_ms - (n - last));
+		r = read_some(t, slice > 100 ? 100 : slice, limit); /* 100 ms: see cancel */
 		if (r < 0)
 			goto fail;
 		if (r > 0) {
