@@ -50,9 +50,9 @@ static int parse_size(const char *s, uint64_t *out)
 	if (errno || end == s)
 		return -EINVAL;
 	if (*end == 'K' || *end == 'k')
-		mul = 1024, end++;
+		mul = 1024ull, end++;
 	else if (*end == 'M' || *end == 'm')
-		mul = 1024 * 1024, end++;
+		mul = 1024ull * 1024, end++;
 	else if (*end == 'G' || *end == 'g')
 		mul = 1024ull * 1024 * 1024, end++;
 	if (*end || v > UINT64_MAX / mul)

@@ -84,6 +84,7 @@ static void ingest_out(struct mqtt *m, const struct mosquitto_message *msg, cons
 	const char *why = NULL;
 	struct put_ctx *c;
 	char *body = NULL;
+	size_t tlen;
 	int r;
 
 	m->n.received++;
@@ -103,14 +104,15 @@ static void ingest_out(struct mqtt *m, const struct mosquitto_message *msg, cons
 	/* Into the host's group commit. The PUBACK libmosquitto has queued for this
 	 * message is not written before the commit: writes to the broker wait while
 	 * any note is pending (see setup_client and release_writes). */
-	c = malloc(sizeof(*c) + strlen(msg->topic) + 1);
+	tlen = strlen(msg->topic);
+	c = malloc(sizeof(*c) + tlen + 1);
 	if (!c) {
 		free(body);
 		not_acked(m, msg->topic, "out of memory");
 		return;
 	}
 	c->m = m;
-	strcpy(c->topic, msg->topic);
+	memcpy(c->topic, msg->topic, tlen + 1);
 	r = h->note_put(m->self, notefile, body, NULL, 0, on_put, c, &why);
 	free(body);
 	if (r == 0) {
