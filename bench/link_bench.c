@@ -29,7 +29,7 @@
  * where the 50 ms poll interval starts to cost */
 static double PROC_MS = 25.0;
 #define BUS_HZ 100000.0
-#define BAUD 9600.0
+#define BAUD   9600.0
 
 /* ---- virtual time ---------------------------------------------------------------- */
 struct vclock {
@@ -117,9 +117,9 @@ static int vb_xfer(void *ctx, int h, unsigned addr, const uint8_t *w, size_t wle
 /* The 160-byte request line (crc included) every run sends. */
 static json_t *note_req(void)
 {
-	json_t *req = json_pack("{s:s,s:s,s:{s:f,s:f,s:s,s:s}}", "req", "note.add", "file",
-	                        "sensors.qo", "body", "temp", 21.5, "hum", 48.25, "site", "plant-7",
-	                        "_id", "");
+	json_t *req =
+	    json_pack("{s:s,s:s,s:{s:f,s:f,s:s,s:s}}", "req", "note.add", "file", "sensors.qo",
+	              "body", "temp", 21.5, "hum", 48.25, "site", "plant-7", "_id", "");
 	char *t = json_dumps(req, JSON_COMPACT);
 	size_t base = strlen(t) + 22 + 1; /* crc field and newline */
 	free(t);
@@ -197,7 +197,8 @@ static void bench_i2c(unsigned chunk)
 	size_t req_bytes = (size_t)((t->bytes_out - out0) / NOTES);
 	size_t rsp_bytes = (size_t)((t->bytes_in - in0) / NOTES);
 	double limit = i2c_limit_us(&tm, req_bytes, rsp_bytes);
-	printf("i2c %3u-byte chunks, %2.0f ms card: %zu-byte request, %zu-byte answer: %6.2f notes/s; pacing "
+	printf("i2c %3u-byte chunks, %2.0f ms card: %zu-byte request, %zu-byte answer: %6.2f "
+	       "notes/s; pacing "
 	       "limit %6.2f notes/s; ratio %.3f\n",
 	       chunk, PROC_MS, req_bytes, rsp_bytes, 1e6 / per, 1e6 / limit, limit / per);
 	json_decref(req);
@@ -251,7 +252,8 @@ static void *scard_main(void *arg)
 			const char *c = strstr(line, "\"crc\":\"");
 			uint16_t seq = c ? (uint16_t)strtoul(c + 7, NULL, 16) : 0;
 			char out[256];
-			size_t len = card_crc_append("{\"total\":1}", 11, seq, out, sizeof(out) - 2);
+			size_t len =
+			    card_crc_append("{\"total\":1}", 11, seq, out, sizeof(out) - 2);
 			memcpy(out + len, "\r\n", 2);
 			len += 2;
 			sleep_s(PROC_MS / 1000.0 + (double)len * 10.0 / BAUD);
@@ -312,7 +314,8 @@ static void bench_serial(void)
 		json_decref(rsp);
 	}
 	double per = (mono_s() - t0) / notes;
-	double req_b = (double)(t->bytes_out - out0) / notes, rsp_b = (double)(t->bytes_in - in0) / notes;
+	double req_b = (double)(t->bytes_out - out0) / notes,
+	       rsp_b = (double)(t->bytes_in - in0) / notes;
 	double limit = (req_b + rsp_b) * 10.0 / BAUD + PROC_MS / 1000.0;
 	printf("serial 9600 baud:   %.0f-byte request, %.0f-byte answer: %6.2f notes/s; wire limit "
 	       "%6.2f notes/s; ratio %.3f\n",

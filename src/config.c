@@ -265,6 +265,7 @@ static void parse_section_header(struct parse *p, char *s)
 	}
 	if (p->doc->n == p->doc->cap) {
 		size_t nc = p->doc->cap ? p->doc->cap * 2 : 16;
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 		struct cfg_section **ns = realloc(p->doc->s, nc * sizeof(*ns));
 		if (!ns)
 			goto nomem;
@@ -1041,7 +1042,7 @@ static int check_attn(const char *v, char *err, size_t errlen)
 		ok = isalnum((unsigned char)*c) || *c == '_' || *c == '-' || *c == '.' || *c == '/';
 	for (const char *c = colon ? colon + 1 : v; ok && *c; c++)
 		ok = isdigit((unsigned char)*c);
-	if (ok && atoi(colon + 1) <= 65535)
+	if (ok && strtoul(colon + 1, NULL, 10) <= 65535) /* at most 5 digits, checked above */
 		return 0;
 	snprintf(err, errlen, "'%s' is not CHIP:LINE (e.g. gpiochip0:17)", v);
 	return -EINVAL;
@@ -1183,8 +1184,10 @@ static int bind_notefiles(struct cfg *cfg, struct cfg_diag *diag)
 	const char **names = NULL;
 	size_t n = cfg_doc_match(cfg->doc, "notefile.**", &names);
 	int r = 0;
-	if (n == 0)
+	if (n == 0) {
+		free(names); /* NULL today; freed should cfg_doc_match ever return an empty array */
 		return 0;
+	}
 	cfg->notefiles = calloc(n, sizeof(*cfg->notefiles));
 	if (!cfg->notefiles) {
 		free(names);

@@ -704,7 +704,8 @@ void control_free(struct control *c)
 	if (!c)
 		return;
 	while (c->clients)
-		client_free(c->clients);
+		/* client_free unlinks the head, so c->clients is the next client */
+		client_free(c->clients); // NOLINT(clang-analyzer-unix.Malloc)
 	sd_event_source_disable_unref(c->listen);
 	if (c->fd >= 0) {
 		close(c->fd);

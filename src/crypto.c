@@ -903,7 +903,7 @@ int crypto_open(const struct crypto_key *priv, json_t *env, char **pt, size_t *l
 		*why = "envelope too large";
 		return -E2BIG;
 	}
-	if (dlen != strlen(data) || (r = b64_strict_decode(data, dlen, &raw, &raw_len)) < 0) {
+	if (dlen != strlen(data) || b64_strict_decode(data, dlen, &raw, &raw_len) < 0) {
 		*why = "truncated or tampered note: \"data\" is not canonical base64";
 		return -EBADMSG;
 	}

@@ -334,7 +334,7 @@ int main(int argc, char **argv)
 			debug = true;
 			break;
 		case 'V':
-			printf("notegwd %s (plugin ABI %u.%u)\n", PACKAGE_VERSION, NGW_PLUGIN_ABI_MAJOR,
+			printf("notegwd %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, NGW_PLUGIN_ABI_MAJOR,
 			       NGW_PLUGIN_ABI_MINOR);
 			return 0;
 		case 'h':

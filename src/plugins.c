@@ -276,7 +276,7 @@ int plugins_load(struct gw *gw, const char *dir, struct cfg_doc *doc, struct cfg
 			log_warn("plugin: cannot read %s: %m", dir);
 		return 0;
 	}
-	char *names[MAX_PLUGINS * 2];
+	char *names[MAX_PLUGINS * 2] = {NULL};
 	size_t n = 0;
 	struct dirent *e;
 	while ((e = readdir(dp)) && n < MAX_PLUGINS * 2) {
@@ -307,8 +307,6 @@ int plugins_load(struct gw *gw, const char *dir, struct cfg_doc *doc, struct cfg
 		if (r < 0 || diag->n > before) {
 			log_err("plugin: %s: configuration refused (%s); plugin unloaded", p->desc->name,
 			        r < 0 ? strerror(-r) : "see the errors above");
-			if (r >= 0)
-				r = -EINVAL;
 			plugin_unload(p);
 			continue;
 		}
@@ -407,9 +405,12 @@ void plugins_free(struct plugins *ps)
 	free(ps);
 }
 
+/* p names the loop variable the macro declares: it cannot be parenthesised. */
+/* NOLINTBEGIN(bugprone-macro-parentheses) */
 #define FOR_RUNNING(ps, p)                                                                      \
-	for (size_t i_ = 0; ps && i_ < ps->n; i_++)                                             \
-		for (struct plugin *p = ps->v[i_]; p && p->state == P_RUNNING; p = NULL)
+	for (size_t i_ = 0; (ps) && i_ < (ps)->n; i_++)                                         \
+		for (struct plugin *p = (ps)->v[i_]; p && p->state == P_RUNNING; p = NULL)
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 void plugins_inbound(struct plugins *ps, const struct ngw_note *note)
 {

@@ -143,6 +143,7 @@ int store_inbound_pending(struct store *st, const char *consumer, int64_t after_
 	sqlite3_stmt *s = store_stmt(st, Q_IN_PENDING);
 	if (!s)
 		return -EIO;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	struct store_in **v = calloc(STORE_INBOUND_BATCH, sizeof(*v));
 	if (!v)
 		return -ENOMEM;

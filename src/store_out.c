@@ -16,6 +16,7 @@ uint64_t store_note_bytes(const char *file, const char *body, size_t payload_len
 static int read_room(struct store *st, int64_t *next_seq, int64_t *used)
 {
 	sqlite3_stmt *s = store_stmt(st, Q_META_ROOM);
+	*next_seq = *used = 0; /* defined even on the error paths */
 	if (!s)
 		return -EIO;
 	int rc = sqlite3_step(s);
@@ -246,6 +247,7 @@ int store_peek_outs(struct store *st, size_t max, struct store_out ***out, size_
 		return 0;
 	if (max > 4096)
 		max = 4096;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	struct store_out **v = calloc(max, sizeof(*v));
 	if (!v)
 		return -ENOMEM;

@@ -34,3 +34,4 @@ endif
 TESTS += tests/integration/cli.py
 TESTS += tests/integration/test_faults.py
 TESTS += tests/integration/test_ops.py
+TESTS += tests/integration/test_stop.py

@@ -321,7 +321,7 @@ void mb_conf_free(struct mb_conf *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; i < c->n_devices; i++) {
+	for (size_t i = 0; c->devices && i < c->n_devices; i++) {
 		struct mb_device *d = &c->devices[i];
 		for (size_t j = 0; j < d->n_points; j++) {
 			free(d->points[j].name);

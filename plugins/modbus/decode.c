@@ -130,7 +130,8 @@ int mb_encode(enum mb_type t, enum mb_order o, double value, double scale, doubl
 	double raw, r;
 	double lo = 0, hi = 0;
 
-	if (!isfinite(value) || scale == 0 || !isfinite(scale))
+	/* a NaN offset would make raw NaN, and casting NaN to an integer is undefined */
+	if (!isfinite(value) || scale == 0 || !isfinite(scale) || !isfinite(offset))
 		return -EINVAL;
 	raw = (value - offset) / scale;
 	if (t == MB_F32) {

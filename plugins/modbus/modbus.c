@@ -359,6 +359,7 @@ static int mb_start(struct ngw_plugin *self)
 	int rc;
 
 	m->devs = calloc(c->n_devices + 1, sizeof(*m->devs));
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	m->buses = calloc(c->n_devices + 1, sizeof(*m->buses));
 	if (!m->devs || !m->buses) {
 		rc = -ENOMEM;

@@ -65,6 +65,7 @@ int mb_plan(const struct mb_span *spans, size_t n, unsigned gap, struct mb_block
 			b->count = s->width;
 		}
 		where[ord[i].idx].block = (uint16_t)(nb - 1);
+		/* cppcheck-suppress nullPointerRedundantCheck ; both branches above leave b set */
 		where[ord[i].idx].offset = (uint16_t)(s->addr - b->addr);
 	}
 	rc = (int)nb;

@@ -200,9 +200,7 @@ static int run_decrypt(struct cli *cli, int argc, char **argv)
 			key_path = argv[++i];
 		else if (strcmp(argv[i], "--json") == 0)
 			cli->json = true;
-		else if (strcmp(argv[i], "-") != 0 && argv[i][0] == '-')
-			return usage(cli->prog, DECRYPT_USAGE);
-		else if (have_src)
+		else if ((strcmp(argv[i], "-") != 0 && argv[i][0] == '-') || have_src)
 			return usage(cli->prog, DECRYPT_USAGE);
 		else {
 			src = argv[i];

@@ -37,7 +37,9 @@ char *cli_read_all(const char *path, size_t max, size_t *len)
 		return NULL;
 	size_t cap = 4096, n = 0;
 	char *buf = malloc(cap);
-	while (buf) {
+	if (!buf)
+		goto fail;
+	for (;;) {
 		if (n + 1 >= cap) {
 			if (cap > max) {
 				errno = EFBIG;
@@ -59,8 +61,6 @@ char *cli_read_all(const char *path, size_t max, size_t *len)
 			break;
 		}
 	}
-	if (!buf)
-		goto fail;
 	if (n > max) {
 		errno = EFBIG;
 		goto fail;

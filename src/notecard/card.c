@@ -20,9 +20,9 @@ struct card {
 	struct card_transport *t;
 	bool open;
 	bool need_reset;
-	bool crc_seen;      /* the card answered with a crc once: from now on it must */
+	bool crc_seen; /* the card answered with a crc once: from now on it must */
 	uint16_t seq;
-	char *line;         /* CARD_LINE_MAX receive buffer */
+	char *line; /* CARD_LINE_MAX receive buffer */
 	struct card_counters cnt;
 };
 
@@ -57,8 +57,8 @@ size_t card_crc_append(const char *req, size_t len, uint16_t seq, char *out, siz
 	bool empty = memchr(req, ':', len) == NULL;
 	uint32_t crc = card_crc32(req, len);
 	memcpy(out, req, len - 1);
-	int n = snprintf(out + len - 1, cap - (len - 1), "%s\"crc\":\"%04X:%08X\"}", empty ? "" : ",",
-	                 (unsigned)seq, (unsigned)crc);
+	int n = snprintf(out + len - 1, cap - (len - 1), "%s\"crc\":\"%04X:%08X\"}",
+	                 empty ? "" : ",", (unsigned)seq, (unsigned)crc);
 	if (n < 0 || (size_t)n >= cap - (len - 1))
 		return 0;
 	return len - 1 + (size_t)n;
@@ -69,10 +69,10 @@ static int hexval(const char *s, size_t n, uint32_t *v)
 	uint32_t x = 0;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		int d = c >= '0' && c <= '9' ? c - '0'
-		      : c >= 'a' && c <= 'f' ? c - 'a' + 10
-		      : c >= 'A' && c <= 'F' ? c - 'A' + 10
-		                             : -1;
+		int d = c >= '0' && c <= '9'   ? c - '0'
+		        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+		                               : -1;
 		if (d < 0)
 			return -1;
 		x = x << 4 | (uint32_t)d;
@@ -280,7 +280,8 @@ int card_request(struct card *c, json_t *req, json_t **rsp)
 	uint16_t seq = c->seq++;
 	size_t wlen;
 	if (is_cmd) {
-		memcpy(wire, text, tlen);
+		/* length-counted, sent by length: no NUL needed */
+		memcpy(wire, text, tlen); // NOLINT(bugprone-not-null-terminated-result)
 		wlen = tlen;
 	} else {
 		wlen = card_crc_append(text, tlen, seq, wire, cap);
@@ -295,6 +296,10 @@ int card_request(struct card *c, json_t *req, json_t **rsp)
 	unsigned attempts = tm->retries ? tm->retries : 1;
 	c->cnt.requests++;
 	for (unsigned a = 0; a < attempts; a++) {
+		if (card_transport_cancelled(c->t)) {
+			r = -ECANCELED; /* stopping: no more attempts */
+			goto out;
+		}
 		if (a) {
 			c->cnt.retries++;
 			pause_ms(c, tm->retry_delay_ms);
@@ -326,6 +331,10 @@ int card_request(struct card *c, json_t *req, json_t **rsp)
 		r = read_answer(c, seq, first_ms, &o);
 		if (r == -ENODEV)
 			goto gone;
+		if (r == -ECANCELED) {
+			c->need_reset = true;
+			goto out;
+		}
 		if (r < 0) {
 			if (r == -ETIMEDOUT)
 				c->cnt.timeouts++;

@@ -16,17 +16,17 @@
 #include "notecard/rxbuf.h"
 
 #define I2C_FRAME_MAX 255 /* one transfer: 2 header bytes + up to 253 data bytes */
-#define RX_LIMIT (1u << 20)
-#define I2C_NACKS_MAX 8   /* NACKs in a row while reading before the channel is reset */
+#define RX_LIMIT      (1u << 20)
+#define I2C_NACKS_MAX 8 /* NACKs in a row while reading before the channel is reset */
 
 struct i2c_priv {
 	char *device;
 	unsigned address;
 	struct card_i2c_bus bus;
-	int h;                 /* bus handle, -1 when closed */
+	int h; /* bus handle, -1 when closed */
 	struct rxbuf rx;
-	unsigned avail;        /* bytes the card said it still holds */
-	bool echo_seen;        /* the card has answered a resync newline (see serial.c) */
+	unsigned avail; /* bytes the card said it still holds */
+	bool echo_seen; /* the card has answered a resync newline (see serial.c) */
 };
 
 /* ---- the real bus: i2c-dev ------------------------------------------------------ */
@@ -63,11 +63,13 @@ static int lx_xfer(void *ctx, int fd, unsigned address, const uint8_t *w, size_t
 	struct i2c_msg msgs[2];
 	unsigned n = 0;
 	if (wlen)
-		msgs[n++] = (struct i2c_msg){.addr = (uint16_t)address, .flags = 0,
-		                             .len = (uint16_t)wlen, .buf = (uint8_t *)w};
+		msgs[n++] = (struct i2c_msg){.addr = (uint16_t)address,
+		                             .flags = 0,
+		                             .len = (uint16_t)wlen,
+		                             .buf = (uint8_t *)w};
 	if (rlen)
-		msgs[n++] = (struct i2c_msg){.addr = (uint16_t)address, .flags = I2C_M_RD,
-		                             .len = (uint16_t)rlen, .buf = r};
+		msgs[n++] = (struct i2c_msg){
+		    .addr = (uint16_t)address, .flags = I2C_M_RD, .len = (uint16_t)rlen, .buf = r};
 	struct i2c_rdwr_ioctl_data data = {.msgs = msgs, .nmsgs = n};
 	int rc = ioctl(fd, I2C_RDWR, &data);
 	if (rc >= 0)
@@ -94,10 +96,10 @@ static int lx_xfer(void *ctx, int fd, unsigned address, const uint8_t *w, size_t
 }
 
 const struct card_i2c_bus card_i2c_bus_linux = {
-	.open = lx_open,
-	.close = lx_close,
-	.xfer = lx_xfer,
-	.ctx = NULL,
+    .open = lx_open,
+    .close = lx_close,
+    .xfer = lx_xfer,
+    .ctx = NULL,
 };
 
 /* ---- framing ----------------------------------------------------------------- */
@@ -268,7 +270,8 @@ static int i2c_recv_line(struct card_transport *t, char *buf, size_t cap, size_t
 		nacks = 0;
 		uint64_t now = t->clock->now_ms(t->clock->ctx);
 		if (got) {
-			r = rxbuf_append(&p->rx, data, got, cap + 2 > RX_LIMIT ? cap + 2 : RX_LIMIT);
+			r = rxbuf_append(&p->rx, data, got,
+			                 cap + 2 > RX_LIMIT ? cap + 2 : RX_LIMIT);
 			if (r < 0)
 				goto fail;
 			if (p->rx.len > cap + 1 && !memchr(p->rx.buf, '\n', p->rx.len)) {
@@ -284,6 +287,10 @@ static int i2c_recv_line(struct card_transport *t, char *buf, size_t cap, size_t
 		unsigned limit = started ? tm->byte_timeout_ms : first_ms;
 		if (now - last >= limit) {
 			r = -ETIMEDOUT;
+			goto fail;
+		}
+		if (card_transport_cancelled(t)) {
+			r = -ECANCELED;
 			goto fail;
 		}
 		sleep_ms(t, tm->poll_ms);
@@ -375,13 +382,13 @@ static void i2c_free(struct card_transport *t)
 }
 
 static const struct card_transport_ops i2c_ops = {
-	.name = "i2c",
-	.open = i2c_open,
-	.close = i2c_close,
-	.reset = i2c_reset,
-	.send = i2c_send,
-	.recv_line = i2c_recv_line,
-	.free = i2c_free,
+    .name = "i2c",
+    .open = i2c_open,
+    .close = i2c_close,
+    .reset = i2c_reset,
+    .send = i2c_send,
+    .recv_line = i2c_recv_line,
+    .free = i2c_free,
 };
 
 int card_transport_i2c_new_bus(const char *device, unsigned address, const struct card_timing *tm,

@@ -2,9 +2,9 @@
  * unit tests and the bench can put a fake bus underneath the real framing code. */
 #ifndef NOTEGW_NOTECARD_I2C_H
 #define NOTEGW_NOTECARD_I2C_H
+#include "notecard/transport.h"
 #include <stddef.h>
 #include <stdint.h>
-#include "notecard/transport.h"
 
 struct card_i2c_bus {
 	/* Open the adapter and select the address. Returns a handle >= 0 or -errno

@@ -16,13 +16,13 @@
 #include "notecard/link_int.h"
 #include "store.h"
 
-#define BACKOFF_MIN_MS 1000
-#define BACKOFF_MAX_MS 30000
-#define STORE_CHECK_MS 1000     /* another process may enqueue: look this often */
-#define STATUS_EVERY_MS 60000
-#define ATTN_FALLBACK_MS 60000  /* with ATTN, still look now and then: edges get lost */
-#define ENV_MIN_MS 5000
-#define DRAIN_BATCH 16          /* notes per turn, so raw requests never wait long */
+#define BACKOFF_MIN_MS   1000
+#define BACKOFF_MAX_MS   30000
+#define STORE_CHECK_MS   1000 /* another process may enqueue: look this often */
+#define STATUS_EVERY_MS  60000
+#define ATTN_FALLBACK_MS 60000 /* with ATTN, still look now and then: edges get lost */
+#define ENV_MIN_MS       5000
+#define DRAIN_BATCH      16 /* notes per turn, so raw requests never wait long */
 
 /* ---- options ------------------------------------------------------------------- */
 static char *dup_or_null(const char *s)
@@ -49,8 +49,8 @@ int link_opts_from_cfg(const struct cfg *cfg, struct link_opts *o)
 	o->store_path = dup_or_null(cfg->store.path);
 	o->store_max_size = cfg->store.max_size;
 	o->store_when_full = cfg->store.when_full;
-	o->card_max_pending = cfg->store.card_max_pending > 0 ? (unsigned)cfg->store.card_max_pending
-	                                                      : 25;
+	o->card_max_pending =
+	    cfg->store.card_max_pending > 0 ? (unsigned)cfg->store.card_max_pending : 25;
 	o->uplink = cfg->crypto.uplink;
 	o->public_key = dup_or_null(cfg->crypto.public_key);
 	o->key_name = dup_or_null(cfg->crypto.key_name);
@@ -225,6 +225,7 @@ static int make_card(struct link *l)
 		                              &t);
 	if (r < 0)
 		return r;
+	t->cancel = &l->cancel;
 	r = card_new(t, &l->card);
 	if (r < 0)
 		card_transport_free(t);
@@ -253,7 +254,14 @@ static void lost(struct link *l, int r)
 	if (l->backoff_ms > BACKOFF_MAX_MS)
 		l->backoff_ms = BACKOFF_MAX_MS;
 	l->retry_at = mono_ms() + l->backoff_ms;
-	set_state(l, r == -ENODEV ? LINK_ABSENT : r == -ESTALE ? LINK_STORE_DOWN : LINK_SILENT);
+	/* a device that cannot be opened at all is absent; one that opens and then
+	 * fails to answer is silent */
+	enum link_state s = LINK_SILENT;
+	if (r == -ENODEV || r == -ENOENT || r == -EACCES || r == -EPERM || r == -EBUSY)
+		s = LINK_ABSENT;
+	else if (r == -ESTALE)
+		s = LINK_STORE_DOWN;
+	set_state(l, s);
 }
 
 static void take_reconfig(struct link *l)
@@ -272,6 +280,10 @@ static void take_reconfig(struct link *l)
 	                n.timing_pct != l->o.timing_pct;
 	link_opts_clear(&l->o);
 	l->o = n;
+	/* the key may have been fixed: load it again */
+	crypto_key_free(l->pub);
+	l->pub = NULL;
+	l->key_warned = false;
 	link_tmpl_free(l); /* rebuilt from the new notefile settings on next use */
 	if (new_card) {
 		card_free(l->card);
@@ -298,8 +310,9 @@ static void serve_requests(struct link *l)
 		if (!q)
 			return;
 		char *rsp = NULL;
-		int r = l->state == LINK_READY ? link_raw(l, q->text, &rsp)
-		                               : l->state == LINK_SILENT ? -ETIMEDOUT : -ENODEV;
+		int r = l->state == LINK_READY    ? link_raw(l, q->text, &rsp)
+		        : l->state == LINK_SILENT ? -ETIMEDOUT
+		                                  : -ENODEV;
 		reply(l, q, r, rsp);
 		if (l->state == LINK_READY && (r == -ENODEV || r == -ETIMEDOUT || r == -EIO))
 			lost(l, r);
@@ -313,9 +326,9 @@ static int open_store(struct link *l)
 	if (l->st)
 		return 0;
 	struct store_opts so = {
-		.max_size = l->o.store_max_size,
-		.when_full = l->o.store_when_full == CFG_REFUSE_NEW ? STORE_REFUSE_NEW
-		                                                    : STORE_DROP_OLDEST,
+	    .max_size = l->o.store_max_size,
+	    .when_full =
+	        l->o.store_when_full == CFG_REFUSE_NEW ? STORE_REFUSE_NEW : STORE_DROP_OLDEST,
 	};
 	int r = store_open(l->o.store_path, &so, &l->st);
 	if (r < 0)
@@ -405,8 +418,8 @@ static void *thread_main(void *arg)
 	if (l->o.attn) {
 		int r = attn_open(l->o.attn, &l->attn);
 		if (r < 0)
-			log_warn("card: ATTN line %s unusable (%s); polling every %llu ms", l->o.attn,
-			         strerror(-r), (unsigned long long)l->o.poll_ms);
+			log_warn("card: ATTN line %s unusable (%s); polling every %llu ms",
+			         l->o.attn, strerror(-r), (unsigned long long)l->o.poll_ms);
 	}
 	bool attn_fired = false;
 	for (;;) {
@@ -421,7 +434,8 @@ static void *thread_main(void *arg)
 		if (l->state != LINK_READY && now >= l->retry_at) {
 			int r = open_store(l);
 			if (r < 0) {
-				lost(l, -ESTALE);
+				lost(l, -ESTALE); /* -ESTALE: the store, not the card */
+				l->last_err = r;
 			} else {
 				open_key(l);
 				r = l->card ? 0 : make_card(l);
@@ -514,6 +528,7 @@ void link_free(struct link *l)
 		pthread_mutex_lock(&l->mu);
 		l->stop = true;
 		pthread_mutex_unlock(&l->mu);
+		l->cancel = true; /* end a transaction that waits on a silent card */
 		efd_signal(l->wake_efd);
 		pthread_join(l->thread, NULL);
 	}
@@ -592,6 +607,7 @@ int link_request(struct link *l, const char *req_json, ngw_reply_cb cb, void *ud
 		return -ECANCELED;
 	}
 	efd_signal(l->wake_efd);
+	/* cppcheck-suppress memleak ; q is on l->reqs, the link thread frees it */
 	return 0;
 }
 

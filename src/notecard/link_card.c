@@ -13,13 +13,13 @@
 #include "store.h"
 #include "util.h"
 
-#define SEMANTIC_TRIES 3        /* a note the card refuses this often is dropped */
-#define FULL_RECHECK_MS 15000   /* how often a full card is asked again */
+#define SEMANTIC_TRIES  3     /* a note the card refuses this often is dropped */
+#define FULL_RECHECK_MS 15000 /* how often a full card is asked again */
 
 /* Card-side conditions that pass: hold the note, do not count it against it. */
 static const char *const hold_tokens[] = {
-	"{full}", "{file-storage-full}", "{file-write-failure}", "{note-max}", "{note-paused}",
-	"{filesys-reinit}", "{dfu-in-progress}", NULL,
+    "{full}",        "{file-storage-full}", "{file-write-failure}", "{note-max}",
+    "{note-paused}", "{filesys-reinit}",    "{dfu-in-progress}",    NULL,
 };
 
 static bool transient(int r)
@@ -66,7 +66,8 @@ static bool is_inbound_file(const char *f)
 static bool is_db(const char *f)
 {
 	size_t n = strlen(f);
-	return (n > 3 && strcmp(f + n - 3, ".db") == 0) || (n > 4 && strcmp(f + n - 4, ".dbs") == 0);
+	return (n > 3 && strcmp(f + n - 3, ".db") == 0) ||
+	       (n > 4 && strcmp(f + n - 4, ".dbs") == 0);
 }
 
 static void add_in_file(struct link *l, const char *f)
@@ -201,7 +202,8 @@ static int has_room(struct link *l, bool *room)
 	if (l->card_full) {
 		l->full_recheck_at = clock_ms(l) + FULL_RECHECK_MS;
 		if (!was_full)
-			log_info("card: %" PRId64 " notes wait for a sync; holding the rest in the store",
+			log_info("card: %" PRId64
+			         " notes wait for a sync; holding the rest in the store",
 			         l->pending_on_card);
 	}
 	*room = !l->card_full;
@@ -261,9 +263,21 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 			return 0;
 		json_t *req = NULL, *rsp = NULL;
 		r = link_note_request(&l->o, l->pub, store_gateway_id(l->st), n, &req);
+		if (r == -ENOKEY) {
+			/* sealing is asked for but no key could be loaded: a configuration
+			 * fault, not the note's; it waits (never sent in the clear) */
+			if (!l->key_warned)
+				log_err(
+				    "crypto: %s must be sealed but no uplink key is loaded; notes "
+				    "wait in the store",
+				    n->file);
+			l->key_warned = true;
+			store_out_free(n);
+			return 0;
+		}
 		if (r < 0) {
-			/* cannot be built (bad stored body, no key): the card never sees it */
-			r = note_refused(l, n, r == -ENOKEY ? "no uplink key" : strerror(-r));
+			/* cannot be built (a stored body that is not an object) */
+			r = note_refused(l, n, strerror(-r));
 			store_out_free(n);
 			if (r < 0)
 				return r;
@@ -440,9 +454,9 @@ int link_attn_arm(struct link *l)
 	for (size_t i = 0; i < l->n_in_files; i++)
 		json_array_append_new(files, json_string(l->in_files[i]));
 	json_t *rsp;
-	int r = ask(l, json_pack("{s:s,s:s,s:o}", "req", "card.attn", "mode", "arm,files", "files",
-	                         files),
-	            &rsp);
+	int r = ask(
+	    l, json_pack("{s:s,s:s,s:o}", "req", "card.attn", "mode", "arm,files", "files", files),
+	    &rsp);
 	if (r < 0)
 		return r;
 	if (err_of(rsp))
@@ -545,11 +559,16 @@ int link_raw(struct link *l, const char *text, char **rsp)
 static const char *state_name(enum link_state s)
 {
 	switch (s) {
-	case LINK_STARTING: return "starting";
-	case LINK_READY: return "ready";
-	case LINK_ABSENT: return "absent";
-	case LINK_SILENT: return "not answering";
-	case LINK_STORE_DOWN: return "store unavailable";
+	case LINK_STARTING:
+		return "starting";
+	case LINK_READY:
+		return "ready";
+	case LINK_ABSENT:
+		return "absent";
+	case LINK_SILENT:
+		return "not answering";
+	case LINK_STORE_DOWN:
+		return "store unavailable";
 	}
 	return "?";
 }
@@ -567,9 +586,8 @@ void link_publish_status(struct link *l)
 	json_t *card = json_object(), *hub = json_object(), *link = json_object();
 	const struct card_transport *t = l->card ? card_transport(l->card) : NULL;
 	json_object_set_new(card, "state", json_string(state_name(l->state)));
-	json_object_set_new(card, "transport", json_string(l->o.transport == CFG_TRANSPORT_I2C
-	                                                           ? "i2c"
-	                                                           : "serial"));
+	json_object_set_new(card, "transport",
+	                    json_string(l->o.transport == CFG_TRANSPORT_I2C ? "i2c" : "serial"));
 	if (l->o.device)
 		json_object_set_new(card, "device", json_string(l->o.device));
 	copy_field(card, "uid", l->version, "device");
@@ -606,16 +624,16 @@ void link_publish_status(struct link *l)
 	if (l->card)
 		card_counters(l->card, &cc);
 	json_t *c = json_pack(
-		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
-		(json_int_t)cc.requests, "retries", (json_int_t)cc.retries, "resets",
-		(json_int_t)cc.resets, "timeouts", (json_int_t)cc.timeouts, "crc_errors",
-		(json_int_t)cc.crc_errors, "io_errors", (json_int_t)cc.io_errors, "notes_sent",
-		(json_int_t)l->cnt.notes_sent, "notes_failed", (json_int_t)l->cnt.notes_failed,
-		"notes_dropped", (json_int_t)l->cnt.notes_dropped, "inbound",
-		(json_int_t)l->cnt.inbound, "env_changes", (json_int_t)l->cnt.env_changes, "hub_sets",
-		(json_int_t)l->cnt.hub_sets, "attn", (json_int_t)l->cnt.attn, "probes",
-		(json_int_t)l->cnt.probes, "bytes_out", (json_int_t)(t ? t->bytes_out : 0),
-		"bytes_in", (json_int_t)(t ? t->bytes_in : 0));
+	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
+	    (json_int_t)cc.requests, "retries", (json_int_t)cc.retries, "resets",
+	    (json_int_t)cc.resets, "timeouts", (json_int_t)cc.timeouts, "crc_errors",
+	    (json_int_t)cc.crc_errors, "io_errors", (json_int_t)cc.io_errors, "notes_sent",
+	    (json_int_t)l->cnt.notes_sent, "notes_failed", (json_int_t)l->cnt.notes_failed,
+	    "notes_dropped", (json_int_t)l->cnt.notes_dropped, "inbound",
+	    (json_int_t)l->cnt.inbound, "env_changes", (json_int_t)l->cnt.env_changes, "hub_sets",
+	    (json_int_t)l->cnt.hub_sets, "attn", (json_int_t)l->cnt.attn, "probes",
+	    (json_int_t)l->cnt.probes, "bytes_out", (json_int_t)(t ? t->bytes_out : 0), "bytes_in",
+	    (json_int_t)(t ? t->bytes_in : 0));
 	json_object_set_new(link, "counters", c);
 	json_object_set_new(link, "pending_on_card", json_integer(l->pending_on_card));
 	json_object_set_new(link, "card_full", json_boolean(l->card_full));

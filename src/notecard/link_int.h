@@ -24,7 +24,7 @@ struct link_tmpl;
  * reload and free its cfg while the link thread works. */
 struct link_notefile {
 	char *name;
-	int encrypt;  /* enum cfg_tristate */
+	int encrypt; /* enum cfg_tristate */
 	bool urgent;
 	char *template_; /* "off", "auto" or a path (link_tmpl.c) */
 	unsigned learn;
@@ -44,7 +44,7 @@ struct link_opts {
 	uint64_t store_max_size;
 	int store_when_full;
 	unsigned card_max_pending;
-	int uplink;      /* enum cfg_uplink */
+	int uplink; /* enum cfg_uplink */
 	char *public_key, *key_name;
 	struct link_notefile *nf;
 	size_t n_nf;
@@ -70,7 +70,7 @@ struct link_ev {
 	struct link_ev *next;
 	enum link_ev_kind kind;
 	int64_t id;
-	char *a, *b;      /* env name/value, audit action/detail, reply text */
+	char *a, *b; /* env name/value, audit action/detail, reply text */
 	int err;
 	ngw_reply_cb cb;
 	void *ud;
@@ -87,7 +87,7 @@ enum link_state { LINK_STARTING, LINK_READY, LINK_ABSENT, LINK_SILENT, LINK_STOR
 
 struct link_counters {
 	uint64_t notes_sent, notes_failed, notes_dropped, inbound, env_changes, hub_sets, attn,
-		raw_requests, probes;
+	    raw_requests, probes;
 };
 
 struct link {
@@ -96,19 +96,20 @@ struct link {
 	struct link_req *reqs, **reqs_tail;
 	struct link_ev *evs, **evs_tail;
 	bool stop, kicked, reconfig;
-	struct link_opts next_opts;   /* from link_reconfigure, taken by the thread */
-	json_t *status;               /* snapshot for link_status */
+	_Atomic bool cancel;    /* the transport's cancel flag: set by link_free */
+	struct link_opts next_opts; /* from link_reconfigure, taken by the thread */
+	json_t *status;             /* snapshot for link_status */
 
 	/* ---- loop thread ---- */
 	sd_event *loop;
 	sd_event_source *ev_src;
 	struct link_events cbs;
-	int loop_efd;                 /* link → loop */
+	int loop_efd; /* link → loop */
 
 	/* ---- link thread ---- */
 	pthread_t thread;
 	bool thread_started;
-	int wake_efd;                 /* loop → link */
+	int wake_efd; /* loop → link */
 	struct link_opts o;
 	struct card_timing timing;
 	struct card *card;
@@ -123,11 +124,12 @@ struct link {
 	int64_t env_modified;
 	bool env_known;
 	/* outbound */
-	int64_t pending_on_card;      /* notes added and not yet synced (estimate) */
+	int64_t pending_on_card; /* notes added and not yet synced (estimate) */
 	bool card_full;
 	uint64_t full_recheck_at;
-	int64_t fail_id;              /* the note failing semantically, and how often */
+	int64_t fail_id; /* the note failing semantically, and how often */
 	unsigned fail_count;
+	bool key_warned; /* said once that sealed notes wait for a key */
 	/* inbound */
 	char **in_files;
 	size_t n_in_files;

@@ -30,9 +30,12 @@ enum link_seal link_seal_for(const struct link_opts *o, const char *file)
 		 * that is the configured way, else on the host */
 		return o->uplink == CFG_UPLINK_NOTECARD ? LINK_SEAL_CARD : LINK_SEAL_HOST;
 	switch (o->uplink) {
-	case CFG_UPLINK_HOST: return LINK_SEAL_HOST;
-	case CFG_UPLINK_NOTECARD: return LINK_SEAL_CARD;
-	default: return LINK_SEAL_NONE;
+	case CFG_UPLINK_HOST:
+		return LINK_SEAL_HOST;
+	case CFG_UPLINK_NOTECARD:
+		return LINK_SEAL_CARD;
+	default:
+		return LINK_SEAL_NONE;
 	}
 }
 

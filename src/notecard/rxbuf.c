@@ -9,6 +9,8 @@ int rxbuf_append(struct rxbuf *b, const void *p, size_t n, size_t limit)
 {
 	if (n > limit || b->len > limit - n)
 		return -EMSGSIZE;
+	if (n == 0)
+		return 0; /* nothing to copy, and buf may still be NULL */
 	if (b->len + n > b->cap) {
 		size_t cap = b->cap ? b->cap : 512;
 		while (cap < b->len + n)

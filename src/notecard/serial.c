@@ -30,18 +30,30 @@ struct serial_priv {
 static speed_t baud_const(unsigned baud)
 {
 	switch (baud) {
-	case 1200: return B1200;
-	case 2400: return B2400;
-	case 4800: return B4800;
-	case 9600: return B9600;
-	case 19200: return B19200;
-	case 38400: return B38400;
-	case 57600: return B57600;
-	case 115200: return B115200;
-	case 230400: return B230400;
-	case 460800: return B460800;
-	case 921600: return B921600;
-	default: return 0;
+	case 1200:
+		return B1200;
+	case 2400:
+		return B2400;
+	case 4800:
+		return B4800;
+	case 9600:
+		return B9600;
+	case 19200:
+		return B19200;
+	case 38400:
+		return B38400;
+	case 57600:
+		return B57600;
+	case 115200:
+		return B115200;
+	case 230400:
+		return B230400;
+	case 460800:
+		return B460800;
+	case 921600:
+		return B921600;
+	default:
+		return 0;
 	}
 }
 
@@ -94,6 +106,9 @@ static int serial_open(struct card_transport *t)
 		goto fail;
 	}
 	tcflush(fd, TCIOFLUSH);
+	/* the card's only owner: two hosts on one card break each other's sequence
+	 * numbers, so keep other processes from opening the tty (root excepted) */
+	(void)ioctl(fd, TIOCEXCL);
 	p->fd = fd;
 	rxbuf_clear(&p->rx);
 	return 0;
@@ -229,7 +244,12 @@ static int serial_recv_line(struct card_transport *t, char *buf, size_t cap, siz
 			r = -ETIMEDOUT;
 			goto fail;
 		}
-		r = read_some(t, (unsigned)(limit_ms - (n - last)), limit);
+		if (card_transport_cancelled(t)) {
+			r = -ECANCELED;
+			goto fail;
+		}
+		unsigned slice = (unsigned)(limit_ms - (n - last));
+		r = read_some(t, slice > 100 ? 100 : slice, limit); /* 100 ms: see cancel */
 		if (r < 0)
 			goto fail;
 		if (r > 0) {
@@ -303,13 +323,13 @@ static void serial_free(struct card_transport *t)
 }
 
 static const struct card_transport_ops serial_ops = {
-	.name = "serial",
-	.open = serial_open,
-	.close = serial_close,
-	.reset = serial_reset,
-	.send = serial_send,
-	.recv_line = serial_recv_line,
-	.free = serial_free,
+    .name = "serial",
+    .open = serial_open,
+    .close = serial_close,
+    .reset = serial_reset,
+    .send = serial_send,
+    .recv_line = serial_recv_line,
+    .free = serial_free,
 };
 
 int card_transport_serial_new(const char *device, unsigned baud, const struct card_timing *tm,

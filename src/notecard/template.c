@@ -433,7 +433,8 @@ static bool same_shape(struct tmpl_learner *lr, const json_t *body)
 static void merge(struct field *f, const json_t *v, bool first)
 {
 	enum kind kd;
-	kind_of(v, &kd);
+	if (kind_of(v, &kd) < 0)
+		return; /* not reached: the caller checked every value's kind */
 	if (first)
 		f->k = kd;
 	else if (kd == K_REAL && f->k == K_INT)
@@ -577,6 +578,8 @@ bool tmpl_nf_decide(struct tmpl_nf *t, const json_t *body, bool *changed)
 	*changed = false;
 	if (t->mode == TMPL_OFF)
 		return false;
+	if (t->mode == TMPL_AUTO && (!t->lr || !t->basis))
+		return false; /* not reached: tmpl_nf_init makes both for auto */
 	if (t->hints && tmpl_fits(t->hints, body, NULL, 0)) {
 		t->misfits = 0;
 		if (t->refit) {

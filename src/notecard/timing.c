@@ -9,21 +9,21 @@
 #include "notecard/transport.h"
 
 const struct card_timing card_timing_default = {
-	.i2c_chunk_max = 253,
-	.i2c_pre_io_us = 6000,
-	.i2c_chunk_delay_ms = 20,
-	.segment_bytes = 250,
-	.segment_delay_ms = 250,
-	.poll_ms = 50,
-	.nack_delay_ms = 1000,
-	.reset_settle_ms = 250,
-	.reset_drain_ms = 500,
-	.reset_tries = 10,
-	.byte_timeout_ms = 1000,
-	.response_timeout_ms = 30000,
-	.long_timeout_ms = 90000,
-	.retries = 5,
-	.retry_delay_ms = 500,
+    .i2c_chunk_max = 253,
+    .i2c_pre_io_us = 6000,
+    .i2c_chunk_delay_ms = 20,
+    .segment_bytes = 250,
+    .segment_delay_ms = 250,
+    .poll_ms = 50,
+    .nack_delay_ms = 1000,
+    .reset_settle_ms = 250,
+    .reset_drain_ms = 500,
+    .reset_tries = 10,
+    .byte_timeout_ms = 1000,
+    .response_timeout_ms = 30000,
+    .long_timeout_ms = 90000,
+    .retries = 5,
+    .retry_delay_ms = 500,
 };
 
 static unsigned scale(unsigned v, unsigned pct, unsigned floor)
@@ -73,9 +73,9 @@ static void real_sleep_us(void *ctx, uint64_t us)
 }
 
 const struct card_clock card_clock_real = {
-	.now_ms = real_now_ms,
-	.sleep_us = real_sleep_us,
-	.ctx = 0,
+    .now_ms = real_now_ms,
+    .sleep_us = real_sleep_us,
+    .ctx = 0,
 };
 
 void card_transport_free(struct card_transport *t)

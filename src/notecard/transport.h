@@ -3,6 +3,7 @@
  * card's pacing; it knows nothing of JSON. All calls block (link thread only). */
 #ifndef NOTEGW_TRANSPORT_H
 #define NOTEGW_TRANSPORT_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "notecard/timing.h"
@@ -40,7 +41,17 @@ struct card_transport {
 	void *priv;
 	/* counters, for status and benches */
 	uint64_t bytes_out, bytes_in, resets, errors;
+	/* Set (from another thread) to abandon the transaction under way: waits end
+	 * within ~100 ms with -ECANCELED, so a stopping daemon is not held by a 30 s
+	 * response timeout. NULL: never cancelled. */
+	const _Atomic bool *cancel;
 };
+
+/* True once the transport has been asked to give up. */
+static inline bool card_transport_cancelled(const struct card_transport *t)
+{
+	return t->cancel && *t->cancel;
+}
 
 /* Constructors. The device path is copied. */
 int card_transport_i2c_new(const char *device, unsigned address, const struct card_timing *tm,

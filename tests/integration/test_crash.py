@@ -48,10 +48,12 @@ def main():
             gw.kill()
             log("round %d: killed with %d accepted" % (i, len(accepted)))
             gw.start()
-        time.sleep(0.5)
+        # On a slow (sanitized, loaded) machine the rounds may be over before many
+        # notes went in: keep producing until enough have been accepted to mean
+        # something, with the daemon running.
+        wait_for(lambda: len(accepted) >= 30, 120, 0.2, "30 notes accepted")
         stop.set()
         t.join(60)
-        check(len(accepted) > 20, "too few notes accepted to mean anything: %d" % len(accepted))
 
         def arrived():
             seen = {}

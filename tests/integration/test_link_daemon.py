@@ -1,15 +1,16 @@
 """Issue 3, end to end: notegwd against notecard-sim over serial (the simulator's pty) and
 over I2C (the LD_PRELOAD shim, the daemon's real i2c-dev code unchanged).
 - `notegw req '{"req":"card.version"}'` answers;
-- hub.set made to agree with [hub] once, and not rewritten by a restart;
+- hub.set made to agree with [hub] once, not rewritten by a restart, redone on SIGHUP;
 - `notegw status` shows the card (UID, SKU, firmware, signal) and the hub;
 - with 20% injected {io} errors every queued note reaches the hub exactly once after the
   faults stop;
-- an inbound note lands in the store and leaves the card;
+- an inbound note lands in the store and leaves the card; a .db note is stored once;
 - a card that vanishes is shown absent, notes wait in the store, and flow when it returns;
 - no request the daemon sent fails the Notecard schema check."""
 import json
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -83,6 +84,16 @@ def run(transport):
         wait_for(ready, 30, 0.1, "the link ready after restart")
         check(count_requests(sim, "hub.set") == 1, "%s: no hub.set after restart" % transport)
 
+        # a reload with another hub mode: hub.set again, with just that key
+        gw.sections["hub"]["mode"] = "periodic"
+        gw.write_config()
+        gw.signal(signal.SIGHUP)
+        wait_for(lambda: count_requests(sim, "hub.set") == 2, 30, 0.2, "hub.set after SIGHUP")
+        last = [e for e in sim.request_log()
+                if isinstance(e.get("req"), dict) and e["req"].get("req") == "hub.set"][-1]
+        check(last["req"].get("mode") == "periodic" and "product" not in last["req"],
+              "%s: reload set only the mode: %s" % (transport, last["req"]))
+
         # 20% {io}: every note arrives once the faults stop
         sim.fault("io", p=0.2)
         for i in range(20):
@@ -104,6 +115,17 @@ def run(transport):
                  "the inbound note in the store")
         wait_for(lambda: sim.files().get("data.qi", {}).get("total", 0) == 0, 30, 0.2,
                  "the inbound note deleted from the card")
+
+        # a database notefile: its notes land once, however often it is looked at again
+        before = status(gw)["store"]["inbound"]
+        sim.inject("cfg.db", {"rate": 5}, note="settings", now=True)
+        wait_for(lambda: status(gw)["store"]["inbound"] == before + 1, 30, 0.2,
+                 "the .db note in the store")
+        seen = count_requests(sim, "note.changes")
+        wait_for(lambda: count_requests(sim, "note.changes") >= seen + 2, 30, 0.2,
+                 "two more looks at cfg.db")
+        check(status(gw)["store"]["inbound"] == before + 1,
+              "%s: the .db note stored once" % transport)
 
         # the card vanishes: shown, notes wait, then flow
         sim.gone(12)

@@ -21,8 +21,8 @@ int main(int argc, char **argv)
 	card_timing_scaled(&tm, argc > 3 ? (unsigned)atoi(argv[3]) : 100);
 	struct card_transport *t;
 	int r = strcmp(argv[1], "i2c") == 0
-	                ? card_transport_i2c_new(argv[2], 0x17, &tm, &card_clock_real, &t)
-	                : card_transport_serial_new(argv[2], 9600, &tm, &card_clock_real, &t);
+	            ? card_transport_i2c_new(argv[2], 0x17, &tm, &card_clock_real, &t)
+	            : card_transport_serial_new(argv[2], 9600, &tm, &card_clock_real, &t);
 	struct card *c;
 	if (r < 0 || card_new(t, &c) < 0) {
 		fprintf(stderr, "cardreq: %s\n", strerror(-r));
@@ -50,11 +50,12 @@ int main(int argc, char **argv)
 	free(line);
 	struct card_counters cc;
 	card_counters(c, &cc);
-	printf("{\"counters\":{\"requests\":%llu,\"retries\":%llu,\"resets\":%llu,\"timeouts\":%llu,"
-	       "\"crc_errors\":%llu,\"io_errors\":%llu}}\n",
-	       (unsigned long long)cc.requests, (unsigned long long)cc.retries,
-	       (unsigned long long)cc.resets, (unsigned long long)cc.timeouts,
-	       (unsigned long long)cc.crc_errors, (unsigned long long)cc.io_errors);
+	printf(
+	    "{\"counters\":{\"requests\":%llu,\"retries\":%llu,\"resets\":%llu,\"timeouts\":%llu,"
+	    "\"crc_errors\":%llu,\"io_errors\":%llu}}\n",
+	    (unsigned long long)cc.requests, (unsigned long long)cc.retries,
+	    (unsigned long long)cc.resets, (unsigned long long)cc.timeouts,
+	    (unsigned long long)cc.crc_errors, (unsigned long long)cc.io_errors);
 	card_free(c);
 	return 0;
 }

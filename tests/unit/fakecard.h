@@ -15,18 +15,18 @@
 struct fakecard {
 	struct fakeclock clk;
 	struct card_timing tm;
-	json_t *hub;        /* hub.get answer */
-	json_t *added;      /* array of note.add requests received */
-	json_t *inq;        /* array of inbound notes in data.qi */
-	json_t *env;        /* env vars */
+	json_t *hub;   /* hub.get answer */
+	json_t *added; /* array of note.add requests received */
+	json_t *inq;   /* array of inbound notes in data.qi */
+	json_t *env;   /* env vars */
 	long long env_time;
-	long long pending;  /* unsynced notes */
+	long long pending; /* unsynced notes */
 	int hub_sets, env_gets, attn_arms, requests;
-	bool full;          /* note.add answers {file-storage-full} */
-	int fail_delete;    /* fail this many note.get delete:true with a timeout */
-	int fail_all;       /* every request: timeout */
-	int io_every;       /* every n-th request answers {io} (0: never) */
-	json_t *log;        /* every request, in order */
+	bool full;       /* note.add answers {file-storage-full} */
+	int fail_delete; /* fail this many note.get delete:true with a timeout */
+	int fail_all;    /* every request: timeout */
+	int io_every;    /* every n-th request answers {io} (0: never) */
+	json_t *log;     /* every request, in order */
 	char rsp[65536];
 	size_t rsp_len;
 	int rsp_err;
@@ -41,8 +41,8 @@ static inline json_t *fc_answer(struct fakecard *f, json_t *req)
 	if (f->io_every && f->requests % f->io_every == 0)
 		return json_pack("{s:s}", "err", "injected {io}");
 	if (!strcmp(name, "card.version"))
-		return json_pack("{s:s,s:s,s:s}", "device", "dev:864475044204278", "sku", "NOTE-WBNAN",
-		                 "version", "notecard-8.1.3");
+		return json_pack("{s:s,s:s,s:s}", "device", "dev:864475044204278", "sku",
+		                 "NOTE-WBNAN", "version", "notecard-8.1.3");
 	if (!strcmp(name, "hub.get"))
 		return json_deep_copy(f->hub);
 	if (!strcmp(name, "hub.set")) {
@@ -50,7 +50,7 @@ static inline json_t *fc_answer(struct fakecard *f, json_t *req)
 		const char *k;
 		json_t *v;
 		json_object_foreach(req, k, v) if (strcmp(k, "req") && strcmp(k, "crc"))
-			json_object_set(f->hub, k, v);
+		    json_object_set(f->hub, k, v);
 		return json_object();
 	}
 	if (!strcmp(name, "file.changes.pending"))
@@ -96,10 +96,11 @@ static inline json_t *fc_answer(struct fakecard *f, json_t *req)
 		return json_pack("{s:s,s:{s:i,s:i,s:s}}", "status", "{modem-on}", "net", "bars", 3,
 		                 "rssi", -71, "rat", "lte");
 	if (!strcmp(name, "hub.sync.status"))
-		return json_pack("{s:s,s:i,s:i}", "status", "completed {sync-end}", "time", 1700000000,
-		                 "completed", 42);
+		return json_pack("{s:s,s:i,s:i}", "status", "completed {sync-end}", "time",
+		                 1700000000, "completed", 42);
 	if (!strcmp(name, "card.status"))
-		return json_pack("{s:s,s:b,s:i}", "status", "{normal}", "connected", 1, "storage", 8);
+		return json_pack("{s:s,s:b,s:i}", "status", "{normal}", "connected", 1, "storage",
+		                 8);
 	if (!strcmp(name, "card.attn")) {
 		f->attn_arms++;
 		return json_object();

@@ -2,9 +2,9 @@
  * every sleep is recorded, so the card's pacing can be checked exactly. */
 #ifndef NOTEGW_TEST_FAKECLOCK_H
 #define NOTEGW_TEST_FAKECLOCK_H
+#include "notecard/transport.h"
 #include <stdint.h>
 #include <string.h>
-#include "notecard/transport.h"
 
 #define FAKECLOCK_LOG 4096
 struct fakeclock {

@@ -92,8 +92,8 @@ static void f_free(struct card_transport *t)
 {
 	free(t);
 }
-static const struct card_transport_ops fops = {"fake", f_open, f_close, f_reset, f_send, f_recv,
-                                               f_free};
+static const struct card_transport_ops fops = {"fake", f_open, f_close, f_reset,
+                                               f_send, f_recv, f_free};
 
 static struct card *C;
 
@@ -222,7 +222,7 @@ static void test_retry_timeout(void **state)
 	json_decref(rsp);
 	assert_int_equal(F->n_sent, 2);
 	assert_string_equal(F->sent[0], F->sent[1]); /* same seq on the retry */
-	assert_int_equal(F->resets, 2);                /* start + after the fault */
+	assert_int_equal(F->resets, 2);              /* start + after the fault */
 	struct card_counters cc;
 	card_counters(C, &cc);
 	assert_int_equal(cc.timeouts, 1);
@@ -393,7 +393,8 @@ static void test_text(void **state)
 {
 	char *out = NULL;
 	script(A_CRC, "{\"a\":1}");
-	assert_int_equal(card_request_text(C, "{\"req\":\"card.status\",\"crc\":\"junk\"}", &out), 0);
+	assert_int_equal(card_request_text(C, "{\"req\":\"card.status\",\"crc\":\"junk\"}", &out),
+	                 0);
 	assert_string_equal(out, "{\"a\":1}");
 	/* the caller's stale crc was replaced by ours */
 	assert_null(strstr(F->sent[0], "junk"));
@@ -405,11 +406,11 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_crc32_known),   T(test_crc_field),     T(test_crc_check),
-		T(test_ok_and_sequence), T(test_retry_timeout), T(test_retry_garbled),
-		T(test_retry_crc_and_seq), T(test_missing_crc), T(test_io_retried_without_reset),
-		T(test_not_retried),   T(test_heartbeat),     T(test_cmd),
-		T(test_timeouts),      T(test_gone),          T(test_text),
+	    T(test_crc32_known),       T(test_crc_field),     T(test_crc_check),
+	    T(test_ok_and_sequence),   T(test_retry_timeout), T(test_retry_garbled),
+	    T(test_retry_crc_and_seq), T(test_missing_crc),   T(test_io_retried_without_reset),
+	    T(test_not_retried),       T(test_heartbeat),     T(test_cmd),
+	    T(test_timeouts),          T(test_gone),          T(test_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

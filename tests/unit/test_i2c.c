@@ -34,13 +34,13 @@ struct fakebus {
 	struct xfer_rec x[MAXX];
 	size_t nx;
 	/* faults */
-	int nack_next;        /* fail the next transfers with -EREMOTEIO */
-	int eio_next;         /* fail the next transfers with -EIO (a short or broken one) */
-	int fail_read_data;   /* a read of data bytes breaks after the card sent them */
-	int nack_reads;       /* NACK the next read transfers */
-	int bad_sent_next;    /* header claims one byte more than asked */
-	int garbage_on_reset; /* answer this many resets with garbage */
-	int answer_resets;    /* answer a lone "\n" with "\r\n" */
+	int nack_next;               /* fail the next transfers with -EREMOTEIO */
+	int eio_next;                /* fail the next transfers with -EIO (a short or broken one) */
+	int fail_read_data;          /* a read of data bytes breaks after the card sent them */
+	int nack_reads;              /* NACK the next read transfers */
+	int bad_sent_next;           /* header claims one byte more than asked */
+	int garbage_on_reset;        /* answer this many resets with garbage */
+	int answer_resets;           /* answer a lone "\n" with "\r\n" */
 	unsigned reveal_after_polls; /* hold the answer back for this many polls */
 	unsigned polls;
 	int opened;
@@ -148,9 +148,8 @@ static int setup(void **state)
 	fakeclock_init(&bus->clk);
 	tm = card_timing_default;
 	struct card_i2c_bus ops = {fb_open, fb_close, fb_xfer, bus};
-	assert_int_equal(card_transport_i2c_new_bus("/dev/i2c-1", 0x17, &tm, &bus->clk.clock, &ops,
-	                                            &t),
-	                 0);
+	assert_int_equal(
+	    card_transport_i2c_new_bus("/dev/i2c-1", 0x17, &tm, &bus->clk.clock, &ops, &t), 0);
 	assert_int_equal(t->ops->open(t), 0);
 	return 0;
 }
@@ -428,9 +427,8 @@ static void test_open_gone(void **state)
 {
 	struct card_transport *g;
 	struct card_i2c_bus ops = {fb_open, fb_close, fb_xfer, bus};
-	assert_int_equal(card_transport_i2c_new_bus("/dev/i2c-gone", 0x17, &tm, &bus->clk.clock,
-	                                            &ops, &g),
-	                 0);
+	assert_int_equal(
+	    card_transport_i2c_new_bus("/dev/i2c-gone", 0x17, &tm, &bus->clk.clock, &ops, &g), 0);
 	assert_int_equal(g->ops->open(g), -ENODEV);
 	card_transport_free(g);
 }
@@ -438,16 +436,16 @@ static void test_open_gone(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_send_edges, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_send_small_chunks, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_recv_edges, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_recv_polls_and_timeout, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_recv_half_line_never_handed_up, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_recv_bad_header, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_recv_nack_and_short, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_recv_two_lines_and_cap, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_gone, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_send_edges, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_send_small_chunks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_recv_edges, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_recv_polls_and_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_recv_half_line_never_handed_up, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_recv_bad_header, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_recv_nack_and_short, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_recv_two_lines_and_cap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_gone, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -358,6 +358,25 @@ static void test_full_card_holds(void **state)
 	assert_int_equal(fake_store.n_out, 0);
 }
 
+static void test_sealed_waits_for_key(void **state)
+{
+	L->o.uplink = CFG_UPLINK_HOST;
+	fs_add("data.qo", "{\"secret\":1}", 0);
+	assert_int_equal(link_probe(L), 0);
+	bool more;
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	/* never in the clear, never refused: it waits */
+	assert_int_equal(json_array_size(F->added), 0);
+	assert_int_equal(fake_store.n_out, 1);
+	assert_int_equal(fake_store.failed[0], 0);
+	L->pub = &the_key;
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(fake_store.n_out, 0);
+	json_t *b = json_object_get(json_array_get(F->added, 0), "body");
+	assert_string_equal(json_string_value(json_object_get(b, "sealed")), "{\"secret\":1}");
+	assert_null(json_object_get(b, "secret"));
+}
+
 static void test_card_silent_keeps_note(void **state)
 {
 	fs_add("data.qo", "{}", 0);
@@ -535,8 +554,14 @@ static void test_attn_spec(void **state)
 	assert_int_equal(attn_parse("/dev/gpiochip4:0", chip, sizeof(chip), &line), 0);
 	assert_string_equal(chip, "/dev/gpiochip4");
 	assert_int_equal(line, 0);
-	const char *bad[] = {"gpiochip0", "gpiochip0:", ":17", "gpiochip0:-1", "gpiochip0:17x",
-	                     "gpiochip0:99999", "a-very-long-chip-name-that-does-not-fit:1", NULL};
+	const char *bad[] = {"gpiochip0",
+	                     "gpiochip0:",
+	                     ":17",
+	                     "gpiochip0:-1",
+	                     "gpiochip0:17x",
+	                     "gpiochip0:99999",
+	                     "a-very-long-chip-name-that-does-not-fit:1",
+	                     NULL};
 	for (int i = 0; bad[i]; i++)
 		assert_int_equal(attn_parse(bad[i], chip, sizeof(chip), &line), -EINVAL);
 	/* no such chip here: an error the link logs before it polls instead */
@@ -598,14 +623,21 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_probe_hub_agree),   T(test_drain_order_id_sync),
-		T(test_card_room),         T(test_refused_note_does_not_block),
-		T(test_full_card_holds),   T(test_card_silent_keeps_note),
-		T(test_io_errors_retried), T(test_inbound_crash_safe),
-		T(test_attn_arm),          T(test_env),
-		T(test_note_request_seal), T(test_status),
-		cmocka_unit_test(test_attn_spec),
-		cmocka_unit_test(test_thread_absent_card),
+	    T(test_probe_hub_agree),
+	    T(test_drain_order_id_sync),
+	    T(test_card_room),
+	    T(test_refused_note_does_not_block),
+	    T(test_full_card_holds),
+	    T(test_card_silent_keeps_note),
+	    T(test_sealed_waits_for_key),
+	    T(test_io_errors_retried),
+	    T(test_inbound_crash_safe),
+	    T(test_attn_arm),
+	    T(test_env),
+	    T(test_note_request_seal),
+	    T(test_status),
+	    cmocka_unit_test(test_attn_spec),
+	    cmocka_unit_test(test_thread_absent_card),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

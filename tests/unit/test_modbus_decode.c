@@ -130,6 +130,9 @@ static void test_encode(void **state)
 	assert_int_equal(mb_encode(MB_U16, MB_ORDER_BE, 230.15, 0.1, 0, w), -EDOM);
 	assert_int_equal(mb_encode(MB_U16, MB_ORDER_BE, NAN, 1, 0, w), -EINVAL);
 	assert_int_equal(mb_encode(MB_U16, MB_ORDER_BE, 1, 0, 0, w), -EINVAL);
+	/* found by fuzz_modbus_decode: a NaN or infinite offset is refused, not cast */
+	assert_int_equal(mb_encode(MB_U16, MB_ORDER_BE, 5, 1, NAN, w), -EINVAL);
+	assert_int_equal(mb_encode(MB_I32, MB_ORDER_BE, 5, 1, -INFINITY, w), -EINVAL);
 }
 
 /* decode(encode(x)) == x over every type and order */

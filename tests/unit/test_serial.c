@@ -6,12 +6,12 @@
 #include <poll.h>
 #include <pty.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -185,8 +185,8 @@ static void test_gone(void **state)
 	assert_int_equal(t->ops->recv_line(t, got, sizeof(got), &len, 1000), -ENODEV);
 	t->ops->close(t);
 	struct card_transport *g;
-	assert_int_equal(card_transport_serial_new("/dev/ttyNOPE9", 9600, &tm, &card_clock_real, &g),
-	                 0);
+	assert_int_equal(
+	    card_transport_serial_new("/dev/ttyNOPE9", 9600, &tm, &card_clock_real, &g), 0);
 	assert_int_equal(g->ops->open(g), -ENODEV);
 	card_transport_free(g);
 	assert_int_equal(card_transport_serial_new("/dev/null", 12345, &tm, &card_clock_real, &g),
@@ -197,8 +197,12 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_line_roundtrip), T(test_long_request_segmented), T(test_response_in_pieces),
-		T(test_timeouts_and_cap), T(test_reset), T(test_gone),
+	    T(test_line_roundtrip),
+	    T(test_long_request_segmented),
+	    T(test_response_in_pieces),
+	    T(test_timeouts_and_cap),
+	    T(test_reset),
+	    T(test_gone),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
