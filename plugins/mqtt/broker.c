@@ -1,8 +1,9 @@
 /* notegw_broker: a mosquitto plugin (v5 interface) that commits every
  * <prefix>/out/<notefile> message into notegw's SQLite store before mosquitto
  * answers the publisher. mosquitto sends PUBACK only after MOSQ_EVT_MESSAGE returns,
- * so an acknowledged QoS 1 message is durable in the store: the window libmosquitto
- * leaves in the client plugin (PUBACK before on_message) does not exist here.
+ * so the publisher's own PUBACK means the note is durable in the store, whatever
+ * happens to the broker afterwards (the client plugin can only promise that for its
+ * PUBACK to the broker; the broker's copy is in between).
  *
  *   plugin /usr/lib/<triplet>/notegw/mosquitto/notegw_broker.so
  *   plugin_opt_store /var/lib/notegw/store.db
@@ -50,9 +51,9 @@ static int parse_size(const char *s, uint64_t *out)
 	if (errno || end == s)
 		return -EINVAL;
 	if (*end == 'K' || *end == 'k')
-		mul = 1024, end++;
+		mul = 1024ull, end++;
 	else if (*end == 'M' || *end == 'm')
-		mul = 1024 * 1024, end++;
+		mul = 1024ull * 1024, end++;
 	else if (*end == 'G' || *end == 'g')
 		mul = 1024ull * 1024 * 1024, end++;
 	if (*end || v > UINT64_MAX / mul)

@@ -3,7 +3,8 @@
 # topic/payload rules in validate.c.
 if ENABLE_MQTT
 plugin_LTLIBRARIES += plugins/mqtt/mqtt.la
-plugins_mqtt_mqtt_la_SOURCES = plugins/mqtt/mqtt.c plugins/mqtt/validate.c \
+plugins_mqtt_mqtt_la_SOURCES = plugins/mqtt/mqtt.c plugins/mqtt/session.c \
+	plugins/mqtt/ingest.c plugins/mqtt/mqtt-private.h plugins/mqtt/validate.c \
 	plugins/mqtt/validate.h
 plugins_mqtt_mqtt_la_CFLAGS = $(AM_CFLAGS) $(SYSTEMD_CFLAGS) $(JANSSON_CFLAGS) $(MOSQUITTO_CFLAGS)
 plugins_mqtt_mqtt_la_LIBADD = $(JANSSON_LIBS) $(MOSQUITTO_LIBS) $(SYSTEMD_LIBS)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -609,8 +610,18 @@ static void test_thread_absent_card(void **state)
 	assert_true(sd_event_loop(loop) >= 0);
 	assert_int_equal(replies, 1);
 	assert_int_equal(reply_err, -ENODEV);
-	json_t *s = link_status(l);
-	json_t *c = json_object_get(s, "notecard");
+	/* The thread answers the request before it publishes its new state: wait
+	 * (boundedly) for the snapshot rather than race it. */
+	json_t *s = NULL, *c = NULL;
+	for (int i = 0; i < 500; i++) {
+		json_decref(s);
+		s = link_status(l);
+		c = json_object_get(s, "notecard");
+		const char *st = json_string_value(json_object_get(c, "state"));
+		if (st && strcmp(st, "starting") != 0)
+			break;
+		usleep(10000);
+	}
 	assert_string_equal(json_string_value(json_object_get(c, "state")), "absent");
 	assert_non_null(json_object_get(c, "retry_in_ms"));
 	json_decref(s);
