@@ -13,8 +13,9 @@ the broker-side ingest of the mqtt plugin (docs/mqtt.md) is the way to close it.
 
 Not part of make check. Run from a plain build (not ASan, whose quarantine grows RSS):
     top_srcdir=$PWD top_builddir=$PWD/build-ci bench/soak.py [--notes N] [--quick]
---quick is 20,000 notes (about a minute here). Figures measured on this project's
-2-core CI box are in docs/reliability.md."""
+--quick is 20,000 notes (about 30 s here). Figures measured on this project's 2-core
+CI box are in docs/reliability.md; 1,000,000 notes took 34 min, VmRSS 7,508 kB after
+warm-up -> 7,512 kB at the end (max 7,512 kB): flat."""
 import argparse
 import json
 import os
