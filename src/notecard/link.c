@@ -245,8 +245,10 @@ static void set_state(struct link *l, enum link_state s)
 /* The card is gone or silent: close it and try again later, doubling the wait. */
 static void lost(struct link *l, int r)
 {
-	if (l->state == LINK_READY)
-		log_warn("card: %s on %s; retrying with backoff", strerror(-r), l->o.device);
+	/* Every failure visible, once per kind: a card that never came up says why too. */
+	if (l->state == LINK_READY || l->last_err != r)
+		log_warn("card: %s on %s%s; retrying with backoff", strerror(-r), l->o.device,
+		         r == -EBUSY ? " (another process holds it exclusively)" : "");
 	l->last_err = r;
 	if (l->card)
 		card_close(l->card);

@@ -120,8 +120,13 @@ fail:
 static void serial_close(struct card_transport *t)
 {
 	struct serial_priv *p = t->priv;
-	if (p->fd >= 0)
+	if (p->fd >= 0) {
+		/* Give the exclusive claim back: it outlives our close while another
+		 * process keeps the tty open (a pty's other side), and would lock out
+		 * the next notegwd that is not root with EBUSY. */
+		(void)ioctl(p->fd, TIOCNXCL);
 		close(p->fd);
+	}
 	p->fd = -1;
 	rxbuf_clear(&p->rx);
 }
