@@ -159,21 +159,16 @@ int gw_note_put_sync(struct gw *gw, const char *actor, const char *file, const c
 
 /* The last inbound row offered to each consumer this run: offered again only after
  * a restart (the plugin marks delivery itself). */
-struct offered {
-	char name[64];
-	int64_t last;
-};
-static struct offered offered[16];
-
-static int64_t *offered_slot(const char *name)
+static int64_t *offered_slot(struct gw *gw, const char *name)
 {
-	for (size_t i = 0; i < sizeof(offered) / sizeof(offered[0]); i++) {
-		if (offered[i].name[0] == '\0') {
-			snprintf(offered[i].name, sizeof(offered[i].name), "%s", name);
-			return &offered[i].last;
+	for (size_t i = 0; i < GW_CONSUMERS_MAX; i++) {
+		struct gw_offered *o = &gw->offered[i];
+		if (o->name[0] == '\0') {
+			snprintf(o->name, sizeof(o->name), "%s", name);
+			return &o->last;
 		}
-		if (strcmp(offered[i].name, name) == 0)
-			return &offered[i].last;
+		if (strcmp(o->name, name) == 0)
+			return &o->last;
 	}
 	return NULL;
 }
@@ -204,7 +199,7 @@ void gw_deliver_inbound(struct gw *gw)
 	if (!gw->plugins || !plugins_consumes_inbound(gw->plugins, names, 16, &n))
 		return;
 	for (size_t k = 0; k < n; k++) {
-		int64_t *last = offered_slot(names[k]);
+		int64_t *last = offered_slot(gw, names[k]);
 		if (!last)
 			continue;
 		store_consumer_add(gw->store, names[k]);

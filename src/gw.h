@@ -14,6 +14,13 @@ struct crypto_key;
 struct ota;
 struct metrics;
 
+#define GW_CONSUMERS_MAX 16
+
+struct gw_offered {
+	char name[64];     /* a plugin consuming inbound notes */
+	int64_t last;      /* the last inbound row offered to it this run */
+};
+
 struct gw {
 	sd_event *loop;
 	struct cfg *cfg;
@@ -30,6 +37,7 @@ struct gw {
 	bool stopping;
 	uint64_t started_ms;
 	uint64_t reloads;
+	struct gw_offered offered[GW_CONSUMERS_MAX];
 };
 
 /* Queue a note from a producer (CLI, plugin) via group commit; cb after commit.

@@ -80,13 +80,12 @@ static int h_cfg_sections(struct ngw_plugin *self, const char *pattern, const ch
 	return (int)cfg_doc_match(doc, pattern, names);
 }
 
-static struct cfg_diag scratch_diag;
-
 static int h_cfg_bind(struct ngw_plugin *self, const char *section, const struct ngw_cfg_key *keys,
                       size_t n_keys, void *out)
 {
 	struct plugin *p = P(self);
-	struct cfg_diag *d = p->diag ? p->diag : &scratch_diag;
+	struct cfg_diag scratch = {0};
+	struct cfg_diag *d = p->diag ? p->diag : &scratch;
 	int r = cfg_bind(plugin_doc(p), section, keys, n_keys, out, d);
 	if (!p->diag) { /* outside configure(): log what went wrong */
 		for (size_t i = 0; i < d->n; i++)
