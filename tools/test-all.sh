@@ -50,6 +50,10 @@ check() { # dir, label
 		grep -q 'Testsuite summary' "$dir/check.out" || tail -60 "$dir/check.out"
 	fi
 	sed -n '/Testsuite summary/,/^=====*$/p;/^# TOTAL/,/^# ERROR/p' "$dir/check.out" | grep -E '^# ' || true
+	# The totals some suites report (faults injected and notes lost, crash rounds, MQTT loss).
+	cat "$dir"/tests/integration/test_faults.log "$dir"/tests/integration/test_crash.log \
+		"$dir"/tests/integration/test_mqtt_loss.log 2>/dev/null |
+		grep -E '^(fault suite|crash|[a-z]+: [0-9]+ faults injected)|lost' | grep -v '^FAIL' | sed 's/^/  /' || true
 }
 
 build build-ci
