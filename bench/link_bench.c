@@ -229,8 +229,11 @@ static void *scard_main(void *arg)
 			continue;
 		char b[512];
 		ssize_t k = read(s->master, b, sizeof(b));
-		if (k <= 0)
-			break;
+		if (k <= 0) {
+			/* EIO until the host has opened the pty's other side */
+			sleep_s(0.005);
+			continue;
+		}
 		/* the wire delivers 10 bits per byte at the baud rate */
 		sleep_s((double)k * 10.0 / BAUD);
 		for (ssize_t i = 0; i < k; i++) {
@@ -291,8 +294,9 @@ static void bench_serial(void)
 		exit(1);
 	}
 	json_t *req = note_req(), *rsp;
-	if (card_request(c, req, &rsp) < 0) {
-		fprintf(stderr, "link_bench: serial request failed\n");
+	int r0 = card_request(c, req, &rsp);
+	if (r0 < 0) {
+		fprintf(stderr, "link_bench: serial request failed: %s\n", strerror(-r0));
 		exit(1);
 	}
 	json_decref(rsp);
@@ -300,8 +304,9 @@ static void bench_serial(void)
 	uint64_t out0 = t->bytes_out, in0 = t->bytes_in;
 	double t0 = mono_s();
 	for (int i = 0; i < notes; i++) {
-		if (card_request(c, req, &rsp) < 0) {
-			fprintf(stderr, "link_bench: serial request failed\n");
+		int r = card_request(c, req, &rsp);
+		if (r < 0) {
+			fprintf(stderr, "link_bench: serial request failed: %s\n", strerror(-r));
 			exit(1);
 		}
 		json_decref(rsp);

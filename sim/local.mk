@@ -4,6 +4,8 @@
 notecard_simdir = $(datadir)/notegw/sim/notecard_sim
 dist_notecard_sim_DATA = \
 	sim/notecard_sim/__init__.py \
+	sim/notecard_sim/api_hub.py \
+	sim/notecard_sim/api_notes.py \
 	sim/notecard_sim/card.py \
 	sim/notecard_sim/control.py \
 	sim/notecard_sim/device.py \
@@ -14,6 +16,7 @@ dist_notecard_sim_DATA = \
 	sim/notecard_sim/serialport.py \
 	sim/notecard_sim/template.py \
 	sim/notecard_sim/transcript.py \
+	sim/notecard_sim/util.py \
 	sim/notecard_sim/wire.py
 bin_SCRIPTS = notecard-sim
 EXTRA_DIST += sim/notecard-sim
@@ -39,4 +42,5 @@ TESTS += \
 	tests/integration/test_sim_i2c.py \
 	tests/integration/test_sim_schema.py \
 	tests/integration/test_sim_transcripts.py \
-	tests/integration/test_sim_install.sh
+	tests/integration/test_sim_install.sh \
+	tests/integration/test_sim_daemon.py

@@ -12,6 +12,7 @@
 #include "gw.h"
 #include "link.h"
 #include "log.h"
+#include "metrics.h"
 #include "ota.h"
 #include "plugins.h"
 #include "store.h"
@@ -246,6 +247,9 @@ json_t *gw_status(struct gw *gw)
 		json_object_set_new(st, "plugins", plugins_stats(gw->plugins));
 	if (gw->ota)
 		json_object_set_new(st, "update", ota_status(gw->ota));
+	json_t *t = metrics_time_status(gw->metrics);
+	if (t)
+		json_object_set_new(st, "time", t);
 	return st;
 }
 

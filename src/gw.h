@@ -12,6 +12,7 @@ struct plugins;
 struct batch;
 struct crypto_key;
 struct ota;
+struct metrics;
 
 struct gw {
 	sd_event *loop;
@@ -24,6 +25,7 @@ struct gw {
 	struct plugins *plugins;
 	struct crypto_key *crypto_priv; /* downlink key, or NULL */
 	struct ota *ota;                /* host updates, or NULL */
+	struct metrics *metrics;        /* textfile and clock */
 	bool foreground;
 	bool stopping;
 	uint64_t started_ms;

@@ -4,7 +4,8 @@ libngw_la_SOURCES += src/log.c src/log.h src/config.c src/config.h src/gw.h \
 	src/crypto.h src/util.c src/util.h src/update.c src/update.h
 
 sbin_PROGRAMS += notegwd
-notegwd_SOURCES = src/main.c src/gw.c src/commands.c src/commands.h src/ota.c src/ota.h
+notegwd_SOURCES = src/main.c src/gw.c src/commands.c src/commands.h src/ota.c src/ota.h \
+	src/metrics.c src/metrics.h
 notegwd_CFLAGS = $(NGW_CFLAGS)
 notegwd_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD)
 notegwd_LDFLAGS = $(AM_LDFLAGS) -export-dynamic

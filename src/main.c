@@ -20,6 +20,7 @@
 #include "gw.h"
 #include "link.h"
 #include "log.h"
+#include "metrics.h"
 #include "ota.h"
 #include "plugins.h"
 #include "store.h"
@@ -258,6 +259,9 @@ static int run(struct gw *gw)
 		if (r < 0) /* updates are not worth refusing to forward notes for */
 			log_err("update: disabled: cannot use %s: %s", oo.spool_dir, strerror(-r));
 	}
+	r = metrics_new(gw, cfg->daemon.metrics_file, cfg->daemon.chrony_socket, &gw->metrics);
+	if (r < 0)
+		log_err("metrics: disabled: %s", strerror(-r));
 	plugins_start(gw->plugins);
 	gw_deliver_inbound(gw); /* what earlier runs stored but plugins did not deliver */
 	sd_event_add_time_relative(gw->loop, NULL, CLOCK_MONOTONIC, 1000 * 1000ULL, 0,
@@ -274,6 +278,8 @@ out:
 	plugins_stop(gw->plugins);
 	ota_free(gw->ota);
 	gw->ota = NULL;
+	metrics_free(gw->metrics);
+	gw->metrics = NULL;
 	if (gw->batch)
 		batch_free(gw->batch);
 	gw->batch = NULL;

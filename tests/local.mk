@@ -33,3 +33,4 @@ TESTS += tests/unit/test_control
 endif
 TESTS += tests/integration/cli.py
 TESTS += tests/integration/test_faults.py
+TESTS += tests/integration/test_ops.py

@@ -108,7 +108,8 @@ static int on_message(int event, void *event_data, void *userdata)
 			                     "notegw: store could not commit %s from %s (%s): "
 			                     "publisher not acknowledged",
 			                     ed->topic, client ? client : "?", strerror(-r));
-			report_refusal(b, ed->topic, "store could not commit the note; not acknowledged");
+			report_refusal(b, ed->topic,
+			               "store could not commit the note; not acknowledged");
 			return MOSQ_ERR_UNKNOWN;
 		}
 		why = r == -ENOSPC ? "store full" : "store refused the note";
@@ -188,21 +189,24 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 			b->path = strdup(v);
 		} else if (strcmp(k, "prefix") == 0) {
 			if (mqtt_prefix_check(v, &why) < 0 ||
-			    snprintf(b->prefix, sizeof(b->prefix), "%s", v) >= (int)sizeof(b->prefix)) {
-				mosquitto_log_printf(MOSQ_LOG_ERR, "notegw: plugin_opt_prefix %s: %s",
-				                     v, why ? why : "too long");
+			    snprintf(b->prefix, sizeof(b->prefix), "%s", v) >=
+			        (int)sizeof(b->prefix)) {
+				mosquitto_log_printf(MOSQ_LOG_ERR,
+				                     "notegw: plugin_opt_prefix %s: %s", v,
+				                     why ? why : "too long");
 				goto fail;
 			}
 		} else if (strcmp(k, "max_payload") == 0) {
 			if (parse_size(v, &b->max_payload) < 0 || b->max_payload < 2) {
-				mosquitto_log_printf(MOSQ_LOG_ERR,
-				                     "notegw: plugin_opt_max_payload %s: not a size", v);
+				mosquitto_log_printf(
+				    MOSQ_LOG_ERR, "notegw: plugin_opt_max_payload %s: not a size",
+				    v);
 				goto fail;
 			}
 		} else if (strcmp(k, "max_size") == 0) {
 			if (parse_size(v, &b->opts.max_size) < 0) {
-				mosquitto_log_printf(MOSQ_LOG_ERR,
-				                     "notegw: plugin_opt_max_size %s: not a size", v);
+				mosquitto_log_printf(
+				    MOSQ_LOG_ERR, "notegw: plugin_opt_max_size %s: not a size", v);
 				goto fail;
 			}
 		} else if (strcmp(k, "when_full") == 0) {

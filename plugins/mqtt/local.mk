@@ -21,6 +21,15 @@ tests_unit_test_mqtt_validate_LDADD = $(JANSSON_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/unit/test_mqtt_validate
 endif
 
+# The plugin's stand-in host for tests/integration/test_mqtt_client.py.
+check_PROGRAMS += tests/unit/mqtt_fakehost
+tests_unit_mqtt_fakehost_SOURCES = tests/unit/mqtt_fakehost.c
+tests_unit_mqtt_fakehost_CFLAGS = $(NGW_CFLAGS)
+tests_unit_mqtt_fakehost_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD)
+TESTS += tests/integration/test_mqtt_client.py tests/integration/test_mqtt_loss.py \
+	tests/integration/test_mqtt_tls.py tests/integration/test_mqtt_broker.py \
+	tests/integration/test_mqtt_daemon.py
+
 # The broker plugin runs inside mosquitto, not notegwd: it cannot use the daemon's
 # host API, so it carries its own copy of the store code (and the two small helpers
 # the store needs) and exports nothing but mosquitto's plugin entry points.
@@ -37,4 +46,12 @@ plugins_mqtt_notegw_broker_la_LIBADD = $(JANSSON_LIBS) $(SQLITE_LIBS) $(OPENSSL_
 plugins_mqtt_notegw_broker_la_LDFLAGS = -module -avoid-version -shared $(AM_LDFLAGS) \
 	-export-symbols-regex '^mosquitto_plugin_(version|init|cleanup)$$'
 endif
+endif
+
+# bench/mqtt_bench: MQTT -> store rates next to a bare subscriber (not run by make check).
+if ENABLE_MQTT
+noinst_PROGRAMS += bench/mqtt_bench
+bench_mqtt_bench_SOURCES = bench/mqtt_bench.c
+bench_mqtt_bench_CFLAGS = $(AM_CFLAGS) $(MOSQUITTO_CFLAGS) $(SQLITE_CFLAGS)
+bench_mqtt_bench_LDADD = $(MOSQUITTO_LIBS) $(SQLITE_LIBS) -lpthread
 endif

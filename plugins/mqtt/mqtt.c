@@ -22,9 +22,9 @@
 #include "notegw/plugin.h"
 #include "validate.h"
 
-#define TOPIC_MAX 512
+#define TOPIC_MAX    512
 #define PASSWORD_MAX 4096
-#define TICK_MS 1000
+#define TICK_MS      1000
 
 enum { PROTO_311, PROTO_5 };
 enum { INGEST_CLIENT, INGEST_BROKER };
@@ -40,7 +40,7 @@ struct mqtt_conf {
 	char *prefix;
 	char *client_id;
 	int protocol;
-	uint64_t keepalive;      /* ms */
+	uint64_t keepalive; /* ms */
 	bool tls;
 	char *ca_file;
 	char *cert_file;
@@ -49,7 +49,7 @@ struct mqtt_conf {
 	char *username;
 	char *password_file;
 	long long qos;
-	uint64_t max_payload;    /* bytes */
+	uint64_t max_payload; /* bytes */
 	bool raw_requests;
 	uint64_t reconnect_min;  /* ms */
 	uint64_t reconnect_max;  /* ms */
@@ -59,58 +59,82 @@ struct mqtt_conf {
 
 #define K(n, t, d) .name = #n, .type = t, .def = d, .offset = offsetof(struct mqtt_conf, n)
 static const struct ngw_cfg_key keys[] = {
-	{K(enabled, NGW_CFG_BOOL, "true")},
-	{K(host, NGW_CFG_STR, "localhost")},
-	{K(port, NGW_CFG_INT, "1883"), .min = 1, .max = 65535},
-	{K(prefix, NGW_CFG_STR, "notecard")},
-	{K(client_id, NGW_CFG_STR, NULL)},
-	{K(protocol, NGW_CFG_ENUM, "3.1.1"), .choices = protocol_names},
-	{K(keepalive, NGW_CFG_DURATION, "60s"), .min = 5000, .max = 65535000},
-	{K(tls, NGW_CFG_BOOL, "false")},
-	{K(ca_file, NGW_CFG_STR, NULL)},
-	{K(cert_file, NGW_CFG_STR, NULL)},
-	{K(key_file, NGW_CFG_STR, NULL)},
-	{K(insecure, NGW_CFG_BOOL, "false")},
-	{K(username, NGW_CFG_STR, NULL)},
-	{K(password_file, NGW_CFG_STR, NULL)},
-	/* QoS 0 would let the broker drop what we promise to keep: 1 or 2 only. */
-	{K(qos, NGW_CFG_INT, "1"), .min = 1, .max = 2},
-	/* 8 KiB: a note body must travel in one note.add request; at the Notecard's
-	 * I2C pacing (250 bytes per 250 ms) 8 KiB already holds the bus ~8 s, and
-	 * the card's own transfer unit (dfu.get chunks) is 8192 bytes. */
-	{K(max_payload, NGW_CFG_SIZE, "8K"), .min = 2, .max = 1 << 20},
-	{K(raw_requests, NGW_CFG_BOOL, "false")},
-	{K(reconnect_min, NGW_CFG_DURATION, "1s"), .min = 10, .max = 3600000},
-	{K(reconnect_max, NGW_CFG_DURATION, "60s"), .min = 10, .max = 3600000},
-	{K(session_expiry, NGW_CFG_DURATION, "0"), .min = 0, .max = 4294967000LL},
-	{K(ingest, NGW_CFG_ENUM, "client"), .choices = ingest_names},
+    {K(enabled, NGW_CFG_BOOL, "true")},
+    {K(host, NGW_CFG_STR, "localhost")},
+    {K(port, NGW_CFG_INT, "1883"), .min = 1, .max = 65535},
+    {K(prefix, NGW_CFG_STR, "notecard")},
+    {K(client_id, NGW_CFG_STR, NULL)},
+    {K(protocol, NGW_CFG_ENUM, "3.1.1"), .choices = protocol_names},
+    {K(keepalive, NGW_CFG_DURATION, "60s"), .min = 5000, .max = 65535000},
+    {K(tls, NGW_CFG_BOOL, "false")},
+    {K(ca_file, NGW_CFG_STR, NULL)},
+    {K(cert_file, NGW_CFG_STR, NULL)},
+    {K(key_file, NGW_CFG_STR, NULL)},
+    {K(insecure, NGW_CFG_BOOL, "false")},
+    {K(username, NGW_CFG_STR, NULL)},
+    {K(password_file, NGW_CFG_STR, NULL)},
+    /* QoS 0 would let the broker drop what we promise to keep: 1 or 2 only. */
+    {K(qos, NGW_CFG_INT, "1"), .min = 1, .max = 2},
+    /* 8 KiB: a note body must travel in one note.add request; at the Notecard's
+     * I2C pacing (250 bytes per 250 ms) 8 KiB already holds the bus ~8 s, and
+     * the card's own transfer unit (dfu.get chunks) is 8192 bytes. */
+    {K(max_payload, NGW_CFG_SIZE, "8K"), .min = 2, .max = 1 << 20},
+    {K(raw_requests, NGW_CFG_BOOL, "false")},
+    {K(reconnect_min, NGW_CFG_DURATION, "1s"), .min = 10, .max = 3600000},
+    {K(reconnect_max, NGW_CFG_DURATION, "60s"), .min = 10, .max = 3600000},
+    {K(session_expiry, NGW_CFG_DURATION, "0"), .min = 0, .max = 4294967000LL},
+    {K(ingest, NGW_CFG_ENUM, "client"), .choices = ingest_names},
 };
 #undef K
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
+/* A message waiting for the broker to come back. */
+struct held {
+	struct held *next;
+	int64_t id; /* inbound note id or 0 */
+	char *topic;
+	size_t len;
+	bool retain;
+	char payload[]; /* len bytes + NUL */
+};
+
+#define HELD_MAX 4096u
+
 /* A raw request waiting for the Notecard's answer. */
 struct req_ctx {
-	struct mqtt *m;          /* NULL once the plugin stopped: drop the answer */
+	struct mqtt *m; /* NULL once the plugin stopped: drop the answer */
 	struct req_ctx *next;
+	char *response_topic; /* MQTT 5 request/response, or NULL: <prefix>/rsp */
+	void *corr;           /* MQTT 5 correlation data, copied to the answer */
+	uint16_t corr_len;
 };
+
+static void req_free(struct req_ctx *c)
+{
+	free(c->response_topic);
+	free(c->corr);
+	free(c);
+}
 
 struct mqtt {
 	struct ngw_plugin *self;
 	struct mqtt_conf conf;
 	bool conf_bound;
-	char *client_id;         /* conf.client_id or notegw-<hostname> */
-	char *password;          /* from password_file, wiped on free */
+	char *client_id; /* conf.client_id or notegw-<hostname> */
+	char *password;  /* from password_file, wiped on free */
 	struct mosquitto *mosq;
-	sd_event_source *io;     /* broker socket, while there is one */
+	sd_event_source *io; /* broker socket, while there is one */
 	int io_fd;
-	sd_event_source *timer;  /* loop_misc while up, reconnect while down */
+	sd_event_source *timer; /* loop_misc while up, reconnect while down */
 	bool lib_init, started, stopping, connected, down;
-	unsigned attempt;        /* failed connects since the last success */
-	uint64_t connect_at_ms;  /* when down: next attempt (monotonic) */
+	unsigned attempt;       /* failed connects since the last success */
+	uint64_t connect_at_ms; /* when down: next attempt (monotonic) */
 	uint64_t connect_start_ms;
-	char *status;            /* last status JSON from the host */
-	int64_t *mid_ids;        /* [65536]: mid -> inbound note id awaiting PUBACK */
+	char *status;     /* last status JSON from the host */
+	int64_t *mid_ids; /* [65536]: mid -> inbound note id awaiting PUBACK */
 	struct req_ctx *reqs;
+	struct held *held, **held_tail;
+	unsigned n_held;
 	struct {
 		uint64_t received, queued, refused, published, delivered, reconnects, connects;
 	} n;
@@ -123,6 +147,7 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* The host prefixes every line with the plugin's name ("mqtt: "). */
 #define LOG(m, lvl, ...) (m)->self->host->log((m)->self, lvl, __VA_ARGS__)
 
 static void update_io(struct mqtt *m);
@@ -131,22 +156,94 @@ static void arm_timer(struct mqtt *m, uint64_t at_ms);
 
 /* ---- publishing ------------------------------------------------------------------ */
 
-static int publish(struct mqtt *m, int *mid, const char *topic, const char *payload, size_t len,
-                   bool retain)
+/* Store a copy to publish after the next connect. Bounded: past the bound the
+ * message is dropped and logged (an inbound note then stays pending in the store
+ * and is offered again at the next start). */
+static int hold(struct mqtt *m, int64_t id, const char *topic, const char *payload, size_t len,
+                bool retain)
 {
-	int rc;
+	struct held *h;
+
+	if (m->n_held >= HELD_MAX) {
+		LOG(m, LOG_WARNING, "%u messages wait for the broker: dropped one for %s", HELD_MAX,
+		    topic);
+		return -ENOBUFS;
+	}
+	h = calloc(1, sizeof(*h) + len + 1);
+	if (!h || !(h->topic = strdup(topic))) {
+		free(h);
+		return -ENOMEM;
+	}
+	h->id = id;
+	h->len = len;
+	h->retain = retain;
+	memcpy(h->payload, payload, len);
+	*m->held_tail = h;
+	m->held_tail = &h->next;
+	m->n_held++;
+	return 0;
+}
+
+/* Publish with the configured QoS. id > 0: an inbound note, marked done in the store
+ * when its PUBACK arrives (on_publish). While disconnected (libmosquitto 2.0 refuses
+ * to publish then) the message is held and sent after the next connect. */
+static int publish_id(struct mqtt *m, int64_t id, const char *topic, const char *payload,
+                      size_t len, bool retain)
+{
+	int mid = 0, rc;
 
 	if (len > INT32_MAX)
 		return MOSQ_ERR_PAYLOAD_SIZE;
-	/* While disconnected libmosquitto queues QoS>0 messages in memory and sends
-	 * them after reconnecting: that is the behaviour we want for in/ and error. */
-	rc = mosquitto_publish(m->mosq, mid, topic, (int)len, payload, (int)m->conf.qos, retain);
-	if (rc == MOSQ_ERR_SUCCESS)
+	if (!m->connected)
+		return hold(m, id, topic, payload, len, retain) == 0 ? MOSQ_ERR_SUCCESS
+		                                                     : MOSQ_ERR_NOMEM;
+	rc = mosquitto_publish(m->mosq, &mid, topic, (int)len, payload, (int)m->conf.qos, retain);
+	if (rc == MOSQ_ERR_NO_CONN)
+		return hold(m, id, topic, payload, len, retain) == 0 ? MOSQ_ERR_SUCCESS
+		                                                     : MOSQ_ERR_NOMEM;
+	if (rc == MOSQ_ERR_SUCCESS) {
 		m->n.published++;
-	else
-		LOG(m, LOG_WARNING, "mqtt: cannot publish on %s: %s", topic, mosquitto_strerror(rc));
+		if (id > 0 && mid > 0 && mid <= 65535)
+			m->mid_ids[mid] = id;
+	} else {
+		LOG(m, LOG_WARNING, "cannot publish on %s: %s", topic, mosquitto_strerror(rc));
+	}
 	update_io(m);
 	return rc;
+}
+
+static int publish(struct mqtt *m, const char *topic, const char *payload, size_t len, bool retain)
+{
+	return publish_id(m, 0, topic, payload, len, retain);
+}
+
+/* After a connect: send what waited, oldest first. */
+static void flush_held(struct mqtt *m)
+{
+	struct held *h;
+
+	while (m->connected && (h = m->held)) {
+		m->held = h->next;
+		if (!m->held)
+			m->held_tail = &m->held;
+		m->n_held--;
+		publish_id(m, h->id, h->topic, h->payload, h->len, h->retain);
+		free(h->topic);
+		free(h);
+	}
+}
+
+static void free_held(struct mqtt *m)
+{
+	struct held *h;
+
+	while ((h = m->held)) {
+		m->held = h->next;
+		free(h->topic);
+		free(h);
+	}
+	m->held_tail = &m->held;
+	m->n_held = 0;
 }
 
 static void publish_error(struct mqtt *m, const char *about, const char *why)
@@ -155,11 +252,11 @@ static void publish_error(struct mqtt *m, const char *about, const char *why)
 	char *js = mqtt_error_json(about, why);
 
 	if (!js || mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "error", NULL) < 0) {
-		LOG(m, LOG_ERR, "mqtt: cannot report refusal of %s: %s", about, why);
+		LOG(m, LOG_ERR, "cannot report refusal of %s: %s", about, why);
 		free(js);
 		return;
 	}
-	publish(m, NULL, topic, js, strlen(js), false);
+	publish(m, topic, js, strlen(js), false);
 	free(js);
 }
 
@@ -170,6 +267,8 @@ static void publish_status(struct mqtt *m, bool online)
 	json_t *j = NULL;
 	char *s;
 
+	if (!m->connected)
+		return; /* sent on every connect anyway */
 	if (!online) {
 		j = json_object();
 	} else {
@@ -188,7 +287,7 @@ static void publish_status(struct mqtt *m, bool online)
 	s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	if (s && mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "status", NULL) == 0)
-		publish(m, NULL, topic, s, strlen(s), true);
+		publish(m, topic, s, strlen(s), true);
 	free(s);
 }
 
@@ -227,8 +326,42 @@ refused:
 	m->n.refused++;
 	if (!why)
 		why = strerror(-r);
-	LOG(m, LOG_NOTICE, "mqtt: refused message on %s: %s", msg->topic, why);
+	LOG(m, LOG_NOTICE, "refused message on %s: %s", msg->topic, why);
 	publish_error(m, msg->topic, why);
+}
+
+/* The answer on the requester's MQTT 5 response topic with its correlation data,
+ * or on <prefix>/rsp. */
+static void publish_answer(struct mqtt *m, struct req_ctx *c, const char *response)
+{
+	mosquitto_property *props = NULL;
+	char topic[TOPIC_MAX];
+	const char *t = c->response_topic;
+	int rc;
+
+	if (!t) {
+		if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "rsp", NULL) < 0)
+			return;
+		t = topic;
+	}
+	if (!c->corr || !m->connected) {
+		publish(m, t, response, strlen(response), false);
+		return;
+	}
+	if (mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, c->corr,
+	                                  c->corr_len) != MOSQ_ERR_SUCCESS) {
+		publish(m, t, response, strlen(response), false);
+		return;
+	}
+	rc = mosquitto_publish_v5(m->mosq, NULL, t, (int)strlen(response), response,
+	                          (int)m->conf.qos, false, props);
+	mosquitto_property_free_all(&props);
+	if (rc == MOSQ_ERR_SUCCESS)
+		m->n.published++;
+	else
+		LOG(m, LOG_WARNING, "cannot publish the answer on %s: %s", t,
+		    mosquitto_strerror(rc));
+	update_io(m);
 }
 
 static void on_reply(void *ud, int err, const char *response)
@@ -247,15 +380,38 @@ static void on_reply(void *ud, int err, const char *response)
 		if (err < 0) {
 			mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "req", NULL);
 			publish_error(m, topic, "no answer from the notecard");
-		} else if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "rsp", NULL) ==
-		           0) {
-			publish(m, NULL, topic, response, strlen(response), false);
+		} else {
+			publish_answer(m, c, response);
 		}
 	}
-	free(c);
+	req_free(c);
 }
 
-static void raw_request(struct mqtt *m, const struct mosquitto_message *msg)
+/* MQTT 5 request/response: keep where the requester wants the answer, unless that
+ * is one of our input topics (which would loop) or not a valid topic to publish. */
+static void take_response_props(struct mqtt *m, struct req_ctx *c, const mosquitto_property *props)
+{
+	char *rt = NULL;
+	void *corr = NULL;
+	uint16_t len = 0;
+
+	if (!props)
+		return;
+	if (mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &rt, false) && rt) {
+		if (mosquitto_pub_topic_check(rt) == MOSQ_ERR_SUCCESS &&
+		    mqtt_topic_classify(m->conf.prefix, rt, NULL) == MQTT_TOPIC_OTHER)
+			c->response_topic = strdup(rt);
+		free(rt);
+	}
+	if (mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &corr, &len, false) &&
+	    corr) {
+		c->corr = corr;
+		c->corr_len = len;
+	}
+}
+
+static void raw_request(struct mqtt *m, const struct mosquitto_message *msg,
+                        const mosquitto_property *props)
 {
 	const char *why = NULL;
 	struct req_ctx *c;
@@ -263,8 +419,8 @@ static void raw_request(struct mqtt *m, const struct mosquitto_message *msg)
 	int r;
 
 	m->n.received++;
-	r = mqtt_req_check(msg->payload, (size_t)msg->payloadlen, (size_t)m->conf.max_payload,
-	                   &req, &why);
+	r = mqtt_req_check(msg->payload, (size_t)msg->payloadlen, (size_t)m->conf.max_payload, &req,
+	                   &why);
 	if (r < 0)
 		goto refused;
 	c = calloc(1, sizeof(*c));
@@ -273,9 +429,10 @@ static void raw_request(struct mqtt *m, const struct mosquitto_message *msg)
 		goto refused;
 	}
 	c->m = m;
+	take_response_props(m, c, props);
 	r = m->self->host->card_request(m->self, req, on_reply, c);
 	if (r < 0) {
-		free(c);
+		req_free(c);
 		why = "request not accepted by the gateway";
 		goto refused;
 	}
@@ -302,7 +459,7 @@ static void on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
 		break;
 	case MQTT_TOPIC_REQ:
 		if (m->conf.raw_requests)
-			raw_request(m, msg);
+			raw_request(m, msg, props);
 		break;
 	default:
 		break;
@@ -320,14 +477,14 @@ static void subscribe(struct mqtt *m)
 	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "out", "#") == 0) {
 		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
 		if (rc)
-			LOG(m, LOG_ERR, "mqtt: cannot subscribe to %s: %s", topic,
+			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
 			    mosquitto_strerror(rc));
 	}
 	if (m->conf.raw_requests &&
 	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "req", NULL) == 0) {
 		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
 		if (rc)
-			LOG(m, LOG_ERR, "mqtt: cannot subscribe to %s: %s", topic,
+			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
 			    mosquitto_strerror(rc));
 	}
 }
@@ -338,7 +495,7 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
 	struct mqtt *m = ud;
 
 	if (rc != 0) {
-		LOG(m, LOG_ERR, "mqtt: broker %s:%lld refused the connection: %s", m->conf.host,
+		LOG(m, LOG_ERR, "broker %s:%lld refused the connection: %s", m->conf.host,
 		    m->conf.port,
 		    m->conf.protocol == PROTO_5 ? mosquitto_reason_string(rc)
 		                                : mosquitto_connack_string(rc));
@@ -349,17 +506,17 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
 	m->attempt = 0;
 	if (m->n.connects++ > 0)
 		m->n.reconnects++;
-	LOG(m, LOG_INFO, "mqtt: connected to %s:%lld as %s (%s session)", m->conf.host,
-	    m->conf.port, m->client_id, (flags & 1) ? "resumed" : "new");
+	LOG(m, LOG_INFO, "connected to %s:%lld as %s (%s session)", m->conf.host, m->conf.port,
+	    m->client_id, (flags & 1) ? "resumed" : "new");
 	/* Subscribing again on a resumed session is harmless and covers a broker that
 	 * lost its persistence file. */
 	subscribe(m);
 	publish_status(m, true);
+	flush_held(m);
 	arm_timer(m, mono_ms() + TICK_MS);
 }
 
-static void on_disconnect(struct mosquitto *mosq, void *ud, int rc,
-                          const mosquitto_property *props)
+static void on_disconnect(struct mosquitto *mosq, void *ud, int rc, const mosquitto_property *props)
 {
 	struct mqtt *m = ud;
 
@@ -382,7 +539,7 @@ static void on_publish(struct mosquitto *mosq, void *ud, int mid, int reason,
 	/* MQTT 5 reason codes >= 0x80 are refusals (e.g. not authorized): the note
 	 * stays pending and is offered again when the daemon starts. */
 	if (reason >= 0x80) {
-		LOG(m, LOG_WARNING, "mqtt: broker refused inbound note %lld: %s", (long long)id,
+		LOG(m, LOG_WARNING, "broker refused inbound note %lld: %s", (long long)id,
 		    mosquitto_reason_string(reason));
 		return;
 	}
@@ -394,8 +551,10 @@ static void on_log(struct mosquitto *mosq, void *ud, int level, const char *str)
 {
 	struct mqtt *m = ud;
 
+	/* libmosquitto's errors say why (e.g. "certificate verify failed"): worth a
+	 * warning the first time, debug while the same failure repeats. */
 	if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
-		LOG(m, LOG_DEBUG, "mqtt: libmosquitto: %s", str);
+		LOG(m, m->attempt == 0 ? LOG_WARNING : LOG_DEBUG, "libmosquitto: %s", str);
 }
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
@@ -433,7 +592,7 @@ static void update_io(struct mqtt *m)
 	if (!m->io) {
 		r = sd_event_add_io(m->self->host->event(m->self), &m->io, fd, ev, on_io, m);
 		if (r < 0) {
-			LOG(m, LOG_ERR, "mqtt: cannot watch the broker socket: %s", strerror(-r));
+			LOG(m, LOG_ERR, "cannot watch the broker socket: %s", strerror(-r));
 			return;
 		}
 		m->io_fd = fd;
@@ -454,8 +613,8 @@ static void try_connect(struct mqtt *m)
 		/* MQTT 5 needs a session expiry for the broker to keep the session at
 		 * all; libmosquitto 2.0 only sends CONNECT properties from its blocking
 		 * connect (the async one drops them), so the TCP connect blocks here. */
-		uint32_t exp = m->conf.session_expiry ? (uint32_t)(m->conf.session_expiry / 1000)
-		                                      : UINT32_MAX;
+		uint32_t exp =
+		    m->conf.session_expiry ? (uint32_t)(m->conf.session_expiry / 1000) : UINT32_MAX;
 		mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, exp);
 		rc = mosquitto_connect_bind_v5(m->mosq, m->conf.host, (int)m->conf.port, keepalive,
 		                               NULL, props);
@@ -480,7 +639,7 @@ static void conn_lost(struct mqtt *m, int rc, const char *what)
 		return;
 	m->down = true;
 	if (m->connected || m->attempt == 0)
-		LOG(m, LOG_WARNING, "mqtt: %s (%s:%lld): %s", what, m->conf.host, m->conf.port,
+		LOG(m, LOG_WARNING, "%s (%s:%lld): %s", what, m->conf.host, m->conf.port,
 		    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
 	m->connected = false;
 	if (m->io)
@@ -534,7 +693,7 @@ static void arm_timer(struct mqtt *m, uint64_t at_ms)
 
 	if (!m->timer) {
 		if (sd_event_add_time(e, &m->timer, CLOCK_MONOTONIC, usec, 10000, on_timer, m) < 0)
-			LOG(m, LOG_ERR, "mqtt: cannot add a timer");
+			LOG(m, LOG_ERR, "cannot add a timer");
 		return;
 	}
 	sd_event_source_set_time(m->timer, usec);
@@ -556,6 +715,7 @@ static void mqtt_free(struct mqtt *m)
 	}
 	free(m->status);
 	free(m->mid_ids);
+	free_held(m);
 	free(m);
 }
 
@@ -565,17 +725,19 @@ static int mqtt_configure(struct ngw_plugin *self)
 	struct mqtt *m = calloc(1, sizeof(*m));
 	const char *why;
 	char host[256];
-	int bad = 0;
+	int bad = 0, r;
 
 	if (!m)
 		return -ENOMEM;
 	m->self = self;
 	m->io_fd = -1;
-	if (h->cfg_bind(self, "mqtt", keys, N_KEYS, &m->conf) < 0) {
-		free(m);
-		return -EINVAL;
-	}
+	m->held_tail = &m->held;
+	/* Bound strings are ours to free even when binding fails: destroy() does. */
+	r = h->cfg_bind(self, "mqtt", keys, N_KEYS, &m->conf);
 	m->conf_bound = true;
+	self->priv = m;
+	if (r < 0)
+		return -EINVAL;
 	if (mqtt_prefix_check(m->conf.prefix, &why) < 0) {
 		h->cfg_error(self, "mqtt", "prefix", "%s", why);
 		bad = 1;
@@ -638,7 +800,7 @@ static int read_password(struct mqtt *m)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		r = -errno;
-		LOG(m, LOG_ERR, "mqtt: cannot open password_file %s: %s", path, strerror(errno));
+		LOG(m, LOG_ERR, "cannot open password_file %s: %s", path, strerror(errno));
 		return r;
 	}
 	if (fstat(fd, &st) < 0) {
@@ -646,8 +808,9 @@ static int read_password(struct mqtt *m)
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || (st.st_mode & (S_IROTH | S_IWOTH))) {
-		LOG(m, LOG_ERR, "mqtt: password_file %s is readable or writable by others "
-		                "(chmod o-rw): refused",
+		LOG(m, LOG_ERR,
+		    "password_file %s is readable or writable by others "
+		    "(chmod o-rw): refused",
 		    path);
 		r = -EPERM;
 		goto out;
@@ -658,7 +821,7 @@ static int read_password(struct mqtt *m)
 		goto out;
 	}
 	if (n > PASSWORD_MAX) {
-		LOG(m, LOG_ERR, "mqtt: password_file %s is larger than 4 KiB", path);
+		LOG(m, LOG_ERR, "password_file %s is larger than 4 KiB", path);
 		r = -EFBIG;
 		goto out;
 	}
@@ -672,7 +835,7 @@ out:
 	explicit_bzero(buf, sizeof(buf));
 	close(fd);
 	if (r < 0 && r != -EPERM && r != -EFBIG)
-		LOG(m, LOG_ERR, "mqtt: cannot read password_file %s: %s", path, strerror(-r));
+		LOG(m, LOG_ERR, "cannot read password_file %s: %s", path, strerror(-r));
 	return r;
 }
 
@@ -720,7 +883,7 @@ static int setup_client(struct mqtt *m)
 	}
 	return 0;
 fail:
-	LOG(m, LOG_ERR, "mqtt: cannot set up the client: %s",
+	LOG(m, LOG_ERR, "cannot set up the client: %s",
 	    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
 	return -EINVAL;
 }
@@ -753,8 +916,8 @@ static int mqtt_start(struct ngw_plugin *self)
 	if (r < 0)
 		return r;
 	m->started = true;
-	LOG(m, LOG_INFO, "mqtt: broker %s:%lld, prefix %s, ingest by %s%s", m->conf.host,
-	    m->conf.port, m->conf.prefix, ingest_names[m->conf.ingest],
+	LOG(m, LOG_INFO, "broker %s:%lld, prefix %s, ingest by %s%s", m->conf.host, m->conf.port,
+	    m->conf.prefix, ingest_names[m->conf.ingest],
 	    m->conf.raw_requests ? ", raw requests on" : "");
 	try_connect(m);
 	return 0;
@@ -824,7 +987,7 @@ static int mqtt_reload(struct ngw_plugin *self, void *new_priv)
 		mqtt_destroy(self);
 		self->priv = old;
 		if (mqtt_start(self) < 0)
-			LOG(old, LOG_ERR, "mqtt: cannot restart with the old settings either");
+			LOG(old, LOG_ERR, "cannot restart with the old settings either");
 		return r;
 	}
 	self->priv = old;
@@ -846,12 +1009,11 @@ static void mqtt_on_inbound(struct ngw_plugin *self, const struct ngw_note *note
 	struct mqtt *m = self->priv;
 	char topic[TOPIC_MAX];
 	char *js;
-	int mid = 0;
 
 	if (!m->started)
 		return;
 	if (!level_ok(note->file)) {
-		LOG(m, LOG_WARNING, "mqtt: inbound note %lld has an unusable file name",
+		LOG(m, LOG_WARNING, "inbound note %lld has an unusable file name",
 		    (long long)note->id);
 		return;
 	}
@@ -860,9 +1022,7 @@ static void mqtt_on_inbound(struct ngw_plugin *self, const struct ngw_note *note
 	js = mqtt_inbound_json(note);
 	if (!js)
 		return;
-	if (publish(m, &mid, topic, js, strlen(js), false) == MOSQ_ERR_SUCCESS && mid > 0 &&
-	    mid <= 65535)
-		m->mid_ids[mid] = note->id;
+	publish_id(m, note->id, topic, js, strlen(js), false);
 	free(js);
 }
 
@@ -887,13 +1047,13 @@ static void mqtt_on_env(struct ngw_plugin *self, const char *name, const char *v
 	if (!m->started)
 		return;
 	if (!level_ok(name)) {
-		LOG(m, LOG_WARNING, "mqtt: environment variable name unusable as a topic level");
+		LOG(m, LOG_WARNING, "environment variable name unusable as a topic level");
 		return;
 	}
 	if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "env", name) < 0)
 		return;
 	/* A deleted variable clears the retained message (empty retained payload). */
-	publish(m, NULL, topic, value ? value : "", value ? strlen(value) : 0, true);
+	publish(m, topic, value ? value : "", value ? strlen(value) : 0, true);
 }
 
 static void mqtt_on_error(struct ngw_plugin *self, const char *source, const char *error)
@@ -915,24 +1075,22 @@ static void mqtt_on_emit(struct ngw_plugin *self, const char *from, const char *
 	/* Never publish where we (or the broker plugin) take input: that would loop. */
 	if (!*topic || topic[0] == '/' || strpbrk(topic, "+#") || strncmp(topic, "out/", 4) == 0 ||
 	    strcmp(topic, "req") == 0) {
-		LOG(m, LOG_WARNING, "mqtt: %s emitted on unusable topic '%s'", from ? from : "?",
-		    topic);
+		LOG(m, LOG_WARNING, "%s emitted on unusable topic '%s'", from ? from : "?", topic);
 		return;
 	}
 	if (mqtt_topic_build(full, sizeof(full), m->conf.prefix, topic, NULL) < 0)
 		return;
-	publish(m, NULL, full, json, strlen(json), false);
+	publish(m, full, json, strlen(json), false);
 }
 
 static char *mqtt_stats_json(struct ngw_plugin *self)
 {
 	struct mqtt *m = self->priv;
-	json_t *j = json_pack("{sIsIsIsIsIsIsbss}", "received", (json_int_t)m->n.received,
-	                      "queued", (json_int_t)m->n.queued, "refused",
-	                      (json_int_t)m->n.refused, "published", (json_int_t)m->n.published,
-	                      "delivered", (json_int_t)m->n.delivered, "reconnects",
-	                      (json_int_t)m->n.reconnects, "connected", m->connected, "ingest",
-	                      ingest_names[m->conf.ingest]);
+	json_t *j = json_pack("{sIsIsIsIsIsIsbss}", "received", (json_int_t)m->n.received, "queued",
+	                      (json_int_t)m->n.queued, "refused", (json_int_t)m->n.refused,
+	                      "published", (json_int_t)m->n.published, "delivered",
+	                      (json_int_t)m->n.delivered, "reconnects", (json_int_t)m->n.reconnects,
+	                      "connected", m->connected, "ingest", ingest_names[m->conf.ingest]);
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
 	json_decref(j);
@@ -942,23 +1100,23 @@ static char *mqtt_stats_json(struct ngw_plugin *self)
 static const char *const sections[] = {"mqtt", NULL};
 
 static const struct ngw_plugin_desc desc = {
-	.abi = NGW_PLUGIN_ABI,
-	.name = "mqtt",
-	.description = "local MQTT publishers and subscribers (libmosquitto client)",
-	.version = PACKAGE_VERSION,
-	.sections = sections,
-	.configure = mqtt_configure,
-	.disabled = mqtt_disabled,
-	.start = mqtt_start,
-	.reload = mqtt_reload,
-	.stop = mqtt_stop,
-	.destroy = mqtt_destroy,
-	.on_inbound = mqtt_on_inbound,
-	.on_status = mqtt_on_status,
-	.on_env = mqtt_on_env,
-	.on_error = mqtt_on_error,
-	.on_emit = mqtt_on_emit,
-	.stats_json = mqtt_stats_json,
+    .abi = NGW_PLUGIN_ABI,
+    .name = "mqtt",
+    .description = "local MQTT publishers and subscribers (libmosquitto client)",
+    .version = PACKAGE_VERSION,
+    .sections = sections,
+    .configure = mqtt_configure,
+    .disabled = mqtt_disabled,
+    .start = mqtt_start,
+    .reload = mqtt_reload,
+    .stop = mqtt_stop,
+    .destroy = mqtt_destroy,
+    .on_inbound = mqtt_on_inbound,
+    .on_status = mqtt_on_status,
+    .on_env = mqtt_on_env,
+    .on_error = mqtt_on_error,
+    .on_emit = mqtt_on_emit,
+    .stats_json = mqtt_stats_json,
 };
 
 const struct ngw_plugin_desc *notegw_plugin_describe(void)

@@ -91,8 +91,9 @@ static int object_check(const void *payload, size_t len, size_t max_payload, jso
 		return -EINVAL;
 	}
 	/* JSON_REJECT_DUPLICATES: {"a":1,"a":2} has no one meaning; refuse it rather
-	 * than pick one silently. JSON_DISABLE_EOF_CHECK is not set: no trailing junk. */
-	j = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
+	 * than pick one silently. JSON_DECODE_ANY only so that a bare "text" or 42 is
+	 * reported as "not a JSON object". No JSON_DISABLE_EOF_CHECK: no trailing junk. */
+	j = json_loadb(payload, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!j) {
 		*why = "payload is not valid JSON";
 		return -EINVAL;
@@ -141,7 +142,8 @@ int mqtt_req_check(const void *payload, size_t len, size_t max_payload, char **r
 	r = object_check(payload, len, max_payload, &j, why);
 	if (r < 0)
 		return r;
-	if (!json_is_string(json_object_get(j, "req")) && !json_is_string(json_object_get(j, "cmd"))) {
+	if (!json_is_string(json_object_get(j, "req")) &&
+	    !json_is_string(json_object_get(j, "cmd"))) {
 		json_decref(j);
 		*why = "request needs a \"req\" or \"cmd\" string";
 		return -EINVAL;

@@ -14,8 +14,9 @@ HELP = """control socket commands (JSON lines, field "cmd"):
                                         next sync (now:true: sync at once)
   env     vars:{name:value|""} now?     environment variables set on the hub ("" unsets)
   sync                                  sync now and wait for it (not in hub mode off)
-  fault   name p? count?                set one fault (io garble drop crc reset nack
-                                        short_read bad_sent); clear_faults; faults -> status
+  fault   name p? count?                set one fault (io garble drop crc reset
+                                        reset_response nack short_read bad_sent);
+                                        clear_faults; faults -> status
   nack_errno errno:"EREMOTEIO"|"ENXIO"|n   errno the shim reports for a NACK
   timing  mode:"fast"|"real" proc_ms?   change the timing model
   gone    seconds open_fails?           the card disappears (i2c NACKs, serial silent;
@@ -25,8 +26,9 @@ HELP = """control socket commands (JSON lines, field "cmd"):
                                         pty, the link points at it -> {"serial": path}
   reset   seconds?                      reset the card now (in-flight request lost)
   counters                              request/fault/bus counters
-  log     since?                        the request log: entries t transport req rsp (parsed;
-                                        {} / null) req_raw rsp_raw (as on the wire)
+  log     since?                        the request log from absolute index `since` (the
+                                        reply's `next` continues it): entries t transport req
+                                        rsp (parsed; {} / null) req_raw rsp_raw (as on the wire)
   hub                                   every event written to the hub
   attn                                  ATTN pin: set (high), armed, modes, files, fired
   files                                 notefiles: total pending bytes_json bytes_air template
@@ -134,7 +136,9 @@ class Control:
             return {"counters": c}
         if cmd == "log":
             with card.lock:
-                return {"log": card.requests[int(m.get("since", 0)):]}
+                since = max(0, int(m.get("since", 0)) - card.requests_base)
+                return {"log": card.requests[since:],
+                        "next": card.requests_base + len(card.requests)}
         if cmd == "hub":
             with sim.hub.lock:
                 return {"events": list(sim.hub.events)}

@@ -20,9 +20,20 @@ class Device:
         """The card resets: buffers are lost and it is deaf for a while."""
         self.generation += 1
         self.faults.deafen(self.faults.reset_seconds if seconds is None else seconds)
+        with self.card.lock:
+            self.card.last_crc = self.card.last_rsp = None     # RAM is lost
         self.card.count("resets")
         for cb in self.reset_listeners:
             cb()
+
+    def cut_response(self, rsp):
+        """The reset_response fault: None, or the half of `rsp` that gets out before the card
+        resets (the reset has happened when this returns)."""
+        if not rsp or not self.faults.hit("reset_response"):
+            return None
+        self.card.count("faults_reset_response")
+        self.reset()
+        return rsp[:len(rsp) // 2]
 
     def request(self, line, transport):
         """Returns the response bytes (CRLF-terminated, faults applied) or None."""

@@ -8,6 +8,9 @@ first. Names:
   crc         corrupt the crc field of a response (the request was executed)
   reset       reset in the middle of a transaction: the request is lost, no response, the card
               is deaf for `reset_seconds`
+  reset_response  the request is executed, then the card resets halfway through its answer:
+              the host gets half a line (and the card has forgotten the request, so a retry
+              is executed again — a duplicate the host must tolerate)
   nack        i2c: NACK a transfer (errno `nack_errno`, default EREMOTEIO)
   short_read  i2c: deliver fewer bytes than the master asked for
   bad_sent    i2c: a read header whose `sent` does not match the data that follows
@@ -18,7 +21,8 @@ import random
 import threading
 import time
 
-NAMES = ("io", "garble", "drop", "crc", "reset", "nack", "short_read", "bad_sent")
+NAMES = ("io", "garble", "drop", "crc", "reset", "reset_response", "nack", "short_read",
+         "bad_sent")
 
 
 class Faults:

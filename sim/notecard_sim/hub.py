@@ -2,8 +2,9 @@
 and inbound notes / environment variables wait here (injected or dropped into a directory) until
 the card's next sync picks them up.
 
-Inbound directory files (`--inbound DIR`, `*.json`, taken in name order and then deleted): one
-JSON object or an array of them, each one of
+Inbound (`--inbound PATH`): a directory whose `*.json` files are taken in name order and then
+deleted (each one JSON object or an array of them), or a file of JSON lines, read on from where
+the last sync stopped. Each object is one of
   {"file": "data.qi", "body": {...}, "payload": "base64", "note": "id"}   a note (.qi/.qis/.db/.dbs)
   {"file": "config.db", "note": "id", "deleted": true}                     delete a db note
   {"env": {"name": "value", ...}}                                          set (""/null: unset) vars
@@ -23,6 +24,7 @@ class Hub:
         self.lock = threading.Lock()
         self.pending = []           # injected inbound items waiting for a sync
         self.events = []            # every event written
+        self.inbound_offset = 0     # how far an inbound JSON-lines file has been read
 
     def _write(self, ev):
         self.events.append(ev)
@@ -73,7 +75,9 @@ class Hub:
     def take_inbound(self):
         with self.lock:
             items, self.pending = self.pending, []
-        if self.inbound_dir:
+        if self.inbound_dir and os.path.isfile(self.inbound_dir):
+            items.extend(self._take_lines(self.inbound_dir))
+        elif self.inbound_dir:
             for path in sorted(glob.glob(os.path.join(self.inbound_dir, "*.json"))):
                 try:
                     with open(path) as f:
@@ -83,3 +87,20 @@ class Hub:
                 items.extend(data if isinstance(data, list) else [data])
                 os.unlink(path)
         return items
+
+    def _take_lines(self, path):
+        """New complete lines of a JSON-lines inbound file."""
+        with open(path, "rb") as f:
+            f.seek(self.inbound_offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1        # a line still being written waits
+        self.inbound_offset += end
+        out = []
+        for line in data[:end].splitlines():
+            if line.strip():
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                out.extend(obj if isinstance(obj, list) else [obj])
+        return out

@@ -104,6 +104,9 @@ class I2CCard:
             rsp = self.device.request(line, "i2c")
         finally:
             self.busy = False
+        cut = self.device.cut_response(rsp)
+        if cut is not None:
+            rsp = cut           # the reset cleared the buffers; half the line got out
         if rsp:
             with self.lock:
                 self.outbuf += rsp

@@ -49,8 +49,9 @@ def parse_args(argv):
     p.add_argument("--info", metavar="FILE", help="write the endpoints as JSON here")
     p.add_argument("--state", metavar="DIR", help="persist notefiles, env and settings here")
     p.add_argument("--hub", metavar="FILE", help="append synced notes here as JSON lines")
-    p.add_argument("--inbound", metavar="DIR",
-                   help="*.json files here become inbound notes/env at the next sync")
+    p.add_argument("--inbound", metavar="DIR|FILE",
+                   help="inbound notes/env for the next sync: *.json files in DIR (deleted "
+                        "once taken), or new JSON lines of FILE")
     p.add_argument("--dfu", metavar="FILE", help="a host firmware image, ready for dfu.get")
     p.add_argument("--dfu-version", metavar="VER", help="version reported for --dfu")
     p.add_argument("--timing", choices=("fast", "real"), default="fast",

@@ -124,7 +124,10 @@ class SerialPort:
                 if wait > 0:
                     time.sleep(wait)
                 rsp = self.device.request(line.rstrip(b"\r"), "serial")
-                if rsp and self.device.faults.gone():
+                cut = self.device.cut_response(rsp)
+                if cut is not None:
+                    self._send(cut)
+                elif rsp and self.device.faults.gone():
                     card.count("serial_responses_lost")
                 elif rsp:
                     self._send(rsp)

@@ -5,11 +5,15 @@ and at most one `<` response line:
   # text            comment
   ! FAULT           the card misbehaves on this exchange: io | garble | drop | crc | silent
   ~ SECONDS         the card takes this long before answering
-  > {json}          the request the host must send (compared as JSON; crc and id ignored)
+  > {json}          the request the host must send (compared as JSON; crc and id ignored;
+                    the string "*" matches any value)
   < {json}          the card's answer (id and crc added as a card does)
   < *               the simulated card itself answers (its notefiles and hub move)
   (no < line)       a cmd: the simulated card acts on it, no answer; after "! io": the
                     {io} answer
+  = {json}          anywhere: a request that may come at any time, any number of times (a
+                    daemon's polling); it matches when its fields include these, and the
+                    simulated card answers it without moving the transcript on
 """
 import json
 import threading
@@ -27,7 +31,8 @@ class Exchange:
         self.response = None        # dict, "*" or None
 
 
-def parse(path):
+def parse(path, ambient=None):
+    """The exchanges of a transcript; `=` patterns are appended to `ambient` if given."""
     out = []
     cur = None
     with open(path) as f:
@@ -37,6 +42,10 @@ def parse(path):
                 continue
             tag, _, rest = line.partition(" ")
             rest = rest.strip()
+            if tag == "=":
+                if ambient is not None:
+                    ambient.append(json.loads(rest))
+                continue
             if cur is None or (tag in ("!", "~", ">") and cur.request is not None):
                 cur = Exchange(lineno)
                 out.append(cur)
@@ -64,10 +73,24 @@ def _strip(obj):
     return {k: v for k, v in obj.items() if k not in ("crc", "id")}
 
 
+def match(want, got):
+    """JSON equality where the string "*" in `want` stands for any value."""
+    if want == "*":
+        return True
+    if isinstance(want, dict):
+        return isinstance(got, dict) and want.keys() == got.keys() and \
+            all(match(want[k], got[k]) for k in want)
+    if isinstance(want, list):
+        return isinstance(got, list) and len(want) == len(got) and \
+            all(match(w, g) for w, g in zip(want, got))
+    return type(want) is type(got) and want == got
+
+
 class Replay:
     def __init__(self, path, card, faults):
         self.path = path
-        self.exchanges = parse(path)
+        self.ambient = []
+        self.exchanges = parse(path, self.ambient)
         self.card = card
         self.faults = faults
         self.pos = 0
@@ -79,12 +102,30 @@ class Replay:
             return {"path": self.path, "position": self.pos, "total": len(self.exchanges),
                     "done": self.pos >= len(self.exchanges), "mismatches": list(self.mismatches)}
 
+    def _ambient(self, stripped):
+        """True when the request matches an `=` pattern and is not the next expected one."""
+        if not self.ambient:
+            return False
+        try:
+            got = _strip(json.loads(split_crc(stripped)[0]))
+        except (ValueError, AttributeError):
+            return False
+        with self.lock:
+            if self.pos < len(self.exchanges) and \
+                    match(_strip(self.exchanges[self.pos].request), got):
+                return False
+        return any(all(k in got and match(v, got[k]) for k, v in pat.items())
+                   for pat in self.ambient)
+
     def answer(self, line):
         """The transcript's answer to one request line (bytes with CRLF, or None)."""
+        stripped = line.strip()
+        if not stripped:
+            return b"\r\n"
+        if self._ambient(stripped):
+            self.card.count("transcript_ambient")
+            return self.card.transact(stripped, "transcript")
         with self.lock:
-            stripped = line.strip()
-            if not stripped:
-                return b"\r\n"
             if self.pos >= len(self.exchanges):
                 self.mismatches.append({"line": None, "got": stripped.decode("utf-8", "replace"),
                                         "why": "request after the end of the transcript"})
@@ -96,7 +137,7 @@ class Replay:
             got = json.loads(text)
         except ValueError:
             got = None
-        if not isinstance(got, dict) or _strip(got) != _strip(ex.request):
+        if not isinstance(got, dict) or not match(_strip(ex.request), _strip(got)):
             with self.lock:
                 self.mismatches.append({"line": ex.lineno,
                                         "got": stripped.decode("utf-8", "replace"),

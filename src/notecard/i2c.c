@@ -17,6 +17,7 @@
 
 #define I2C_FRAME_MAX 255 /* one transfer: 2 header bytes + up to 253 data bytes */
 #define RX_LIMIT (1u << 20)
+#define I2C_NACKS_MAX 8   /* NACKs in a row while reading before the channel is reset */
 
 struct i2c_priv {
 	char *device;
@@ -25,6 +26,7 @@ struct i2c_priv {
 	int h;                 /* bus handle, -1 when closed */
 	struct rxbuf rx;
 	unsigned avail;        /* bytes the card said it still holds */
+	bool echo_seen;        /* the card has answered a resync newline (see serial.c) */
 };
 
 /* ---- the real bus: i2c-dev ------------------------------------------------------ */
@@ -105,15 +107,18 @@ static void sleep_ms(struct card_transport *t, unsigned ms)
 		t->clock->sleep_us(t->clock->ctx, (uint64_t)ms * 1000u);
 }
 
-/* Errors from the bus: a NACK gets note-c's 1 s pause (the card is busy or
- * rebooting), a vanished adapter is -ENODEV. */
+/* Errors from the bus. A NACK (the card busy, rebooting, or the Pi's controller
+ * tripping over clock stretching) gets note-c's 1 s pause and is -EAGAIN: nothing
+ * was transferred, so a poll may simply be repeated. Anything else may have lost
+ * bytes: -EIO. A vanished adapter is -ENODEV. */
 static int bus_error(struct card_transport *t, int r)
 {
 	t->errors++;
 	if (r == -ENODEV || r == -ENOENT || r == -EBADF)
 		return -ENODEV;
-	if (r == -EREMOTEIO || r == -EIO || r == -ENXIO || r == -ETIMEDOUT || r == -EAGAIN)
-		sleep_ms(t, t->timing->nack_delay_ms);
+	sleep_ms(t, t->timing->nack_delay_ms);
+	if (r == -EREMOTEIO || r == -ENXIO || r == -ETIMEDOUT || r == -EAGAIN)
+		return -EAGAIN;
 	return -EIO;
 }
 
@@ -151,7 +156,7 @@ static int write_paced(struct card_transport *t, const uint8_t *buf, size_t len)
 		memcpy(frame + 1, buf, n);
 		int r = xfer(t, frame, n + 1, NULL, 0);
 		if (r < 0)
-			return r;
+			return r == -ENODEV ? r : -EIO;
 		t->bytes_out += n;
 		buf += n;
 		len -= n;
@@ -166,7 +171,7 @@ static int write_paced(struct card_transport *t, const uint8_t *buf, size_t len)
 }
 
 /* One read: ask for n bytes, get [available][sent][data]. A header that does not
- * agree with what was asked is the clock-stretching corruption: -EIO. */
+ * agree with what was asked is the clock-stretching corruption: -EBADMSG. */
 static int read_chunk(struct card_transport *t, unsigned n, uint8_t *data, unsigned *got)
 {
 	struct i2c_priv *p = t->priv;
@@ -178,7 +183,7 @@ static int read_chunk(struct card_transport *t, unsigned n, uint8_t *data, unsig
 	unsigned sent = frame[1];
 	if (sent > n) {
 		t->errors++;
-		return -EIO;
+		return -EBADMSG;
 	}
 	memcpy(data, frame + 2, sent);
 	p->avail = frame[0];
@@ -227,6 +232,7 @@ static int i2c_recv_line(struct card_transport *t, char *buf, size_t cap, size_t
 	uint8_t data[I2C_FRAME_MAX];
 	uint64_t last = t->clock->now_ms(t->clock->ctx);
 	bool started = p->rx.len > 0;
+	unsigned nacks = 0;
 	int r;
 	for (;;) {
 		/* Pull everything the card holds before handing a line up, as note-c
@@ -241,8 +247,25 @@ static int i2c_recv_line(struct card_transport *t, char *buf, size_t cap, size_t
 		unsigned want = p->avail < chunk_max(t) ? p->avail : chunk_max(t);
 		unsigned got = 0;
 		r = read_chunk(t, want, data, &got);
-		if (r < 0)
+		if (r == -EAGAIN) {
+			/* A NACK moved nothing (the card did not take the [0][n] ask): ask
+			 * again, after the NACK pause, a bounded number of times. */
+			if (++nacks > I2C_NACKS_MAX) {
+				r = -EIO;
+				goto fail;
+			}
+			if (!started && t->clock->now_ms(t->clock->ctx) - last >= first_ms) {
+				r = -ETIMEDOUT;
+				goto fail;
+			}
+			continue;
+		}
+		if (r < 0) {
+			if (r != -ENODEV)
+				r = -EIO;
 			goto fail;
+		}
+		nacks = 0;
 		uint64_t now = t->clock->now_ms(t->clock->ctx);
 		if (got) {
 			r = rxbuf_append(&p->rx, data, got, cap + 2 > RX_LIMIT ? cap + 2 : RX_LIMIT);
@@ -293,28 +316,45 @@ static int i2c_reset(struct card_transport *t)
 		if (r < 0)
 			continue;
 		sleep_ms(t, tm->reset_settle_ms);
-		bool clean = true;
+		bool clean = true, heard = false, echoed = false;
 		uint64_t start = t->clock->now_ms(t->clock->ctx);
+		/* a card that never stops talking must not hold the thread forever */
+		uint64_t hard = start + 10ull * (tm->reset_drain_ms ? tm->reset_drain_ms : 1);
 		for (;;) {
 			unsigned want = p->avail < chunk_max(t) ? p->avail : chunk_max(t);
 			unsigned got = 0;
 			r = read_chunk(t, want, data, &got);
-			if (r < 0)
+			if (r == -ENODEV)
 				break;
 			uint64_t now = t->clock->now_ms(t->clock->ctx);
-			if (got && !rxbuf_only_control(data, got)) {
+			if (r == -EBADMSG || (r == 0 && got && !rxbuf_only_control(data, got))) {
+				/* garbage: not in sync yet, and the window starts again */
 				clean = false;
 				start = now;
 			}
-			if (p->avail || got)
-				continue;
-			if (now - start >= tm->reset_drain_ms)
+			if (r == -EIO || r == -EBADMSG) {
+				clean = false; /* bytes lost: whatever they were */
+				p->avail = 0;
+			}
+			if (r == 0)
+				heard = true;
+			if (r == 0 && got)
+				echoed = true;
+			if (now >= hard)
 				break;
-			sleep_ms(t, tm->poll_ms);
+			if (r == 0 && (p->avail || got))
+				continue;
+			/* the window counts only once the card has been heard at all */
+			if (heard && now - start >= tm->reset_drain_ms)
+				break;
+			if (r == 0)
+				sleep_ms(t, tm->poll_ms);
 		}
 		if (r == -ENODEV)
 			return r;
-		if (r == 0 && clean) {
+		if (heard && clean && echoed)
+			p->echo_seen = true;
+		if (heard && clean && (echoed || !p->echo_seen)) {
 			p->avail = 0;
 			return 0;
 		}

@@ -226,6 +226,8 @@ static void set_state(struct link *l, enum link_state s)
 	if (l->state == s)
 		return;
 	l->state = s;
+	/* published before any reply that follows, so a caller sees the new state */
+	link_publish_status(l);
 	link_emit(l, LEV_STATUS, 0, NULL, NULL);
 }
 
@@ -343,16 +345,17 @@ static int work(struct link *l, bool attn_fired, uint64_t now, bool *busy)
 			pthread_mutex_unlock(&l->mu);
 		}
 	}
+	/* arm before looking, so a note that lands while we read raises ATTN again */
+	if (l->attn && !l->attn_armed) {
+		r = link_attn_arm(l);
+		if (r < 0)
+			return r;
+	}
 	if (attn_fired || now >= l->next_inbound) {
 		r = link_inbound(l);
 		if (r < 0)
 			return r;
 		l->next_inbound = now + (l->attn ? ATTN_FALLBACK_MS : l->o.poll_ms);
-	}
-	if (l->attn && !l->attn_armed) {
-		r = link_attn_arm(l);
-		if (r < 0)
-			return r;
 	}
 	if (now >= l->next_env) {
 		r = link_env(l);
@@ -530,6 +533,7 @@ void link_free(struct link *l)
 	json_decref(l->hub);
 	json_decref(l->wireless);
 	json_decref(l->sync_status);
+	json_decref(l->card_status);
 	json_decref(l->env);
 	json_decref(l->status);
 	for (size_t i = 0; i < l->n_in_files; i++)

@@ -519,6 +519,11 @@ int link_refresh_status(struct link *l)
 		return r;
 	json_decref(l->sync_status);
 	l->sync_status = rsp;
+	r = ask(l, json_pack("{s:s}", "req", "card.status"), &rsp);
+	if (r < 0)
+		return r;
+	json_decref(l->card_status);
+	l->card_status = rsp;
 	return 0;
 }
 
@@ -573,13 +578,11 @@ void link_publish_status(struct link *l)
 		json_object_set_new(card, "signal", sig);
 	}
 	copy_field(card, "wireless", l->wireless, "status");
-	if (l->sync_status) {
-		const char *s = json_string_value(json_object_get(l->sync_status, "status"));
-		json_object_set_new(card, "connected",
-		                    json_boolean(s && (strstr(s, "{sync-end}") ||
-		                                       strstr(s, "{notehub-connected}") ||
-		                                       strstr(s, "connected"))));
-	}
+	/* card.status says whether the card is connected to Notehub now */
+	json_t *conn = json_object_get(l->card_status, "connected");
+	if (l->card_status)
+		json_object_set_new(card, "connected", json_boolean(json_is_true(conn)));
+	copy_field(card, "storage_pct", l->card_status, "storage");
 	json_object_set_new(card, "attn", json_boolean(l->attn != NULL));
 	if (l->state != LINK_READY && l->last_err)
 		json_object_set_new(card, "error", json_string(strerror(-l->last_err)));

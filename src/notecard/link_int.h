@@ -115,7 +115,7 @@ struct link {
 	int last_err;
 	uint64_t backoff_ms, retry_at;
 	/* card facts */
-	json_t *version, *hub, *wireless, *sync_status, *env;
+	json_t *version, *hub, *wireless, *sync_status, *card_status, *env;
 	int64_t env_modified;
 	bool env_known;
 	/* outbound */

@@ -23,6 +23,13 @@ tests_unit_test_link_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_card tests/unit/test_i2c tests/unit/test_serial tests/unit/test_link
 endif
 
+# the request layer as a filter, for the simulator tests
+check_PROGRAMS += tests/lib/cardreq
+tests_lib_cardreq_SOURCES = tests/lib/cardreq.c
+tests_lib_cardreq_CFLAGS = $(NGW_CFLAGS)
+tests_lib_cardreq_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD)
+TESTS += tests/integration/test_link_sim.py tests/integration/test_link_daemon.py
+
 # bench (not part of make check): notes/s over the link against the pacing limit
 noinst_PROGRAMS += bench/link_bench
 bench_link_bench_SOURCES = bench/link_bench.c

@@ -21,6 +21,10 @@ struct serial_priv {
 	unsigned baud;
 	int fd;
 	struct rxbuf rx;
+	/* A Notecard answers a bare "\n" with "\r\n" (note-c n_serial.c). Once this
+	 * one has, silence after a newline means it is not there; a card (or a
+	 * simulator) that never echoes is taken as in sync when quiet. */
+	bool echo_seen;
 };
 
 static speed_t baud_const(unsigned baud)
@@ -257,7 +261,7 @@ static int serial_reset(struct card_transport *t)
 			return r;
 		if (r < 0)
 			continue;
-		bool clean = true;
+		bool clean = true, heard = false;
 		uint64_t start = now(t);
 		for (;;) {
 			uint64_t n = now(t);
@@ -274,9 +278,13 @@ static int serial_reset(struct card_transport *t)
 			}
 			if (!rxbuf_only_control(p->rx.buf + before, p->rx.len - before))
 				clean = false;
+			if (p->rx.len > before)
+				heard = true;
 			rxbuf_clear(&p->rx);
 		}
-		if (clean)
+		if (clean && heard)
+			p->echo_seen = true;
+		if (clean && (heard || !p->echo_seen))
 			return 0;
 		r = -EIO;
 	}

@@ -49,8 +49,8 @@ void card_timing_scaled(struct card_timing *out, unsigned pct)
 	/* Waits for the card are limits, not pauses: scaled, but never so short that
 	 * a loaded machine (sanitizers, two cores) looks like a silent card. */
 	out->byte_timeout_ms = scale(d->byte_timeout_ms, pct, 500);
-	out->response_timeout_ms = scale(d->response_timeout_ms, pct, 3000);
-	out->long_timeout_ms = scale(d->long_timeout_ms, pct, 5000);
+	out->response_timeout_ms = scale(d->response_timeout_ms, pct, 1500);
+	out->long_timeout_ms = scale(d->long_timeout_ms, pct, 4500);
 }
 
 static uint64_t real_now_ms(void *ctx)

@@ -46,8 +46,15 @@ for sk in $keys; do
 		bad "notegw.conf.5 does not document $key in $hdr"
 done
 
-# 4. notegw(1) and completion: the contract's subcommands (interface.md).
-subs="status queue send req sync keys decrypt audit update"
+# 4. notegw(1) and completion: the commands in the CLI's tables (at least the
+# contract's, interface.md), in the CLI's order, then help.
+subs=$(grep -hE '^\s*\{"[a-z]+", "[^"]*",( "[^"]*", run_[a-z_]+\},?|)$' \
+	"$top_srcdir"/src/cli/core.c "$top_srcdir"/src/cli/crypto.c "$top_srcdir"/src/cli/update.c |
+	sed -E 's/^\s*\{"([a-z]+)".*/\1/' | xargs)
+subs="$subs help"
+for s in status queue send req sync keys decrypt audit update; do
+	case " $subs " in *" $s "*) ;; *) bad "the CLI has no '$s' command (interface.md)" ;; esac
+done
 comp=$top_srcdir/tools/completion/notegw
 for s in $subs; do
 	grep -qE "^\.It Cm $s( |$)" "$man/notegw.1" || bad "notegw.1 does not document '$s'"
@@ -75,7 +82,7 @@ complete_words "$subs" notegw ""
 complete_words "status" notegw st
 complete_words "status" notegw -s /tmp/x.sock st
 complete_words "--json" notegw --j
-complete_words "-s --json" notegw -
+complete_words "-s --socket --json -h --help --version" notegw -
 complete_words "<files>" notegw -s ""
 complete_words "status check apply sign verify extract" notegw update ""
 complete_words "--key" notegw update sign --k
@@ -93,6 +100,9 @@ for v in $verbs; do
 	grep -qE "^\.It Cm update .*\<$v\>" "$man/notegw.1" || bad "notegw.1 does not document 'update $v'"
 done
 complete_words "generate" notegw keys ""
+complete_words "p384 rsa3072" notegw keys generate --type ""
+complete_words "-n --json" notegw audit -
+complete_words "send" notegw help se
 complete_words "--key --json" notegw decrypt -
 complete_words "--json" notegw --json queue --
 # every subcommand offered is documented, and the other way round

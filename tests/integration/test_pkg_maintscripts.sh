@@ -21,7 +21,9 @@ printf 'root:x:0:0:root:/root:/bin/sh\n' >"$r/etc/passwd"
 printf 'root:x:0:\ndialout:x:20:\n' >"$r/etc/group"
 : >"$r/var/lib/dpkg/statoverride"
 cp "$deb/notegw.sysusers" "$r/usr/lib/sysusers.d/notegw.conf"
-cp "$deb/notegw.conf.default" "$r/etc/notegw/notegw.conf"
+# the configuration as debian/rules ships it: plugin sections commented out
+awk -f "$deb/comment-plugin-sections.awk" "$top_srcdir/etc/notegw.conf" >"$r/etc/notegw/notegw.conf"
+grep -qE '^\[(mqtt|modbus)' "$r/etc/notegw/notegw.conf" && bad "shipped config has a live plugin section"
 chmod 0644 "$r/etc/notegw/notegw.conf"
 
 run() { # script, arguments...

@@ -46,6 +46,16 @@ with Sim(serial=True) as s:
     s.wait_for(c.resync, what="card back after reset")
     check(s.counters().get("resets") == 1, "reset counted")
 
+    s.fault("reset_response", count=1)
+    line = crc_add(b'{"req":"note.add","file":"f.qo","body":{"k":4}}', 11)
+    r = c.raw(line, timeout=0.5)
+    check(r and not r.endswith(b"\n"), "reset mid-answer: half a line %r" % r)
+    check(s.files()["f.qo"]["total"] == 3, "reset mid-answer: the request was executed")
+    s.wait_for(c.resync, what="card back after reset mid-answer")
+    r = c.raw(line)
+    check(crc_check(r, 11)[0] and s.files()["f.qo"]["total"] == 4,
+          "retry after a reset is executed again (the card forgot it)")
+
     s.gone(30)
     check(c.raw(b'{"req":"card.version"}', timeout=0.3) == b"", "gone: silent")
     s.back()
@@ -78,7 +88,7 @@ with Sim(serial=True) as s:
     # restart: answers, then deaf briefly
     r = c.request({"req": "card.restart"}, seq=500)
     check(r == {}, "card.restart answered")
-    s.wait_for(lambda: s.counters().get("resets", 0) >= 3, what="restart reset")
+    s.wait_for(lambda: s.counters().get("resets", 0) >= 4, what="restart reset")
     s.wait_for(c.resync, what="card back after restart")
     check(s.counters().get("restarts") == 1, "restart counted")
     c.close()

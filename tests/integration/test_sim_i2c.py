@@ -93,6 +93,17 @@ with Sim(i2c=True) as s:
     check(b[1] == 11, "bad sent header: sent %d with 10 bytes of data" % b[1])
     run(s, "R", "253", "R", "253")
 
+    # a reset halfway through the answer: half a line, then nothing
+    s.fault("reset_response", count=1)
+    line = b'{"req":"hub.get"}\n'
+    out = run(s, "w", "%02x" % len(line) + line.hex(), "s", "300", "R", "0")
+    avail = int(out[1][4:6], 16)
+    out = run(s, "R", str(avail), "s", "50", "R", "0")
+    data = bytes.fromhex(out[0][4:])[2:]
+    check(0 < avail < 60 and data.startswith(b'{"device"') and b"\n" not in data,
+          "reset mid-answer over i2c: half a line (%d bytes)" % avail)
+    check(out[1] == "hex 0000", "nothing more after the reset")
+
     s.gone(30)
     out = run(s, "q", '{"req":"card.version"}')
     check(out and out[0].startswith("err"), "gone: NACKs %r" % out)

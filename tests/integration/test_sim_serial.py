@@ -169,6 +169,20 @@ with Sim(serial=True, state=state, args=["--product", "com.example:test"]) as s:
     f = s.files()["t.qo"]
     check(f["bytes_json"] == len('{"a":1.5,"b":7,"ok":false,"s":"hi"}') and
           f["bytes_templated"] == 17, "bytes_json / bytes_templated %r" % f)
+    # every documented type hint's size (compact: no metadata)
+    hints = {"i8": 11, "i16": 12, "i24": 13, "i32": 14, "i64": 18, "u8": 21, "u16": 22,
+             "u24": 23, "u32": 24, "f16": 12.1, "f32": 14.1, "f64": 18.1, "b": True,
+             "s5": "5", "sv": "0", "nested": {"x": 12}}
+    r = c.request({"req": "note.template", "file": "types.qo", "format": "compact",
+                   "body": hints})
+    want = 1 + 2 + 3 + 4 + 8 + 1 + 2 + 3 + 4 + 2 + 4 + 8 + 1 + 5 + 1 + 2
+    check(r.get("bytes") == want, "type hint sizes: %r, want %d" % (r, want))
+    r = c.request({"req": "note.template", "file": "meta.qo", "body": {"a": 11}})
+    check(r.get("bytes") == 1 + 16, "non-compact template carries metadata: %r" % r)
+    c.request({"req": "note.add", "file": "types.qo", "body": {"sv": "hello", "u8": 255}})
+    check(s.files()["types.qo"]["bytes_templated"] == want + 5, "variable string counted")
+    r = c.request({"req": "note.add", "file": "types.qo", "body": {"u8": 256}})
+    check("{template-incompatible}" in r.get("err", ""), "u8 range")
     v = c.request({"req": "note.template", "file": "t.qo", "verify": True})
     check(v.get("template") is True and v.get("format") == "compact", "template verify")
 
@@ -245,6 +259,25 @@ with Sim(serial=True, args=["--minute", "0.1", "--attn-file", attn_file]) as s:
     check("timeout" in s.attn()["fired"], "attn fired by its timeout")
     with open(attn_file) as f:
         check(f.read() == "1\n", "attn file: high once fired")
+    c.close()
+
+# --- inbound from a JSON-lines file, read on from where the last sync stopped
+inbox = os.path.join(state, "inbox.jsonl")
+open(inbox, "w").close()
+with Sim(serial=True, args=["--inbound", inbox]) as s:
+    c = SerialClient(s.serial_path)
+    with open(inbox, "a") as f:
+        f.write(json.dumps({"file": "l.qi", "body": {"n": 1}}) + "\n")
+        f.write(json.dumps({"file": "l.qi", "body": {"n": 2}}))       # not finished yet
+    s.sync()
+    check(c.request({"req": "file.changes", "files": ["l.qi"]})["total"] == 1,
+          "inbound file: complete lines only")
+    with open(inbox, "a") as f:
+        f.write("\n")
+    s.sync()
+    s.sync()
+    check(c.request({"req": "file.changes", "files": ["l.qi"]})["total"] == 2,
+          "inbound file: each line once")
     c.close()
 
 # --- a full card refuses notes

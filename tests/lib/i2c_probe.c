@@ -57,9 +57,11 @@ static int do_read_rdwr(int fd, unsigned n, unsigned char *out)
 {
 	unsigned char req[2] = {0, (unsigned char)n};
 	struct i2c_msg msgs[2] = {
-		{.addr = (unsigned short)addr, .flags = 0, .len = 2, .buf = req},
-		{.addr = (unsigned short)addr, .flags = I2C_M_RD, .len = (unsigned short)(n + 2),
-		 .buf = out},
+	    {.addr = (unsigned short)addr, .flags = 0, .len = 2, .buf = req},
+	    {.addr = (unsigned short)addr,
+	     .flags = I2C_M_RD,
+	     .len = (unsigned short)(n + 2),
+	     .buf = out},
 	};
 	struct i2c_rdwr_ioctl_data d = {.msgs = msgs, .nmsgs = 2};
 	return ioctl(fd, I2C_RDWR, &d) < 0 ? -1 : 0;

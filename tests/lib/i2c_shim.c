@@ -35,7 +35,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define SHIM_MAX_FD 4096
+#define SHIM_MAX_FD   4096
 #define SHIM_MAX_XFER 65535
 
 /* Address per intercepted fd; 0 = not ours, otherwise addr | 0x100 (so address 0 is valid). */
@@ -154,7 +154,8 @@ static ssize_t xfer(int fd, char op, uint8_t addr, uint8_t *buf, size_t len)
 	hdr[1] = addr;
 	hdr[2] = (uint8_t)(len & 0xff);
 	hdr[3] = (uint8_t)(len >> 8);
-	if (send_all(fd, hdr, sizeof(hdr)) < 0 || (op == 'W' && len && send_all(fd, buf, len) < 0) ||
+	if (send_all(fd, hdr, sizeof(hdr)) < 0 ||
+	    (op == 'W' && len && send_all(fd, buf, len) < 0) ||
 	    recv_all(fd, rep, sizeof(rep)) < 0) {
 		errno = EIO;
 		return -1;

@@ -420,6 +420,8 @@ def validate_log(logfile, skip_unparsable=False):
 
     Blank lines (resync newlines) are skipped. With skip_unparsable, requests that are not JSON
     (deliberately garbled by a test, or a fault) are skipped too."""
+    if not os.path.isdir(schema_dir()):
+        return ["schema directory missing: %s (set NOTEGW_SCHEMA_DIR)" % schema_dir()]
     problems = []
     with open(logfile) as f:
         for n, line in enumerate(f, 1):

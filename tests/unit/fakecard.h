@@ -98,6 +98,8 @@ static inline json_t *fc_answer(struct fakecard *f, json_t *req)
 	if (!strcmp(name, "hub.sync.status"))
 		return json_pack("{s:s,s:i,s:i}", "status", "completed {sync-end}", "time", 1700000000,
 		                 "completed", 42);
+	if (!strcmp(name, "card.status"))
+		return json_pack("{s:s,s:b,s:i}", "status", "{normal}", "connected", 1, "storage", 8);
 	if (!strcmp(name, "card.attn")) {
 		f->attn_arms++;
 		return json_object();

@@ -34,7 +34,10 @@ struct fakebus {
 	struct xfer_rec x[MAXX];
 	size_t nx;
 	/* faults */
-	int nack_next;        /* fail the next transfer with -EREMOTEIO */
+	int nack_next;        /* fail the next transfers with -EREMOTEIO */
+	int eio_next;         /* fail the next transfers with -EIO (a short or broken one) */
+	int fail_read_data;   /* a read of data bytes breaks after the card sent them */
+	int nack_reads;       /* NACK the next read transfers */
 	int bad_sent_next;    /* header claims one byte more than asked */
 	int garbage_on_reset; /* answer this many resets with garbage */
 	int answer_resets;    /* answer a lone "\n" with "\r\n" */
@@ -78,8 +81,12 @@ static int fb_xfer(void *ctx, int h, unsigned addr, const uint8_t *w, size_t wle
 	assert_true(wlen <= 256);
 	memcpy(x->w, w, wlen);
 	if (b->nack_next) {
-		b->nack_next = 0;
+		b->nack_next--;
 		return -EREMOTEIO;
+	}
+	if (b->eio_next) {
+		b->eio_next--;
+		return -EIO;
 	}
 	/* every transfer is at most 255 bytes on the wire (2 header + 253) */
 	assert_true(wlen <= 255 && rlen <= 255);
@@ -100,6 +107,10 @@ static int fb_xfer(void *ctx, int h, unsigned addr, const uint8_t *w, size_t wle
 		return 0;
 	}
 	/* a read: [0][n] then n + 2 bytes */
+	if (b->nack_reads) {
+		b->nack_reads--;
+		return -EREMOTEIO;
+	}
 	assert_int_equal(wlen, 2);
 	assert_int_equal(w[0], 0);
 	size_t n = w[1];
@@ -110,6 +121,10 @@ static int fb_xfer(void *ctx, int h, unsigned addr, const uint8_t *w, size_t wle
 		held = 0;
 	}
 	assert_true(n <= held);
+	if (b->fail_read_data && n) {
+		b->out_pos += n; /* the card sent them; the host lost them */
+		return -EIO;
+	}
 	memset(r, 0xee, rlen);
 	memcpy(r + 2, b->out + b->out_pos, n);
 	b->out_pos += n;
@@ -304,18 +319,37 @@ static void test_recv_nack_and_short(void **state)
 {
 	bus->out_len = bus->out_pos = 0;
 	card_hold(bus, "{}\r\n", 4);
-	bus->nack_next = 1;
+	bus->nack_next = 2;
 	reset_log();
 	char got[64];
 	size_t glen;
+	/* NACKed polls moved nothing: polled again after note-c's 1 s pause */
+	assert_int_equal(t->ops->recv_line(t, got, sizeof(got), &glen, 30000), 0);
+	assert_string_equal(got, "{}");
+	assert_int_equal(bus->clk.sleeps[1], 1000000);
+	/* a bus that NACKs every read: bounded, then an error for the layer above */
+	bus->out_len = bus->out_pos = 0;
+	card_hold(bus, "{}\r\n", 4);
+	bus->nack_reads = 1000;
 	assert_int_equal(t->ops->recv_line(t, got, sizeof(got), &glen, 30000), -EIO);
-	/* note-c's 1 s pause after a NACK */
-	assert_int_equal(bus->clk.sleeps[bus->clk.n_sleeps - 1], 1000000);
-	/* the write side too */
+	assert_true(bus->nack_reads >= 1000 - 9);
+	bus->nack_reads = 0;
+	/* the write side: a NACK is an error, with the pause */
 	bus->nack_next = 1;
 	reset_log();
 	assert_int_equal(t->ops->send(t, "x\n", 2), -EIO);
 	assert_int_equal(bus->clk.sleeps[bus->clk.n_sleeps - 1], 1000000);
+	/* and a broken transfer while the data is read */
+	bus->out_len = bus->out_pos = 0;
+	card_hold(bus, "{\"b\":2}\r\n", 9);
+	bus->fail_read_data = 1;
+	assert_int_equal(t->ops->recv_line(t, got, sizeof(got), &glen, 30000), -EIO);
+	bus->fail_read_data = 0;
+	/* nothing half-read is kept: the next line comes up clean */
+	bus->out_len = bus->out_pos = 0;
+	card_hold(bus, "{\"c\":3}\r\n", 9);
+	assert_int_equal(t->ops->recv_line(t, got, sizeof(got), &glen, 30000), 0);
+	assert_string_equal(got, "{\"c\":3}");
 }
 
 static void test_recv_two_lines_and_cap(void **state)
@@ -360,6 +394,27 @@ static void test_reset(void **state)
 	reset_log();
 	assert_int_equal(t->ops->reset(t), 0);
 	assert_int_equal(bus->in_len, 2);
+
+	/* NACKs while draining are no garbage: still in sync */
+	bus->out_len = bus->out_pos = 0;
+	bus->answer_resets = 1;
+	bus->nack_reads = 2;
+	reset_log();
+	assert_int_equal(t->ops->reset(t), 0);
+	assert_int_equal(bus->in_len, 1);
+	assert_int_equal(bus->nack_reads, 0);
+	/* this card has echoed resyncs: once it stays silent, it is not in sync */
+	bus->out_len = bus->out_pos = 0;
+	bus->answer_resets = 0;
+	reset_log();
+	assert_int_equal(t->ops->reset(t), -EIO);
+	assert_int_equal(bus->in_len, 10);
+	bus->answer_resets = 1;
+	/* a bus that fails every transfer: -EIO after the tries, and it ends */
+	bus->eio_next = 1000000;
+	reset_log();
+	assert_int_equal(t->ops->reset(t), -EIO);
+	bus->eio_next = 0;
 
 	/* a card that keeps talking nonsense: give up after 10 tries */
 	bus->garbage_on_reset = 1000;

@@ -16,6 +16,7 @@
 #include "../../src/config.h"
 #include "crypto.h"
 #include "fakecard.h"
+#include "notecard/attn.h"
 #include "notecard/link_int.h"
 #include "store.h"
 #include "util.h"
@@ -196,6 +197,7 @@ static int teardown(void **state)
 	json_decref(L->hub);
 	json_decref(L->wireless);
 	json_decref(L->sync_status);
+	json_decref(L->card_status);
 	json_decref(L->env);
 	json_decref(L->status);
 	for (size_t i = 0; i < L->n_in_files; i++)
@@ -505,10 +507,31 @@ static void test_status(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(c, "signal"), "bars")),
 	                 3);
 	assert_true(json_is_true(json_object_get(c, "connected")));
+	assert_int_equal(json_integer_value(json_object_get(c, "storage_pct")), 8);
 	json_t *h = json_object_get(s, "hub");
 	assert_string_equal(json_string_value(json_object_get(h, "mode")), "periodic");
 	assert_int_equal(json_integer_value(json_object_get(h, "last_sync")), 1700000000);
 	assert_non_null(json_object_get(json_object_get(s, "link"), "counters"));
+}
+
+static void test_attn_spec(void **state)
+{
+	char chip[32];
+	unsigned line = 99;
+	assert_int_equal(attn_parse("gpiochip0:17", chip, sizeof(chip), &line), 0);
+	assert_string_equal(chip, "gpiochip0");
+	assert_int_equal(line, 17);
+	assert_int_equal(attn_parse("/dev/gpiochip4:0", chip, sizeof(chip), &line), 0);
+	assert_string_equal(chip, "/dev/gpiochip4");
+	assert_int_equal(line, 0);
+	const char *bad[] = {"gpiochip0", "gpiochip0:", ":17", "gpiochip0:-1", "gpiochip0:17x",
+	                     "gpiochip0:99999", "a-very-long-chip-name-that-does-not-fit:1", NULL};
+	for (int i = 0; bad[i]; i++)
+		assert_int_equal(attn_parse(bad[i], chip, sizeof(chip), &line), -EINVAL);
+	/* no such chip here: an error the link logs before it polls instead */
+	struct attn *a = NULL;
+	assert_true(attn_open("gpiochip-notegw-test:3", &a) < 0);
+	assert_null(a);
 }
 
 /* ---- the thread, with a card that is not there -------------------------------- */
@@ -570,6 +593,7 @@ int main(void)
 		T(test_io_errors_retried), T(test_inbound_crash_safe),
 		T(test_attn_arm),          T(test_env),
 		T(test_note_request_seal), T(test_status),
+		cmocka_unit_test(test_attn_spec),
 		cmocka_unit_test(test_thread_absent_card),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,8 +34,7 @@ static void test_classify(void **state)
 	                 MQTT_TOPIC_OTHER);
 	assert_int_equal(mqtt_topic_classify("notecard", "notecard/in/x.qi", NULL),
 	                 MQTT_TOPIC_OTHER);
-	assert_int_equal(mqtt_topic_classify("notecard", "notecard/req/x", NULL),
-	                 MQTT_TOPIC_OTHER);
+	assert_int_equal(mqtt_topic_classify("notecard", "notecard/req/x", NULL), MQTT_TOPIC_OTHER);
 	assert_int_equal(mqtt_topic_classify("site/gw1", "site/gw1/out/x.qo", &rest),
 	                 MQTT_TOPIC_OUT);
 	assert_string_equal(rest, "x.qo");
@@ -98,9 +97,9 @@ static void test_out_payload(void **state)
 	assert_int_equal(out("d.qo", "42", 8192, &body, &why), -EINVAL);
 	assert_int_equal(out("d.qo", "\"s\"", 8192, &body, &why), -EINVAL);
 	assert_int_equal(out("d.qo", "", 8192, &body, &why), -EINVAL);
-	assert_int_equal(out("d.qo", "{} {}", 8192, &body, &why), -EINVAL);     /* trailing */
+	assert_int_equal(out("d.qo", "{} {}", 8192, &body, &why), -EINVAL); /* trailing */
 	assert_int_equal(out("d.qo", "{\"a\":1,\"a\":2}", 8192, &body, &why), -EINVAL);
-	assert_int_equal(out("d.qi", "{}", 8192, &body, &why), -EINVAL);        /* notefile */
+	assert_int_equal(out("d.qi", "{}", 8192, &body, &why), -EINVAL); /* notefile */
 	assert_null(body);
 
 	/* Binary junk with a NUL inside must not pass as JSON. */
@@ -209,8 +208,12 @@ static void test_error_json(void **state)
 
 static void test_inbound_json(void **state)
 {
-	struct ngw_note n = {.id = 7, .file = "cmd.qi", .note = NULL, .body = "{\"on\":true}",
-	                     .payload = "AQID", .time = 1700000000};
+	struct ngw_note n = {.id = 7,
+	                     .file = "cmd.qi",
+	                     .note = NULL,
+	                     .body = "{\"on\":true}",
+	                     .payload = "AQID",
+	                     .time = 1700000000};
 	char *s = mqtt_inbound_json(&n);
 	json_t *j;
 
@@ -246,9 +249,9 @@ static void test_topic_build(void **state)
 	assert_int_equal(mqtt_topic_build(buf, sizeof(buf), "notecard", "status", NULL), 0);
 	assert_string_equal(buf, "notecard/status");
 	assert_int_equal(mqtt_topic_build(buf, 15, "notecard", "status", NULL), -ENAMETOOLONG);
-	assert_int_equal(mqtt_topic_build(buf, sizeof(buf), "notecard", "in",
-	                                  "a-very-long-notefile-name.qi"),
-	                 -ENAMETOOLONG);
+	assert_int_equal(
+	    mqtt_topic_build(buf, sizeof(buf), "notecard", "in", "a-very-long-notefile-name.qi"),
+	    -ENAMETOOLONG);
 }
 
 static void test_prefix(void **state)
@@ -276,7 +279,8 @@ static void test_backoff(void **state)
 		assert_in_range(d20, 30000, 60000);
 	}
 	/* jitter really varies */
-	assert_int_not_equal(mqtt_backoff_ms(1000, 60000, 5, 1), mqtt_backoff_ms(1000, 60000, 5, 9999));
+	assert_int_not_equal(mqtt_backoff_ms(1000, 60000, 5, 1),
+	                     mqtt_backoff_ms(1000, 60000, 5, 9999));
 	/* silly inputs stay sane */
 	assert_in_range(mqtt_backoff_ms(0, 0, 100, 12345), 0, 1);
 	assert_in_range(mqtt_backoff_ms(5000, 100, 0, 3), 2500, 5000);
@@ -285,12 +289,12 @@ static void test_backoff(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_classify),    cmocka_unit_test(test_notefile),
-		cmocka_unit_test(test_out_payload), cmocka_unit_test(test_out_size),
-		cmocka_unit_test(test_out_depth),   cmocka_unit_test(test_req),
-		cmocka_unit_test(test_error_json),  cmocka_unit_test(test_inbound_json),
-		cmocka_unit_test(test_topic_build), cmocka_unit_test(test_prefix),
-		cmocka_unit_test(test_backoff),
+	    cmocka_unit_test(test_classify),    cmocka_unit_test(test_notefile),
+	    cmocka_unit_test(test_out_payload), cmocka_unit_test(test_out_size),
+	    cmocka_unit_test(test_out_depth),   cmocka_unit_test(test_req),
+	    cmocka_unit_test(test_error_json),  cmocka_unit_test(test_inbound_json),
+	    cmocka_unit_test(test_topic_build), cmocka_unit_test(test_prefix),
+	    cmocka_unit_test(test_backoff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

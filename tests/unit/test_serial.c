@@ -155,6 +155,10 @@ static void test_reset(void **state)
 	waitpid(pid, NULL, 0);
 	tcflush(master, TCIOFLUSH);
 
+	/* it echoed before: silence now means it is not there */
+	tm.reset_tries = 2;
+	assert_int_equal(t->ops->reset(t), -EIO);
+
 	/* a card that keeps sending nonsense: -EIO after the tries */
 	tm.reset_tries = 3;
 	pid = fork();

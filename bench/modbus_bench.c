@@ -1,0 +1,395 @@
+/* modbus_bench: what the Modbus plugin's poller costs.
+ *  1. TCP: read requests per second against a local libmodbus server, through the
+ *     plugin's bus worker (job queue, worker thread, eventfd back) next to bare
+ *     libmodbus calls in a loop; prints the ratio (aim >= 0.6), for polls of one
+ *     read (the worst case: a thread hand-off per request), of four reads, and
+ *     for four devices polled at once (what the worker per connection buys).
+ *  2. RTU over a socat pty pair: poll cycles per second through the bus worker,
+ *     next to the time the same bytes need on a real line at 9600 and 115200 baud
+ *     (8N1, 3.5-character gaps). A pty has no baud rate, so this is the software's
+ *     share: ratio = wire time / measured cycle; above 1 means the line, not the
+ *     gateway, is the limit.
+ * Usage: modbus_bench [TCP-REQUESTS] [RTU-CYCLES]. Prints figures; no pass/fail. */
+#include <errno.h>
+#include <modbus/modbus.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bus.h"
+
+#define NREGS 10
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- servers ----------------------------------------------------------------------- */
+struct tcp_srv {
+	modbus_t *ctx;
+	int lfd;
+	modbus_mapping_t *map;
+};
+
+struct tcp_conn {
+	int fd;
+	modbus_mapping_t *map;
+};
+
+/* one thread per connection, so parallel devices are served in parallel */
+static void *tcp_conn(void *arg)
+{
+	struct tcp_conn *c = arg;
+	modbus_t *ctx = modbus_new_tcp("127.0.0.1", 0);
+	uint8_t q[MODBUS_TCP_MAX_ADU_LENGTH];
+
+	modbus_set_socket(ctx, c->fd);
+	for (;;) {
+		int rc = modbus_receive(ctx, q);
+		if (rc < 0)
+			break;
+		if (rc > 0)
+			modbus_reply(ctx, q, rc, c->map);
+	}
+	close(c->fd);
+	modbus_set_socket(ctx, -1);
+	modbus_free(ctx);
+	free(c);
+	return NULL;
+}
+
+static void *tcp_server(void *arg)
+{
+	struct tcp_srv *ts = arg;
+
+	ts->map = modbus_mapping_new(0, 0, 1000, 1000);
+	for (;;) {
+		struct tcp_conn *c;
+		pthread_t th;
+		int s = accept(ts->lfd, NULL, NULL);
+		if (s < 0)
+			continue;
+		c = calloc(1, sizeof(*c));
+		c->fd = s;
+		c->map = ts->map;
+		pthread_create(&th, NULL, tcp_conn, c);
+		pthread_detach(th);
+	}
+	return NULL;
+}
+
+static void *rtu_server(void *arg)
+{
+	modbus_t *ctx = arg;
+	modbus_mapping_t *map = modbus_mapping_new(0, 0, 1000, 1000);
+	uint8_t q[MODBUS_RTU_MAX_ADU_LENGTH];
+
+	for (;;) {
+		int rc = modbus_receive(ctx, q);
+		if (rc > 0)
+			modbus_reply(ctx, q, rc, map);
+	}
+	return NULL;
+}
+
+/* ---- the poller's path ------------------------------------------------------------- */
+/* a device whose poll is nblocks reads of NREGS registers (kept apart so the
+ * planner could not merge them) */
+static struct mb_device *device(const char *url, int nblocks)
+{
+	static struct mb_device d;
+	static struct mb_block b[4];
+	char err[160];
+
+	for (int i = 0; i < 4; i++)
+		b[i] = (struct mb_block){MB_HOLDING, (uint16_t)(20 * i), NREGS};
+	memset(&d, 0, sizeof(d));
+	if (mb_url_parse(url, &d.url, err, sizeof(err)) < 0) {
+		fprintf(stderr, "modbus_bench: %s\n", err);
+		exit(2);
+	}
+	static char name[] = "bench";
+	d.name = name;
+	d.unit = 1;
+	d.timeout_ms = 1000;
+	d.blocks = b;
+	d.n_blocks = (size_t)nblocks;
+	return &d;
+}
+
+/* n polls one after the other through a bus worker, as the plugin's timer does */
+static double via_poller(const struct mb_device *d, int n, int *errors)
+{
+	struct mb_doneq q;
+	struct mb_bus *bus;
+	double t0;
+
+	if (mb_doneq_init(&q) < 0 || mb_bus_new(d, &q, &bus) < 0) {
+		fprintf(stderr, "modbus_bench: cannot start a bus\n");
+		exit(1);
+	}
+	*errors = 0;
+	t0 = now_s();
+	for (int i = 0; i < n; i++) {
+		struct pollfd pfd = {.fd = q.efd, .events = POLLIN};
+		struct mb_job *j = mb_job_new(MB_JOB_POLL, d), *done;
+		mb_bus_submit(bus, j);
+		do {
+			poll(&pfd, 1, -1);
+			done = mb_doneq_take(&q);
+		} while (!done);
+		*errors += done->fault != MB_OK;
+		mb_job_free(done);
+	}
+	t0 = now_s() - t0;
+	mb_job_free(mb_bus_free(bus)); /* all ran: nothing is left */
+	mb_doneq_destroy(&q);
+	return t0;
+}
+
+/* ndev devices, each on its own connection and worker, each kept busy with one
+ * poll at a time (as their timers would at a very short interval): n polls in all */
+static double via_poller_parallel(const struct mb_device *proto, int ndev, int n, int *errors)
+{
+	struct mb_device devs[8];
+	struct mb_bus *bus[8];
+	struct mb_doneq q;
+	int submitted = 0, done = 0;
+	double t0;
+
+	if (mb_doneq_init(&q) < 0)
+		exit(1);
+	for (int i = 0; i < ndev; i++) {
+		devs[i] = *proto;
+		devs[i].index = (unsigned)i;
+		if (mb_bus_new(&devs[i], &q, &bus[i]) < 0)
+			exit(1);
+	}
+	*errors = 0;
+	t0 = now_s();
+	for (int i = 0; i < ndev && submitted < n; i++, submitted++)
+		mb_bus_submit(bus[i], mb_job_new(MB_JOB_POLL, &devs[i]));
+	while (done < n) {
+		struct pollfd pfd = {.fd = q.efd, .events = POLLIN};
+		struct mb_job *j;
+		poll(&pfd, 1, -1);
+		for (j = mb_doneq_take(&q); j;) {
+			struct mb_job *next = j->next;
+			unsigned i = j->dev->index;
+			*errors += j->fault != MB_OK;
+			done++;
+			mb_job_free(j);
+			if (submitted < n) {
+				mb_bus_submit(bus[i], mb_job_new(MB_JOB_POLL, &devs[i]));
+				submitted++;
+			}
+			j = next;
+		}
+	}
+	t0 = now_s() - t0;
+	for (int i = 0; i < ndev; i++)
+		mb_job_free(mb_bus_free(bus[i]));
+	mb_doneq_destroy(&q);
+	return t0;
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof(a);
+	int s = socket(AF_INET, SOCK_STREAM, 0), port;
+	bind(s, (struct sockaddr *)&a, sizeof(a));
+	getsockname(s, (struct sockaddr *)&a, &l);
+	port = ntohs(a.sin_port);
+	close(s);
+	return port;
+}
+
+static double bare_loop(const char *port, int n, int *errors)
+{
+	modbus_t *cli = modbus_new_tcp_pi("127.0.0.1", port);
+	uint16_t regs[NREGS];
+	double t;
+
+	modbus_set_slave(cli, 1);
+	if (modbus_connect(cli) < 0) {
+		fprintf(stderr, "modbus_bench: connect: %s\n", modbus_strerror(errno));
+		exit(1);
+	}
+	*errors = 0;
+	t = now_s();
+	for (int i = 0; i < n; i++)
+		if (modbus_read_registers(cli, 0, NREGS, regs) != NREGS)
+			++*errors;
+	t = now_s() - t;
+	modbus_close(cli);
+	modbus_free(cli);
+	return t;
+}
+
+/* the worker's request path run inline: what the thread hand-off costs */
+static double inline_path(const char *port, const struct mb_device *d, int n, int *errors)
+{
+	modbus_t *ctx = modbus_new_tcp_pi("127.0.0.1", port);
+	int connected = 0;
+	double t;
+
+	modbus_set_error_recovery(ctx, MODBUS_ERROR_RECOVERY_NONE);
+	*errors = 0;
+	t = now_s();
+	for (int i = 0; i < n; i++) {
+		struct mb_job *j = mb_job_new(MB_JOB_POLL, d);
+		mb_run_job(ctx, &connected, j);
+		*errors += j->fault != MB_OK;
+		mb_job_free(j);
+	}
+	t = now_s() - t;
+	modbus_close(ctx);
+	modbus_free(ctx);
+	return t;
+}
+
+enum { M_BARE, M_INLINE, M_POLL1, M_POLL4, M_PAR4, M_COUNT };
+
+static void bench_tcp(int n, int rounds)
+{
+	static const char *const names[M_COUNT] = {
+	    "bare libmodbus loop", "poller's request path, inline", "poller, 1 read per poll",
+	    "poller, 4 reads per poll", "poller, 4 devices at once"};
+	static struct tcp_srv ts;
+	char port[8], url[64];
+	double best[M_COUNT] = {0};
+	int errors[M_COUNT] = {0};
+	pthread_t th;
+	modbus_t *srv;
+	int e;
+
+	snprintf(port, sizeof(port), "%d", free_port());
+	srv = modbus_new_tcp_pi("127.0.0.1", port);
+	ts.lfd = modbus_tcp_pi_listen(srv, 8);
+	if (ts.lfd < 0) {
+		fprintf(stderr, "modbus_bench: listen: %s\n", modbus_strerror(errno));
+		exit(1);
+	}
+	ts.ctx = srv;
+	pthread_create(&th, NULL, tcp_server, &ts);
+	pthread_detach(th);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%s", port);
+	bare_loop(port, n / 10, &e); /* warm up both ends */
+
+	/* rounds interleaved and the best of each kept: this machine is shared, and
+	 * the best round is the one least disturbed by others */
+	for (int r = 0; r < rounds; r++) {
+		double t[M_COUNT];
+		t[M_BARE] = bare_loop(port, n, &e);
+		errors[M_BARE] += e;
+		t[M_INLINE] = inline_path(port, device(url, 1), n, &e);
+		errors[M_INLINE] += e;
+		t[M_POLL1] = via_poller(device(url, 1), n, &e);
+		errors[M_POLL1] += e;
+		t[M_POLL4] = via_poller(device(url, 4), n / 4, &e); /* the same n requests */
+		errors[M_POLL4] += e;
+		t[M_PAR4] = via_poller_parallel(device(url, 1), 4, n, &e);
+		errors[M_PAR4] += e;
+		for (int m = 0; m < M_COUNT; m++)
+			if (n / t[m] > best[m])
+				best[m] = n / t[m];
+	}
+	printf("tcp: %d reads of %d registers per round, best of %d rounds\n", n, NREGS, rounds);
+	for (int m = 0; m < M_COUNT; m++) {
+		printf("tcp: %-32s %9.0f req/s (%d errors)", names[m], best[m], errors[m]);
+		if (m != M_BARE)
+			printf("  ratio to bare %.2f%s", best[m] / best[M_BARE],
+			       m >= M_POLL1 ? " (aim >= 0.6)" : "");
+		printf("\n");
+	}
+}
+
+/* time on the wire of one poll: request 8 bytes, response 5 + 2n, 10 bits a char at
+ * 8N1, and the 3.5-character silence before each frame (1.75 ms above 19200 baud) */
+static double wire_s(int baud, int nregs)
+{
+	double chars = 8 + 5 + 2.0 * nregs;
+	double gap = baud > 19200 ? 0.00175 : 3.5 * 10.0 / baud;
+	return chars * 10.0 / baud + 2 * gap;
+}
+
+static void bench_rtu(int n)
+{
+	char dir[] = "/tmp/mbbenchXXXXXX", a[64], b[64], url[128];
+	pid_t socat;
+	const int bauds[] = {9600, 115200};
+
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return;
+	}
+	snprintf(a, sizeof(a), "%s/a", dir);
+	snprintf(b, sizeof(b), "%s/b", dir);
+	socat = fork();
+	if (socat == 0) {
+		char la[96], lb[96];
+		snprintf(la, sizeof(la), "pty,raw,echo=0,link=%s", a);
+		snprintf(lb, sizeof(lb), "pty,raw,echo=0,link=%s", b);
+		execlp("socat", "socat", la, lb, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 200; i++) {
+		struct stat st;
+		if (stat(a, &st) == 0 && stat(b, &st) == 0)
+			break;
+		usleep(20000);
+	}
+	for (size_t k = 0; k < sizeof(bauds) / sizeof(bauds[0]); k++) {
+		modbus_t *srv = modbus_new_rtu(a, bauds[k], 'N', 8, 1);
+		pthread_t th;
+		int errors;
+		double t;
+
+		modbus_set_slave(srv, 1);
+		if (modbus_connect(srv) < 0) {
+			printf("rtu: cannot open %s: %s (socat missing?)\n", a,
+			       modbus_strerror(errno));
+			break;
+		}
+		pthread_create(&th, NULL, rtu_server, srv);
+		snprintf(url, sizeof(url), "rtu:%s?baud=%d", b, bauds[k]);
+		t = via_poller(device(url, 1), n, &errors) / n;
+		printf("rtu %6d baud: cycle on the pty %7.3f ms, on the wire %7.3f ms, "
+		       "ratio wire/cycle %6.1f (%d errors)\n",
+		       bauds[k], t * 1e3, wire_s(bauds[k], NREGS) * 1e3,
+		       wire_s(bauds[k], NREGS) / t, errors);
+		pthread_cancel(th);
+		pthread_join(th, NULL);
+		modbus_close(srv);
+		modbus_free(srv);
+	}
+	kill(socat, SIGTERM);
+	waitpid(socat, NULL, 0);
+	unlink(a);
+	unlink(b);
+	rmdir(dir);
+}
+
+int main(int argc, char **argv)
+{
+	int n_tcp = argc > 1 ? atoi(argv[1]) : 10000;
+	int n_rtu = argc > 2 ? atoi(argv[2]) : 2000;
+
+	signal(SIGPIPE, SIG_IGN);
+	bench_tcp(n_tcp, 3);
+	bench_rtu(n_rtu);
+	return 0;
+}

@@ -1,0 +1,19 @@
+/* What the gateway tells the rest of the machine: Prometheus metrics in
+ * node-exporter's textfile format, and the Notecard's network time as a chrony
+ * SOCK reference clock (a Raspberry Pi has no RTC; TLS fails while its clock is
+ * wrong). Both are off unless configured. */
+#ifndef NOTEGW_METRICS_H
+#define NOTEGW_METRICS_H
+#include <jansson.h>
+
+struct gw;
+struct metrics;
+
+int metrics_new(struct gw *gw, const char *textfile, const char *chrony_socket,
+                struct metrics **out);
+void metrics_free(struct metrics *m);
+/* Clock state for `notegw status` (caller decrefs); NULL before the first sample. */
+json_t *metrics_time_status(struct metrics *m);
+/* Render a status object as Prometheus text (caller frees). Exposed for tests. */
+char *metrics_render(json_t *status);
+#endif

@@ -1,0 +1,138 @@
+"""The mosquitto broker plugin (notegw_broker.so): out/ messages are committed to the
+store inside mosquitto before the publisher's PUBACK, so an acknowledged message
+survives the broker being killed at any moment. Refusals are reported on error/ and
+leave the store untouched. The store is read with Python's sqlite3 (WAL readers do
+not disturb the writer)."""
+import json
+import os
+import pwd
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import TestDir, check, free_port, skip  # noqa: E402
+from mqtthelp import BROKER_SO, Client, Publisher, broker, sanitizer_env  # noqa: E402
+
+N = 1000
+KILLS = 6
+
+
+def rows(db):
+    if not os.path.exists(db):
+        return []
+    c = sqlite3.connect(db, timeout=10)
+    try:
+        return c.execute("SELECT file, body FROM out ORDER BY id").fetchall()
+    finally:
+        c.close()
+
+
+def nums(db, file):
+    return [json.loads(b)["n"] for f, b in rows(db) if f == file]
+
+
+def start_broker(d, db, extra=""):
+    conf = "plugin %s\nplugin_opt_store %s\nplugin_opt_prefix notecard\n%s" % (BROKER_SO, db, extra)
+    return broker(d, extra=conf).start()
+
+
+def test_stream_and_refusals(d):
+    db = d.file("store.db")
+    b = start_broker(d, db)
+    watch = Client(b.port, "watcher").connect()
+    watch.subscribe("notecard/#")
+
+    p = Publisher(b.port, "notecard/out/data.qo", N)
+    p.start()
+    p.join(90)
+    check(not p.is_alive() and p.error is None and len(p.acked) == N, "publisher: %r" % p.error)
+    # No waiting: PUBACK came after the commit, so every row is there already.
+    check(nums(db, "data.qo") == list(range(N)), "store does not hold the 1000 acknowledged notes in order")
+
+    before = len(rows(db))
+    pub = Client(b.port, "bad").connect()
+    bad = [("notecard/out/data.qo", b"not json", "payload is not valid JSON"),
+           ("notecard/out/data.qo", b'"just a string"', "payload is not a JSON object"),
+           ("notecard/out/data.qo", json.dumps({"x": "a" * 9000}).encode(), "payload larger than max_payload"),
+           ("notecard/out/data.qi", b'{"a":1}', "notefile must end in .qo, .qos, .db or .dbs")]
+    for topic, payload, _ in bad:
+        pub.publish(topic, payload)  # acknowledged: refused for good, not to be retried
+    msgs = watch.drain(1.0)
+    for topic, payload, why in bad:
+        errs = [json.loads(p) for t, p, _ in msgs if t == "notecard/error" and json.loads(p)["topic"] == topic]
+        check(any(e["error"] == why for e in errs), "no error message for %s: %r" % (topic, errs))
+        check(not any(t == topic and p == payload for t, p, _ in msgs), "refused message delivered on %s" % topic)
+    check(len(rows(db)) == before, "a refused message reached the store")
+
+    # A retained out/ message is queued once and not kept by the broker.
+    pub.publish("notecard/out/r.qo", b'{"r":1}', retain=True)
+    check(len(nums_r(db)) == 1, "retained message not queued")
+    peek = Client(b.port, "peek").connect()
+    peek.subscribe("notecard/out/#")
+    check(peek.drain(0.5) == [], "broker kept a retained out/ message")
+    peek.close()
+    pub.close()
+    watch.close()
+    b.stop()
+
+
+def nums_r(db):
+    return [b for f, b in rows(db) if f == "r.qo"]
+
+
+def test_broker_killed(d):
+    """SIGKILL the broker mid-stream, again and again: every acknowledged message is in
+    the store."""
+    db = d.file("store2.db")
+    b = start_broker(d, db)
+    rnd = random.Random(int(os.environ.get("NOTEGW_SEED", time.time())))
+    p = Publisher(b.port, "notecard/out/k.qo", 3000, pause=0.001)
+    p.start()
+    kills = 0
+    while p.is_alive() and kills < KILLS:
+        time.sleep(rnd.uniform(0.2, 0.8))
+        b.proc.send_signal(signal.SIGKILL)
+        b.proc.wait()
+        kills += 1
+        b.start()
+    p.join(120)
+    check(not p.is_alive() and p.error is None, "publisher: %r" % p.error)
+    got = nums(db, "k.qo")
+    lost = sorted(set(p.acked) - set(got))
+    print("broker plugin: %d broker kills, %d acknowledged, %d lost, %d duplicates (resent after a kill)"
+          % (kills, len(p.acked), len(lost), len(got) - len(set(got))))
+    check(kills >= KILLS // 2, "too few kills (%d)" % kills)
+    check(not lost, "acknowledged messages missing from the store: %r" % lost[:20])
+    b.stop()
+
+
+def test_bad_options(d):
+    """mosquitto must refuse to start with a plugin it cannot configure."""
+    for opts, word in (("plugin_opt_prefix notecard/#\nplugin_opt_store %s\n" % d.file("x.db"), "prefix"),
+                       ("plugin_opt_prefix notecard\n", "plugin_opt_store")):
+        conf = d.file("bad.conf")
+        with open(conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nuser %s\nplugin %s\n%s"
+                    % (free_port(), pwd.getpwuid(os.getuid()).pw_name, BROKER_SO, opts))
+        env = dict(os.environ, **sanitizer_env(BROKER_SO))
+        p = subprocess.run(["mosquitto", "-c", conf], capture_output=True, text=True, timeout=20, env=env)
+        out = p.stdout + p.stderr
+        check(p.returncode != 0 and word in out, "bad plugin options accepted: %s" % out)
+
+
+def main():
+    if not os.path.exists(BROKER_SO):
+        skip("broker plugin not built (mosquitto_broker.h missing at configure time)")
+    with TestDir("mqtt-broker") as d:
+        test_stream_and_refusals(d)
+        test_broker_killed(d)
+        test_bad_options(d)
+    print("PASS")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,348 @@
+/* A stand-in for notegwd that loads one plugin (mqtt.so) through the real plugin
+ * ABI and the real config binder, so the integration tests can drive the plugin
+ * against a real mosquitto without the Notecard link. Its "store" is a JSON-lines
+ * file, fsync'd before note_put_sync returns (the same promise the daemon makes).
+ *
+ *   mqtt_fakehost PLUGIN.so CONFIG NOTES.jsonl
+ * stdin, one command a line:
+ *   inbound ID FILE BODY-JSON | status JSON | env NAME VALUE | error SOURCE TEXT |
+ *   emit TOPIC JSON | stats | quit
+ * stdout: "ready", "done ID" (inbound_done), "stats JSON", "req JSON" (card_request).
+ * A note for "refuse.qo" is refused as if the store were full. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "../../src/config.h" /* not autoconf's config.h */
+#include "notegw/plugin.h"
+
+struct fake {
+	sd_event *loop;
+	struct cfg_doc *doc;
+	struct cfg_diag diag;
+	int notes_fd;
+	const struct ngw_plugin_desc *desc;
+	struct ngw_plugin pub;
+	bool bad;
+	char line[65536];
+	size_t fill;
+};
+
+static struct fake F;
+
+static sd_event *h_event(struct ngw_plugin *self)
+{
+	return F.loop;
+}
+
+static void h_log(struct ngw_plugin *self, int level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "<%d> %s: ", level, F.desc->name); /* as notegwd does */
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static int h_cfg_sections(struct ngw_plugin *self, const char *pattern, const char ***names)
+{
+	return (int)cfg_doc_match(F.doc, pattern, names);
+}
+
+static int h_cfg_bind(struct ngw_plugin *self, const char *section, const struct ngw_cfg_key *keys,
+                      size_t n, void *out)
+{
+	return cfg_bind(F.doc, section, keys, n, out, &F.diag);
+}
+
+static void h_cfg_free(const struct ngw_cfg_key *keys, size_t n, void *out)
+{
+	cfg_free_bound(keys, n, out);
+}
+
+static void h_cfg_error(struct ngw_plugin *self, const char *section, const char *key,
+                        const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "config: [%s] %s: ", section, key ? key : "");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	F.bad = true;
+}
+
+static int h_note_put(struct ngw_plugin *self, const char *file, const char *body,
+                      const void *payload, size_t len, ngw_put_cb cb, void *ud, const char **why)
+{
+	*why = "fake host: only note_put_sync";
+	return -ENOSYS;
+}
+
+static int h_note_put_sync(struct ngw_plugin *self, const char *file, const char *body,
+                           const void *payload, size_t len, const char **why)
+{
+	json_t *j;
+	char *s;
+	int r = 0;
+
+	if (strcmp(file, "refuse.qo") == 0) {
+		*why = "store full";
+		return -ENOSPC;
+	}
+	j = json_pack("{s:s, s:s?}", "file", file, "body", body);
+	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!s) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	/* One write of the whole line, then fsync: a line is either complete or absent. */
+	size_t n = strlen(s);
+	s[n] = '\n';
+	if (write(F.notes_fd, s, n + 1) != (ssize_t)(n + 1) || fsync(F.notes_fd) < 0) {
+		*why = "store could not commit the note";
+		r = -EIO;
+	}
+	free(s);
+	return r;
+}
+
+static int h_inbound_done(struct ngw_plugin *self, int64_t id)
+{
+	printf("done %lld\n", (long long)id);
+	fflush(stdout);
+	return 0;
+}
+
+struct reply {
+	ngw_reply_cb cb;
+	void *ud;
+	char *resp;
+};
+
+static int reply_later(sd_event_source *s, void *ud)
+{
+	struct reply *r = ud;
+	r->cb(r->ud, 0, r->resp);
+	free(r->resp);
+	free(r);
+	sd_event_source_disable_unref(s);
+	return 0;
+}
+
+static int h_card_request(struct ngw_plugin *self, const char *req, ngw_reply_cb cb, void *ud)
+{
+	struct reply *r = calloc(1, sizeof(*r));
+	json_t *j = json_pack("{s:s}", "echo", req);
+
+	printf("req %s\n", req);
+	fflush(stdout);
+	if (!r || !j)
+		goto fail;
+	r->cb = cb;
+	r->ud = ud;
+	r->resp = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!r->resp || sd_event_add_defer(F.loop, NULL, reply_later, r) < 0)
+		goto fail;
+	return 0;
+fail:
+	if (r)
+		free(r->resp);
+	free(r);
+	return -ENOMEM;
+}
+
+static char *h_status_json(struct ngw_plugin *self)
+{
+	return strdup("{\"daemon\":{\"fake\":true}}");
+}
+
+static const char *h_state_dir(struct ngw_plugin *self)
+{
+	return "/tmp";
+}
+
+static void h_emit(struct ngw_plugin *self, const char *topic, const char *json)
+{
+}
+
+static const struct ngw_host_api host = {
+    .abi = NGW_PLUGIN_ABI,
+    .event = h_event,
+    .log = h_log,
+    .cfg_sections = h_cfg_sections,
+    .cfg_bind = h_cfg_bind,
+    .cfg_free = h_cfg_free,
+    .cfg_error = h_cfg_error,
+    .note_put = h_note_put,
+    .note_put_sync = h_note_put_sync,
+    .inbound_done = h_inbound_done,
+    .card_request = h_card_request,
+    .status_json = h_status_json,
+    .state_dir = h_state_dir,
+    .emit = h_emit,
+};
+
+/* Split "a b rest..." into up to n words, the last taking the rest of the line. */
+static size_t words(char *s, char **w, size_t n)
+{
+	size_t k = 0;
+	while (k < n && *s) {
+		while (*s == ' ')
+			s++;
+		if (!*s)
+			break;
+		w[k++] = s;
+		if (k == n)
+			break;
+		char *sp = strchr(s, ' ');
+		if (!sp)
+			break;
+		*sp = '\0';
+		s = sp + 1;
+	}
+	return k;
+}
+
+static void command(char *l)
+{
+	const struct ngw_plugin_desc *d = F.desc;
+	char *rest = strchr(l, ' ');
+	char *w[3] = {0};
+	size_t n;
+
+	if (rest)
+		*rest++ = '\0';
+	else
+		rest = l + strlen(l);
+	if (strcmp(l, "inbound") == 0 && d->on_inbound && words(rest, w, 3) == 3) {
+		struct ngw_note note = {
+		    .id = atoll(w[0]), .file = w[1], .body = w[2], .time = 1700000000};
+		d->on_inbound(&F.pub, &note);
+	} else if (strcmp(l, "status") == 0 && d->on_status) {
+		d->on_status(&F.pub, rest);
+	} else if (strcmp(l, "env") == 0 && d->on_env && (n = words(rest, w, 2)) >= 1) {
+		d->on_env(&F.pub, w[0], n > 1 ? w[1] : NULL);
+	} else if (strcmp(l, "error") == 0 && d->on_error && words(rest, w, 2) == 2) {
+		d->on_error(&F.pub, w[0], w[1]);
+	} else if (strcmp(l, "emit") == 0 && d->on_emit && words(rest, w, 2) == 2) {
+		d->on_emit(&F.pub, "test", w[0], w[1]);
+	} else if (strcmp(l, "stats") == 0 && d->stats_json) {
+		char *s = d->stats_json(&F.pub);
+		printf("stats %s\n", s ? s : "null");
+		fflush(stdout);
+		free(s);
+	} else if (strcmp(l, "quit") == 0) {
+		sd_event_exit(F.loop, 0);
+	} else {
+		fprintf(stderr, "fakehost: unknown command %s\n", l);
+	}
+}
+
+static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+	ssize_t n = read(fd, F.line + F.fill, sizeof(F.line) - 1 - F.fill);
+	char *nl;
+
+	if (n <= 0) {
+		sd_event_exit(F.loop, 0);
+		return 0;
+	}
+	F.fill += (size_t)n;
+	F.line[F.fill] = '\0';
+	while ((nl = strchr(F.line, '\n'))) {
+		*nl = '\0';
+		command(F.line);
+		size_t used = (size_t)(nl + 1 - F.line);
+		memmove(F.line, nl + 1, F.fill - used + 1);
+		F.fill -= used;
+	}
+	if (F.fill == sizeof(F.line) - 1)
+		F.fill = 0; /* an overlong line: drop it */
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const struct ngw_plugin_desc *(*describe)(void);
+	void *dl;
+	int rc = 1;
+
+	if (argc != 4) {
+		fprintf(stderr, "usage: %s PLUGIN.so CONFIG NOTES.jsonl\n", argv[0]);
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	dl = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+	if (!dl) {
+		fprintf(stderr, "fakehost: %s\n", dlerror());
+		return 1;
+	}
+	describe = (const struct ngw_plugin_desc *(*)(void))dlsym(dl, "notegw_plugin_describe");
+	if (!describe || !(F.desc = describe()) || (F.desc->abi >> 16) != NGW_PLUGIN_ABI_MAJOR) {
+		fprintf(stderr, "fakehost: not a notegw plugin of this ABI\n");
+		return 1;
+	}
+	F.doc = cfg_doc_load(argv[2], "/nonexistent", &F.diag);
+	F.notes_fd = open(argv[3], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (!F.doc || F.notes_fd < 0) {
+		fprintf(stderr, "fakehost: cannot read %s or open %s\n", argv[2], argv[3]);
+		return 1;
+	}
+	F.pub.host = &host;
+	sd_event_default(&F.loop);
+	sigset_t ss;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigprocmask(SIG_BLOCK, &ss, NULL);
+	sd_event_add_signal(F.loop, NULL, SIGTERM, NULL, NULL);
+	sd_event_add_signal(F.loop, NULL, SIGINT, NULL, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (F.desc->configure(&F.pub) < 0 || F.bad || F.diag.n) {
+		for (size_t i = 0; i < F.diag.n; i++)
+			fprintf(stderr, "%s\n", F.diag.msgs[i]);
+		fprintf(stderr, "fakehost: configure failed\n");
+		goto out;
+	}
+	if (F.desc->disabled && F.desc->disabled(&F.pub)) {
+		printf("disabled\n");
+		rc = 0;
+		goto out;
+	}
+	if (F.desc->start(&F.pub) < 0) {
+		fprintf(stderr, "fakehost: start failed\n");
+		goto out;
+	}
+	sd_event_add_io(F.loop, NULL, 0, EPOLLIN, on_stdin, NULL);
+	printf("ready\n");
+	rc = sd_event_loop(F.loop) < 0;
+	if (F.desc->stop)
+		F.desc->stop(&F.pub);
+	/* Let the goodbye (retained offline status, DISCONNECT) reach the broker. */
+	for (int i = 0; i < 20 && sd_event_run(F.loop, 10 * 1000) > 0; i++)
+		;
+out:
+	if (F.desc->destroy)
+		F.desc->destroy(&F.pub);
+	cfg_doc_free(F.doc);
+	cfg_diag_clear(&F.diag);
+	close(F.notes_fd);
+	sd_event_unref(F.loop);
+	dlclose(dl);
+	return rc;
+}
