@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -331,6 +332,7 @@ int main(int argc, char **argv)
 	if (n <= 0 || bsize <= 0 || big < 10 || idle < 0)
 		die("bad arguments", EINVAL);
 	log_setup(LOG_WARNING, false);
+	signal(SIGPIPE, SIG_IGN); /* piped into head: still remove the files at the end */
 	char path[512];
 	snprintf(path, sizeof(path), "%s/ngw-bench-%d.db", dir, (int)getpid());
 	printf("store_bench: %s, %ld notes of %zu bytes, batch %d\n", dir, n, sizeof(body) - 1,

@@ -30,6 +30,6 @@ int batch_put(struct batch *b, const char *file, const char *body, const void *p
 void batch_flush(struct batch *b);
 /* How many notes wait for the next commit. */
 size_t batch_pending(struct batch *b);
-/* Flush, then free. NULL ok. */
+/* Flush, then free. NULL ok. Not from inside one of its own callbacks. */
 void batch_free(struct batch *b);
 #endif

@@ -62,6 +62,7 @@ struct store {
 	char gateway_id[17];
 	int64_t refused; /* refusals by this connection */
 	bool refusing;   /* logged "refusing"; log again when accepting */
+	bool suspect;    /* met a corrupt page; <path>.suspect written */
 	uint64_t bytes_written;
 };
 

@@ -28,11 +28,14 @@
  *   enqueue fails with -ENOSPC. A full disk (SQLITE_FULL, ENOSPC) fails the
  *   transaction with -ENOSPC like refuse-new; nothing is latched, so the next
  *   transaction succeeds once space is back.
- * - At open a quick check runs; a corrupt file is renamed to <path>.corrupt-<time>
+ * - At open a quick check runs (of the whole file up to 64 MiB; above, of all but the
+ *   queue table, and of everything again after a corrupt page was met at run time:
+ *   <path>.suspect); a corrupt file is renamed to <path>.corrupt-<time>
  *   (with its WAL) with an error logged, and a fresh store is created — the daemon
  *   never crash-loops on a bad file, and the old data stays for forensics.
  * - Nothing is written unless a caller writes: no timers, no housekeeping. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,6 +165,22 @@ static const char *const migrations[] = {
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 
+/* A corrupt page met at run time (the start-up check of a big store skips the
+ * queue): leave <path>.suspect so that the next start checks the whole file and
+ * moves it aside if need be. */
+static void mark_suspect(struct store *st)
+{
+	char p[PATH_MAX];
+	if (st->suspect || xsnprintf(p, sizeof(p), "%s.suspect", st->path) < 0)
+		return;
+	st->suspect = true;
+	int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	log_err("store: %s: corrupt page found (%s): the next start checks the whole file",
+	        st->path, sqlite3_errmsg(st->db));
+}
+
 int store_errno(struct store *st, int rc)
 {
 	int e;
@@ -181,6 +200,8 @@ int store_errno(struct store *st, int rc)
 		return -EROFS;
 	case SQLITE_CORRUPT:
 	case SQLITE_NOTADB:
+		if (st && st->db)
+			mark_suspect(st);
 		return -EBADMSG;
 	case SQLITE_CONSTRAINT:
 		return -EEXIST;
@@ -425,6 +446,15 @@ static int check_one(struct store *st, const char *text)
 static int quick_check(struct store *st, uint64_t full_max)
 {
 	struct stat sb;
+	char suspect[PATH_MAX];
+	if (xsnprintf(suspect, sizeof(suspect), "%s.suspect", st->path) == 0 &&
+	    access(suspect, F_OK) == 0) {
+		log_warn("store: %s: a corrupt page was seen: checking the whole file", st->path);
+		int err = check_one(st, "PRAGMA quick_check");
+		if (err == 0 || err == -EBADMSG)
+			unlink(suspect); /* settled: fine, or moved aside next */
+		return err;
+	}
 	if (stat(st->path, &sb) < 0 || (uint64_t)sb.st_size <= full_max)
 		return check_one(st, "PRAGMA quick_check");
 	sqlite3_stmt *s = NULL;
@@ -478,6 +508,8 @@ static int move_aside(const char *path)
 	if (xsnprintf(from, sizeof(from), "%s-shm", path) == 0 && unlink(from) < 0 &&
 	    errno != ENOENT)
 		log_err("store: cannot remove %s: %s", from, strerror(errno));
+	if (xsnprintf(from, sizeof(from), "%s.suspect", path) == 0)
+		unlink(from);
 	return 0;
 }
 
@@ -643,6 +675,8 @@ int store_open(const char *path, const struct store_opts *opts, struct store **o
 	st->max_size = opts->max_size;
 	st->when_full = opts->when_full;
 	st->readonly = opts->readonly;
+	/* the start-up check handles corruption itself: no .suspect marks meanwhile */
+	st->suspect = true;
 	int timeout = opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
 	uint64_t full_max = opts->full_check_max ? opts->full_check_max : STORE_FULL_CHECK_MAX;
 	err = open_once(st, timeout, full_max);
@@ -656,6 +690,7 @@ int store_open(const char *path, const struct store_opts *opts, struct store **o
 	}
 	if (err < 0)
 		goto fail;
+	st->suspect = false;
 	store_account(st); /* creation and migration are not note traffic */
 	st->bytes_written = 0;
 	*out = st;

@@ -692,6 +692,48 @@ static void t_bounded_check(void **state)
 
 /* Another process (the broker plugin) holds the write lock: a write waits up to
  * busy_timeout_ms, then fails with -EBUSY (not accepted) and works once it is free. */
+/* A big store's start-up check skips the queue table; a corrupt page met later
+ * leaves <path>.suspect, and the next start checks everything and moves it aside. */
+static void t_suspect(void **state)
+{
+	struct fx *fx = *state;
+	struct store_opts o = {.full_check_max = 4096};
+	struct store *st = open_st(fx->path, 0, 0);
+	char body[600], suspect[160];
+	memset(body, 'q', sizeof(body) - 1);
+	body[sizeof(body) - 1] = 0;
+	assert_int_equal(store_begin(st), 0);
+	for (int i = 0; i < 300; i++)
+		put(st, "a.qo", body, 0);
+	assert_int_equal(store_commit(st), 0);
+	store_close(st);
+	/* the queue's pages come after the dozen pages of the schema */
+	FILE *f = fopen(fx->path, "r+");
+	assert_non_null(f);
+	for (long pg = 20; pg < 40; pg++) {
+		fseek(f, (pg - 1) * 4096, SEEK_SET);
+		for (int i = 0; i < 16; i++)
+			fputc(0xA5, f);
+	}
+	fclose(f);
+	st = NULL;
+	assert_int_equal(store_open(fx->path, &o, &st), 0);
+	assert_int_equal(count_prefix(fx->dir, "store.db.corrupt-"), 0);
+	struct store_file_stats *v;
+	size_t n;
+	assert_int_equal(store_queue(st, &v, &n), -EBADMSG);
+	snprintf(suspect, sizeof(suspect), "%s.suspect", fx->path);
+	assert_int_equal(access(suspect, F_OK), 0);
+	store_close(st);
+	st = NULL;
+	assert_int_equal(store_open(fx->path, &o, &st), 0);
+	assert_int_equal(count_prefix(fx->dir, "store.db.corrupt-"), 1);
+	assert_int_equal(access(suspect, F_OK), -1);
+	assert_int_equal(store_queue(st, &v, &n), 0);
+	assert_int_equal(n, 0);
+	store_close(st);
+}
+
 static void t_busy(void **state)
 {
 	struct fx *fx = *state;
@@ -884,6 +926,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(t_corrupt_garbage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_corrupt_pages, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_bounded_check, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_suspect, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_busy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_missing_dir, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_idle_no_writes, setup, teardown),
