@@ -25,8 +25,13 @@
 #define NOTE_BODY_MAX (8 * 1024)
 #define NOTE_PAYLOAD_MAX (8 * 1024)
 
-int gw_note_validate(const char *file, const char *body, size_t payload_len, const char **why)
+/* The checks of gw_note_validate; *obj (may be NULL) gets the parsed body, or NULL
+ * when there is none (caller decrefs). */
+static int note_check(const char *file, const char *body, size_t payload_len, json_t **obj,
+                      const char **why)
 {
+	if (obj)
+		*obj = NULL;
 	if (!file || !notefile_is_outbound(file)) {
 		*why = "notefile must be a name ending in .qo, .qos, .db or .dbs";
 		return -EINVAL;
@@ -46,27 +51,35 @@ int gw_note_validate(const char *file, const char *body, size_t payload_len, con
 		}
 		json_error_t e;
 		json_t *o = json_loads(body, JSON_REJECT_DUPLICATES, &e);
-		bool ok = json_is_object(o);
-		json_decref(o);
-		if (!ok) {
+		if (!json_is_object(o)) {
 			*why = o ? "body is not a JSON object" : "body is not valid JSON";
+			json_decref(o);
 			return -EINVAL;
 		}
+		if (obj)
+			*obj = o;
+		else
+			json_decref(o);
 	}
 	return 0;
+}
+
+int gw_note_validate(const char *file, const char *body, size_t payload_len, const char **why)
+{
+	return note_check(file, body, payload_len, NULL, why);
 }
 
 /* A satellite (ntn) notefile's notes travel only as compact templated records of at
  * most TMPL_NTN_MAX_BYTES (see notecard/template.h for the sources): a body that
  * cannot be templated, or that takes more even in the tightest template, is refused
  * here, where the producer still hears why, rather than failing on the card. */
-static int ntn_validate(struct gw *gw, const char *file, const char *body, size_t payload_len,
+static int ntn_validate(struct gw *gw, const char *file, json_t *body, size_t payload_len,
                         const char **why)
 {
 	const struct cfg_notefile *nf = gw->cfg ? cfg_notefile(gw->cfg, file) : NULL;
 	if (!nf || !nf->ntn)
 		return 0;
-	json_t *o = body ? json_loads(body, 0, NULL) : json_object();
+	json_t *o = body ? json_incref(body) : json_object();
 	size_t n = tmpl_min_size(o, payload_len);
 	json_decref(o);
 	if (n == SIZE_MAX) {
@@ -85,15 +98,23 @@ static int ntn_validate(struct gw *gw, const char *file, const char *body, size_
 	return 0;
 }
 
-/* Re-serialise a body compactly so the store holds exactly what goes up. */
-static char *compact_body(const char *body)
+/* Check a producer's note and make the text the store keeps (the body re-serialised
+ * compactly, exactly what goes up): one parse serves the object check, the satellite
+ * size limit and the compaction. *compact is NULL without a body; caller frees. */
+static int note_prepare(struct gw *gw, const char *file, const char *body, size_t payload_len,
+                        char **compact, const char **why)
 {
-	json_t *o = json_loads(body, 0, NULL);
-	if (!o)
-		return NULL;
-	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_t *o = NULL;
+	*compact = NULL;
+	int r = note_check(file, body, payload_len, &o, why);
+	if (r == 0)
+		r = ntn_validate(gw, file, o, payload_len, why);
+	if (r == 0 && o && !(*compact = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
+		*why = "out of memory";
+		r = -ENOMEM;
+	}
 	json_decref(o);
-	return s;
+	return r;
 }
 
 static int note_prio(struct gw *gw, const char *file)
@@ -106,16 +127,10 @@ int gw_note_put(struct gw *gw, const char *actor, const char *file, const char *
                 const void *payload, size_t payload_len, gw_put_cb cb, void *ud,
                 const char **why)
 {
-	int r = gw_note_validate(file, body, payload_len, why);
-	if (r == 0)
-		r = ntn_validate(gw, file, body, payload_len, why);
+	char *compact = NULL;
+	int r = note_prepare(gw, file, body, payload_len, &compact, why);
 	if (r < 0)
 		return r;
-	char *compact = body ? compact_body(body) : NULL;
-	if (body && !compact) {
-		*why = "out of memory";
-		return -ENOMEM;
-	}
 	r = batch_put(gw->batch, file, compact, payload, payload_len, note_prio(gw, file), cb, ud,
 	              why);
 	free(compact);
@@ -127,18 +142,12 @@ int gw_note_put(struct gw *gw, const char *actor, const char *file, const char *
 int gw_note_put_sync(struct gw *gw, const char *actor, const char *file, const char *body,
                      const void *payload, size_t payload_len, const char **why)
 {
-	int r = gw_note_validate(file, body, payload_len, why);
-	if (r == 0)
-		r = ntn_validate(gw, file, body, payload_len, why);
+	char *compact = NULL;
+	int r = note_prepare(gw, file, body, payload_len, &compact, why);
 	if (r < 0)
 		return r;
 	/* Whatever the batch holds goes first, so order is kept per notefile. */
 	batch_flush(gw->batch);
-	char *compact = body ? compact_body(body) : NULL;
-	if (body && !compact) {
-		*why = "out of memory";
-		return -ENOMEM;
-	}
 	r = store_enqueue(gw->store, file, compact, payload, payload_len, note_prio(gw, file),
 	                  NULL);
 	free(compact);
