@@ -25,6 +25,7 @@ struct gw {
 	sd_event *loop;
 	struct cfg *cfg;
 	const char *config_file;
+	char *store_path_cfg;      /* [store] path as configured at start (may differ from cfg's) */
 	struct store *store;       /* main-thread connection */
 	struct batch *batch;       /* group commit of producers' notes */
 	struct link *link;

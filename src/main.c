@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -78,6 +79,35 @@ static int load_config(struct gw *gw, const char *file, struct cfg **cfg_out,
 	return 0;
 }
 
+/* A store left at the old default path by an earlier version is moved to the new
+ * default (made if missing, private: the package makes it shared) before anything
+ * opens it. If the move fails the daemon goes on with the old file, loudly: queued
+ * notes keep flowing, only the broker plugin cannot reach them there. The link and
+ * later reloads use the path settled here: both connections must open one file. */
+static int settle_store_path(struct gw *gw)
+{
+	struct cfg *cfg = gw->cfg;
+	if (!(gw->store_path_cfg = strdup(cfg->store.path)))
+		return -ENOMEM;
+	if (strcmp(cfg->store.path, CFG_STORE_PATH_DEFAULT) != 0)
+		return 0;
+	char dir[] = CFG_STORE_PATH_DEFAULT;
+	*strrchr(dir, '/') = '\0';
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		log_warn("store: cannot make %s: %s", dir, strerror(errno));
+	if (store_adopt(CFG_STORE_PATH_LEGACY, CFG_STORE_PATH_DEFAULT) >= 0)
+		return 0;
+	log_err("store: going on with %s where it is; move it to %s by hand (daemon stopped) "
+	        "to share it with the broker plugin",
+	        CFG_STORE_PATH_LEGACY, CFG_STORE_PATH_DEFAULT);
+	char *legacy = strdup(CFG_STORE_PATH_LEGACY);
+	if (!legacy)
+		return -ENOMEM;
+	free(cfg->store.path);
+	cfg->store.path = legacy;
+	return 0;
+}
+
 static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 {
 	struct gw *gw = ud;
@@ -85,6 +115,20 @@ static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *
 	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 	gw->stopping = true;
 	return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+/* Both store connections stay on the file they opened at start: a new [store] path
+ * is noted and taken at the next start, not half-applied now. */
+static void keep_store_path(struct gw *gw, struct cfg *cfg)
+{
+	if (strcmp(cfg->store.path, gw->store_path_cfg) != 0)
+		log_warn("store: path changed to %s; it takes effect when notegwd restarts",
+		         cfg->store.path);
+	char *running = strdup(gw->cfg->store.path);
+	if (running) {
+		free(cfg->store.path);
+		cfg->store.path = running;
+	}
 }
 
 int gw_reload(struct gw *gw)
@@ -101,6 +145,7 @@ int gw_reload(struct gw *gw)
 			/* Plugins validate their sections against the new document first. */
 			if (plugins_reload(gw->plugins, cfg->doc, &diag) == 0 && diag.n == 0) {
 				struct cfg *old = gw->cfg;
+				keep_store_path(gw, cfg);
 				gw->cfg = cfg;
 				if (gw->link)
 					link_reconfigure(gw->link, cfg);
@@ -215,6 +260,8 @@ static int run(struct gw *gw)
 	/* Pings WATCHDOG=1 at half of WatchdogSec= while the loop turns. */
 	sd_event_set_watchdog(gw->loop, true);
 
+	if ((r = settle_store_path(gw)) < 0)
+		goto out;
 	const struct cfg *cfg = gw->cfg;
 	struct store_opts so = {
 		.max_size = cfg->store.max_size,
@@ -388,5 +435,6 @@ int main(int argc, char **argv)
 	}
 	r = run(&gw);
 	cfg_free(gw.cfg);
+	free(gw.store_path_cfg);
 	return r < 0 ? 1 : 0;
 }

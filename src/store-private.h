@@ -84,6 +84,10 @@ int store_wend(struct store *st, int began, int err);
 int store_flush_counts(struct store *st);
 /* Count what the last writes put in the WAL into bytes_written. */
 void store_account(struct store *st);
+/* In a setgid, group-writable directory: give path, path-wal and path-shm (regular
+ * files with one link that this process owns; symlinks are not followed) the
+ * directory's group and mode 0660. Elsewhere nothing. Failures are logged. */
+void store_share_files(const char *path);
 /* Strdup of a column's text, NULL for SQL NULL; *oom set on allocation failure. */
 char *store_col_text(sqlite3_stmt *s, int col, bool *oom);
 #endif

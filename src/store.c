@@ -33,6 +33,9 @@
  *   <path>.suspect); a corrupt file is renamed to <path>.corrupt-<time>
  *   (with its WAL) with an error logged, and a fresh store is created — the daemon
  *   never crash-loops on a bad file, and the old data stays for forensics.
+ * - Sharing: in a setgid directory its group may write, the store's files get that
+ *   group and mode 0660 (store_share_files), so that the broker plugin, running
+ *   as mosquitto, and the daemon can both write them.
  * - Nothing is written unless a caller writes: no timers, no housekeeping. */
 #include <errno.h>
 #include <fcntl.h>
@@ -513,6 +516,95 @@ static int move_aside(const char *path)
 	return 0;
 }
 
+/* A store that another program writes too (the mosquitto broker plugin, which runs
+ * as its own user) lives in a setgid directory its group may write: the package's
+ * /var/lib/notegw/queue, 2770 notegw:notegw-store. There each file of the store is
+ * given the directory's group and mode 0660, whoever made it and under whatever
+ * umask; SQLite creates -wal and -shm with the database file's mode, so fixing the
+ * database right after it is opened covers the files made later. In any other
+ * directory the files keep the mode the umask gave them.
+ *
+ * Only regular files with one link that this process owns are changed, and through
+ * an O_PATH descriptor taken without following symlinks: a member of the group can
+ * put names into the directory, and must not get some other file of ours made
+ * group-readable through them. O_PATH also matters because closing an ordinary
+ * descriptor would drop every POSIX lock this process holds on the file, the other
+ * connection's (the link thread's) included. */
+void store_share_files(const char *path)
+{
+	static const char *const suffix[] = {"", "-wal", "-shm"};
+	char dir[PATH_MAX], name[PATH_MAX], self[64];
+	struct stat ds, fs;
+
+	if (xsnprintf(dir, sizeof(dir), "%s", path) < 0)
+		return;
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0'; /* a store in / */
+	else
+		*slash = '\0';
+	if (stat(dir, &ds) < 0 || !(ds.st_mode & S_ISGID) || !(ds.st_mode & S_IWGRP))
+		return;
+	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		if (xsnprintf(name, sizeof(name), "%s%s", path, suffix[i]) < 0)
+			continue;
+		int fd = open(name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* not there (yet) */
+		if (fstat(fd, &fs) == 0 && S_ISREG(fs.st_mode) && fs.st_nlink == 1 &&
+		    fs.st_uid == geteuid()) {
+			if (fs.st_gid != ds.st_gid &&
+			    fchownat(fd, "", (uid_t)-1, ds.st_gid, AT_EMPTY_PATH) < 0)
+				log_warn("store: cannot give %s the group of %s (%u): %s", name, dir,
+				         (unsigned)ds.st_gid, strerror(errno));
+			/* chmod() through /proc acts on the file the descriptor holds */
+			if ((fs.st_mode & 07777) != 0660 &&
+			    (xsnprintf(self, sizeof(self), "/proc/self/fd/%d", fd) < 0 ||
+			     chmod(self, 0660) < 0))
+				log_warn("store: cannot make %s group-writable: %s", name,
+				         strerror(errno));
+		}
+		close(fd);
+	}
+}
+
+/* Move a store to a new path, unless something is there already. The -wal goes
+ * first: a crash between the two renames leaves the WAL beside the new name and the
+ * database at the old one, and the next call moves the database after it. The -shm
+ * is only an index of the WAL, rebuilt at open. */
+int store_adopt(const char *from, const char *to)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+	struct stat s;
+
+	if (lstat(to, &s) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
+	if (lstat(from, &s) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (xsnprintf(a, sizeof(a), "%s-wal", from) < 0 ||
+	    xsnprintf(b, sizeof(b), "%s-wal", to) < 0)
+		return -ENAMETOOLONG;
+	if (rename(a, b) < 0 && errno != ENOENT)
+		goto fail;
+	if (xsnprintf(a, sizeof(a), "%s-shm", from) == 0 && unlink(a) < 0 && errno != ENOENT)
+		goto fail;
+	if (rename(from, to) < 0)
+		goto fail;
+	if (xsnprintf(a, sizeof(a), "%s.suspect", from) == 0 &&
+	    xsnprintf(b, sizeof(b), "%s.suspect", to) == 0 && rename(a, b) < 0 && errno != ENOENT)
+		log_warn("store: cannot move %s to %s: %s", a, b, strerror(errno));
+	log_info("store: moved %s to %s", from, to);
+	return 1;
+fail:;
+	int r = -errno;
+	log_err("store: cannot move %s to %s: %s", from, to, strerror(errno));
+	return r;
+}
+
 static int exec(struct store *st, const char *what, const char *text)
 {
 	char *msg = NULL;
@@ -624,6 +716,8 @@ static int open_once(struct store *st, int timeout_ms, uint64_t full_max)
 		        st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 		return err == -EBADMSG ? -EIO : err;
 	}
+	if (!st->readonly)
+		store_share_files(st->path);
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, timeout_ms);
 	int err = quick_check(st, full_max);

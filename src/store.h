@@ -31,9 +31,16 @@ struct store_opts {
  * file (or one that is not a database; see full_check_max) is moved aside as
  * path.corrupt-<unixtime> (with its -wal) and a fresh one started, logged with log_err. I/O errors
  * are returned, never taken for corruption. Returns 0 and *out (caller closes with store_close), or
- * -ENOENT, -EACCES, -EBUSY, -EIO, -ENOSPC, -EPROTONOSUPPORT (a schema newer than this program). */
+ * -ENOENT, -EACCES, -EBUSY, -EIO, -ENOSPC, -EPROTONOSUPPORT (a schema newer than this program).
+ * In a setgid directory that its group may write, the store's files (this process's
+ * own) are given the directory's group and mode 0660: a store shared between users. */
 int store_open(const char *path, const struct store_opts *opts, struct store **out);
 void store_close(struct store *st); /* rolls back an open transaction; NULL ok */
+/* Move the store at from (with its -wal) to to, which must be on the same file
+ * system; nothing is done when to exists or from does not. No connection may be
+ * open on either. Returns 1 when moved, 0 when there was nothing to do, or -errno
+ * (logged). */
+int store_adopt(const char *from, const char *to);
 int store_schema_version(struct store *st);
 /* A random id (16 hex digits) made when the store was created: with a note's seq it
  * names the note ("<gateway_id>:<seq>"). Borrowed until store_close. */

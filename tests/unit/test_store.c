@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -19,10 +20,12 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "store-private.h" /* store_share_files */
 #include "store.h"
 #include "vfs_shim.h"
 
@@ -764,6 +767,192 @@ static void t_missing_dir(void **state)
 	assert_null(st);
 }
 
+/* A group other than the file's own that this process may give a file: any, as
+ * root; else a supplementary group. -1 when there is none (the group half of the
+ * sharing tests is then not checkable, and they say so). */
+static gid_t other_group(void)
+{
+	if (geteuid() == 0)
+		return getegid() == 4242 ? 4243 : 4242;
+	gid_t g[64];
+	int n = getgroups(64, g);
+	for (int i = 0; i < n; i++)
+		if (g[i] != getegid())
+			return g[i];
+	return (gid_t)-1;
+}
+
+static mode_t mode_of(const char *p)
+{
+	struct stat s;
+	assert_int_equal(lstat(p, &s), 0);
+	return s.st_mode & 07777;
+}
+
+static gid_t gid_of(const char *p)
+{
+	struct stat s;
+	assert_int_equal(lstat(p, &s), 0);
+	return s.st_gid;
+}
+
+static void touch(const char *p, mode_t mode)
+{
+	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	assert_true(fd >= 0);
+	assert_int_equal(fchmod(fd, mode), 0);
+	assert_int_equal(write(fd, "x", 1), 1);
+	close(fd);
+}
+
+/* A setgid directory its group may write (the package's queue directory): the
+ * store made in it under umask 077 is 0660 with the directory's group, and so is
+ * the WAL SQLite makes later. */
+static void t_shared_dir(void **state)
+{
+	struct fx *fx = *state;
+	char dir[128], path[160], wal[168];
+	gid_t g = other_group();
+	snprintf(dir, sizeof(dir), "%s/queue", fx->dir);
+	snprintf(path, sizeof(path), "%s/store.db", dir);
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	if (g != (gid_t)-1)
+		assert_int_equal(chown(dir, (uid_t)-1, g), 0);
+	assert_int_equal(chmod(dir, 02770), 0);
+	mode_t old = umask(077);
+	struct store *st = open_st(path, 0, 0);
+	put(st, "a.qo", "{\"k\":1}", 0);
+	umask(old);
+	assert_int_equal(mode_of(path), 0660);
+	assert_int_equal(mode_of(wal), 0660);
+	if (g != (gid_t)-1) {
+		assert_int_equal(gid_of(path), g);
+		assert_int_equal(gid_of(wal), g);
+	} else {
+		print_message("no second group: the group half of t_shared_dir not checked\n");
+	}
+	store_close(st);
+
+	/* A private directory: the umask decides, as before. */
+	old = umask(077);
+	st = open_st(fx->path, 0, 0);
+	put(st, "a.qo", "{}", 0);
+	umask(old);
+	assert_int_equal(mode_of(fx->path), 0600);
+	store_close(st);
+}
+
+/* Only the store's own regular files are touched: not through a symlink (a group
+ * member could plant one pointing at a private file), not a file with a second
+ * link, and not a file of another user. */
+static void t_shared_dir_guards(void **state)
+{
+	struct fx *fx = *state;
+	char dir[128], path[160], name[176], secret[128];
+	snprintf(dir, sizeof(dir), "%s/queue", fx->dir);
+	snprintf(path, sizeof(path), "%s/store.db", dir);
+	snprintf(secret, sizeof(secret), "%s/secret", fx->dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(chmod(dir, 02770), 0);
+	touch(secret, 0600);
+	touch(path, 0600);
+	snprintf(name, sizeof(name), "%s-wal", path);
+	assert_int_equal(symlink(secret, name), 0);
+	snprintf(name, sizeof(name), "%s-shm", path);
+	assert_int_equal(link(secret, name), 0);
+
+	store_share_files(path);
+	assert_int_equal(mode_of(path), 0660); /* the real one is shared */
+	assert_int_equal(mode_of(secret), 0600);
+	assert_int_equal(unlink(name), 0);
+
+	if (geteuid() == 0) { /* another user's file is left alone */
+		touch(name, 0600);
+		assert_int_equal(chown(name, 4242, (gid_t)-1), 0);
+		store_share_files(path);
+		assert_int_equal(mode_of(name), 0600);
+	}
+
+	/* Without the setgid bit the directory is not shared: nothing changes. */
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(chmod(dir, 0770), 0);
+	store_share_files(path);
+	assert_int_equal(mode_of(path), 0600);
+}
+
+/* Copy a file (the store as a crash left it: database and WAL). */
+static void copy_file(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	assert_non_null(in);
+	assert_non_null(out);
+	char buf[8192];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
+static int64_t queued(const char *path)
+{
+	struct store *st = open_st(path, 0, 0);
+	struct store_stats ss;
+	assert_int_equal(store_stats(st, &ss), 0);
+	store_close(st);
+	return ss.queued;
+}
+
+/* A store at the old default path is moved with its WAL (the committed notes that
+ * are only in the WAL come along), also when a crash stopped an earlier move
+ * between its two renames; an existing store at the new path is never replaced. */
+static void t_adopt(void **state)
+{
+	struct fx *fx = *state;
+	char old[128], oldwal[136], to[160], towal[168], dir[128], live[128], livewal[136];
+	snprintf(old, sizeof(old), "%s/old.db", fx->dir);
+	snprintf(oldwal, sizeof(oldwal), "%s-wal", old);
+	snprintf(dir, sizeof(dir), "%s/queue", fx->dir);
+	snprintf(to, sizeof(to), "%s/store.db", dir);
+	snprintf(towal, sizeof(towal), "%s-wal", to);
+	snprintf(live, sizeof(live), "%s/live.db", fx->dir);
+	snprintf(livewal, sizeof(livewal), "%s-wal", live);
+	assert_int_equal(mkdir(dir, 0700), 0);
+
+	assert_int_equal(store_adopt(old, to), 0); /* nothing there: nothing done */
+	assert_int_equal(access(to, F_OK), -1);
+
+	/* Three notes committed and still open: they live in the WAL only. */
+	struct store *st = open_st(live, 0, 0);
+	for (int i = 0; i < 3; i++)
+		put(st, "a.qo", "{}", 0);
+	copy_file(live, old);
+	copy_file(livewal, oldwal);
+	store_close(st);
+
+	assert_int_equal(store_adopt(old, to), 1);
+	assert_int_equal(access(old, F_OK), -1);
+	assert_int_equal(access(oldwal, F_OK), -1);
+	assert_int_equal(queued(to), 3);
+
+	/* The new path is taken: a second old store stays where it is. */
+	copy_file(to, old);
+	assert_int_equal(store_adopt(old, to), 0);
+	assert_int_equal(access(old, F_OK), 0);
+	assert_int_equal(unlink(old), 0);
+
+	/* Interrupted after the WAL's rename: the next call completes the move. */
+	assert_int_equal(unlink(to), 0);
+	st = open_st(live, 0, 0);
+	put(st, "a.qo", "{}", 0);
+	copy_file(live, old);
+	copy_file(livewal, towal);
+	store_close(st);
+	assert_int_equal(store_adopt(old, to), 1);
+	assert_int_equal(queued(to), 4);
+}
+
 static void t_idle_no_writes(void **state)
 {
 	struct fx *fx = *state;
@@ -930,6 +1119,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(t_busy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_missing_dir, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_idle_no_writes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_shared_dir, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_shared_dir_guards, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_adopt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_enospc_tmpfs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_enospc_rlimit, setup, teardown),
 	};
