@@ -1110,7 +1110,7 @@ static const struct ngw_cfg_key hub_keys[] = {
 };
 
 static const struct ngw_cfg_key store_keys[] = {
-	K(cfg_store, "path", NGW_CFG_STR, CFG_STORE_PATH_DEFAULT, 0, 0, NULL, path,
+	K(cfg_store, "path", NGW_CFG_STR, LOCALSTATEDIR "/lib/notegw/store.db", 0, 0, NULL, path,
 	  check_abs_path, 0),
 	K(cfg_store, "max_size", NGW_CFG_SIZE, "256M", 64 * 1024, 1LL << 40, NULL, max_size, NULL,
 	  0),

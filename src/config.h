@@ -94,12 +94,6 @@ struct cfg_hub {
 };
 extern const char *const cfg_hub_modes[];
 
-/* The store's default home is a directory of its own, so that it can be shared with
- * the mosquitto broker plugin (notegw.conf(5)); versions before that kept it beside
- * the rest of the daemon's state, and the daemon moves such a store when it starts. */
-#define CFG_STORE_PATH_DEFAULT LOCALSTATEDIR "/lib/notegw/queue/store.db"
-#define CFG_STORE_PATH_LEGACY LOCALSTATEDIR "/lib/notegw/store.db"
-
 struct cfg_store {
 	char *path;
 	uint64_t max_size;

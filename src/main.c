@@ -3,6 +3,7 @@
  * drains and exits; SIGHUP reloads without losing anything queued. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,32 +80,39 @@ static int load_config(struct gw *gw, const char *file, struct cfg **cfg_out,
 	return 0;
 }
 
-/* A store left at the old default path by an earlier version is moved to the new
- * default (made if missing, private: the package makes it shared) before anything
- * opens it. If the move fails the daemon goes on with the old file, loudly: queued
- * notes keep flowing, only the broker plugin cannot reach them there. The link and
- * later reloads use the path settled here: both connections must open one file. */
+/* The shared layout keeps the store in a directory of its own, <state_dir>/queue,
+ * that the package makes setgid notegw-store so that the mosquitto broker plugin can
+ * write it too (notegw.conf(5)). With [store] path set to that layout, the
+ * directory is made if missing (private: sharing it is the package's doing) and a
+ * store still at <state_dir>/store.db, where the daemon kept it by default before,
+ * is moved in before anything opens it. If the move fails the daemon goes on with
+ * the old file, loudly: queued notes keep flowing, only the broker plugin cannot
+ * reach them. The link and later reloads use the path settled here: both
+ * connections must open one file. */
 static int settle_store_path(struct gw *gw)
 {
 	struct cfg *cfg = gw->cfg;
+	char dir[PATH_MAX], shared[PATH_MAX], legacy[PATH_MAX];
+
 	if (!(gw->store_path_cfg = strdup(cfg->store.path)))
 		return -ENOMEM;
-	if (strcmp(cfg->store.path, CFG_STORE_PATH_DEFAULT) != 0)
+	if (xsnprintf(dir, sizeof(dir), "%s/queue", cfg->daemon.state_dir) < 0 ||
+	    xsnprintf(shared, sizeof(shared), "%s/store.db", dir) < 0 ||
+	    xsnprintf(legacy, sizeof(legacy), "%s/store.db", cfg->daemon.state_dir) < 0 ||
+	    strcmp(cfg->store.path, shared) != 0)
 		return 0;
-	char dir[] = CFG_STORE_PATH_DEFAULT;
-	*strrchr(dir, '/') = '\0';
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		log_warn("store: cannot make %s: %s", dir, strerror(errno));
-	if (store_adopt(CFG_STORE_PATH_LEGACY, CFG_STORE_PATH_DEFAULT) >= 0)
+	if (store_adopt(legacy, shared) >= 0)
 		return 0;
 	log_err("store: going on with %s where it is; move it to %s by hand (daemon stopped) "
 	        "to share it with the broker plugin",
-	        CFG_STORE_PATH_LEGACY, CFG_STORE_PATH_DEFAULT);
-	char *legacy = strdup(CFG_STORE_PATH_LEGACY);
-	if (!legacy)
+	        legacy, shared);
+	char *p = strdup(legacy);
+	if (!p)
 		return -ENOMEM;
 	free(cfg->store.path);
-	cfg->store.path = legacy;
+	cfg->store.path = p;
 	return 0;
 }
 

@@ -597,7 +597,7 @@ int store_adopt(const char *from, const char *to)
 	if (xsnprintf(a, sizeof(a), "%s.suspect", from) == 0 &&
 	    xsnprintf(b, sizeof(b), "%s.suspect", to) == 0 && rename(a, b) < 0 && errno != ENOENT)
 		log_warn("store: cannot move %s to %s: %s", a, b, strerror(errno));
-	log_info("store: moved %s to %s", from, to);
+	log_notice("store: moved %s to %s", from, to);
 	return 1;
 fail:;
 	int r = -errno;

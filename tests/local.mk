@@ -12,6 +12,7 @@ TESTS += tests/unit/test_config
 endif
 
 TESTS += tests/integration/test_daemon.py
+TESTS += tests/integration/test_store_layout.py
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_update

@@ -6,7 +6,7 @@
  * PUBACK to the broker; the broker's copy is in between).
  *
  *   plugin /usr/lib/<triplet>/notegw/mosquitto/notegw_broker.so
- *   plugin_opt_store /var/lib/notegw/store.db
+ *   plugin_opt_store /var/lib/notegw/queue/store.db
  *   plugin_opt_prefix notecard          (default notecard)
  *   plugin_opt_max_payload 8192         (bytes, K/M suffix; default 8K)
  *   plugin_opt_max_size 256M            (match [store] max_size; default unlimited)

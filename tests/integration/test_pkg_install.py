@@ -8,9 +8,13 @@ stops the old daemon and starts the new one where postinst would restart it.
 
 Checks: the user, groups, modes and directories the packages promise; a producer
 keeps sending notes through `notegw send` across the upgrade and every note it
-was told was accepted reaches the simulated Notehub (nothing lost); purge removes
-the state, the configuration and the statoverride, and leaves what Debian policy
-leaves (the system user and group)."""
+was told was accepted reaches the simulated Notehub (nothing lost); mosquitto,
+started as root with the package's example configuration, drops to its own user
+and its broker plugin commits into the daemon's store (through the notegw-store
+group) before and after the upgrade; a store left where earlier releases kept it
+is taken along by the new daemon; purge removes the state, the configuration and
+the statoverride, and leaves what Debian policy leaves (the system user and
+group)."""
 import glob
 import grp
 import json
@@ -18,6 +22,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -28,6 +33,10 @@ import time
 DEBS = os.environ.get("NOTEGW_DEBS")
 PKGS = ["notegw-mqtt", "notegw-mqtt-broker", "notegw-modbus", "notegw-dev", "notegw"]
 DROPIN = "/etc/notegw/conf.d/90-pkgtest.conf"
+QUEUE = "/var/lib/notegw/queue"
+STORE = QUEUE + "/store.db"
+LEGACY_STORE = "/var/lib/notegw/store.db"  # where releases before the queue directory kept it
+BROKER_EXAMPLE = "/usr/share/doc/notegw-mqtt-broker/examples/notegw.conf"
 SOCK = "/run/notegw/control.sock"
 SUFFIX = "+pkgtest1"
 WANTS = ("/etc/systemd/system/multi-user.target.wants/notegwd.service",
@@ -125,6 +134,72 @@ def bumped(debs, work):
     return out
 
 
+def gw_status():
+    p = run("/usr/bin/notegw", "-s", SOCK, "status", "--json", ok=False)
+    try:
+        s = json.loads(p.stdout) if p.returncode == 0 else {}
+    except ValueError:
+        return {}
+    return s.get("status", s)
+
+
+def free_port():
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+class Mosquitto:
+    """mosquitto as its unit runs it: started as root, it drops to the mosquitto user
+    (and that user's groups) before it loads plugins. The configuration is the
+    broker package's example, on a loopback port of the test's own."""
+
+    def __init__(self, work, port, example):
+        self.dir = os.path.join(work, "mosquitto")
+        os.makedirs(self.dir, exist_ok=True)
+        shutil.chown(self.dir, "mosquitto", "mosquitto")
+        self.conf = os.path.join(self.dir, "mosquitto.conf")
+        with open(example) as f:
+            text = f.read()
+        with open(self.conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\nuser mosquitto\n"
+                    "persistence_location %s/\n%s" % (port, self.dir, text))
+        self.port = port
+        self.logpath = os.path.join(work, "mosquitto.log")
+        self.p = None
+
+    def start(self):
+        self.p = subprocess.Popen(["mosquitto", "-c", self.conf, "-v"], stdout=subprocess.DEVNULL,
+                                  stderr=open(self.logpath, "a"))
+        procs.append(self.p)
+
+        def up():
+            if self.p.poll() is not None:
+                return True
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
+                return True
+            except OSError:
+                return False
+        wait_for(up, 20, "mosquitto to listen")
+        if self.p.poll() is not None:
+            fail("mosquitto exited %d; log:\n%s" % (self.p.returncode, open(self.logpath).read()[-3000:]))
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait(20)
+
+    def publish(self, topic, payloads):
+        """QoS 1: mosquitto_pub exits 0 once every message was acknowledged, and the
+        plugin lets mosquitto acknowledge only what it committed."""
+        for m in payloads:
+            p = run("mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.port), "-q", "1",
+                    "-t", topic, "-m", m, ok=False)
+            if p.returncode != 0:
+                fail("mosquitto_pub %s exited %d: %s\nmosquitto log:\n%s" % (
+                    m, p.returncode, p.stderr, open(self.logpath).read()[-3000:]))
+
+
 class Gateway:
     """The installed daemon, run the way notegwd.service runs it."""
 
@@ -179,7 +254,10 @@ def main():
         if os.path.exists(DROPIN):
             os.unlink(DROPIN)
         purge_all()
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("NOTEGW_PKG_KEEP") == "1":
+            log("kept " + work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def test(debs, work):
@@ -209,8 +287,18 @@ def test(debs, work):
     check(mode_owner("/etc/notegw") == (0o755, "root", "root"), "/etc/notegw: %r" % (mode_owner("/etc/notegw"),))
     check(mode_owner("/etc/notegw/notegw.conf") == (0o640, "root", "notegw"),
           "notegw.conf: %r" % (mode_owner("/etc/notegw/notegw.conf"),))
-    check(mode_owner("/var/lib/notegw") == (0o700, "notegw", "notegw"),
+    # The state directory can be passed (not listed) by the broker's user, which
+    # reaches the queue through notegw-store; nothing of the daemon's opens to it.
+    check(mode_owner("/var/lib/notegw") == (0o711, "notegw", "notegw"),
           "/var/lib/notegw: %r" % (mode_owner("/var/lib/notegw"),))
+    check(mode_owner(QUEUE) == (0o2770, "notegw", "notegw-store"),
+          "%s: %r" % (QUEUE, mode_owner(QUEUE)))
+    store_grp = grp.getgrnam("notegw-store")
+    check(set(store_grp.gr_mem) == {"notegw", "mosquitto"},
+          "notegw-store members: %r (want notegw and mosquitto)" % (store_grp.gr_mem,))
+    check("mosquitto" not in grp.getgrnam("notegw").gr_mem,
+          "mosquitto joined the notegw group (it may read all of the daemon's state)")
+    check(os.path.exists(BROKER_EXAMPLE), BROKER_EXAMPLE + " not installed")
     for f in ("/lib/systemd/system/notegwd.service", "/usr/lib/sysusers.d/notegw.conf",
               "/usr/share/man/man8/notegwd.8.gz", "/usr/share/bash-completion/completions/notegw",
               "/usr/libexec/notegw/notegw-update-install"):
@@ -238,14 +326,23 @@ def test(debs, work):
     wait_for(lambda: os.path.exists(info) and os.path.getsize(info) > 0, 20, "the simulator")
     with open(info) as f:
         pty = json.load(f)["serial"]
+    broker = Mosquitto(work, free_port(), BROKER_EXAMPLE)
+    broker.start()
     with open(DROPIN, "w") as f:
         f.write("[notecard]\ntransport = serial\ndevice = %s\npoll_interval = 1s\ntiming_scale = 5\n\n"
-                "[hub]\nmode = continuous\n\n[update]\nenabled = false\n" % pty)
+                "[hub]\nmode = continuous\n\n[update]\nenabled = false\n\n"
+                "[mqtt]\nport = %d\ningest = broker\n" % (pty, broker.port))
     os.chmod(DROPIN, 0o644)
     p = run("/usr/sbin/notegwd", "--check-config", ok=False)
     check(p.returncode == 0, "the test configuration does not pass --check-config:\n" + p.stderr)
     gw = Gateway(os.path.join(work, "notegwd.log"))
     gw.start()
+    # The broker plugin (as mosquitto) and the daemon (as notegw) write one store.
+    check(mode_owner(STORE)[0] == 0o660 and mode_owner(STORE)[2] == "notegw-store",
+          "%s: %r" % (STORE, mode_owner(STORE)))
+    broker.publish("notecard/out/broker.qo", ['{"b":%d}' % i for i in range(10)])
+    wait_for(lambda: (gw_status().get("plugins", {}).get("mqtt", {}).get("broker_plugin") is True),
+             30, "the client plugin to hear the broker plugin (ingest = broker)")
 
     # --- 3. load: a producer that keeps sending, across the upgrade ---------------
     accepted = []
@@ -271,8 +368,21 @@ def test(debs, work):
     dpkg("-i", *new)
     check(installed("notegw") == version + SUFFIX, "upgrade did not install %s" % (version + SUFFIX))
     # postinst's "restart" (deb-systemd-invoke restart notegwd): stop drains, start.
+    # Earlier releases kept the store at LEGACY_STORE, private to notegw; put it
+    # back there as they left it (mosquitto could not open it then), and the new
+    # daemon must move it into the queue directory with every note in it.
     gw.stop()
+    broker.stop()
+    os.rename(STORE, LEGACY_STORE)
+    shutil.chown(LEGACY_STORE, "notegw", "notegw")
+    os.chmod(LEGACY_STORE, 0o600)
     gw.start()
+    check(not os.path.exists(LEGACY_STORE) and os.path.exists(STORE),
+          "the store at %s was not moved to %s" % (LEGACY_STORE, STORE))
+    check(mode_owner(STORE)[0] == 0o660 and mode_owner(STORE)[2] == "notegw-store",
+          "the moved store is not shared: %r" % (mode_owner(STORE),))
+    broker.start()
+    broker.publish("notecard/out/broker.qo", ['{"b":%d}' % i for i in range(10, 20)])
     wait_for(lambda: len(accepted) >= before + 20, 60, "20 more notes accepted after the upgrade")
     # Installing the same version again (a reinstall) must be as harmless.
     dpkg("-i", *new)
@@ -306,7 +416,27 @@ def test(debs, work):
         log(open(os.path.join(work, "notegwd.log")).read()[-3000:])
         raise
     log("upgrade under load: %d notes accepted, all at the hub" % len(accepted))
+
+    def hub_bs():
+        bs = set()
+        with open(hub) as f:
+            for line in f:
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                if ev.get("file") == "broker.qo":
+                    bs.add((ev.get("body") or {}).get("b"))
+        return bs
+    try:
+        wait_for(lambda: set(range(20)) <= hub_bs(), 120, "every message the broker acknowledged at the hub")
+    except SystemExit:
+        log("missing: %s" % sorted(set(range(20)) - hub_bs()))
+        log(open(broker.logpath).read()[-3000:])
+        raise
+    log("broker plugin as mosquitto: 20 acknowledged messages, all at the hub")
     gw.stop()
+    broker.stop()
     sim.terminate()
     sim.wait(10)
 
@@ -324,6 +454,8 @@ def test(debs, work):
     check(installed("notegw") is None, "notegw still installed after purge")
     # Debian policy: system users stay (files elsewhere may carry their ids).
     check(pwd.getpwnam("notegw"), "purge removed the notegw user")
+    check("mosquitto" not in grp.getgrnam("notegw-store").gr_mem,
+          "mosquitto still in notegw-store after the broker plugin was purged")
     print("PASS: test_pkg_install: install, upgrade %s -> %s%s under load (%d notes, 0 lost), purge"
           % (version, version, SUFFIX, len(accepted)))
 
