@@ -166,8 +166,9 @@ int gw_note_put_sync(struct gw *gw, const char *actor, const char *file, const c
 
 /* ---- inbound -------------------------------------------------------------------- */
 
-/* The last inbound row offered to each consumer this run: offered again only after
- * a restart (the plugin marks delivery itself). */
+/* The last inbound row offered to each consumer: not offered twice while the
+ * consumer runs (it marks delivery itself), offered again after it was reloaded
+ * (gw_reoffer_inbound) or the daemon restarted. */
 static int64_t *offered_slot(struct gw *gw, const char *name)
 {
 	for (size_t i = 0; i < GW_CONSUMERS_MAX; i++) {
@@ -247,6 +248,19 @@ void gw_deliver_inbound(struct gw *gw)
 		}
 		free(v);
 	}
+}
+
+/* A plugin's reload replaces its running instance, and with it whatever the old
+ * one held undelivered (an MQTT publish whose PUBACK had not come, a note waiting
+ * for the broker, a Modbus write in its queue). The store still has those notes
+ * pending for it, so the next gw_deliver_inbound offers them all again. One that
+ * had in fact arrived may arrive twice, as after a crash: delivery is
+ * at-least-once. */
+void gw_inbound_reoffer(struct gw *gw, const char *consumer)
+{
+	int64_t *last = offered_slot(gw, consumer);
+	if (last)
+		*last = 0;
 }
 
 /* ---- status --------------------------------------------------------------------- */

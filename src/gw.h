@@ -58,6 +58,9 @@ json_t *gw_status(struct gw *gw);
 char *gw_status_json(struct gw *gw);
 /* Offer inbound notes not yet offered this run to every consuming plugin. */
 void gw_deliver_inbound(struct gw *gw);
+/* Offer a consumer all its pending inbound notes again at the next delivery (its
+ * instance was replaced: a reload). */
+void gw_inbound_reoffer(struct gw *gw, const char *consumer);
 /* Re-read the configuration (SIGHUP): 0, or <0 keeping the old one. */
 int gw_reload(struct gw *gw);
 #endif

@@ -180,6 +180,7 @@ int gw_reload(struct gw *gw)
 	} else {
 		log_err("notegwd: reload refused; still running with the previous configuration");
 	}
+	gw_deliver_inbound(gw); /* to the plugins reloaded, what their old instance held */
 	sd_notify(0, "READY=1");
 	return r;
 }

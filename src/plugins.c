@@ -378,6 +378,8 @@ int plugins_reload(struct plugins *ps, struct cfg_doc *doc, struct cfg_diag *dia
 			        p->desc->name);
 			bad = -EINVAL;
 		}
+		/* restarted either way: what the old instance held is offered again */
+		gw_inbound_reoffer(ps->gw, p->desc->name);
 	}
 	return bad;
 }

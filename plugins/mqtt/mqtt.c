@@ -555,7 +555,8 @@ static void mqtt_destroy(struct ngw_plugin *self)
 
 /* New [mqtt] settings: say goodbye with the old ones, connect with the new; if
  * that cannot start, go back to the old. Inbound notes whose PUBACK was still
- * outstanding stay pending in the store and are offered again at the next start. */
+ * outstanding, or held while the broker was away, stay pending in the store, and
+ * the host offers them to the new instance after the reload. */
 static int mqtt_reload(struct ngw_plugin *self, void *new_priv)
 {
 	struct mqtt *old = self->priv, *nw = new_priv;

@@ -1,7 +1,8 @@
 """MQTT end to end with the real daemon, the Notecard simulator and mosquitto:
 1,000 QoS 1 messages on out/ reach the simulated Notehub; refusals are reported on
 error/ and nothing is queued; inbound notes appear on in/; the status is retained
-and the will fires when the daemon is killed. Then the broker plugin path: the
+and the will fires when the daemon is killed; an inbound note the plugin held while
+its broker was out of reach survives a reload. Then the broker plugin path: the
 broker is killed and the daemon is killed mid-stream, and still every acknowledged
 message reaches the hub."""
 import json
@@ -13,7 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import NOTEGWD, Daemon, TestDir, check, log, skip, wait_for  # noqa: E402
+from harness import NOTEGWD, Daemon, TestDir, check, free_port, log, skip, wait_for  # noqa: E402
 from mqtthelp import BROKER_SO, MQTT_SO, Client, Publisher, broker  # noqa: E402
 from sim import Sim  # noqa: E402
 
@@ -186,6 +187,27 @@ def test_broker_path(d, s):
     b.stop()
 
 
+def test_inbound_across_reload(d, s, b):
+    """A reload replaces the plugin's instance and drops what it held: an inbound note
+    offered while the broker was out of reach must be offered to the new instance,
+    not left pending until the daemon restarts."""
+    gw = gateway(d, s, free_port(), name="reoffer").start()  # nothing listens there
+    watch = Client(b.port, "watch-reoffer").connect()
+    watch.subscribe("notecard/in/#")
+    s.inject("held.qi", {"k": 7}, now=True)
+    wait_for(lambda: status(gw)["store"]["inbound_pending"] >= 1, 30, 0.1, "the inbound note in the store")
+    time.sleep(1)  # offered to the plugin, which holds it for the broker
+    gw.sections["mqtt"]["port"] = b.port
+    gw.write_config()
+    gw.signal(signal.SIGHUP)
+    got = wait_for(lambda: [json.loads(p) for t, p, _ in watch.drain(0.3) if t == "notecard/in/held.qi"],
+                   30, 0.1, "the held inbound note on notecard/in/held.qi after the reload")
+    check(got[0]["body"] == {"k": 7}, "inbound message after reload: %r" % got)
+    wait_for(lambda: status(gw)["store"]["inbound_pending"] == 0, 30, 0.2, "the note marked delivered")
+    watch.close()
+    gw.stop()
+
+
 def test_check_config(d):
     """notegwd --check-config reports [mqtt] mistakes as FILE:LINE: message."""
     gw = Daemon(d, {"notecard": {"transport": "serial", "device": d.file("none")},
@@ -208,6 +230,7 @@ def main():
             b = broker(d, extra="max_queued_messages 0\n").start()
             test_client_path(d, s, b)
             test_client_path_kills(d, s, b)
+            test_inbound_across_reload(d, s, b)
             b.stop()
             if os.path.exists(BROKER_SO):
                 test_broker_path(d, s)
