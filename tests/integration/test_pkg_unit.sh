@@ -13,7 +13,7 @@ bad() { echo "FAIL: $*"; fail=1; }
 
 # Directives whose loss would break the daemon or open the sandbox.
 for want in 'Type=notify' 'NotifyAccess=main' 'WatchdogSec=30s' 'Restart=on-failure' \
-	'User=notegw' 'Group=notegw' 'StateDirectory=notegw' 'StateDirectoryMode=0700' \
+	'User=notegw' 'Group=notegw' 'StateDirectory=notegw' 'StateDirectoryMode=0711' \
 	'RuntimeDirectory=notegw' 'ConfigurationDirectory=notegw' 'UMask=0077' \
 	'NoNewPrivileges=yes' 'CapabilityBoundingSet=' 'AmbientCapabilities=' \
 	'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' 'DevicePolicy=closed' \
