@@ -6,6 +6,9 @@
 #  4. the unit's sandbox: systemd-analyze security exposure at most 1.5
 #  5. install, upgrade under load and purge (tests/integration/test_pkg_install.py),
 #     only on a throwaway machine: CI=true or NOTEGW_PKG_TEST=1, as root.
+#  6. the unit under a real systemd (tools/unit-under-systemd.sh: PID 1 of a
+#     systemd-nspawn container on an overlay of this machine's root), as root;
+#     with the same condition, as it installs systemd-container here.
 # Usage: tools/ci-pkg.sh [--no-install] [--keep]   (exit 0 all passed, 1 a gate failed)
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +27,11 @@ fail() { echo "pkg: FAIL: $*" >&2; status=1; }
 
 # The tools of the gates (the build dependencies come from tools/deps.txt).
 need="debhelper devscripts lintian systemd dpkg-dev"
+throwaway=0
+if [ "${CI:-}" = true ] || [ "${NOTEGW_PKG_TEST:-}" = 1 ]; then
+	throwaway=1
+	need="$need systemd-container"
+fi
 if [ "$install_deps" = 1 ]; then
 	missing=""
 	for p in $need; do
@@ -125,6 +133,21 @@ if [ "${CI:-}" = true ] || [ "${NOTEGW_PKG_TEST:-}" = 1 ]; then
 else
 	echo "pkg: install test not run: it installs and purges the package on this machine;"
 	echo "     set CI=true or NOTEGW_PKG_TEST=1 on a throwaway machine"
+fi
+
+step "the unit under a real systemd"
+if [ "$throwaway" = 1 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		fail "the unit test under systemd needs root"
+	elif ! "$top/tools/unit-under-systemd.sh" "$work" >"$work/unit-under-systemd.log" 2>&1; then
+		cat "$work/unit-under-systemd.log"
+		fail "the unit under a real systemd (log above)"
+	else
+		grep -E '^(ok|FAIL)' "$work/unit-under-systemd.log"
+		grep -E "CHECKS (PASSED|FAILED)" "$work/unit-under-systemd.log"
+	fi
+else
+	echo "pkg: unit test under systemd not run (installs systemd-container): set CI=true or NOTEGW_PKG_TEST=1"
 fi
 
 step "done"

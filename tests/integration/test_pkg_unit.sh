@@ -19,7 +19,8 @@ for want in 'Type=notify' 'NotifyAccess=main' 'WatchdogSec=30s' 'Restart=on-fail
 	'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' 'DevicePolicy=closed' \
 	'DeviceAllow=char-i2c rw' 'DeviceAllow=char-gpiochip rw' 'DeviceAllow=char-ttyACM rw' \
 	'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' 'SystemCallFilter=@system-service' \
-	'SystemCallFilter=~@privileged @resources' 'SystemCallArchitectures=native' \
+	'SystemCallFilter=~@privileged @resources' 'SystemCallFilter=@chown' \
+	'SystemCallArchitectures=native' \
 	'MemoryDenyWriteExecute=yes' 'IPAddressDeny=any'; do
 	grep -qxF "$want" "$unit" || bad "unit lacks '$want'"
 done
