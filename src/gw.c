@@ -168,7 +168,7 @@ int gw_note_put_sync(struct gw *gw, const char *actor, const char *file, const c
 
 /* The last inbound row offered to each consumer: not offered twice while the
  * consumer runs (it marks delivery itself), offered again after it was reloaded
- * (gw_reoffer_inbound) or the daemon restarted. */
+ * (gw_inbound_reoffer) or the daemon restarted. */
 static int64_t *offered_slot(struct gw *gw, const char *name)
 {
 	for (size_t i = 0; i < GW_CONSUMERS_MAX; i++) {

@@ -395,8 +395,9 @@ def test(debs, work):
     check(mode_owner("/etc/notegw/notegw.conf") == (0o640, "root", "notegw"),
           "upgrade changed notegw.conf's mode: %r" % (mode_owner("/etc/notegw/notegw.conf"),))
 
-    def hub_ks():
-        ks = set()
+    def at_hub(notefile, key):
+        """The values of body[key] of the notes in notefile that reached the hub."""
+        vals = set()
         if os.path.exists(hub):
             with open(hub) as f:
                 for line in f:
@@ -404,9 +405,12 @@ def test(debs, work):
                         ev = json.loads(line)
                     except ValueError:
                         continue
-                    if ev.get("file") == "upgrade.qo":
-                        ks.add((ev.get("body") or {}).get("k"))
-        return ks
+                    if ev.get("file") == notefile:
+                        vals.add((ev.get("body") or {}).get(key))
+        return vals
+
+    def hub_ks():
+        return at_hub("upgrade.qo", "k")
 
     try:
         wait_for(lambda: all(k in hub_ks() for k in accepted), 120, "every accepted note at the hub")
@@ -418,16 +422,7 @@ def test(debs, work):
     log("upgrade under load: %d notes accepted, all at the hub" % len(accepted))
 
     def hub_bs():
-        bs = set()
-        with open(hub) as f:
-            for line in f:
-                try:
-                    ev = json.loads(line)
-                except ValueError:
-                    continue
-                if ev.get("file") == "broker.qo":
-                    bs.add((ev.get("body") or {}).get("b"))
-        return bs
+        return at_hub("broker.qo", "b")
     try:
         wait_for(lambda: set(range(20)) <= hub_bs(), 120, "every message the broker acknowledged at the hub")
     except SystemExit:
