@@ -485,34 +485,49 @@ static int quick_check(struct store *st, uint64_t full_max)
 	return err;
 }
 
+/* Give a store's files (database and -wal) another name; the -shm is
+ * only an index of the WAL, rebuilt at open, and is removed. The -wal goes first: a
+ * crash between the renames must never leave a WAL beside a database it does not
+ * belong to, which SQLite would replay into it. With the WAL moved and the database
+ * not yet, the next attempt moves the database after it. */
+static int rename_store_files(const char *from, const char *to)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+
+	if (xsnprintf(a, sizeof(a), "%s-wal", from) < 0 ||
+	    xsnprintf(b, sizeof(b), "%s-wal", to) < 0)
+		return -ENAMETOOLONG;
+	if (rename(a, b) < 0 && errno != ENOENT)
+		goto fail;
+	if (xsnprintf(a, sizeof(a), "%s-shm", from) == 0 && unlink(a) < 0 && errno != ENOENT)
+		goto fail;
+	if (rename(from, to) < 0)
+		goto fail;
+	return 0;
+fail:;
+	int r = -errno;
+	log_err("store: cannot move %s to %s: %s", from, to, strerror(errno));
+	return r;
+}
+
 /* Rename the corrupt file (and its WAL, which belongs to it: replayed onto a fresh
  * database it would write old pages into it) out of the way. */
 static int move_aside(const char *path)
 {
-	char aside[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
+	char aside[PATH_MAX], mark[PATH_MAX];
 	time_t now = time(NULL);
 	int r = xsnprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)now);
 	for (int i = 1; r == 0 && access(aside, F_OK) == 0 && i < 100; i++)
 		r = xsnprintf(aside, sizeof(aside), "%s.corrupt-%lld-%d", path, (long long)now, i);
 	if (r < 0)
 		return r;
-	if (rename(path, aside) < 0) {
-		r = -errno;
-		log_err("store: cannot move corrupt %s aside: %s", path, strerror(errno));
+	if ((r = rename_store_files(path, aside)) < 0)
 		return r;
-	}
+	if (xsnprintf(mark, sizeof(mark), "%s.suspect", path) == 0)
+		unlink(mark); /* the fresh store is not suspect */
 	log_err("store: %s is corrupt: moved aside to %s, starting a fresh store (the "
 	        "queued notes in it are NOT sent)",
 	        path, aside);
-	if (xsnprintf(from, sizeof(from), "%s-wal", path) == 0 &&
-	    xsnprintf(to, sizeof(to), "%s-wal", aside) == 0 && rename(from, to) < 0 &&
-	    errno != ENOENT)
-		log_err("store: cannot move %s aside: %s", from, strerror(errno));
-	if (xsnprintf(from, sizeof(from), "%s-shm", path) == 0 && unlink(from) < 0 &&
-	    errno != ENOENT)
-		log_err("store: cannot remove %s: %s", from, strerror(errno));
-	if (xsnprintf(from, sizeof(from), "%s.suspect", path) == 0)
-		unlink(from);
 	return 0;
 }
 
@@ -570,14 +585,12 @@ void store_share_files(const char *path)
 	}
 }
 
-/* Move a store to a new path, unless something is there already. The -wal goes
- * first: a crash between the two renames leaves the WAL beside the new name and the
- * database at the old one, and the next call moves the database after it. The -shm
- * is only an index of the WAL, rebuilt at open. */
+/* Move a store to a new path, unless something is there already (rename_store_files
+ * says in which order, and why). */
 int store_adopt(const char *from, const char *to)
 {
-	char a[PATH_MAX], b[PATH_MAX];
 	struct stat s;
+	int r;
 
 	if (lstat(to, &s) == 0)
 		return 0;
@@ -585,24 +598,14 @@ int store_adopt(const char *from, const char *to)
 		return -errno;
 	if (lstat(from, &s) < 0)
 		return errno == ENOENT ? 0 : -errno;
-	if (xsnprintf(a, sizeof(a), "%s-wal", from) < 0 ||
-	    xsnprintf(b, sizeof(b), "%s-wal", to) < 0)
-		return -ENAMETOOLONG;
-	if (rename(a, b) < 0 && errno != ENOENT)
-		goto fail;
-	if (xsnprintf(a, sizeof(a), "%s-shm", from) == 0 && unlink(a) < 0 && errno != ENOENT)
-		goto fail;
-	if (rename(from, to) < 0)
-		goto fail;
+	if ((r = rename_store_files(from, to)) < 0)
+		return r;
+	char a[PATH_MAX], b[PATH_MAX]; /* the mark goes with the file it marks */
 	if (xsnprintf(a, sizeof(a), "%s.suspect", from) == 0 &&
 	    xsnprintf(b, sizeof(b), "%s.suspect", to) == 0 && rename(a, b) < 0 && errno != ENOENT)
 		log_warn("store: cannot move %s to %s: %s", a, b, strerror(errno));
 	log_notice("store: moved %s to %s", from, to);
 	return 1;
-fail:;
-	int r = -errno;
-	log_err("store: cannot move %s to %s: %s", from, to, strerror(errno));
-	return r;
 }
 
 static int exec(struct store *st, const char *what, const char *text)
