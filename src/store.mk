@@ -7,15 +7,17 @@ libngw_la_SOURCES += src/store.c src/store_out.c src/store_in.c src/store-privat
 EXTRA_DIST += tools/powercut-long.sh
 if HAVE_CMOCKA
 STORE_TEST_SHIM = tests/unit/vfs_shim.c tests/unit/vfs_shim.h
+STORE_TEST_CHECK = tests/unit/store_check.c tests/unit/store_check.h
 check_PROGRAMS += tests/unit/test_store tests/unit/test_batch tests/unit/test_powercut
 TESTS += tests/unit/test_store tests/unit/test_batch tests/unit/test_powercut
-tests_unit_test_store_SOURCES = tests/unit/test_store.c $(STORE_TEST_SHIM)
+tests_unit_test_store_SOURCES = tests/unit/test_store.c $(STORE_TEST_SHIM) $(STORE_TEST_CHECK)
 tests_unit_test_store_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_store_LDADD = $(UNIT_LIBS)
 tests_unit_test_batch_SOURCES = tests/unit/test_batch.c $(STORE_TEST_SHIM)
 tests_unit_test_batch_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_batch_LDADD = $(UNIT_LIBS)
-tests_unit_test_powercut_SOURCES = tests/unit/test_powercut.c $(STORE_TEST_SHIM)
+tests_unit_test_powercut_SOURCES = tests/unit/test_powercut.c $(STORE_TEST_SHIM) \
+	$(STORE_TEST_CHECK)
 tests_unit_test_powercut_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_powercut_LDADD = $(UNIT_LIBS)
 endif

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "store-private.h" /* store_share_files */
 #include "store.h"
+#include "store_check.h"
 #include "vfs_shim.h"
 
 struct fx {
@@ -75,28 +76,6 @@ static int64_t put(struct store *st, const char *file, const char *body, int pri
 	int64_t seq = -1;
 	assert_int_equal(store_enqueue(st, file, body, NULL, 0, prio, &seq), 0);
 	return seq;
-}
-
-/* The meta row's counters agree with the rows (they are kept partly by triggers,
- * partly by the store's code once per transaction). */
-static void check_counters(const char *path)
-{
-	sqlite3 *db;
-	sqlite3_stmt *s;
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(
-	    sqlite3_prepare_v2(db,
-	                       "SELECT q_count = (SELECT count(*) FROM out), q_bytes = "
-	                       "(SELECT coalesce(sum(bytes), 0) FROM out), next_seq > "
-	                       "(SELECT coalesce(max(seq), 0) FROM out) FROM meta",
-	                       -1, &s, NULL),
-	    SQLITE_OK);
-	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(s, 0), 1);
-	assert_int_equal(sqlite3_column_int(s, 1), 1);
-	assert_int_equal(sqlite3_column_int(s, 2), 1);
-	sqlite3_finalize(s);
-	sqlite3_close(db);
 }
 
 static void t_open_fresh(void **state)
@@ -274,7 +253,7 @@ static void t_txn(void **state)
 	int64_t d = put(st, "a.qo", "{\"x\":22}", 2);
 	assert_int_equal(store_commit(st), 0);
 	assert_int_equal(d, c + 2);
-	check_counters(fx->path);
+	store_check_counters(fx->path);
 	assert_int_equal(store_stats(st, &ss), 0);
 	assert_int_equal(ss.queued, 3);
 	store_close(st);
@@ -500,7 +479,7 @@ static void t_full_drop(void **state)
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = 0;
 	assert_int_equal(store_enqueue(st, "d.qo", big, NULL, 0, 0, NULL), -ENOSPC);
-	check_counters(fx->path);
+	store_check_counters(fx->path);
 	/* counts survive a restart */
 	store_close(st);
 	st = open_st(fx->path, 50, STORE_DROP_OLDEST);
@@ -571,7 +550,7 @@ static void t_migrate_v1(void **state)
 	assert_int_equal(store_peek_out(st, &o), 0);
 	assert_int_equal(o->seq, 43); /* the v3 urgent index is in place */
 	store_out_free(o);
-	check_counters(fx->path);
+	store_check_counters(fx->path);
 	char *v;
 	assert_int_equal(store_kv_get(st, "k", &v), 0);
 	assert_string_equal(v, "v1");
