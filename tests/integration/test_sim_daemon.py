@@ -2,7 +2,8 @@
 """notegwd against notecard-sim over serial (pty) and over I2C (the LD_PRELOAD shim, so the
 daemon's real i2c-dev code runs): `notegw req` answers; with 20% injected {io} errors every
 queued note reaches the hub exactly once, and so under garbled, shortened and CRC-damaged
-answers; no request the daemon sent fails the schemas; a daemon-driven transcript replays."""
+answers; over I2C every read is asked for first (the simulator counts reads without a [0][n]
+request); no request the daemon sent fails the schemas; a daemon-driven transcript replays."""
 import glob
 import json
 import os
@@ -68,6 +69,15 @@ def run(transport):
         if transport == "i2c":
             check(c.get("i2c_protocol_errors", 0) == 0, "i2c: no framing errors")
         gw.stop()
+        if transport == "i2c":
+            # every read the daemon made was asked for with [0][n] first (a read without
+            # one gets [available][0] from a lenient card and would pass unnoticed)
+            c = sim.counters()
+            check(c.get("i2c_reads", 0) > 0 and c.get("i2c_unrequested_reads", 0) == 0 and
+                  c.get("i2c_protocol_errors", 0) == 0,
+                  "i2c: %d reads, %d without a request, %d protocol errors" %
+                  (c.get("i2c_reads", 0), c.get("i2c_unrequested_reads", 0),
+                   c.get("i2c_protocol_errors", 0)))
         for p in sim.problems():
             check(False, "%s: %s" % (transport, p))
         for p in validate_log(sim.log_path):
