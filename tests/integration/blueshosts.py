@@ -3,6 +3,7 @@ test_blues_notec.py): the requests a real application sends, what each answer mu
 the card-side counters that must stay at zero (protocol violations, pacing the simulator would
 flag). The libraries are not part of the project: they come from $NOTEGW_BLUES_HOSTS (a folder
 holding note-python/ and note-c/, unmodified; CI points it at a copy beside the repository)."""
+import glob
 import json
 import os
 import subprocess
@@ -26,6 +27,24 @@ def hosts_dir(sub):
         print("SKIP: NOTEGW_BLUES_HOSTS=%s has no %s/" % (root, sub))
         sys.exit(77)
     return path
+
+
+def build_notec_host(note_c, work, top):
+    """Compile tests/lib/blues_notec_host.c with note-c's sources into work/; returns the
+    program's path, or (None, compiler output) when it does not build."""
+    cc = os.environ.get("CC", "cc").split()
+    host = os.path.join(work, "blues_notec_host")
+    objs = []
+    for src in sorted(glob.glob(os.path.join(note_c, "*.c"))):
+        obj = os.path.join(work, os.path.basename(src)[:-2] + ".o")
+        # note-c is Blues' code, built as it comes: its warnings are not ours to fix
+        subprocess.run(cc + ["-std=gnu11", "-O2", "-w", "-I", note_c, "-c", src, "-o", obj],
+                       check=True)
+        objs.append(obj)
+    r = subprocess.run(cc + ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-I", note_c,
+                             "-o", host, os.path.join(top, "tests", "lib", "blues_notec_host.c")]
+                       + objs + ["-lm"], capture_output=True, text=True)
+    return (host, "") if r.returncode == 0 else (None, r.stderr)
 
 
 def no_err(r):
