@@ -32,10 +32,8 @@ static int note_check(const char *file, const char *body, size_t payload_len, js
 {
 	if (obj)
 		*obj = NULL;
-	if (!file || !notefile_is_outbound(file)) {
-		*why = "notefile must be a name ending in .qo, .qos, .db or .dbs";
+	if (ngw_notefile_check_out(file, why) < 0)
 		return -EINVAL;
-	}
 	if (!body && payload_len == 0) {
 		*why = "a note needs a body or a payload";
 		return -EINVAL;

@@ -9,6 +9,11 @@ tests_unit_test_config_SOURCES = tests/unit/test_config.c
 tests_unit_test_config_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_config_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_config
+check_PROGRAMS += tests/unit/test_notefile
+tests_unit_test_notefile_SOURCES = tests/unit/test_notefile.c
+tests_unit_test_notefile_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_notefile_LDADD = $(CMOCKA_LIBS)
+TESTS += tests/unit/test_notefile
 endif
 
 TESTS += tests/integration/test_daemon.py

@@ -6,10 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "notegw/notefile.h"
 #include "notegw/plugin.h"
 
-/* Longest notefile name accepted (the daemon's own limit, src/util.c). */
-#define MQTT_NOTEFILE_MAX 64
+/* Longest notefile name accepted (the daemon's own limit). */
+#define MQTT_NOTEFILE_MAX NGW_NOTEFILE_MAX
 /* Deepest JSON nesting accepted in a body: enough for any real reading, and a bound
  * on what a hostile publisher can make the store and the Notecard chew on. */
 #define MQTT_JSON_DEPTH_MAX 32
@@ -28,8 +29,8 @@ enum mqtt_topic_kind {
  * "out/" inside topic (borrowed from topic; may be empty or contain '/'). */
 enum mqtt_topic_kind mqtt_topic_classify(const char *prefix, const char *topic, const char **rest);
 
-/* 0 if name is a notefile that can go up (.qo .qos .db .dbs, letters, digits,
- * '-', '_', '.', at most MQTT_NOTEFILE_MAX). Else -EINVAL, *why a static reason. */
+/* 0 if name is a notefile a producer may queue notes for (the rule of
+ * notegw/notefile.h). Else -EINVAL, *why a static reason. */
 int mqtt_notefile_check(const char *name, const char **why);
 
 /* Check an out/<notefile> message: notefile, size (<= max_payload bytes), payload a
