@@ -1,6 +1,6 @@
 /* The plugin loader: dlopen each *.so of the plugin directory, check its ABI,
- * configure, start, reload, stop; fan inbound notes and status out to them; and
- * the host API the daemon offers plugins. */
+ * configure, start, reload, stop; fan inbound notes and status out to them. The
+ * API the daemon offers plugins is plugin_host.c. */
 #ifndef NOTEGW_PLUGINS_H
 #define NOTEGW_PLUGINS_H
 #include <jansson.h>
