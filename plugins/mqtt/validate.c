@@ -91,16 +91,20 @@ static int object_check(const void *payload, size_t len, size_t max_payload, jso
 	return 0;
 }
 
+int mqtt_out_check_obj(const char *notefile, const void *payload, size_t len, size_t max_payload,
+                       json_t **body, const char **why)
+{
+	int r = mqtt_notefile_check(notefile, why);
+	if (r < 0)
+		return r;
+	return object_check(payload, len, max_payload, body, why);
+}
+
 int mqtt_out_check(const char *notefile, const void *payload, size_t len, size_t max_payload,
                    char **body, const char **why)
 {
 	json_t *j = NULL;
-	int r;
-
-	r = mqtt_notefile_check(notefile, why);
-	if (r < 0)
-		return r;
-	r = object_check(payload, len, max_payload, &j, why);
+	int r = mqtt_out_check_obj(notefile, payload, len, max_payload, &j, why);
 	if (r < 0)
 		return r;
 	*body = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "notegw/notefile.h"
 #include "notegw/plugin.h"
 
@@ -38,6 +40,10 @@ int mqtt_notefile_check(const char *name, const char **why);
  * (caller frees). Otherwise -EINVAL or -EMSGSIZE and *why a static reason. */
 int mqtt_out_check(const char *notefile, const void *payload, size_t len, size_t max_payload,
                    char **body, const char **why);
+/* The same, *body the parsed object (caller decrefs), for a caller that hands it on
+ * to the intake (src/intake.h) without parsing it again. */
+int mqtt_out_check_obj(const char *notefile, const void *payload, size_t len, size_t max_payload,
+                       json_t **body, const char **why);
 
 /* Check a raw request for <prefix>/req: a JSON object naming "req" or "cmd".
  * On 0, *req is compact JSON text (caller frees); else -EINVAL/-EMSGSIZE, *why. */
