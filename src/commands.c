@@ -79,10 +79,8 @@ static void cmd_send(struct gw *gw, json_t *args, struct control_reply *r)
 		control_reply_err(r, 2, "send: 'payload' is not base64");
 		return;
 	}
-	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	const char *why = NULL;
-	int e = submit_note(&gw->submit, "cli", file, text, bin, binlen, send_done, r, &why);
-	free(text);
+	int e = submit_note_obj(&gw->submit, "cli", file, body, bin, binlen, send_done, r, &why);
 	free(bin);
 	if (e < 0)
 		control_reply_err(r, 1, "not accepted: %s", why ? why : strerror(-e));

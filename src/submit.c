@@ -18,19 +18,37 @@ static struct intake_rules rules_of(const struct submit *s)
 	};
 }
 
+/* A prepared note (or the intake's refusal, r < 0) into group commit. */
+static int put(const struct submit *s, const char *actor, const char *file, int r,
+               struct intake_note *n, const void *payload, size_t payload_len, submit_cb cb,
+               void *ud, const char **why)
+{
+	if (r < 0)
+		return r;
+	r = batch_put(s->batch, file, n->body, payload, payload_len, n->prio, cb, ud, why);
+	intake_note_clear(n);
+	if (r < 0)
+		log_info("%s: note for %s refused: %s", actor, file, *why ? *why : strerror(-r));
+	return r;
+}
+
 int submit_note(const struct submit *s, const char *actor, const char *file, const char *body,
                 const void *payload, size_t payload_len, submit_cb cb, void *ud, const char **why)
 {
 	struct intake_rules rules = rules_of(s);
 	struct intake_note n;
 	int r = intake_prepare(&rules, file, body, payload_len, &n, why);
-	if (r < 0)
-		return r;
-	r = batch_put(s->batch, file, n.body, payload, payload_len, n.prio, cb, ud, why);
-	intake_note_clear(&n);
-	if (r < 0)
-		log_info("%s: note for %s refused: %s", actor, file, *why ? *why : strerror(-r));
-	return r;
+	return put(s, actor, file, r, &n, payload, payload_len, cb, ud, why);
+}
+
+int submit_note_obj(const struct submit *s, const char *actor, const char *file, json_t *body,
+                    const void *payload, size_t payload_len, submit_cb cb, void *ud,
+                    const char **why)
+{
+	struct intake_rules rules = rules_of(s);
+	struct intake_note n;
+	int r = intake_prepare_obj(&rules, file, body, payload_len, &n, why);
+	return put(s, actor, file, r, &n, payload, payload_len, cb, ud, why);
 }
 
 int submit_note_sync(const struct submit *s, const char *actor, const char *file, const char *body,

@@ -3,6 +3,7 @@
  * own (submit_note_sync), then the link is woken to send. */
 #ifndef NOTEGW_SUBMIT_H
 #define NOTEGW_SUBMIT_H
+#include <jansson.h>
 #include <stddef.h>
 
 struct cfg;
@@ -26,6 +27,11 @@ typedef void (*submit_cb)(void *ud, int err, const char *why);
  * in the log ("mqtt", "cli"). 0, or <0 with *why a static reason (cb never runs). */
 int submit_note(const struct submit *s, const char *actor, const char *file, const char *body,
                 const void *payload, size_t payload_len, submit_cb cb, void *ud, const char **why);
+/* The same for a body a producer has already parsed (borrowed; NULL for none): it
+ * is not parsed again. */
+int submit_note_obj(const struct submit *s, const char *actor, const char *file, json_t *body,
+                    const void *payload, size_t payload_len, submit_cb cb, void *ud,
+                    const char **why);
 /* The same, durable in the store before it returns 0. */
 int submit_note_sync(const struct submit *s, const char *actor, const char *file, const char *body,
                      const void *payload, size_t payload_len, const char **why);
