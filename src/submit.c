@@ -20,7 +20,7 @@ static struct intake_rules rules_of(const struct submit *s)
 
 /* A prepared note (or the intake's refusal, r < 0) into group commit. */
 static int put(const struct submit *s, const char *actor, const char *file, int r,
-               struct intake_note *n, const void *payload, size_t payload_len, submit_cb cb,
+               struct intake_note *n, const void *payload, size_t payload_len, ngw_put_cb cb,
                void *ud, const char **why)
 {
 	if (r < 0)
@@ -33,7 +33,7 @@ static int put(const struct submit *s, const char *actor, const char *file, int 
 }
 
 int submit_note(const struct submit *s, const char *actor, const char *file, const char *body,
-                const void *payload, size_t payload_len, submit_cb cb, void *ud, const char **why)
+                const void *payload, size_t payload_len, ngw_put_cb cb, void *ud, const char **why)
 {
 	struct intake_rules rules = rules_of(s);
 	struct intake_note n;
@@ -42,7 +42,7 @@ int submit_note(const struct submit *s, const char *actor, const char *file, con
 }
 
 int submit_note_obj(const struct submit *s, const char *actor, const char *file, json_t *body,
-                    const void *payload, size_t payload_len, submit_cb cb, void *ud,
+                    const void *payload, size_t payload_len, ngw_put_cb cb, void *ud,
                     const char **why)
 {
 	struct intake_rules rules = rules_of(s);

@@ -6,6 +6,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "notegw/plugin.h"
+
 struct cfg;
 struct store;
 struct batch;
@@ -20,17 +22,15 @@ struct submit {
 	struct link *link; /* NULL until the link runs */
 };
 
-/* Called on the loop after the note's commit (err 0) or refusal (err < 0, why). */
-typedef void (*submit_cb)(void *ud, int err, const char *why);
-
-/* Queue a note through group commit; cb follows the commit. actor names the producer
+/* Queue a note through group commit; cb (the plugin API's shape) runs on the loop
+ * after the note's commit (err 0) or refusal (err < 0, why). actor names the producer
  * in the log ("mqtt", "cli"). 0, or <0 with *why a static reason (cb never runs). */
 int submit_note(const struct submit *s, const char *actor, const char *file, const char *body,
-                const void *payload, size_t payload_len, submit_cb cb, void *ud, const char **why);
+                const void *payload, size_t payload_len, ngw_put_cb cb, void *ud, const char **why);
 /* The same for a body a producer has already parsed (borrowed; NULL for none): it
  * is not parsed again. */
 int submit_note_obj(const struct submit *s, const char *actor, const char *file, json_t *body,
-                    const void *payload, size_t payload_len, submit_cb cb, void *ud,
+                    const void *payload, size_t payload_len, ngw_put_cb cb, void *ud,
                     const char **why);
 /* The same, durable in the store before it returns 0. */
 int submit_note_sync(const struct submit *s, const char *actor, const char *file, const char *body,

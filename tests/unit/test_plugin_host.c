@@ -36,7 +36,7 @@ static struct {
 } seen;
 
 int submit_note(const struct submit *s, const char *actor, const char *file, const char *body,
-                const void *payload, size_t payload_len, submit_cb cb, void *ud, const char **why)
+                const void *payload, size_t payload_len, ngw_put_cb cb, void *ud, const char **why)
 {
 	seen.puts++;
 	seen.submit = s;
