@@ -9,6 +9,25 @@ tests_unit_test_config_SOURCES = tests/unit/test_config.c
 tests_unit_test_config_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_config_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_config
+check_PROGRAMS += tests/unit/test_notefile
+tests_unit_test_notefile_SOURCES = tests/unit/test_notefile.c
+tests_unit_test_notefile_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_notefile_LDADD = $(CMOCKA_LIBS)
+TESTS += tests/unit/test_notefile
+check_PROGRAMS += tests/unit/test_intake
+tests_unit_test_intake_SOURCES = tests/unit/test_intake.c
+tests_unit_test_intake_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_intake_LDADD = $(UNIT_LIBS)
+TESTS += tests/unit/test_intake
+# delivery and the plugin host with link-time stubs of what lies below them
+check_PROGRAMS += tests/unit/test_delivery tests/unit/test_plugin_host
+tests_unit_test_delivery_SOURCES = tests/unit/test_delivery.c
+tests_unit_test_delivery_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_delivery_LDADD = $(UNIT_LIBS)
+tests_unit_test_plugin_host_SOURCES = tests/unit/test_plugin_host.c
+tests_unit_test_plugin_host_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_plugin_host_LDADD = $(UNIT_LIBS)
+TESTS += tests/unit/test_delivery tests/unit/test_plugin_host
 endif
 
 TESTS += tests/integration/test_daemon.py

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "notegw/notefile.h"
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -EINVAL)
 
@@ -223,17 +224,10 @@ static int check_server(const char *v, char *err, size_t errlen)
 	return mb_server_parse(v, &on, h, sizeof(h), p, sizeof(p), err, errlen);
 }
 
-static bool ends_with(const char *s, const char *suf)
-{
-	size_t a = strlen(s), b = strlen(suf);
-	return a >= b && strcmp(s + a - b, suf) == 0;
-}
-
 static int check_outbound(const char *v, char *err, size_t errlen)
 {
 	if (!*v || strchr(v, '/') ||
-	    !(ends_with(v, ".qo") || ends_with(v, ".qos") || ends_with(v, ".db") ||
-	      ends_with(v, ".dbs")))
+	    !ngw_notefile_suffix_out(v))
 		return ERR("notefile '%s' must end in .qo, .qos, .db or .dbs", v);
 	return 0;
 }
@@ -241,8 +235,7 @@ static int check_outbound(const char *v, char *err, size_t errlen)
 static int check_inbound(const char *v, char *err, size_t errlen)
 {
 	if (!*v || strchr(v, '/') ||
-	    !(ends_with(v, ".qi") || ends_with(v, ".qis") || ends_with(v, ".db") ||
-	      ends_with(v, ".dbs")))
+	    !ngw_notefile_suffix_in(v))
 		return ERR("notefile '%s' must end in .qi, .qis, .db or .dbs", v);
 	return 0;
 }

@@ -32,18 +32,22 @@ TESTS += tests/integration/test_mqtt_client.py tests/integration/test_mqtt_loss.
 	tests/integration/test_mqtt_daemon.py
 
 # The broker plugin runs inside mosquitto, not notegwd: it cannot use the daemon's
-# host API, so it carries its own copy of the store code (and the two small helpers
-# the store needs) and exports nothing but mosquitto's plugin entry points.
+# host API, so it carries its own copy of the store code, of the intake every note
+# passes (with the config module and the template sizing it reads [notefile.*]
+# and the satellite limit through) and of the small helpers these need, and
+# exports nothing but mosquitto's plugin entry points.
 if ENABLE_MQTT_BROKER
 mosquittoplugindir = $(libdir)/notegw/mosquitto
 mosquittoplugin_LTLIBRARIES = plugins/mqtt/notegw_broker.la
 plugins_mqtt_notegw_broker_la_SOURCES = plugins/mqtt/broker.c plugins/mqtt/validate.c \
 	plugins/mqtt/validate.h src/store.c src/store_out.c src/store_in.c \
-	src/store-private.h src/store.h src/util.c src/util.h src/log.c src/log.h
+	src/store-private.h src/store.h src/util.c src/util.h src/log.c src/log.h \
+	src/intake.c src/intake.h src/config.c src/config.h src/notecard/template.c \
+	src/notecard/template.h
 plugins_mqtt_notegw_broker_la_CFLAGS = $(AM_CFLAGS) $(SYSTEMD_CFLAGS) $(JANSSON_CFLAGS) \
 	$(SQLITE_CFLAGS) $(OPENSSL_CFLAGS) $(MOSQUITTO_CFLAGS)
 plugins_mqtt_notegw_broker_la_LIBADD = $(JANSSON_LIBS) $(SQLITE_LIBS) $(OPENSSL_LIBS) \
-	$(SYSTEMD_LIBS)
+	$(SYSTEMD_LIBS) -lm
 plugins_mqtt_notegw_broker_la_LDFLAGS = -module -avoid-version -shared $(AM_LDFLAGS) \
 	-export-symbols-regex '^mosquitto_plugin_(version|init|cleanup)$$'
 endif

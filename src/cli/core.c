@@ -60,6 +60,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "notegw/notefile.h"
 #include "util.h"
 
 #define CLI_MAX_BODY (60 * 1024) /* under the control socket's 64 KiB line */
@@ -468,11 +469,12 @@ static int run_send(struct cli *cli, int argc, char **argv)
 		return CLI_USAGE;
 	}
 	const char *file = argv[1];
-	if (!notefile_is_outbound(file)) {
+	const char *why = NULL;
+	if (ngw_notefile_check_out(file, &why) < 0) {
 		fprintf(stderr,
 		        "%s: '%s' is not an outbound notefile (letters, digits, '_', '-', '.'; "
-		        "ending .qo, .qos, .db or .dbs)\n",
-		        cli->prog, file);
+		        "ending .qo, .qos, .db or .dbs): %s\n",
+		        cli->prog, file, why);
 		return CLI_USAGE;
 	}
 	if (argc == 3) {
