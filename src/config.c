@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "config.h"
+#include "cfg.h"
 #include "log.h"
 #include "util.h"
 

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "batch.h"
-#include "config.h"
+#include "cfg.h"
 #include "crypto.h"
 #include "gw.h"
 #include "link.h"

@@ -16,7 +16,7 @@
 
 #include "batch.h"
 #include "commands.h"
-#include "config.h"
+#include "cfg.h"
 #include "control.h"
 #include "crypto.h"
 #include "gw.h"

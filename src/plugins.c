@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "cfg.h"
 #include "gw.h"
 #include "link.h"
 #include "log.h"

@@ -24,7 +24,7 @@
 
 #include <jansson.h>
 
-#include "../../src/config.h" /* not autoconf's config.h */
+#include "cfg.h"
 #include "notegw/plugin.h"
 
 /* A note given to note_put, committed with the others of its batch. */

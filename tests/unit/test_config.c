@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../src/config.h" /* not autoconf's config.h */
+#include "cfg.h"
 
 /* ---- helpers -------------------------------------------------------------------- */
 

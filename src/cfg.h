@@ -12,8 +12,8 @@
  * true/false/yes/no/on/off/1/0; integers are decimal or 0x-hex; an empty value
  * leaves a string key unset. Limits: 4096 bytes a line, 1 MiB a file, 256 conf.d
  * files, 4096 sections, 256 keys a section. */
-#ifndef NOTEGW_CONFIG_H
-#define NOTEGW_CONFIG_H
+#ifndef NOTEGW_CFG_H
+#define NOTEGW_CFG_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
