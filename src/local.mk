@@ -1,5 +1,6 @@
 # src: the daemon core and the CLI.
-libngw_la_SOURCES += src/log.c src/log.h src/config.c src/cfg.h src/gw.h \
+libngw_la_SOURCES += src/log.c src/log.h src/cfg.h src/cfg-private.h src/cfg_doc.c \
+	src/cfg_bind.c src/cfg_core.c src/gw.h \
 	src/control.c src/control.h src/plugins.c src/plugins.h src/link.h src/store.h \
 	src/crypto.h src/util.c src/util.h src/update.c src/update.h
 

@@ -1,5 +1,6 @@
-/* Unit tests of config.c: syntax, conf.d merging, value parsers, the core's tables
- * and binding a plugin's own section through a custom key table. */
+/* Unit tests of the config module (cfg_doc.c, cfg_bind.c, cfg_core.c): syntax, conf.d
+ * merging, value parsers, the core's tables and binding a plugin's own section through
+ * a custom key table. */
 /* cmocka needs these first, in this order */
 /* clang-format off */
 #include <stdarg.h>
