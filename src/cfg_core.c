@@ -99,78 +99,93 @@ static int check_template(const char *v, char *err, size_t errlen)
 	}
 
 static const struct ngw_cfg_key daemon_keys[] = {
-    K(cfg_daemon, "plugin_dir", NGW_CFG_STR, PLUGINDIR, 0, 0, NULL, plugin_dir, check_abs_path, 0),
-    K(cfg_daemon, "state_dir", NGW_CFG_STR, LOCALSTATEDIR "/lib/notegw", 0, 0, NULL, state_dir,
-      check_abs_path, 0),
-    K(cfg_daemon, "log_level", NGW_CFG_STR, "info", 0, 0, NULL, log_level, check_log_level, 0),
-    K(cfg_daemon, "watchdog", NGW_CFG_DURATION, "0", 0, 3600 * 1000, NULL, watchdog_ms, NULL, 0),
-    K(cfg_daemon, "metrics_file", NGW_CFG_STR, NULL, 0, 0, NULL, metrics_file, check_abs_path, 0),
-    K(cfg_daemon, "chrony_socket", NGW_CFG_STR, NULL, 0, 0, NULL, chrony_socket, check_socket_path,
-      0),
+    NGW_CFG_KEY(struct cfg_daemon, "plugin_dir", NGW_CFG_STR, PLUGINDIR, plugin_dir,
+                .check = check_abs_path),
+    NGW_CFG_KEY(struct cfg_daemon, "state_dir", NGW_CFG_STR, LOCALSTATEDIR "/lib/notegw", state_dir,
+                .check = check_abs_path),
+    NGW_CFG_KEY(struct cfg_daemon, "log_level", NGW_CFG_STR, "info", log_level,
+                .check = check_log_level),
+    NGW_CFG_KEY(struct cfg_daemon, "watchdog", NGW_CFG_DURATION, "0", watchdog_ms,
+                .max = 3600 * 1000),
+    NGW_CFG_KEY(struct cfg_daemon, "metrics_file", NGW_CFG_STR, NULL, metrics_file,
+                .check = check_abs_path),
+    NGW_CFG_KEY(struct cfg_daemon, "chrony_socket", NGW_CFG_STR, NULL, chrony_socket,
+                .check = check_socket_path),
 };
 
 static const struct ngw_cfg_key notecard_keys[] = {
-    K(cfg_notecard, "transport", NGW_CFG_ENUM, "i2c", 0, 0, transports, transport, NULL, 0),
-    K(cfg_notecard, "device", NGW_CFG_STR, "/dev/i2c-1", 0, 0, NULL, device, check_abs_path, 0),
-    K(cfg_notecard, "address", NGW_CFG_INT, "0x17", 0x08, 0x77, NULL, address, NULL, 0),
-    K(cfg_notecard, "baud", NGW_CFG_INT, "9600", 0, 0, NULL, baud, check_baud, 0),
-    K(cfg_notecard, "attn", NGW_CFG_STR, NULL, 0, 0, NULL, attn, check_attn, 0),
-    K(cfg_notecard, "poll_interval", NGW_CFG_DURATION, "5s", 100, 24 * 3600 * 1000, NULL, poll_ms,
-      NULL, 0),
-    K(cfg_notecard, "timing_scale", NGW_CFG_INT, "100", 1, 1000, NULL, timing_scale_pct, NULL, 0),
+    NGW_CFG_KEY(struct cfg_notecard, "transport", NGW_CFG_ENUM, "i2c", transport,
+                .choices = transports),
+    NGW_CFG_KEY(struct cfg_notecard, "device", NGW_CFG_STR, "/dev/i2c-1", device,
+                .check = check_abs_path),
+    NGW_CFG_KEY(struct cfg_notecard, "address", NGW_CFG_INT, "0x17", address, .min = 0x08,
+                .max = 0x77),
+    NGW_CFG_KEY(struct cfg_notecard, "baud", NGW_CFG_INT, "9600", baud, .check = check_baud),
+    NGW_CFG_KEY(struct cfg_notecard, "attn", NGW_CFG_STR, NULL, attn, .check = check_attn),
+    NGW_CFG_KEY(struct cfg_notecard, "poll_interval", NGW_CFG_DURATION, "5s", poll_ms, .min = 100,
+                .max = 24 * 3600 * 1000),
+    NGW_CFG_KEY(struct cfg_notecard, "timing_scale", NGW_CFG_INT, "100", timing_scale_pct, .min = 1,
+                .max = 1000),
 };
 
 static const struct ngw_cfg_key hub_keys[] = {
-    K(cfg_hub, "product", NGW_CFG_STR, NULL, 0, 0, NULL, product, NULL, 0),
-    K(cfg_hub, "mode", NGW_CFG_ENUM, NULL, 0, 0, cfg_hub_modes, mode, NULL, 0),
+    NGW_CFG_KEY(struct cfg_hub, "product", NGW_CFG_STR, NULL, product),
+    NGW_CFG_KEY(struct cfg_hub, "mode", NGW_CFG_ENUM, NULL, mode, .choices = cfg_hub_modes),
     /* minutes; -1 (the default) leaves the card's setting alone */
-    K(cfg_hub, "outbound", NGW_CFG_INT, "-1", 0, 525600, NULL, outbound, NULL, 0),
-    K(cfg_hub, "inbound", NGW_CFG_INT, "-1", 0, 525600, NULL, inbound, NULL, 0),
-    K(cfg_hub, "sn", NGW_CFG_STR, NULL, 0, 0, NULL, sn, NULL, 0),
+    NGW_CFG_KEY(struct cfg_hub, "outbound", NGW_CFG_INT, "-1", outbound, .max = 525600),
+    NGW_CFG_KEY(struct cfg_hub, "inbound", NGW_CFG_INT, "-1", inbound, .max = 525600),
+    NGW_CFG_KEY(struct cfg_hub, "sn", NGW_CFG_STR, NULL, sn),
 };
 
 static const struct ngw_cfg_key store_keys[] = {
-    K(cfg_store, "path", NGW_CFG_STR, LOCALSTATEDIR "/lib/notegw/store.db", 0, 0, NULL, path,
-      check_abs_path, 0),
-    K(cfg_store, "max_size", NGW_CFG_SIZE, "256M", 64 * 1024, 1LL << 40, NULL, max_size, NULL, 0),
-    K(cfg_store, "when_full", NGW_CFG_ENUM, "drop-oldest", 0, 0, when_full, when_full, NULL, 0),
-    K(cfg_store, "commit_delay", NGW_CFG_DURATION, "5ms", 0, 1000, NULL, commit_delay_ms, NULL, 0),
-    K(cfg_store, "card_max_pending", NGW_CFG_INT, "25", 1, 1000, NULL, card_max_pending, NULL, 0),
+    NGW_CFG_KEY(struct cfg_store, "path", NGW_CFG_STR, LOCALSTATEDIR "/lib/notegw/store.db", path,
+                .check = check_abs_path),
+    NGW_CFG_KEY(struct cfg_store, "max_size", NGW_CFG_SIZE, "256M", max_size, .min = 64 * 1024,
+                .max = 1LL << 40),
+    NGW_CFG_KEY(struct cfg_store, "when_full", NGW_CFG_ENUM, "drop-oldest", when_full,
+                .choices = when_full),
+    NGW_CFG_KEY(struct cfg_store, "commit_delay", NGW_CFG_DURATION, "5ms", commit_delay_ms,
+                .max = 1000),
+    NGW_CFG_KEY(struct cfg_store, "card_max_pending", NGW_CFG_INT, "25", card_max_pending, .min = 1,
+                .max = 1000),
 };
 
 static const struct ngw_cfg_key control_keys[] = {
-    K(cfg_control, "socket", NGW_CFG_STR, "/run/notegw/control.sock", 0, 0, NULL, socket,
-      check_socket_path, 0),
-    K(cfg_control, "group", NGW_CFG_STR, "notegw", 0, 0, NULL, group, NULL, 0),
-    K(cfg_control, "admin_group", NGW_CFG_STR, "notegw-admin", 0, 0, NULL, admin_group, NULL, 0),
+    NGW_CFG_KEY(struct cfg_control, "socket", NGW_CFG_STR, "/run/notegw/control.sock", socket,
+                .check = check_socket_path),
+    NGW_CFG_KEY(struct cfg_control, "group", NGW_CFG_STR, "notegw", group),
+    NGW_CFG_KEY(struct cfg_control, "admin_group", NGW_CFG_STR, "notegw-admin", admin_group),
 };
 
 static const struct ngw_cfg_key crypto_keys[] = {
-    K(cfg_crypto, "uplink", NGW_CFG_ENUM, "off", 0, 0, uplinks, uplink, NULL, 0),
-    K(cfg_crypto, "public_key", NGW_CFG_STR, NULL, 0, 0, NULL, public_key, check_abs_path, 0),
-    K(cfg_crypto, "private_key", NGW_CFG_STR, NULL, 0, 0, NULL, private_key, check_abs_path, 0),
-    K(cfg_crypto, "key_name", NGW_CFG_STR, NULL, 0, 0, NULL, key_name, NULL, 0),
+    NGW_CFG_KEY(struct cfg_crypto, "uplink", NGW_CFG_ENUM, "off", uplink, .choices = uplinks),
+    NGW_CFG_KEY(struct cfg_crypto, "public_key", NGW_CFG_STR, NULL, public_key,
+                .check = check_abs_path),
+    NGW_CFG_KEY(struct cfg_crypto, "private_key", NGW_CFG_STR, NULL, private_key,
+                .check = check_abs_path),
+    NGW_CFG_KEY(struct cfg_crypto, "key_name", NGW_CFG_STR, NULL, key_name),
 };
 
 static const struct ngw_cfg_key update_keys[] = {
-    K(cfg_update, "enabled", NGW_CFG_BOOL, "true", 0, 0, NULL, enabled, NULL, 0),
-    K(cfg_update, "interval", NGW_CFG_DURATION, "1h", 1000, 7 * 24 * 3600 * 1000LL, NULL,
-      interval_ms, NULL, 0),
-    K(cfg_update, "trusted_keys", NGW_CFG_STR, SYSCONFDIR "/notegw/trusted-update-keys", 0, 0, NULL,
-      trusted_dir, check_abs_path, 0),
-    K(cfg_update, "spool", NGW_CFG_STR, LOCALSTATEDIR "/lib/notegw/update", 0, 0, NULL, spool_dir,
-      check_abs_path, 0),
-    K(cfg_update, "auto_apply", NGW_CFG_BOOL, "true", 0, 0, NULL, auto_apply, NULL, 0),
+    NGW_CFG_KEY(struct cfg_update, "enabled", NGW_CFG_BOOL, "true", enabled),
+    NGW_CFG_KEY(struct cfg_update, "interval", NGW_CFG_DURATION, "1h", interval_ms, .min = 1000,
+                .max = 7 * 24 * 3600 * 1000LL),
+    NGW_CFG_KEY(struct cfg_update, "trusted_keys", NGW_CFG_STR,
+                SYSCONFDIR "/notegw/trusted-update-keys", trusted_dir, .check = check_abs_path),
+    NGW_CFG_KEY(struct cfg_update, "spool", NGW_CFG_STR, LOCALSTATEDIR "/lib/notegw/update",
+                spool_dir, .check = check_abs_path),
+    NGW_CFG_KEY(struct cfg_update, "auto_apply", NGW_CFG_BOOL, "true", auto_apply),
     /* dfu.get returns at most 8192 bytes per request in Blues' host libraries */
-    K(cfg_update, "chunk", NGW_CFG_SIZE, "8K", 256, 8192, NULL, chunk, NULL, 0),
+    NGW_CFG_KEY(struct cfg_update, "chunk", NGW_CFG_SIZE, "8K", chunk, .min = 256, .max = 8192),
 };
 
 static const struct ngw_cfg_key notefile_keys[] = {
-    K(cfg_notefile, "template", NGW_CFG_STR, "off", 0, 0, NULL, template_, check_template, 0),
-    K(cfg_notefile, "encrypt", NGW_CFG_ENUM, NULL, 0, 0, off_on, encrypt, NULL, 0),
-    K(cfg_notefile, "urgent", NGW_CFG_BOOL, "false", 0, 0, NULL, urgent, NULL, 0),
-    K(cfg_notefile, "learn", NGW_CFG_INT, "10", 1, 1000, NULL, learn, NULL, 0),
-    K(cfg_notefile, "ntn", NGW_CFG_BOOL, "false", 0, 0, NULL, ntn, NULL, 0),
+    NGW_CFG_KEY(struct cfg_notefile, "template", NGW_CFG_STR, "off", template_,
+                .check = check_template),
+    NGW_CFG_KEY(struct cfg_notefile, "encrypt", NGW_CFG_ENUM, NULL, encrypt, .choices = off_on),
+    NGW_CFG_KEY(struct cfg_notefile, "urgent", NGW_CFG_BOOL, "false", urgent),
+    NGW_CFG_KEY(struct cfg_notefile, "learn", NGW_CFG_INT, "10", learn, .min = 1, .max = 1000),
+    NGW_CFG_KEY(struct cfg_notefile, "ntn", NGW_CFG_BOOL, "false", ntn),
 };
 #undef K
 

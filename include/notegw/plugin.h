@@ -42,6 +42,16 @@ struct ngw_cfg_key {
 	int required;                /* nonzero: key must be present                     */
 };
 
+/* One key row, the only way rows are written (core and plugins alike):
+ *   NGW_CFG_KEY(struct my_conf, "port", NGW_CFG_INT, "1883", port, .min = 1, .max = 65535)
+ * S is the struct the section binds into, field its member; what follows the field
+ * is optional designated initialisers (.min, .max, .choices, .check, .required). */
+#define NGW_CFG_KEY(S, name_, type_, def_, field, ...)                                             \
+	{                                                                                          \
+		.name = (name_), .type = (type_), .def = (def_), .offset = offsetof(S, field),     \
+		__VA_ARGS__                                                                        \
+	}
+
 /* ---- notes ----------------------------------------------------------------------- */
 /* An inbound note from Notehub, as committed to the store. Borrowed for the call. */
 struct ngw_note {

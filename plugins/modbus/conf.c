@@ -263,13 +263,13 @@ struct raw_main {
 };
 
 static const struct ngw_cfg_key main_keys[] = {
-    {"enabled", NGW_CFG_BOOL, "false", 0, 0, NULL, offsetof(struct raw_main, enabled)},
-    {"write_notefile", NGW_CFG_STR, "modbus.qi", 0, 0, NULL,
-     offsetof(struct raw_main, write_notefile), check_inbound},
-    {"result_notefile", NGW_CFG_STR, "modbus.qo", 0, 0, NULL,
-     offsetof(struct raw_main, result_notefile), check_outbound},
-    {"server", NGW_CFG_STR, "off", 0, 0, NULL, offsetof(struct raw_main, server), check_server},
-    {"server_unit", NGW_CFG_INT, "1", 0, 255, NULL, offsetof(struct raw_main, server_unit)},
+    NGW_CFG_KEY(struct raw_main, "enabled", NGW_CFG_BOOL, "false", enabled),
+    NGW_CFG_KEY(struct raw_main, "write_notefile", NGW_CFG_STR, "modbus.qi", write_notefile,
+                .check = check_inbound),
+    NGW_CFG_KEY(struct raw_main, "result_notefile", NGW_CFG_STR, "modbus.qo", result_notefile,
+                .check = check_outbound),
+    NGW_CFG_KEY(struct raw_main, "server", NGW_CFG_STR, "off", server, .check = check_server),
+    NGW_CFG_KEY(struct raw_main, "server_unit", NGW_CFG_INT, "1", server_unit, .max = 255),
 };
 
 static const char *const report_choices[] = {"always", "change", NULL};
@@ -282,19 +282,22 @@ struct raw_dev {
 };
 
 static const struct ngw_cfg_key dev_keys[] = {
-    {"url", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_dev, url), check_url, 1},
-    {"unit", NGW_CFG_INT, "1", 0, 255, NULL, offsetof(struct raw_dev, unit)},
-    {"interval", NGW_CFG_DURATION, "10s", 100, 86400000LL, NULL,
-     offsetof(struct raw_dev, interval)},
-    {"timeout", NGW_CFG_DURATION, "1s", 10, 60000, NULL, offsetof(struct raw_dev, timeout)},
-    {"backoff", NGW_CFG_DURATION, "1s", 100, 3600000LL, NULL, offsetof(struct raw_dev, backoff)},
-    {"backoff_max", NGW_CFG_DURATION, "60s", 100, 86400000LL, NULL,
-     offsetof(struct raw_dev, backoff_max)},
-    {"down_after", NGW_CFG_INT, "3", 1, 1000, NULL, offsetof(struct raw_dev, down_after)},
-    {"gap", NGW_CFG_INT, "0", 0, 124, NULL, offsetof(struct raw_dev, gap)},
-    {"notefile", NGW_CFG_STR, "modbus.qo", 0, 0, NULL, offsetof(struct raw_dev, notefile),
-     check_outbound},
-    {"report", NGW_CFG_ENUM, "always", 0, 0, report_choices, offsetof(struct raw_dev, report)},
+    NGW_CFG_KEY(struct raw_dev, "url", NGW_CFG_STR, NULL, url, .check = check_url, .required = 1),
+    NGW_CFG_KEY(struct raw_dev, "unit", NGW_CFG_INT, "1", unit, .max = 255),
+    NGW_CFG_KEY(struct raw_dev, "interval", NGW_CFG_DURATION, "10s", interval, .min = 100,
+                .max = 86400000LL),
+    NGW_CFG_KEY(struct raw_dev, "timeout", NGW_CFG_DURATION, "1s", timeout, .min = 10,
+                .max = 60000),
+    NGW_CFG_KEY(struct raw_dev, "backoff", NGW_CFG_DURATION, "1s", backoff, .min = 100,
+                .max = 3600000LL),
+    NGW_CFG_KEY(struct raw_dev, "backoff_max", NGW_CFG_DURATION, "60s", backoff_max, .min = 100,
+                .max = 86400000LL),
+    NGW_CFG_KEY(struct raw_dev, "down_after", NGW_CFG_INT, "3", down_after, .min = 1, .max = 1000),
+    NGW_CFG_KEY(struct raw_dev, "gap", NGW_CFG_INT, "0", gap, .max = 124),
+    NGW_CFG_KEY(struct raw_dev, "notefile", NGW_CFG_STR, "modbus.qo", notefile,
+                .check = check_outbound),
+    NGW_CFG_KEY(struct raw_dev, "report", NGW_CFG_ENUM, "always", report,
+                .choices = report_choices),
 };
 
 struct raw_pt {
@@ -304,14 +307,15 @@ struct raw_pt {
 };
 
 static const struct ngw_cfg_key pt_keys[] = {
-    {"register", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_pt, reg), check_register, 1},
-    {"type", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_pt, type), check_type},
-    {"scale", NGW_CFG_DOUBLE, "1", 0, 0, NULL, offsetof(struct raw_pt, scale)},
-    {"offset", NGW_CFG_DOUBLE, "0", 0, 0, NULL, offsetof(struct raw_pt, offset)},
-    {"deadband", NGW_CFG_DOUBLE, "0", 0, 0, NULL, offsetof(struct raw_pt, deadband)},
-    {"writable", NGW_CFG_BOOL, "false", 0, 0, NULL, offsetof(struct raw_pt, writable)},
-    {"min", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_pt, min), check_number},
-    {"max", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_pt, max), check_number},
+    NGW_CFG_KEY(struct raw_pt, "register", NGW_CFG_STR, NULL, reg, .check = check_register,
+                .required = 1),
+    NGW_CFG_KEY(struct raw_pt, "type", NGW_CFG_STR, NULL, type, .check = check_type),
+    NGW_CFG_KEY(struct raw_pt, "scale", NGW_CFG_DOUBLE, "1", scale),
+    NGW_CFG_KEY(struct raw_pt, "offset", NGW_CFG_DOUBLE, "0", offset),
+    NGW_CFG_KEY(struct raw_pt, "deadband", NGW_CFG_DOUBLE, "0", deadband),
+    NGW_CFG_KEY(struct raw_pt, "writable", NGW_CFG_BOOL, "false", writable),
+    NGW_CFG_KEY(struct raw_pt, "min", NGW_CFG_STR, NULL, min, .check = check_number),
+    NGW_CFG_KEY(struct raw_pt, "max", NGW_CFG_STR, NULL, max, .check = check_number),
 };
 
 #define N(t) (sizeof(t) / sizeof((t)[0]))
