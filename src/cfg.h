@@ -59,6 +59,10 @@ void cfg_doc_report_unclaimed(const struct cfg_doc *doc, struct cfg_diag *diag);
  * where the section was opened (first file). The string is borrowed from doc. */
 const char *cfg_where(const struct cfg_doc *doc, const char *section, const char *key,
                       unsigned *line);
+/* Where to point a problem about key in section (key NULL: the section): the key's
+ * line, else the section's header; NULL when the section is absent. Borrowed. */
+const char *cfg_blame(const struct cfg_doc *doc, const char *section, const char *key,
+                      unsigned *line);
 /* Number of syntax errors met while parsing doc. */
 size_t cfg_doc_errors(const struct cfg_doc *doc);
 

@@ -203,9 +203,7 @@ static void cross_err(struct cfg *cfg, struct cfg_diag *diag, const char *sectio
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	const char *file = cfg_where(cfg->doc, section, key, &line);
-	if (!file)
-		file = cfg_where(cfg->doc, section, NULL, &line);
+	const char *file = cfg_blame(cfg->doc, section, key, &line);
 	if (!file)
 		file = cfg->main_file;
 	cfg_diag_add(diag, file, line, "[%s] %s", section, msg);

@@ -598,3 +598,10 @@ const char *cfg_where(const struct cfg_doc *doc, const char *section, const char
 }
 
 /* ---- value parsers -------------------------------------------------------------- */
+
+const char *cfg_blame(const struct cfg_doc *doc, const char *section, const char *key,
+                      unsigned *line)
+{
+	const char *file = cfg_where(doc, section, key, line);
+	return file ? file : cfg_where(doc, section, NULL, line);
+}

@@ -113,7 +113,7 @@ static void h_cfg_error(struct ngw_plugin *self, const char *section, const char
 	va_end(ap);
 	const struct cfg_doc *doc = plugin_doc(p);
 	if (doc && section)
-		file = cfg_where(doc, section, key, &line);
+		file = cfg_blame(doc, section, key, &line);
 	if (!file)
 		file = p->owner->gw->config_file ? p->owner->gw->config_file : "config";
 	if (p->diag)

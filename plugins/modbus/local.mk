@@ -20,12 +20,13 @@ plugins_modbus_modbus_la_CFLAGS = $(plugins_modbus_libmbcore_la_CFLAGS)
 plugins_modbus_modbus_la_LIBADD = plugins/modbus/libmbcore.la
 plugins_modbus_modbus_la_LDFLAGS = -module -avoid-version -shared $(AM_LDFLAGS)
 
-# A stand-in for the daemon's plugin host (config binding, note_put, emit) so the
-# plugin is tested end to end against real Modbus peers on its own.
+# A stand-in for the daemon's plugin host so the plugin is tested end to end against
+# real Modbus peers on its own. It links the daemon's config reader and binder
+# (libngw), so the Modbus config tests check the code the daemon runs.
 check_LTLIBRARIES += tests/modbus/libfakehost.la
 tests_modbus_libfakehost_la_SOURCES = tests/modbus/fakehost.c tests/modbus/fakehost.h
 tests_modbus_libfakehost_la_CFLAGS = $(plugins_modbus_libmbcore_la_CFLAGS)
-tests_modbus_libfakehost_la_LIBADD = $(JANSSON_LIBS) $(SYSTEMD_LIBS)
+tests_modbus_libfakehost_la_LIBADD = $(NGW_LIBS) $(libngw_la_LIBADD)
 
 check_PROGRAMS += tests/modbus/mbhost
 tests_modbus_mbhost_SOURCES = tests/modbus/mbhost.c

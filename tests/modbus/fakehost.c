@@ -1,375 +1,96 @@
-/* Fake plugin host for the Modbus tests. The parsing follows the rules of
- * include/notegw/plugin.h (defaults, ranges, required keys, unknown keys refused)
- * closely enough that a config accepted here is one the daemon accepts. */
-#include <ctype.h>
+/* Fake plugin host for the plugin tests: the daemon's config reader and binder, and
+ * recording stand-ins for what lies below a plugin (the store, other plugins, status). */
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 
+#include "cfg.h"
 #include "fakehost.h"
 
-/* Walk the text; call fn for each key line (section lines set sec). */
-typedef int (*line_fn)(void *ud, int no, const char *sec, const char *key, const char *val);
-
-static char *trim(char *s)
+/* Count and show what the reader or the binder reported into d, then forget it. */
+static void take_diag(struct fakehost *h, struct cfg_diag *d)
 {
-	char *e;
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
-static int walk(struct fakehost *h, line_fn fn, void *ud)
-{
-	char *copy = strdup(h->text), *ln;
-	char sec[256] = "";
-	int no = 0, rc = 0;
-	char *p = copy;
-
-	if (!copy)
-		return -ENOMEM;
-	while ((ln = strsep(&p, "\n")) != NULL && rc == 0) {
-		char *hash, *eq, *s;
-		no++;
-		hash = strchr(ln, '#');
-		if (hash)
-			*hash = '\0';
-		s = trim(ln);
-		if (!*s)
-			continue;
-		if (*s == '[') {
-			char *close = strchr(s, ']');
-			if (close)
-				*close = '\0';
-			snprintf(sec, sizeof(sec), "%s", trim(s + 1));
-			rc = fn(ud, no, sec, NULL, NULL);
-			continue;
-		}
-		eq = strchr(s, '=');
-		if (!eq)
-			continue;
-		*eq = '\0';
-		rc = fn(ud, no, sec, trim(s), trim(eq + 1));
+	for (size_t i = 0; i < d->n; i++) {
+		snprintf(h->last_error, sizeof(h->last_error), "%s", d->msgs[i]);
+		fprintf(stderr, "%s\n", d->msgs[i]);
+		h->errors++;
 	}
-	free(copy);
-	return rc < 0 ? rc : 0;
+	cfg_diag_clear(d);
 }
 
-static void report(struct fakehost *h, int line, const char *section, const char *key,
-                   const char *fmt, va_list ap)
+static int load(struct fakehost *h, const char *text)
 {
-	char msg[400];
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	snprintf(h->last_error, sizeof(h->last_error), "%s:%d: [%s]%s%s: %s", h->file, line,
-	         section, key ? " " : "", key ? key : "", msg);
-	fprintf(stderr, "%s\n", h->last_error);
-	h->errors++;
-}
+	struct cfg_diag d = {0};
+	struct cfg_doc *doc =
+	    text ? cfg_doc_parse_string(text, h->file, &d) : cfg_doc_load(h->file, NULL, &d);
 
-static void reportf(struct fakehost *h, int line, const char *section, const char *key,
-                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void reportf(struct fakehost *h, int line, const char *section, const char *key,
-                    const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	report(h, line, section, key, fmt, ap);
-	va_end(ap);
-}
-
-/* ---- cfg_sections ---------------------------------------------------------------- */
-struct sec_ud {
-	const char *pattern;
-	const char **names;
-	int n, cap;
-	char **store; /* strings kept for the host's life: leaked on purpose into h */
-};
-
-static bool match(const char *pattern, const char *name)
-{
-	/* "a.*" = a.X with X dot-free; "a.*.*" = a.X.Y */
-	const char *star = strchr(pattern, '*');
-	size_t pl = star ? (size_t)(star - pattern) : strlen(pattern);
-	int levels = 0;
-	if (!star)
-		return strcmp(pattern, name) == 0;
-	for (const char *s = star; *s; s++)
-		levels += *s == '*';
-	if (strncmp(pattern, name, pl) != 0)
-		return false;
-	name += pl;
-	for (int i = 0; i < levels; i++) {
-		const char *dot = strchr(name, '.');
-		size_t l = dot ? (size_t)(dot - name) : strlen(name);
-		if (l == 0)
-			return false;
-		name += l;
-		if (i < levels - 1) {
-			if (*name != '.')
-				return false;
-			name++;
-		}
-	}
-	return *name == '\0';
-}
-
-static char *sec_pool[4096];
-static int sec_pool_n;
-
-static int sections_cb(void *ud, int no, const char *sec, const char *key, const char *val)
-{
-	struct sec_ud *s = ud;
-	if (key || !match(s->pattern, sec))
-		return 0;
-	for (int i = 0; i < s->n; i++)
-		if (strcmp(s->names[i], sec) == 0)
-			return 0;
-	if (s->n == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 8;
-		const char **nn = realloc(s->names, (size_t)s->cap * sizeof(*nn));
-		if (!nn)
+	take_diag(h, &d);
+	if (!doc)
+		return -EIO;
+	if (h->doc) {
+		struct cfg_doc **o = realloc(h->olds, (h->n_olds + 1) * sizeof(*o));
+		if (!o) {
+			cfg_doc_free(doc);
 			return -ENOMEM;
-		s->names = nn;
+		}
+		h->olds = o;
+		h->olds[h->n_olds++] = h->doc;
 	}
-	char *copy = NULL;
-	for (int i = 0; i < sec_pool_n; i++)
-		if (strcmp(sec_pool[i], sec) == 0)
-			copy = sec_pool[i];
-	if (!copy && sec_pool_n < 4096) {
-		copy = strdup(sec);
-		sec_pool[sec_pool_n++] = copy;
-	}
-	if (!copy)
-		return -ENOMEM;
-	s->names[s->n++] = copy;
+	h->doc = doc;
 	return 0;
 }
 
+/* ---- configuration: the daemon's own code ---------------------------------------- */
 static int h_cfg_sections(struct ngw_plugin *self, const char *pattern, const char ***names)
 {
 	struct fakehost *h = (struct fakehost *)self;
-	struct sec_ud s = {.pattern = pattern};
-	int rc = walk(h, sections_cb, &s);
-	if (rc < 0) {
-		free(s.names);
-		return rc;
-	}
-	if (!s.names)
-		s.names = calloc(1, sizeof(*s.names));
-	*names = s.names;
-	return s.n;
-}
-
-/* ---- cfg_bind -------------------------------------------------------------------- */
-struct bind_ud {
-	struct fakehost *h;
-	const char *section;
-	const struct ngw_cfg_key *keys;
-	size_t n;
-	void *out;
-	bool *seen;
-	int sec_line;
-	int bad;
-};
-
-static int parse_duration(const char *v, uint64_t *ms)
-{
-	char *end;
-	double d = strtod(v, &end);
-	if (end == v || d < 0)
-		return -EINVAL;
-	if (!*end || strcmp(end, "s") == 0)
-		d *= 1000;
-	else if (strcmp(end, "ms") == 0)
-		;
-	else if (strcmp(end, "m") == 0)
-		d *= 60000;
-	else if (strcmp(end, "h") == 0)
-		d *= 3600000;
-	else
-		return -EINVAL;
-	*ms = (uint64_t)d;
-	return 0;
-}
-
-static int set_value(struct bind_ud *b, const struct ngw_cfg_key *k, const char *v, int line)
-{
-	char *base = (char *)b->out + k->offset, *end;
-	char err[256] = "";
-
-	if (k->check && k->check(v, err, sizeof(err)) != 0) {
-		reportf(b->h, line, b->section, k->name, "%s", err);
-		return -EINVAL;
-	}
-	switch (k->type) {
-	case NGW_CFG_STR: {
-		char **p = (char **)(void *)base;
-		free(*p);
-		*p = strdup(v);
-		return *p ? 0 : -ENOMEM;
-	}
-	case NGW_CFG_BOOL: {
-		bool *p = (bool *)(void *)base;
-		if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1"))
-			*p = true;
-		else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") ||
-		         !strcmp(v, "0"))
-			*p = false;
-		else
-			goto bad;
-		return 0;
-	}
-	case NGW_CFG_INT: {
-		long long x = strtoll(v, &end, 0);
-		if (end == v || *end)
-			goto bad;
-		if ((k->min || k->max) && (x < k->min || x > k->max)) {
-			reportf(b->h, line, b->section, k->name, "%lld outside %lld..%lld", x,
-			        k->min, k->max);
-			return -EINVAL;
-		}
-		*(long long *)(void *)base = x;
-		return 0;
-	}
-	case NGW_CFG_DURATION: {
-		uint64_t ms;
-		if (parse_duration(v, &ms) < 0)
-			goto bad;
-		if ((k->min || k->max) && ((long long)ms < k->min || (long long)ms > k->max)) {
-			reportf(b->h, line, b->section, k->name, "%s outside %lldms..%lldms", v,
-			        k->min, k->max);
-			return -EINVAL;
-		}
-		*(uint64_t *)(void *)base = ms;
-		return 0;
-	}
-	case NGW_CFG_SIZE: {
-		unsigned long long x = strtoull(v, &end, 0);
-		if (end == v)
-			goto bad;
-		*(uint64_t *)(void *)base = x;
-		return 0;
-	}
-	case NGW_CFG_ENUM:
-		for (int i = 0; k->choices[i]; i++)
-			if (strcmp(k->choices[i], v) == 0) {
-				*(int *)(void *)base = i;
-				return 0;
-			}
-		goto bad;
-	case NGW_CFG_DOUBLE: {
-		double d = strtod(v, &end);
-		if (end == v || *end || !isfinite(d))
-			goto bad;
-		if ((k->min || k->max) && (d < (double)k->min || d > (double)k->max))
-			goto bad;
-		*(double *)(void *)base = d;
-		return 0;
-	}
-	}
-bad:
-	reportf(b->h, line, b->section, k->name, "bad value '%s'", v);
-	return -EINVAL;
-}
-
-static int bind_cb(void *ud, int no, const char *sec, const char *key, const char *val)
-{
-	struct bind_ud *b = ud;
-	if (strcmp(sec, b->section) != 0)
-		return 0;
-	if (!key) {
-		if (!b->sec_line)
-			b->sec_line = no;
-		return 0;
-	}
-	for (size_t i = 0; i < b->n; i++) {
-		if (strcmp(b->keys[i].name, key) != 0)
-			continue;
-		b->seen[i] = true;
-		int rc = set_value(b, &b->keys[i], val, no);
-		if (rc == -ENOMEM)
-			return rc;
-		if (rc < 0)
-			b->bad = 1;
-		return 0;
-	}
-	reportf(b->h, no, sec, key, "unknown key");
-	b->bad = 1;
-	return 0;
+	*names = NULL;
+	return (int)cfg_doc_match(h->doc, pattern, names);
 }
 
 static int h_cfg_bind(struct ngw_plugin *self, const char *section, const struct ngw_cfg_key *keys,
                       size_t n, void *out)
 {
 	struct fakehost *h = (struct fakehost *)self;
-	struct bind_ud b = {h, section, keys, n, out, calloc(n + 1, sizeof(bool)), 0, 0};
-	int rc;
+	struct cfg_diag d = {0};
+	int rc = cfg_bind(h->doc, section, keys, n, out, &d);
 
-	if (!b.seen)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		if (keys[i].def && set_value(&b, &keys[i], keys[i].def, 0) < 0)
-			b.bad = 1;
-	rc = walk(h, bind_cb, &b);
-	for (size_t i = 0; i < n && rc == 0; i++)
-		if (keys[i].required && !b.seen[i]) {
-			reportf(h, b.sec_line, section, keys[i].name, "missing (required)");
-			b.bad = 1;
-		}
-	free(b.seen);
-	if (rc < 0)
-		return rc;
-	return b.bad ? -EINVAL : 0;
+	take_diag(h, &d);
+	return rc;
 }
 
 static void h_cfg_free(const struct ngw_cfg_key *keys, size_t n, void *out)
 {
-	for (size_t i = 0; i < n; i++)
-		if (keys[i].type == NGW_CFG_STR) {
-			char **p = (char **)(void *)((char *)out + keys[i].offset);
-			free(*p);
-			*p = NULL;
-		}
+	cfg_free_bound(keys, n, out);
 }
 
-struct line_ud {
-	const char *section, *key;
-	int line;
-};
-
-static int find_line_cb(void *ud, int no, const char *sec, const char *key, const char *val)
-{
-	struct line_ud *l = ud;
-	if (strcmp(sec, l->section) != 0)
-		return 0;
-	if (!key && !l->line)
-		l->line = no;
-	if (key && l->key && strcmp(key, l->key) == 0)
-		l->line = no;
-	return 0;
-}
-
+/* As the daemon reports a plugin's cross-key problem: at the key's line, else the
+ * section's, as "FILE:LINE: [section] key: message". */
 static void h_cfg_error(struct ngw_plugin *self, const char *section, const char *key,
                         const char *fmt, ...)
 {
 	struct fakehost *h = (struct fakehost *)self;
-	struct line_ud l = {section, key, 0};
+	struct cfg_diag d = {0};
+	const char *file = NULL;
+	unsigned line = 0;
+	char msg[400];
 	va_list ap;
 
-	walk(h, find_line_cb, &l);
 	va_start(ap, fmt);
-	report(h, l.line, section, key, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (section)
+		file = cfg_blame(h->doc, section, key, &line);
+	if (!file)
+		file = h->file;
+	cfg_diag_add(&d, file, line, "[%s]%s%s: %s", section ? section : "", key ? " " : "",
+	             key ? key : "", msg);
+	take_diag(h, &d);
 }
 
-/* ---- the rest of the API --------------------------------------------------------- */
+/* ---- what lies below: recorded ------------------------------------------------- */
 static sd_event *h_event(struct ngw_plugin *self)
 {
 	return ((struct fakehost *)self)->ev;
@@ -438,37 +159,9 @@ static const char *h_state_dir(struct ngw_plugin *self)
 	return "/tmp";
 }
 
-static int read_text(const char *file, char **out)
-{
-	FILE *f = fopen(file, "r");
-	char *t;
-	long n;
-
-	if (!f)
-		return -errno;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	t = calloc(1, (size_t)n + 1);
-	if (!t || fread(t, 1, (size_t)n, f) != (size_t)n) {
-		free(t);
-		fclose(f);
-		return -EIO;
-	}
-	fclose(f);
-	*out = t;
-	return 0;
-}
-
 int fakehost_reread(struct fakehost *h)
 {
-	char *t;
-	int rc = read_text(h->file, &t);
-	if (rc < 0)
-		return rc;
-	free(h->text);
-	h->text = t;
-	return 0;
+	return load(h, NULL);
 }
 
 int fakehost_init(struct fakehost *h, const char *file, const char *text, sd_event *ev)
@@ -476,15 +169,6 @@ int fakehost_init(struct fakehost *h, const char *file, const char *text, sd_eve
 	memset(h, 0, sizeof(*h));
 	h->ev = ev;
 	h->file = file ? file : "test.conf";
-	if (file) {
-		int rc = read_text(file, &h->text);
-		if (rc < 0)
-			return rc;
-	} else {
-		h->text = strdup(text);
-	}
-	if (!h->text)
-		return -ENOMEM;
 	h->api.abi = NGW_PLUGIN_ABI;
 	h->api.event = h_event;
 	h->api.log = h_log;
@@ -498,12 +182,18 @@ int fakehost_init(struct fakehost *h, const char *file, const char *text, sd_eve
 	h->api.state_dir = h_state_dir;
 	h->api.emit = h_emit;
 	h->plugin.host = &h->api;
-	return 0;
+	return load(h, file ? NULL : text);
 }
 
 void fakehost_fini(struct fakehost *h)
 {
-	free(h->text);
+	for (size_t i = 0; i < h->n_olds; i++)
+		cfg_doc_free(h->olds[i]);
+	free(h->olds);
+	cfg_doc_free(h->doc);
 	free(h->status);
-	h->text = h->status = NULL;
+	h->olds = NULL;
+	h->n_olds = 0;
+	h->doc = NULL;
+	h->status = NULL;
 }

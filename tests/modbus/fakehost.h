@@ -1,27 +1,34 @@
-/* A stand-in for the daemon's side of the plugin ABI, for the Modbus tests: an INI
- * reader with the same key-table binding rules as the daemon's config (unknown keys
- * are errors, FILE:LINE messages), and note_put/emit/inbound_done that print one
- * JSON line each on stdout (or record them for unit tests). */
+/* A stand-in for the daemon's side of the plugin ABI, for the plugin tests. The config
+ * half is the daemon's own: the document reader (src/cfg_doc.c) and the binder
+ * (src/cfg_bind.c), so a config accepted here is one the daemon accepts and every
+ * message is the daemon's FILE:LINE message. Only what lies below the plugin is fake:
+ * note_put, emit and inbound_done print one JSON line each on `out` (or only count),
+ * status_json answers `status`, and there is no card (card_request is not offered). */
 #ifndef NOTEGW_TEST_FAKEHOST_H
 #define NOTEGW_TEST_FAKEHOST_H
 #include <stdio.h>
 
 #include "notegw/plugin.h"
 
+struct cfg_doc;
+
 struct fakehost {
 	struct ngw_plugin plugin;
 	struct ngw_host_api api;
 	sd_event *ev;
-	const char *file;
-	char *text; /* the config file's text, owned */
-	int errors; /* cfg_error count                */
-	char last_error[512];
-	FILE *out;    /* where events go (NULL = nowhere) */
-	char *status; /* status_json's answer, owned    */
+	const char *file;      /* borrowed from the caller; "test.conf" for text      */
+	struct cfg_doc *doc;   /* the current config, parsed by the daemon's reader   */
+	struct cfg_doc **olds; /* earlier configs: section names stay valid until fini */
+	size_t n_olds;
+	int errors;           /* config problems reported so far (reader + binder)   */
+	char last_error[512]; /* the latest one, "FILE:LINE: ..."                    */
+	FILE *out;            /* where events go (NULL = nowhere)                     */
+	char *status;         /* status_json's answer, owned                          */
 	int notes, emits, dones;
 };
 
-/* Load a config file (or text when file is NULL) into h. 0 or -errno. */
+/* Load a config file (or text when file is NULL) into h. 0 or -errno; syntax errors
+ * are counted in h->errors, not refused, so a test can look at them. */
 int fakehost_init(struct fakehost *h, const char *file, const char *text, sd_event *ev);
 void fakehost_fini(struct fakehost *h);
 /* Read the config file again (after the test rewrote it). */

@@ -210,6 +210,11 @@ static void t_valid_file(void **s)
 	assert_int_equal(line, 11);
 	assert_null(cfg_where(cfg->doc, "store", "nope", &line));
 	assert_null(cfg_where(cfg->doc, "nope", NULL, &line));
+	/* a problem about an unset key points at its section's header */
+	line = 0;
+	assert_non_null(cfg_blame(cfg->doc, "hub", "nope", &line));
+	assert_int_equal(line, 11);
+	assert_null(cfg_blame(cfg->doc, "nope", "x", &line));
 	cfg_free(cfg);
 }
 
