@@ -1,7 +1,8 @@
 # src: the daemon core and the CLI.
 libngw_la_SOURCES += src/log.c src/log.h src/cfg.h src/cfg-private.h src/cfg_doc.c \
 	src/cfg_bind.c src/cfg_core.c src/gw.h \
-	src/control.c src/control.h src/plugins.c src/plugins.h src/link.h src/store.h \
+	src/control.c src/control.h src/plugins.c src/plugins.h src/plugin_abi.c \
+	src/plugin_abi.h src/link.h src/store.h \
 	src/crypto.h src/util.c src/util.h src/update.c src/update.h
 
 sbin_PROGRAMS += notegwd

@@ -14,6 +14,7 @@
 #include "gw.h"
 #include "link.h"
 #include "log.h"
+#include "plugin_abi.h"
 #include "plugins.h"
 #include "store.h"
 #include "util.h"
@@ -28,7 +29,8 @@ struct plugin {
 	struct ngw_plugin pub; /* first: the host API casts back */
 	struct plugins *owner;
 	void *dl;
-	const struct ngw_plugin_desc *desc;
+	const struct ngw_plugin_desc *desc; /* &desc_copy */
+	struct ngw_plugin_desc desc_copy;   /* the fields the plugin's ABI minor has */
 	char *path;
 	char name[64];           /* kept after an unload, for status */
 	enum plugin_state state;
@@ -220,19 +222,27 @@ static int plugin_open(struct plugins *ps, const char *path, struct plugin **out
 		dlclose(dl);
 		return -ENOEXEC;
 	}
-	const struct ngw_plugin_desc *d = describe();
-	if (!d || !d->name || !d->configure) {
+	const struct ngw_plugin_desc *theirs = describe();
+	struct ngw_plugin_desc mine;
+	const char *why = NULL;
+	if (!theirs) {
 		log_err("plugin: %s gives no usable descriptor", path);
 		dlclose(dl);
 		return -ENOEXEC;
 	}
-	if ((d->abi >> 16) != NGW_PLUGIN_ABI_MAJOR || (d->abi & 0xffff) > NGW_PLUGIN_ABI_MINOR) {
-		log_err("plugin: %s (%s) was built for plugin ABI %u.%u, this notegwd speaks %u.%u; "
+	if (plugin_abi_adopt(theirs, &mine, &why) < 0) {
+		log_err("plugin: %s was built for plugin ABI %u.%u, this notegwd speaks %u.%u (%s); "
 		        "refused",
-		        path, d->name, d->abi >> 16, d->abi & 0xffff, NGW_PLUGIN_ABI_MAJOR,
-		        NGW_PLUGIN_ABI_MINOR);
+		        path, theirs->abi >> 16, theirs->abi & 0xffff, NGW_PLUGIN_ABI_MAJOR,
+		        NGW_PLUGIN_ABI_MINOR, why);
 		dlclose(dl);
 		return -EPROTO;
+	}
+	const struct ngw_plugin_desc *d = &mine;
+	if (!d->name || !d->configure) {
+		log_err("plugin: %s gives no usable descriptor", path);
+		dlclose(dl);
+		return -ENOEXEC;
 	}
 	for (size_t i = 0; i < ps->n; i++)
 		if (strcmp(ps->v[i]->name, d->name) == 0) {
@@ -250,7 +260,8 @@ static int plugin_open(struct plugins *ps, const char *path, struct plugin **out
 	p->pub.host = &host_api;
 	p->owner = ps;
 	p->dl = dl;
-	p->desc = d;
+	p->desc_copy = mine;
+	p->desc = &p->desc_copy;
 	snprintf(p->name, sizeof(p->name), "%s", d->name);
 	*out = p;
 	return 0;

@@ -11,6 +11,14 @@ tests_unit_test_config_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_config
 endif
 
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_plugin_abi
+tests_unit_test_plugin_abi_SOURCES = tests/unit/test_plugin_abi.c
+tests_unit_test_plugin_abi_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_plugin_abi_LDADD = $(UNIT_LIBS)
+TESTS += tests/unit/test_plugin_abi
+endif
+
 TESTS += tests/integration/test_daemon.py
 TESTS += tests/integration/test_store_layout.py
 

@@ -13,8 +13,15 @@
 extern "C" {
 #endif
 
-/* Bump NGW_PLUGIN_ABI_MAJOR for any incompatible change to the structs below;
- * bump the minor when only appending fields at the end of struct ngw_host_api. */
+/* Bump NGW_PLUGIN_ABI_MAJOR for any incompatible change to the structs below; bump
+ * the minor when only appending fields at the end of struct ngw_host_api or of struct
+ * ngw_plugin_desc. Each struct is owned by one side and read by the other:
+ * - struct ngw_host_api is the host's: a plugin built for minor N uses only fields of
+ *   minors <= N, and the host refuses a plugin built for a newer minor than its own.
+ * - struct ngw_plugin_desc is the plugin's (its own static data): the host reads a
+ *   field added in minor N only when the plugin's minor is >= N, so the shorter struct
+ *   of an older plugin is never read past; to the host, such a field is absent (NULL).
+ * Neither struct is ever reordered or shrunk within a major. */
 #define NGW_PLUGIN_ABI_MAJOR 1
 #define NGW_PLUGIN_ABI_MINOR 0
 #define NGW_PLUGIN_ABI ((NGW_PLUGIN_ABI_MAJOR << 16) | NGW_PLUGIN_ABI_MINOR)
@@ -123,7 +130,8 @@ struct ngw_plugin {
 	void *priv;              /* the plugin's own state                             */
 };
 
-/* What a plugin exports. All callbacks but describe are optional except configure. */
+/* What a plugin exports, through notegw_plugin_describe(). configure is required;
+ * every other callback may be NULL. Fields are only ever appended (see the ABI rule). */
 struct ngw_plugin_desc {
 	uint32_t abi;                    /* NGW_PLUGIN_ABI the plugin was built against */
 	const char *name;                /* "mqtt"                                      */
