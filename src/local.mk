@@ -7,7 +7,7 @@ libngw_la_SOURCES += src/log.c src/log.h src/cfg.h src/cfg-private.h src/cfg_doc
 
 sbin_PROGRAMS += notegwd
 notegwd_SOURCES = src/main.c src/gw.c src/commands.c src/commands.h src/ota.c src/ota.h \
-	src/metrics.c src/metrics.h
+	src/metrics.c src/metrics.h src/watchdog.c src/watchdog.h
 notegwd_CFLAGS = $(NGW_CFLAGS)
 notegwd_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD)
 notegwd_LDFLAGS = $(AM_LDFLAGS) -export-dynamic

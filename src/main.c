@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "batch.h"
-#include "commands.h"
 #include "cfg.h"
+#include "commands.h"
 #include "control.h"
 #include "crypto.h"
 #include "gw.h"
@@ -27,6 +27,7 @@
 #include "plugins.h"
 #include "store.h"
 #include "util.h"
+#include "watchdog.h"
 
 #define STATUS_PUSH_MS 30000
 
@@ -266,8 +267,9 @@ static int run(struct gw *gw)
 	sd_event_add_signal(gw->loop, NULL, SIGTERM, on_term, gw);
 	sd_event_add_signal(gw->loop, NULL, SIGINT, on_term, gw);
 	sd_event_add_signal(gw->loop, NULL, SIGHUP, on_hup, gw);
-	/* Pings WATCHDOG=1 at half of WatchdogSec= while the loop turns. */
-	sd_event_set_watchdog(gw->loop, true);
+	/* WATCHDOG=1 while the loop turns: every [daemon] watchdog, or half of WatchdogSec=. */
+	if ((r = watchdog_start(gw->loop, gw->cfg->daemon.watchdog_ms)) < 0)
+		log_warn("watchdog: %s", strerror(-r));
 
 	if ((r = settle_store_path(gw)) < 0)
 		goto out;

@@ -44,3 +44,4 @@ TESTS += tests/integration/cli.py
 TESTS += tests/integration/test_faults.py
 TESTS += tests/integration/test_ops.py
 TESTS += tests/integration/test_stop.py
+TESTS += tests/integration/test_watchdog.py
