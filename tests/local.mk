@@ -45,3 +45,5 @@ TESTS += tests/integration/test_faults.py
 TESTS += tests/integration/test_ops.py
 TESTS += tests/integration/test_stop.py
 TESTS += tests/integration/test_watchdog.py
+# every docs/ page cited in the tree exists
+TESTS += tests/integration/test_docs_paths.sh
