@@ -1,5 +1,5 @@
 /* The daemon's side of the control-socket commands that belong to the core:
- * status, queue, send, req, sync, audit, reload. Each states the access it needs;
+ * status, queue, send, req, sync, audit, reload, update. Each states the access it needs;
  * every admin request is written to the audit log with the caller's uid. */
 #include <errno.h>
 #include <stdlib.h>
@@ -47,10 +47,6 @@ static void cmd_queue(struct gw *gw, json_t *args, struct control_reply *r)
 	store_file_stats_free(v, n);
 	control_reply_ok(r, json_pack("{s:o}", "files", files));
 }
-
-struct send_wait {
-	struct control_reply *r;
-};
 
 static void send_done(void *ud, int err, const char *why)
 {

@@ -35,7 +35,6 @@ struct gw {
 	struct ota *ota;                /* host updates, or NULL */
 	struct metrics *metrics;        /* textfile and clock */
 	bool foreground;
-	bool stopping;
 	uint64_t started_ms;
 	uint64_t reloads;
 	struct gw_offered offered[GW_CONSUMERS_MAX];

@@ -119,10 +119,8 @@ static int settle_store_path(struct gw *gw)
 
 static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 {
-	struct gw *gw = ud;
 	log_notice("notegwd: signal %u, draining and stopping", si->ssi_signo);
 	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
-	gw->stopping = true;
 	return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
@@ -219,7 +217,7 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *ud)
 }
 
 /* ---- link events, delivered on the loop thread -------------------------------- */
-static void ev_inbound(void *ud, int64_t first)
+static void ev_inbound(void *ud)
 {
 	gw_deliver_inbound(ud);
 }

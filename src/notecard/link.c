@@ -176,7 +176,7 @@ static void dispatch(struct link *l)
 		switch (e->kind) {
 		case LEV_INBOUND:
 			if (c->inbound)
-				c->inbound(c->ud, e->id);
+				c->inbound(c->ud);
 			break;
 		case LEV_ENV:
 			if (c->env)
