@@ -105,8 +105,9 @@ struct ngw_host_api {
 	int (*note_put)(struct ngw_plugin *self, const char *notefile, const char *body,
 	                const void *payload, size_t payload_len, ngw_put_cb cb, void *userdata,
 	                const char **why);
-	/* The same, committed durably before it returns 0. For paths that must not
-	 * return before the note is safe (MQTT on_message). */
+	/* The same, committed durably before it returns 0: it blocks the loop for a
+	 * commit (an fsync), so prefer note_put. No plugin in this tree uses it; the MQTT
+	 * plugin holds its PUBACKs until note_put's callback instead. */
 	int (*note_put_sync)(struct ngw_plugin *self, const char *notefile, const char *body,
 	                     const void *payload, size_t payload_len, const char **why);
 	/* Mark an inbound note delivered by this plugin (after its own acknowledgment). */
