@@ -3,6 +3,12 @@
 EXTRA_DIST += tests/lib tests/integration tests/transcripts
 UNIT_CFLAGS = $(NGW_CFLAGS) $(CMOCKA_CFLAGS)
 UNIT_LIBS = $(NGW_LIBS) $(libngw_la_LIBADD) $(CMOCKA_LIBS)
+# The fake plugin host the plugins' tests share: the daemon's config reader and binder
+# (libngw), fakes for what lies below a plugin.
+check_LTLIBRARIES += tests/libfakehost.la
+tests_libfakehost_la_SOURCES = tests/fakehost/fakehost.c tests/fakehost/fakehost.h
+tests_libfakehost_la_CFLAGS = $(NGW_CFLAGS)
+tests_libfakehost_la_LIBADD = $(NGW_LIBS) $(libngw_la_LIBADD)
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_config
 tests_unit_test_config_SOURCES = tests/unit/test_config.c

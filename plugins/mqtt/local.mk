@@ -22,11 +22,12 @@ tests_unit_test_mqtt_validate_LDADD = $(JANSSON_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/unit/test_mqtt_validate
 endif
 
-# The plugin's stand-in host for tests/integration/test_mqtt_client.py.
+# The plugin's stand-in host for tests/integration/test_mqtt_*.py, on the shared
+# fake plugin host (tests/fakehost).
 check_PROGRAMS += tests/unit/mqtt_fakehost
 tests_unit_mqtt_fakehost_SOURCES = tests/unit/mqtt_fakehost.c
 tests_unit_mqtt_fakehost_CFLAGS = $(NGW_CFLAGS)
-tests_unit_mqtt_fakehost_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD)
+tests_unit_mqtt_fakehost_LDADD = tests/libfakehost.la $(NGW_LIBS) $(libngw_la_LIBADD)
 TESTS += tests/integration/test_mqtt_client.py tests/integration/test_mqtt_loss.py \
 	tests/integration/test_mqtt_tls.py tests/integration/test_mqtt_broker.py \
 	tests/integration/test_mqtt_daemon.py

@@ -98,11 +98,12 @@ static sd_event *h_event(struct ngw_plugin *self)
 
 static void h_log(struct ngw_plugin *self, int level, const char *fmt, ...)
 {
+	struct fakehost *h = (struct fakehost *)self;
 	va_list ap;
-	if (level > LOG_INFO && !getenv("MBHOST_DEBUG"))
+	if (level > h->log_max && !getenv("MBHOST_DEBUG"))
 		return;
 	/* like the daemon, which names the plugin in front of each message */
-	fputs("modbus: ", stderr);
+	fprintf(stderr, "<%d> %s: ", level, h->name);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
@@ -168,6 +169,8 @@ int fakehost_init(struct fakehost *h, const char *file, const char *text, sd_eve
 {
 	memset(h, 0, sizeof(*h));
 	h->ev = ev;
+	h->name = "modbus";
+	h->log_max = LOG_INFO;
 	h->file = file ? file : "test.conf";
 	h->api.abi = NGW_PLUGIN_ABI;
 	h->api.event = h_event;

@@ -1,9 +1,11 @@
-/* A stand-in for the daemon's side of the plugin ABI, for the plugin tests. The config
+/* The one stand-in for the daemon's side of the plugin ABI, for the plugin tests
+ * (tests/modbus/mbhost, tests/unit/mqtt_fakehost, the Modbus unit tests). The config
  * half is the daemon's own: the document reader (src/cfg_doc.c) and the binder
  * (src/cfg_bind.c), so a config accepted here is one the daemon accepts and every
  * message is the daemon's FILE:LINE message. Only what lies below the plugin is fake:
- * note_put, emit and inbound_done print one JSON line each on `out` (or only count),
- * status_json answers `status`, and there is no card (card_request is not offered). */
+ * by default note_put, emit and inbound_done print one JSON line each on `out` (or
+ * only count), status_json answers `status`, and there is no card (card_request is
+ * NULL). A test host may replace those entries of `api` after fakehost_init. */
 #ifndef NOTEGW_TEST_FAKEHOST_H
 #define NOTEGW_TEST_FAKEHOST_H
 #include <stdio.h>
@@ -16,6 +18,8 @@ struct fakehost {
 	struct ngw_plugin plugin;
 	struct ngw_host_api api;
 	sd_event *ev;
+	const char *name;      /* the plugin's name, in front of its log lines      */
+	int log_max;           /* log levels above it are dropped (LOG_INFO)        */
 	const char *file;      /* borrowed from the caller; "test.conf" for text      */
 	struct cfg_doc *doc;   /* the current config, parsed by the daemon's reader   */
 	struct cfg_doc **olds; /* earlier configs: section names stay valid until fini */
