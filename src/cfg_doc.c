@@ -13,7 +13,6 @@
 #include <sys/stat.h>
 
 #include "cfg-private.h"
-#include "log.h"
 #include "util.h"
 
 #define CFG_MAX_LINE     4096
