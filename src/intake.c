@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "cfg.h"
 #include "intake.h"
 #include "notecard/template.h"
 #include "notegw/notefile.h"

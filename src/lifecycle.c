@@ -10,7 +10,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "batch.h"
-#include "config.h"
+#include "cfg.h"
 #include "control.h"
 #include "crypto.h"
 #include "delivery.h"
@@ -119,7 +119,7 @@ static int settle_store_path(struct gw *gw)
 }
 
 /* ---- link events, delivered on the loop thread -------------------------------- */
-static void ev_inbound(void *ud, int64_t first)
+static void ev_inbound(void *ud)
 {
 	struct gw *gw = ud;
 	delivery_run(&gw->delivery);

@@ -12,8 +12,8 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "cfg.h"
 #include "commands.h"
-#include "config.h"
 #include "gw.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -21,6 +21,7 @@
 #include "status.h"
 #include "store.h"
 #include "util.h"
+#include "watchdog.h"
 
 #define STATUS_PUSH_MS 30000
 
@@ -87,8 +88,9 @@ static int run(struct gw *gw)
 	sd_event_add_signal(gw->loop, NULL, SIGTERM, on_term, gw);
 	sd_event_add_signal(gw->loop, NULL, SIGINT, on_term, gw);
 	sd_event_add_signal(gw->loop, NULL, SIGHUP, on_hup, gw);
-	/* Pings WATCHDOG=1 at half of WatchdogSec= while the loop turns. */
-	sd_event_set_watchdog(gw->loop, true);
+	/* WATCHDOG=1 while the loop turns: every [daemon] watchdog, or half of WatchdogSec=. */
+	if ((r = watchdog_start(gw->loop, gw->cfg->daemon.watchdog_ms)) < 0)
+		log_warn("watchdog: %s", strerror(-r));
 
 	r = gw_start(gw);
 	if (r < 0)

@@ -1,7 +1,8 @@
 /* What the gateway tells the rest of the machine: Prometheus metrics in
  * node-exporter's textfile format, and the Notecard's network time as a chrony
  * SOCK reference clock (a Raspberry Pi has no RTC; TLS fails while its clock is
- * wrong). Both are off unless configured. */
+ * wrong). The textfile and the clock socket are off unless configured; the card's
+ * time is asked for every 64 s regardless, for the offset `notegw status` shows. */
 #ifndef NOTEGW_METRICS_H
 #define NOTEGW_METRICS_H
 #include <jansson.h>

@@ -7,7 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "config.h"
+#include "cfg.h"
 #include "link.h"
 #include "log.h"
 #include "plugins-private.h"
@@ -84,7 +84,7 @@ static void h_cfg_error(struct ngw_plugin *self, const char *section, const char
 	va_end(ap);
 	const struct cfg_doc *doc = plugin_doc(p);
 	if (doc && section)
-		file = cfg_where(doc, section, key, &line);
+		file = cfg_blame(doc, section, key, &line);
 	if (!file)
 		file = p->owner->env->config_file ? p->owner->env->config_file : "config";
 	if (p->diag)

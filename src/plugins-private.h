@@ -14,7 +14,8 @@ struct plugin {
 	struct ngw_plugin pub; /* first: the host API casts back */
 	struct plugins *owner;
 	void *dl;
-	const struct ngw_plugin_desc *desc;
+	const struct ngw_plugin_desc *desc; /* &desc_copy */
+	struct ngw_plugin_desc desc_copy;   /* the fields the plugin's ABI minor has */
 	char *path;
 	char name[64]; /* kept after an unload, for status */
 	enum plugin_state state;

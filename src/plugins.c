@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "cfg.h"
 #include "log.h"
+#include "plugin_abi.h"
 #include "plugins-private.h"
 #include "util.h"
 
@@ -47,20 +48,27 @@ static int plugin_open(struct plugins *ps, const char *path, struct plugin **out
 		dlclose(dl);
 		return -ENOEXEC;
 	}
-	const struct ngw_plugin_desc *d = describe();
-	if (!d || !d->name || !d->configure) {
+	const struct ngw_plugin_desc *theirs = describe();
+	struct ngw_plugin_desc mine;
+	const char *why = NULL;
+	if (!theirs) {
 		log_err("plugin: %s gives no usable descriptor", path);
 		dlclose(dl);
 		return -ENOEXEC;
 	}
-	if ((d->abi >> 16) != NGW_PLUGIN_ABI_MAJOR || (d->abi & 0xffff) > NGW_PLUGIN_ABI_MINOR) {
-		log_err(
-		    "plugin: %s (%s) was built for plugin ABI %u.%u, this notegwd speaks %u.%u; "
-		    "refused",
-		    path, d->name, d->abi >> 16, d->abi & 0xffff, NGW_PLUGIN_ABI_MAJOR,
-		    NGW_PLUGIN_ABI_MINOR);
+	if (plugin_abi_adopt(theirs, &mine, &why) < 0) {
+		log_err("plugin: %s was built for plugin ABI %u.%u, this notegwd speaks %u.%u (%s); "
+		        "refused",
+		        path, theirs->abi >> 16, theirs->abi & 0xffff, NGW_PLUGIN_ABI_MAJOR,
+		        NGW_PLUGIN_ABI_MINOR, why);
 		dlclose(dl);
 		return -EPROTO;
+	}
+	const struct ngw_plugin_desc *d = &mine;
+	if (!d->name || !d->configure) {
+		log_err("plugin: %s gives no usable descriptor", path);
+		dlclose(dl);
+		return -ENOEXEC;
 	}
 	for (size_t i = 0; i < ps->n; i++)
 		if (strcmp(ps->v[i]->name, d->name) == 0) {
@@ -79,7 +87,8 @@ static int plugin_open(struct plugins *ps, const char *path, struct plugin **out
 	p->pub.host = &plugin_host_api;
 	p->owner = ps;
 	p->dl = dl;
-	p->desc = d;
+	p->desc_copy = mine;
+	p->desc = &p->desc_copy;
 	snprintf(p->name, sizeof(p->name), "%s", d->name);
 	*out = p;
 	return 0;

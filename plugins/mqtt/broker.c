@@ -30,7 +30,7 @@
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
-#include "../../src/config.h" /* the config module (autoconf's config.h is force-included) */
+#include "cfg.h"
 #include "intake.h"
 #include "store.h"
 #include "validate.h"

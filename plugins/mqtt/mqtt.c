@@ -30,36 +30,40 @@
 static const char *const protocol_names[] = {"3.1.1", "5", NULL};
 static const char *const ingest_names[] = {"client", "broker", NULL};
 
-/* NOLINTNEXTLINE(bugprone-macro-parentheses): n is a member name for # and offsetof */
-#define K(n, t, d) .name = #n, .type = (t), .def = (d), .offset = offsetof(struct mqtt_conf, n)
 static const struct ngw_cfg_key keys[] = {
-    {K(enabled, NGW_CFG_BOOL, "true")},
-    {K(host, NGW_CFG_STR, "localhost")},
-    {K(port, NGW_CFG_INT, "1883"), .min = 1, .max = 65535},
-    {K(prefix, NGW_CFG_STR, "notecard")},
-    {K(client_id, NGW_CFG_STR, NULL)},
-    {K(protocol, NGW_CFG_ENUM, "3.1.1"), .choices = protocol_names},
-    {K(keepalive, NGW_CFG_DURATION, "60s"), .min = 5000, .max = 65535000},
-    {K(tls, NGW_CFG_BOOL, "false")},
-    {K(ca_file, NGW_CFG_STR, NULL)},
-    {K(cert_file, NGW_CFG_STR, NULL)},
-    {K(key_file, NGW_CFG_STR, NULL)},
-    {K(insecure, NGW_CFG_BOOL, "false")},
-    {K(username, NGW_CFG_STR, NULL)},
-    {K(password_file, NGW_CFG_STR, NULL)},
+    NGW_CFG_KEY(struct mqtt_conf, "enabled", NGW_CFG_BOOL, "true", enabled),
+    NGW_CFG_KEY(struct mqtt_conf, "host", NGW_CFG_STR, "localhost", host),
+    NGW_CFG_KEY(struct mqtt_conf, "port", NGW_CFG_INT, "1883", port, .min = 1, .max = 65535),
+    NGW_CFG_KEY(struct mqtt_conf, "prefix", NGW_CFG_STR, "notecard", prefix),
+    NGW_CFG_KEY(struct mqtt_conf, "client_id", NGW_CFG_STR, NULL, client_id),
+    NGW_CFG_KEY(struct mqtt_conf, "protocol", NGW_CFG_ENUM, "3.1.1", protocol,
+                .choices = protocol_names),
+    NGW_CFG_KEY(struct mqtt_conf, "keepalive", NGW_CFG_DURATION, "60s", keepalive, .min = 5000,
+                .max = 65535000),
+    NGW_CFG_KEY(struct mqtt_conf, "tls", NGW_CFG_BOOL, "false", tls),
+    NGW_CFG_KEY(struct mqtt_conf, "ca_file", NGW_CFG_STR, NULL, ca_file),
+    NGW_CFG_KEY(struct mqtt_conf, "cert_file", NGW_CFG_STR, NULL, cert_file),
+    NGW_CFG_KEY(struct mqtt_conf, "key_file", NGW_CFG_STR, NULL, key_file),
+    NGW_CFG_KEY(struct mqtt_conf, "insecure", NGW_CFG_BOOL, "false", insecure),
+    NGW_CFG_KEY(struct mqtt_conf, "username", NGW_CFG_STR, NULL, username),
+    NGW_CFG_KEY(struct mqtt_conf, "password_file", NGW_CFG_STR, NULL, password_file),
     /* QoS 0 would let the broker drop what we promise to keep: 1 or 2 only. */
-    {K(qos, NGW_CFG_INT, "1"), .min = 1, .max = 2},
+    NGW_CFG_KEY(struct mqtt_conf, "qos", NGW_CFG_INT, "1", qos, .min = 1, .max = 2),
     /* 8 KiB: a note body must travel in one note.add request; at the Notecard's
      * I2C pacing (250 bytes per 250 ms) 8 KiB already holds the bus ~8 s, and
      * the card's own transfer unit (dfu.get chunks) is 8192 bytes. */
-    {K(max_payload, NGW_CFG_SIZE, "8K"), .min = 2, .max = 1 << 20},
-    {K(raw_requests, NGW_CFG_BOOL, "false")},
-    {K(reconnect_min, NGW_CFG_DURATION, "1s"), .min = 10, .max = 3600000},
-    {K(reconnect_max, NGW_CFG_DURATION, "60s"), .min = 10, .max = 3600000},
-    {K(session_expiry, NGW_CFG_DURATION, "0"), .min = 0, .max = 4294967000LL},
-    {K(ingest, NGW_CFG_ENUM, "client"), .choices = ingest_names},
+    NGW_CFG_KEY(struct mqtt_conf, "max_payload", NGW_CFG_SIZE, "8K", max_payload, .min = 2,
+                .max = 1 << 20),
+    NGW_CFG_KEY(struct mqtt_conf, "raw_requests", NGW_CFG_BOOL, "false", raw_requests),
+    NGW_CFG_KEY(struct mqtt_conf, "reconnect_min", NGW_CFG_DURATION, "1s", reconnect_min, .min = 10,
+                .max = 3600000),
+    NGW_CFG_KEY(struct mqtt_conf, "reconnect_max", NGW_CFG_DURATION, "60s", reconnect_max,
+                .min = 10, .max = 3600000),
+    NGW_CFG_KEY(struct mqtt_conf, "session_expiry", NGW_CFG_DURATION, "0", session_expiry, .min = 0,
+                .max = 4294967000LL),
+    NGW_CFG_KEY(struct mqtt_conf, "ingest", NGW_CFG_ENUM, "client", ingest,
+                .choices = ingest_names),
 };
-#undef K
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
 /* ---- configuration --------------------------------------------------------------- */

@@ -1,4 +1,4 @@
-"""Issue 3, end to end: notegwd against notecard-sim over serial (the simulator's pty) and
+"""The link end to end: notegwd against notecard-sim over serial (the simulator's pty) and
 over I2C (the LD_PRELOAD shim, the daemon's real i2c-dev code unchanged).
 - `notegw req '{"req":"card.version"}'` answers;
 - hub.set made to agree with [hub] once, not rewritten by a restart, redone on SIGHUP;

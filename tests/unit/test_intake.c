@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/config.h" /* the config module (autoconf's config.h is force-included) */
+#include "cfg.h"
 #include "intake.h"
 
 static const char conf_text[] = "[notefile.alarm.qo]\n"

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/config.h" /* the config module (autoconf's config.h is force-included) */
+#include "cfg.h"
 #include "link.h"
 #include "plugins-private.h"
 #include "store.h"
