@@ -4,7 +4,7 @@ daemon's real i2c-dev code runs): `notegw req` answers, and shows a card error t
 without a crc as the card's error; with 20% injected {io} errors every queued note reaches the
 hub exactly once, and so under garbled, shortened and CRC-damaged answers; over I2C every read
 is asked for first (the simulator counts reads without a [0][n] request); no request the daemon
-sent fails the schemas; a daemon-driven transcript replays."""
+sent fails the API check (api.json); a daemon-driven transcript replays."""
 import glob
 import json
 import os
