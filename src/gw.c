@@ -153,6 +153,8 @@ int gw_note_put_sync(struct gw *gw, const char *actor, const char *file, const c
 	free(compact);
 	if (r == -ENOSPC)
 		*why = "store full";
+	else if (r == -EAGAIN)
+		*why = "disk full";
 	else if (r < 0)
 		*why = "store could not commit the note";
 	if (r < 0) {
