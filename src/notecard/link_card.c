@@ -230,8 +230,10 @@ static int note_refused(struct link *l, const struct store_out *n, const char *w
 	l->fail_count++;
 	l->cnt.notes_failed++;
 	int r = store_out_failed(l->st, n->id, why);
-	if (r < 0)
-		return r;
+	if (r < 0) {
+		link_store_trouble(l, r, 0, 0);
+		return 0;
+	}
 	if (l->fail_count < SEMANTIC_TRIES)
 		return 0;
 	char *detail = xasprintf("%s seq %lld: %s", n->file, (long long)n->seq, why);
@@ -242,11 +244,15 @@ static int note_refused(struct link *l, const struct store_out *n, const char *w
 	l->cnt.notes_dropped++;
 	l->fail_id = 0;
 	l->fail_count = 0;
-	return store_out_sent(l->st, n->id);
+	r = store_out_sent(l->st, n->id);
+	if (r < 0)
+		link_store_trouble(l, r, n->id, n->seq);
+	return 0;
 }
 
 int link_drain(struct link *l, unsigned max_notes, bool *more)
 {
+	unsigned trouble = l->hold.events; /* a store failure in this pass stops it */
 	*more = false;
 	for (unsigned i = 0; i < max_notes; i++) {
 		bool room;
@@ -257,8 +263,10 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 			return 0;
 		struct store_out *n = NULL;
 		r = store_peek_out(l->st, &n);
-		if (r < 0)
-			return r;
+		if (r < 0) {
+			link_store_trouble(l, r, 0, 0);
+			return 0;
+		}
 		if (!n)
 			return 0;
 		json_t *req = NULL, *rsp = NULL;
@@ -281,6 +289,8 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 			store_out_free(n);
 			if (r < 0)
 				return r;
+			if (l->hold.events != trouble)
+				return 0;
 			continue;
 		}
 		struct link_tmpl_note tn;
@@ -296,11 +306,17 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 		const char *err = err_of(rsp);
 		if (!err) {
 			link_tmpl_sent(l, n->file, &tn);
-			r = store_out_sent(l->st, n->id);
 			l->cnt.notes_sent++;
 			l->pending_on_card++;
 			if (l->fail_id == n->id)
 				l->fail_id = 0;
+			/* The card has it: a mark that cannot commit is the store's trouble,
+			 * never the card's. The mark waits in memory (the link holds); the
+			 * note is not sent again meanwhile. */
+			r = store_out_sent(l->st, n->id);
+			if (r < 0)
+				link_store_trouble(l, r, n->id, n->seq);
+			r = 0;
 		} else if (has_token(err, hold_tokens)) {
 			log_info("card: %s: holding notes (%s)", n->file, err);
 			l->card_full = true;
@@ -315,11 +331,73 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 		store_out_free(n);
 		if (r < 0)
 			return r;
-		if (l->card_full)
+		if (l->card_full || l->hold.events != trouble)
 			return 0;
 	}
 	*more = true;
 	return 0;
+}
+
+/* ---- a store that cannot be written ---------------------------------------------- */
+#define HOLD_MIN_MS 1000
+#define HOLD_MAX_MS 30000
+
+void link_store_trouble(struct link *l, int r, int64_t sent_id, int64_t sent_seq)
+{
+	uint64_t now = clock_ms(l);
+	l->hold.events++;
+	if (sent_id) {
+		l->hold.sent_id = sent_id;
+		l->hold.sent_seq = sent_seq;
+	}
+	if (!l->hold.err) {
+		l->hold.since_ms = now;
+		l->hold.backoff_ms = 0;
+		if (l->hold.sent_id)
+			log_err("link: the store cannot be written (%s): note seq %lld went to the "
+			        "card and waits to be marked sent; holding the queue, the card "
+			        "stays up, retrying with backoff",
+			        r == -EAGAIN ? "disk full" : strerror(-r), (long long)sent_seq);
+		else
+			log_err("link: the store cannot be written (%s): holding the queue, the "
+			        "card stays up, retrying with backoff",
+			        r == -EAGAIN ? "disk full" : strerror(-r));
+		link_emit(l, LEV_AUDIT, 0, "store-hold", r == -EAGAIN ? "disk full" : strerror(-r));
+	}
+	l->hold.err = r;
+	l->hold.backoff_ms = l->hold.backoff_ms ? l->hold.backoff_ms * 2 : HOLD_MIN_MS;
+	if (l->hold.backoff_ms > HOLD_MAX_MS)
+		l->hold.backoff_ms = HOLD_MAX_MS;
+	l->hold.retry_at = now + l->hold.backoff_ms;
+	link_emit(l, LEV_STATUS, 0, NULL, NULL);
+}
+
+bool link_store_ready(struct link *l)
+{
+	if (!l->hold.err)
+		return true;
+	if (clock_ms(l) < l->hold.retry_at)
+		return false;
+	if (l->hold.sent_id) {
+		int r = store_out_sent(l->st, l->hold.sent_id);
+		if (r < 0) {
+			link_store_trouble(l, r, 0, 0);
+			return false;
+		}
+		l->hold.sent_id = 0;
+	}
+	return true;
+}
+
+void link_store_settled(struct link *l, unsigned events_before)
+{
+	if (!l->hold.err || l->hold.events != events_before || l->hold.sent_id)
+		return;
+	log_notice("link: the store can be written again after %llu s; the queue drains",
+	           (unsigned long long)((clock_ms(l) - l->hold.since_ms) / 1000));
+	link_emit(l, LEV_AUDIT, 0, "store-resumed", NULL);
+	memset(&l->hold, 0, sizeof(l->hold));
+	link_emit(l, LEV_STATUS, 0, NULL, NULL);
 }
 
 /* ---- inbound ----------------------------------------------------------------------- */
@@ -333,8 +411,11 @@ static int store_note(struct link *l, const char *file, const char *note, json_t
 	int64_t id = 0;
 	int r = store_inbound_add(l->st, file, note, btext, payload, time, &id);
 	free(btext);
-	if (r < 0)
-		return r;
+	if (r < 0) {
+		/* left on the card, which offers it again once the store can take it */
+		link_store_trouble(l, r, 0, 0);
+		return -EAGAIN;
+	}
 	if (r == 0) {
 		l->cnt.inbound++;
 		if (!*first)
@@ -363,7 +444,8 @@ static int pull_queue(struct link *l, const char *file, int64_t *first)
 		r = store_note(l, file, NULL, rsp, first);
 		json_decref(rsp);
 		if (r < 0)
-			return r;
+			return r == -EAGAIN ? 0
+			                    : r; /* the store holds: the note stays on the card */
 		r = ask(l, json_pack("{s:s,s:s,s:b}", "req", "note.get", "file", file, "delete", 1),
 		        &rsp);
 		if (r < 0)
@@ -374,7 +456,7 @@ static int pull_queue(struct link *l, const char *file, int64_t *first)
 			r = store_note(l, file, NULL, rsp, first);
 		json_decref(rsp);
 		if (r < 0)
-			return r;
+			return r == -EAGAIN ? 0 : r;
 	}
 	return 0;
 }
@@ -409,7 +491,7 @@ static int pull_db(struct link *l, const char *file, int64_t *first)
 		size_t n = json_object_size(notes);
 		json_decref(rsp);
 		if (r < 0)
-			return r;
+			return r == -EAGAIN ? 0 : r;
 		if (n < 10)
 			return 0;
 	}
@@ -418,6 +500,7 @@ static int pull_db(struct link *l, const char *file, int64_t *first)
 
 int link_inbound(struct link *l)
 {
+	unsigned trouble = l->hold.events;
 	json_t *rsp;
 	int r = ask(l, json_pack("{s:s}", "req", "file.changes"), &rsp);
 	if (r < 0)
@@ -435,11 +518,11 @@ int link_inbound(struct link *l)
 		    json_integer_value(json_object_get(v, "changes")) <= 0)
 			continue;
 		r = is_db(file) ? pull_db(l, file, &first) : pull_queue(l, file, &first);
-		if (r < 0)
+		if (r < 0 || l->hold.events != trouble)
 			break;
 	}
 	json_decref(rsp);
-	if (r == 0)
+	if (r == 0 && l->hold.events == trouble)
 		l->db_started = true;
 	if (first)
 		link_emit(l, LEV_INBOUND, first, NULL, NULL);
@@ -637,6 +720,15 @@ void link_publish_status(struct link *l)
 	json_object_set_new(link, "counters", c);
 	json_object_set_new(link, "pending_on_card", json_integer(l->pending_on_card));
 	json_object_set_new(link, "card_full", json_boolean(l->card_full));
+	if (l->hold.err) {
+		/* the queue is held for the store, not the card: say why and since when */
+		json_t *h = json_pack("{s:s,s:I}", "error",
+		                      l->hold.err == -EAGAIN ? "disk full" : strerror(-l->hold.err),
+		                      "retry_in_ms", (json_int_t)l->hold.backoff_ms);
+		if (h && l->hold.sent_seq && l->hold.sent_id)
+			json_object_set_new(h, "sent_unmarked_seq", json_integer(l->hold.sent_seq));
+		json_object_set_new(link, "store_hold", h);
+	}
 	json_t *snap = json_pack("{s:o,s:o,s:o,s:o*}", "notecard", card, "hub", hub, "link", link,
 	                         "notefiles", link_tmpl_status(l));
 	pthread_mutex_lock(&l->mu);

@@ -36,6 +36,7 @@ struct store {
 };
 static struct store fake_store;
 static int store_open_err;
+static int store_sent_err, store_in_err; /* a full disk: marks and inbound fail */
 
 int store_open(const char *path, const struct store_opts *opts, struct store **out)
 {
@@ -103,6 +104,8 @@ static int fs_find(int64_t id)
 }
 int store_out_sent(struct store *st, int64_t id)
 {
+	if (store_sent_err)
+		return store_sent_err;
 	int i = fs_find(id);
 	assert_true(i >= 0);
 	store_out_free(st->out[i]);
@@ -120,6 +123,8 @@ int store_out_failed(struct store *st, int64_t id, const char *why)
 int store_inbound_add(struct store *st, const char *file, const char *note, const char *body,
                       const char *payload, int64_t time, int64_t *id_out)
 {
+	if (store_in_err)
+		return store_in_err;
 	for (size_t i = 0; i < st->n_in; i++)
 		if (!strcmp(st->in[i].file, file) && st->in[i].time == time &&
 		    !strcmp(st->in[i].body ?: "", body ?: ""))
@@ -150,6 +155,7 @@ static void fs_clear(void)
 		free(fake_store.in[i].body);
 	}
 	memset(&fake_store, 0, sizeof(fake_store));
+	store_sent_err = store_in_err = 0;
 }
 
 /* ---- a stand-in for the crypto module: reversible, visibly "sealed" ---------- */
@@ -404,6 +410,66 @@ static void test_io_errors_retried(void **state)
 	assert_int_equal(json_array_size(F->added), 10);
 }
 
+/* The card took a note but its "sent" mark cannot commit (a full disk): the store's
+ * condition, not the card's. The link keeps the card, holds the queue (the note is
+ * never sent again), leaves inbound notes on the card, says so in the status, and
+ * commits the mark and drains by itself once the store can be written. */
+static void test_store_full_holds(void **state)
+{
+	for (int i = 0; i < 5; i++)
+		fs_add("data.qo", "{}", 0);
+	json_array_append_new(F->inq, json_pack("{s:{s:i},s:i}", "body", "cmd", 1, "time", 100));
+	assert_int_equal(link_probe(L), 0);
+	L->state = LINK_READY;
+	store_sent_err = store_in_err = -EAGAIN;
+	bool more;
+	assert_int_equal(link_drain(L, 16, &more), 0); /* not a card failure */
+	assert_int_equal(json_array_size(F->added), 1);
+	assert_int_equal(L->hold.err, -EAGAIN);
+	assert_int_equal(L->hold.sent_id, 1);
+	struct link_ev *e = take_ev(LEV_AUDIT);
+	assert_non_null(e);
+	assert_string_equal(e->a, "store-hold");
+	ev_done(e);
+	/* an inbound note stays on the card */
+	assert_int_equal(link_inbound(L), 0);
+	assert_int_equal(json_array_size(F->inq), 1);
+	link_publish_status(L);
+	json_t *h = json_object_get(json_object_get(L->status, "link"), "store_hold");
+	assert_string_equal(json_string_value(json_object_get(h, "error")), "disk full");
+	assert_int_equal(json_integer_value(json_object_get(h, "sent_unmarked_seq")), 1);
+	/* held: retries back off and never send the note again */
+	for (int i = 0; i < 20; i++) {
+		fakeclock_sleep_us(&F->clk, 500 * 1000);
+		if (link_store_ready(L)) {
+			unsigned ev = L->hold.events;
+			assert_int_equal(link_drain(L, 16, &more), 0);
+			link_store_settled(L, ev);
+		}
+	}
+	assert_int_equal(json_array_size(F->added), 1);
+	assert_int_equal(fake_store.n_out, 5);
+	assert_true(L->hold.backoff_ms >= 4000);
+	assert_null(take_ev(LEV_AUDIT)); /* said once */
+	/* space returns: the mark commits, the queue drains, the hold is over */
+	store_sent_err = store_in_err = 0;
+	fakeclock_sleep_us(&F->clk, 31 * 1000 * 1000);
+	assert_true(link_store_ready(L));
+	unsigned ev = L->hold.events;
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(link_inbound(L), 0);
+	link_store_settled(L, ev);
+	assert_int_equal(L->hold.err, 0);
+	assert_int_equal(fake_store.n_out, 0);
+	assert_int_equal(json_array_size(F->added), 5); /* each note once */
+	assert_int_equal(json_array_size(F->inq), 0);
+	assert_int_equal(fake_store.n_in, 1);
+	e = take_ev(LEV_AUDIT);
+	assert_non_null(e);
+	assert_string_equal(e->a, "store-resumed");
+	ev_done(e);
+}
+
 static void test_inbound_crash_safe(void **state)
 {
 	json_array_append_new(F->inq, json_pack("{s:{s:i},s:i}", "body", "cmd", 1, "time", 100));
@@ -643,6 +709,7 @@ int main(void)
 	    T(test_sealed_waits_for_key),
 	    T(test_io_errors_retried),
 	    T(test_inbound_crash_safe),
+	    T(test_store_full_holds),
 	    T(test_attn_arm),
 	    T(test_env),
 	    T(test_note_request_seal),
