@@ -194,6 +194,10 @@ static void dispatch(struct link *l)
 			if (e->cb)
 				e->cb(e->ud, e->err, e->b);
 			break;
+		case LEV_ERROR:
+			if (c->error)
+				c->error(c->ud, e->a, e->b);
+			break;
 		}
 		ev_free(e);
 		e = next;

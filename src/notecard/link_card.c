@@ -424,6 +424,53 @@ static int store_note(struct link *l, const char *file, const char *note, json_t
 	return 0;
 }
 
+#define QUARANTINE_KEEP 16384 /* bytes of a quarantined answer kept in the audit log */
+
+static bool unreadable(int r)
+{
+	return r == -EPROTO || r == -EMSGSIZE;
+}
+
+/* The head of an inbound queue came whole but cannot be taken (-EPROTO: not a JSON
+ * object we accept, a body with \u0000 or duplicate keys; -EMSGSIZE: longer than the
+ * receive buffer). Asking again gets the same answer, so it would block every note
+ * behind it: its raw text goes to the audit log (durably, before the card forgets
+ * it), then it is taken off the card and reported on the error channels.
+ * 0 when done, -EAGAIN when the store holds, or the card's error. */
+static int quarantine(struct link *l, const char *file, int why)
+{
+	size_t len;
+	const char *raw = card_last_answer(l->card, &len);
+	size_t keep = len > QUARANTINE_KEEP ? QUARANTINE_KEEP : len;
+	const char *what = why == -EMSGSIZE ? "longer than the receive buffer"
+	                                    : "not a JSON object the gateway accepts";
+	char *detail = xasprintf("%s: %s; %zu bytes%s: %.*s", file, what, len,
+	                         keep < len ? " (start kept)" : "", (int)keep, raw);
+	if (!detail)
+		return -ENOMEM;
+	int r = store_audit(l->st, "card", "inbound-quarantined", detail);
+	free(detail);
+	if (r < 0) {
+		link_store_trouble(l, r, 0, 0);
+		return -EAGAIN;
+	}
+	/* note.get with delete answers with that same note: it fails the same way, and
+	 * is not retried (card_request), so only this note goes */
+	json_t *rsp = NULL;
+	r = ask(l, json_pack("{s:s,s:s,s:b}", "req", "note.get", "file", file, "delete", 1), &rsp);
+	json_decref(rsp);
+	if (r < 0 && !unreadable(r))
+		return r; /* the next pass finds it again (and audits it again) */
+	l->cnt.inbound_quarantined++;
+	char *msg = xasprintf("inbound note in %s %s (%zu bytes): taken off the card, its text "
+	                      "kept in the audit log (inbound-quarantined)",
+	                      file, what, len);
+	log_err("card: %s", msg ? msg : file);
+	link_emit(l, LEV_ERROR, 0, "inbound", msg ? msg : file);
+	free(msg);
+	return 0;
+}
+
 /* A queue: peek, commit to the store, then pop. A crash between the two leaves
  * the note on the card; the next peek finds it again and the store recognises
  * the duplicate. */
@@ -432,6 +479,16 @@ static int pull_queue(struct link *l, const char *file, int64_t *first)
 	for (int k = 0; k < 100; k++) {
 		json_t *rsp;
 		int r = ask(l, json_pack("{s:s,s:s}", "req", "note.get", "file", file), &rsp);
+		/* a peek is harmless to repeat: once more, so a line garbled on the way
+		 * (no crc to tell) is not taken for the card's answer */
+		if (unreadable(r))
+			r = ask(l, json_pack("{s:s,s:s}", "req", "note.get", "file", file), &rsp);
+		if (unreadable(r)) {
+			r = quarantine(l, file, r);
+			if (r < 0)
+				return r == -EAGAIN ? 0 : r;
+			continue;
+		}
 		if (r < 0)
 			return r;
 		const char *err = err_of(rsp);
@@ -707,7 +764,7 @@ void link_publish_status(struct link *l)
 	if (l->card)
 		card_counters(l->card, &cc);
 	json_t *c = json_pack(
-	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
+	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
 	    (json_int_t)cc.requests, "retries", (json_int_t)cc.retries, "resets",
 	    (json_int_t)cc.resets, "timeouts", (json_int_t)cc.timeouts, "crc_errors",
 	    (json_int_t)cc.crc_errors, "io_errors", (json_int_t)cc.io_errors, "notes_sent",
@@ -716,7 +773,8 @@ void link_publish_status(struct link *l)
 	    (json_int_t)l->cnt.inbound, "env_changes", (json_int_t)l->cnt.env_changes, "hub_sets",
 	    (json_int_t)l->cnt.hub_sets, "attn", (json_int_t)l->cnt.attn, "probes",
 	    (json_int_t)l->cnt.probes, "bytes_out", (json_int_t)(t ? t->bytes_out : 0), "bytes_in",
-	    (json_int_t)(t ? t->bytes_in : 0));
+	    (json_int_t)(t ? t->bytes_in : 0), "inbound_quarantined",
+	    (json_int_t)l->cnt.inbound_quarantined);
 	json_object_set_new(link, "counters", c);
 	json_object_set_new(link, "pending_on_card", json_integer(l->pending_on_card));
 	json_object_set_new(link, "card_full", json_boolean(l->card_full));

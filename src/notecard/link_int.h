@@ -65,12 +65,12 @@ int link_note_request(const struct link_opts *o, const struct crypto_key *pub,
                       const char *gateway_id, const struct store_out *n, json_t **req);
 
 /* Events for the loop thread. */
-enum link_ev_kind { LEV_INBOUND, LEV_ENV, LEV_STATUS, LEV_AUDIT, LEV_REPLY };
+enum link_ev_kind { LEV_INBOUND, LEV_ENV, LEV_STATUS, LEV_AUDIT, LEV_REPLY, LEV_ERROR };
 struct link_ev {
 	struct link_ev *next;
 	enum link_ev_kind kind;
 	int64_t id;
-	char *a, *b; /* env name/value, audit action/detail, reply text */
+	char *a, *b; /* env name/value, audit action/detail, error source/text, reply text */
 	int err;
 	ngw_reply_cb cb;
 	void *ud;
@@ -87,7 +87,7 @@ enum link_state { LINK_STARTING, LINK_READY, LINK_ABSENT, LINK_SILENT, LINK_STOR
 
 struct link_counters {
 	uint64_t notes_sent, notes_failed, notes_dropped, inbound, env_changes, hub_sets, attn,
-	    raw_requests, probes;
+	    raw_requests, probes, inbound_quarantined;
 };
 
 struct link {

@@ -136,6 +136,16 @@ int store_inbound_add(struct store *st, const char *file, const char *note, cons
 	*id_out = (int64_t)st->n_in + 100;
 	return 0;
 }
+static char *audited[8]; /* "action detail" of store_audit rows */
+static size_t n_audited;
+int store_audit(struct store *st, const char *actor, const char *action, const char *detail)
+{
+	if (store_in_err)
+		return store_in_err;
+	if (n_audited < 8)
+		audited[n_audited++] = xasprintf("%s %s", action, detail ? detail : "");
+	return 0;
+}
 /* the kv the link keeps learned templates in (link_tmpl.c): nothing kept here */
 int store_kv_get(struct store *st, const char *key, char **value)
 {
@@ -156,6 +166,9 @@ static void fs_clear(void)
 	}
 	memset(&fake_store, 0, sizeof(fake_store));
 	store_sent_err = store_in_err = 0;
+	for (size_t i = 0; i < n_audited; i++)
+		free(audited[i]);
+	n_audited = 0;
 }
 
 /* ---- a stand-in for the crypto module: reversible, visibly "sealed" ---------- */
@@ -497,6 +510,38 @@ static void test_inbound_crash_safe(void **state)
 	assert_int_equal(L->cnt.inbound, 2);
 }
 
+/* An inbound note the gateway cannot parse (a body with \u0000, duplicate keys) is
+ * moved off the card into the audit log and reported; the notes behind it arrive. */
+static void test_inbound_unparseable_quarantined(void **state)
+{
+	json_array_append_new(F->inq, json_string("{\"body\":{\"a\":\"x\\u0000y\"},\"time\":100}"));
+	json_array_append_new(F->inq, json_string("{\"body\":{\"a\":1,\"a\":2},\"time\":101}"));
+	json_array_append_new(F->inq,
+	                      json_pack("{s:{s:s},s:i}", "body", "write", "coil", "time", 102));
+	assert_int_equal(link_probe(L), 0);
+	assert_int_equal(link_inbound(L), 0); /* not a card failure */
+	assert_int_equal(json_array_size(F->inq), 0);
+	assert_int_equal(fake_store.n_in, 1);
+	assert_string_equal(fake_store.in[0].body, "{\"write\":\"coil\"}");
+	assert_int_equal(L->cnt.inbound_quarantined, 2);
+	assert_int_equal(n_audited, 2);
+	assert_non_null(strstr(audited[0], "inbound-quarantined data.qi"));
+	assert_non_null(strstr(audited[0], "x\\u0000y")); /* the raw text is kept */
+	assert_non_null(strstr(audited[1], "\"a\":1,\"a\":2"));
+	int errors = 0;
+	struct link_ev *e;
+	while ((e = take_ev(LEV_ERROR))) {
+		assert_string_equal(e->a, "inbound");
+		assert_non_null(strstr(e->b, "data.qi"));
+		errors++;
+		ev_done(e);
+	}
+	assert_int_equal(errors, 2);
+	link_publish_status(L);
+	json_t *c = json_object_get(json_object_get(L->status, "link"), "counters");
+	assert_int_equal(json_integer_value(json_object_get(c, "inbound_quarantined")), 2);
+}
+
 static void test_attn_arm(void **state)
 {
 	assert_int_equal(link_probe(L), 0);
@@ -710,6 +755,7 @@ int main(void)
 	    T(test_io_errors_retried),
 	    T(test_inbound_crash_safe),
 	    T(test_store_full_holds),
+	    T(test_inbound_unparseable_quarantined),
 	    T(test_attn_arm),
 	    T(test_env),
 	    T(test_note_request_seal),
