@@ -60,12 +60,14 @@ struct store {
 	int64_t add_count, add_bytes;
 	int page_size;
 	char gateway_id[17];
-	int64_t refused;  /* refusals by this connection */
-	bool refusing;    /* logged "refusing"; log again when accepting */
-	bool suspect;     /* met a corrupt page; <path>.suspect written */
-	bool disk_full;   /* a write met a full disk; said once, until a commit succeeds */
-	bool reserve_off; /* no disk reserve can exist here (store_reserve.c) */
-	bool gated;       /* producers refused for a full disk (store_reserve_gate) */
+	int64_t refused;     /* refusals by this connection */
+	bool refusing;       /* logged "refusing"; log again when accepting */
+	bool suspect;        /* met a corrupt page; <path>.suspect written */
+	bool disk_full;      /* a write met a full disk; said once, until a commit succeeds */
+	bool reserve_off;    /* no disk reserve can exist here (store_reserve.c) */
+	bool gated;          /* producers refused for a full disk (store_reserve_gate) */
+	int busy_ms;         /* the busy timeout given at open */
+	uint64_t relieve_at; /* CLOCK_MONOTONIC ms: the next checkpoint on a full disk */
 	uint64_t bytes_written;
 };
 
@@ -82,6 +84,9 @@ void store_reserve_init(struct store *st);
 void store_disk_full(struct store *st);
 void store_disk_ok(struct store *st);
 int store_reserve_gate(struct store *st);
+/* On a full disk, outside a transaction, at most once a second: checkpoint and
+ * truncate the WAL (store_checkpoint), which gives its space back. */
+void store_relieve(struct store *st);
 
 /* Fail the open transaction (if any) with err: later calls in it and the commit
  * return err. */

@@ -370,6 +370,7 @@ int store_begin(struct store *st)
 		return -EROFS;
 	if (st->in_txn)
 		return -EBUSY;
+	store_relieve(st);
 	int err = store_step_done(st, store_stmt(st, Q_BEGIN));
 	if (err < 0)
 		return err;
@@ -739,6 +740,7 @@ static int open_once(struct store *st, int timeout_ms, uint64_t full_max)
 		store_share_files(st->path);
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, timeout_ms);
+	st->busy_ms = timeout_ms;
 	int err = quick_check(st, full_max);
 	if (err < 0)
 		return err;
@@ -757,12 +759,11 @@ static int open_once(struct store *st, int timeout_ms, uint64_t full_max)
 		if (err < 0)
 			return err == -EBADMSG ? -EIO : err;
 		/* FULL: the WAL is fsynced at every commit, so an acknowledged note survives a
-		 * power cut. A 4 MiB cap on the idle WAL keeps flash use bounded. A
-		 * checkpoint every 256 pages (1 MiB) keeps what a checkpoint must add to the
-		 * database within the disk reserve (store_reserve.c). */
-		if ((err = exec(st, "pragmas",
-		                "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 4194304; "
-		                "PRAGMA wal_autocheckpoint = 256;")) < 0)
+		 * power cut. A 4 MiB cap on the idle WAL keeps flash use bounded. (How often
+		 * it is checkpointed follows the disk: store_reserve_init.) */
+		if ((err = exec(
+		         st, "pragmas",
+		         "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 4194304;")) < 0)
 			return err == -EBADMSG ? -EIO : err;
 	}
 	if ((err = migrate(st)) < 0)

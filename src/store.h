@@ -101,6 +101,11 @@ int store_out_failed(struct store *st, int64_t id, const char *why);
 /* Did the last write of this connection meet a full disk (and no commit succeed
  * since)? */
 bool store_is_disk_full(struct store *st);
+/* Copy the WAL into the database and truncate it to nothing (wal_checkpoint(TRUNCATE),
+ * waiting at most 200 ms for other connections): on a disk the WAL filled, this is what
+ * gives space back. Not inside a transaction. 0, -EBUSY (another connection kept part
+ * of the WAL), -EAGAIN (no room to copy it yet) or -errno. */
+int store_checkpoint(struct store *st);
 
 /* ---- inbound ------------------------------------------------------------------- */
 struct store_in {

@@ -378,6 +378,8 @@ bool link_store_ready(struct link *l)
 		return true;
 	if (clock_ms(l) < l->hold.retry_at)
 		return false;
+	/* a WAL that filled the disk gives its space back only through a checkpoint */
+	(void)store_checkpoint(l->st);
 	if (l->hold.sent_id) {
 		int r = store_out_sent(l->st, l->hold.sent_id);
 		if (r < 0) {
