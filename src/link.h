@@ -13,7 +13,7 @@ struct cfg;
 
 /* What the link tells the main loop (delivered on the loop thread). */
 struct link_events {
-	void (*inbound)(void *ud, int64_t first_id);         /* new inbound notes stored */
+	void (*inbound)(void *ud);                            /* new inbound notes stored */
 	void (*env)(void *ud, const char *name, const char *value);
 	void (*status)(void *ud);                             /* card/hub state changed  */
 	void (*audit)(void *ud, const char *action, const char *detail); /* hub.set etc. */

@@ -9,7 +9,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "../config.h" /* the config module (autoconf's config.h is force-included) */
+#include "cfg.h"
 #include "crypto.h"
 #include "log.h"
 #include "notecard/attn.h"
@@ -176,7 +176,7 @@ static void dispatch(struct link *l)
 		switch (e->kind) {
 		case LEV_INBOUND:
 			if (c->inbound)
-				c->inbound(c->ud, e->id);
+				c->inbound(c->ud);
 			break;
 		case LEV_ENV:
 			if (c->env)

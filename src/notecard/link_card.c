@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../config.h" /* the config module (autoconf's config.h is force-included) */
+#include "cfg.h"
 #include "log.h"
+#include "notegw/notefile.h"
 #include "notecard/link_int.h"
 #include "store.h"
 #include "util.h"
@@ -49,25 +50,6 @@ static int ask(struct link *l, json_t *req, json_t **rsp)
 static const char *err_of(json_t *rsp)
 {
 	return json_string_value(json_object_get(rsp, "err"));
-}
-
-static bool is_inbound_file(const char *f)
-{
-	size_t n = strlen(f);
-	static const char *const sfx[] = {".qi", ".qis", ".db", ".dbs", NULL};
-	for (int i = 0; sfx[i]; i++) {
-		size_t k = strlen(sfx[i]);
-		if (n > k && strcmp(f + n - k, sfx[i]) == 0)
-			return true;
-	}
-	return false;
-}
-
-static bool is_db(const char *f)
-{
-	size_t n = strlen(f);
-	return (n > 3 && strcmp(f + n - 3, ".db") == 0) ||
-	       (n > 4 && strcmp(f + n - 4, ".dbs") == 0);
 }
 
 static void add_in_file(struct link *l, const char *f)
@@ -570,13 +552,13 @@ int link_inbound(struct link *l)
 	json_t *v;
 	json_object_foreach(info, file, v)
 	{
-		if (!is_inbound_file(file))
+		if (!ngw_notefile_suffix_in(file))
 			continue;
 		add_in_file(l, file);
 		if (json_integer_value(json_object_get(v, "total")) <= 0 &&
 		    json_integer_value(json_object_get(v, "changes")) <= 0)
 			continue;
-		r = is_db(file) ? pull_db(l, file, &first) : pull_queue(l, file, &first);
+		r = ngw_notefile_is_db(file) ? pull_db(l, file, &first) : pull_queue(l, file, &first);
 		if (r < 0 || l->hold.events != trouble)
 			break;
 	}

@@ -4,7 +4,7 @@ libngw_la_SOURCES += src/notecard/timing.c src/notecard/timing.h src/notecard/tr
 	src/notecard/serial.c src/notecard/card.c src/notecard/card.h \
 	src/notecard/attn.c src/notecard/attn.h src/notecard/link_int.h src/notecard/link.c \
 	src/notecard/link_card.c src/notecard/link_note.c
-# note templates (issue 10)
+# note templates
 libngw_la_SOURCES += src/notecard/template.c src/notecard/template.h src/notecard/link_tmpl.c
 
 if HAVE_CMOCKA
@@ -40,7 +40,7 @@ bench_link_bench_SOURCES = bench/link_bench.c
 bench_link_bench_CFLAGS = $(NGW_CFLAGS)
 bench_link_bench_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD) -lutil
 
-# note templates (issue 10): unit and integration tests; bench (not run by make check):
+# note templates: unit and integration tests; bench (not run by make check):
 # bytes on the air per note, JSON vs templated
 noinst_PROGRAMS += bench/template_bench
 bench_template_bench_SOURCES = bench/template_bench.c

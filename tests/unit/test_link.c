@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "../../src/config.h"
+#include "cfg.h"
 #include "crypto.h"
 #include "fakecard.h"
 #include "notecard/attn.h"
