@@ -558,7 +558,8 @@ int link_inbound(struct link *l)
 		if (json_integer_value(json_object_get(v, "total")) <= 0 &&
 		    json_integer_value(json_object_get(v, "changes")) <= 0)
 			continue;
-		r = ngw_notefile_is_db(file) ? pull_db(l, file, &first) : pull_queue(l, file, &first);
+		r = ngw_notefile_is_db(file) ? pull_db(l, file, &first)
+		                             : pull_queue(l, file, &first);
 		if (r < 0 || l->hold.events != trouble)
 			break;
 	}
