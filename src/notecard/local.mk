@@ -35,7 +35,7 @@ TESTS += tests/integration/test_link_sim.py tests/integration/test_link_daemon.p
 
 # bench (not part of make check): notes/s over the link against the pacing limit
 noinst_PROGRAMS += bench/link_bench
-bench_link_bench_SOURCES = bench/link_bench.c
+bench_link_bench_SOURCES = bench/link_bench.c bench/vcard.c bench/vcard.h
 bench_link_bench_CFLAGS = $(NGW_CFLAGS)
 bench_link_bench_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD) -lutil
 
