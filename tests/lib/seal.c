@@ -86,7 +86,7 @@ int main(int argc, char **argv)
 		if (s)
 			puts(s);
 		free(s);
-	} else {
+	} else if (r < 0) {
 		fprintf(stderr, "seal: %s\n", strerror(-r));
 	}
 	json_decref(env);
