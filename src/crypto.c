@@ -1,7 +1,9 @@
-/* End-to-end envelopes for note bodies (docs/encryption.md is the contract).
- * P-384: HPKE (RFC 9180) base mode, DHKEM(P-384, HKDF-SHA384) + HKDF-SHA384 +
- * AES-256-GCM, single shot, with the ephemeral key sent compressed. RSA: OAEP-SHA256
- * wraps a fresh AES-256 key and nonce. Built from EVP calls: OpenSSL 3.0 has no HPKE. */
+/* End-to-end encryption of note bodies (docs/encryption.md is the contract).
+ * Sealed payloads (v2, P-384): HPKE (RFC 9180) base mode, DHKEM(P-384, HKDF-SHA384) +
+ * HKDF-SHA384 + AES-256-GCM, one sender context per batch of notes with sequence
+ * numbers, the ephemeral key sent compressed. Envelope bodies (v1): P-384 HPKE single
+ * shot, or RSA-OAEP-SHA256 wrapping a fresh AES-256 key and nonce. Built from EVP
+ * calls: OpenSSL 3.0 has no HPKE. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
