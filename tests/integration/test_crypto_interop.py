@@ -289,6 +289,19 @@ with tempfile.TemporaryDirectory() as tmp:
         check(len(base64.b64decode(ex_env["data"])) == 92, "worked example: 92 bytes as stated")
     else:
         check(False, "worked example found in docs/encryption.md")
+    m_v2 = [j for j in jsons if j.startswith('{"file":"data.qo","body":{"_id":') and '"payload"' in j]
+    if m_key and len(m_v2) == 1 and len(m_pt) == 1:
+        ev = json.loads(m_v2[0])
+        raw = base64.b64decode(ev["payload"])
+        check(len(raw) == 95 and raw[0] == 2 and raw[50:52] == b"\x00\x01",
+              "v2 worked example: 95 bytes, kind 02, seq 1 as stated")
+        check(open_event(load_priv(kp), ev) == m_pt[0].encode(),
+              "v2 worked example: the reference code opens it to the printed plaintext")
+        r = run(notegw + ["decrypt", "--key", kp, m_v2[0]])
+        check(r.returncode == 0 and r.stdout.decode().rstrip("\n") == m_pt[0],
+              "v2 worked example: notegw decrypt opens it to the printed plaintext")
+    else:
+        check(False, "v2 worked example found in docs/encryption.md")
 
 print(f"{'FAILED' if failures else 'passed'}: {failures} failure(s)")
 sys.exit(1 if failures else 0)
