@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -675,6 +676,62 @@ static void t_payload_p384(void **state)
 	assert_null(p);
 }
 
+/* Two threads sealing with one key never share a (context, sequence number) pair:
+ * each pair is a nonce, and a nonce used twice under one key breaks GCM. */
+#define RACE_NOTES 300
+struct racer {
+	const struct crypto_key *pub;
+	uint8_t hdr[RACE_NOTES][CRYPTO_PAYLOAD_HDR_LEN];
+	int failed;
+};
+
+static void *race(void *arg)
+{
+	struct racer *rc = arg;
+	for (int i = 0; i < RACE_NOTES; i++) {
+		uint8_t *p = NULL;
+		size_t n = 0;
+		if (crypto_seal_payload(rc->pub, "{}", 2, &p, &n) < 0) {
+			rc->failed = 1;
+			return NULL;
+		}
+		memcpy(rc->hdr[i], p, CRYPTO_PAYLOAD_HDR_LEN);
+		free(p);
+	}
+	return NULL;
+}
+
+static int hdr_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, CRYPTO_PAYLOAD_HDR_LEN);
+}
+
+static void t_payload_threads(void **state)
+{
+	struct keys *ks = *state;
+	struct racer *r = calloc(2, sizeof(*r));
+	pthread_t th[2];
+	assert_non_null(r);
+	for (int i = 0; i < 2; i++) {
+		r[i].pub = ks->p384_pub;
+		assert_int_equal(pthread_create(&th[i], NULL, race, &r[i]), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		assert_false(r[i].failed);
+	}
+	/* both threads' headers in one array, sorted: no two alike */
+	uint8_t(*all)[CRYPTO_PAYLOAD_HDR_LEN] = calloc(2 * RACE_NOTES, CRYPTO_PAYLOAD_HDR_LEN);
+	assert_non_null(all);
+	memcpy(all, r[0].hdr, sizeof(r[0].hdr));
+	memcpy(all + RACE_NOTES, r[1].hdr, sizeof(r[1].hdr));
+	qsort(all, 2 * RACE_NOTES, CRYPTO_PAYLOAD_HDR_LEN, hdr_cmp);
+	for (int i = 1; i < 2 * RACE_NOTES; i++)
+		assert_int_not_equal(hdr_cmp(all[i - 1], all[i]), 0);
+	free(all);
+	free(r);
+}
+
 static void t_unsupported_keys(void **state)
 {
 	struct keys *ks = *state;
@@ -714,6 +771,7 @@ int main(void)
 	    cmocka_unit_test(t_not_envelope),     cmocka_unit_test(t_seal_limits),
 	    cmocka_unit_test(t_key_permissions),  cmocka_unit_test(t_secure_heap),
 	    cmocka_unit_test(t_unsupported_keys), cmocka_unit_test(t_payload_p384),
+	    cmocka_unit_test(t_payload_threads),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
