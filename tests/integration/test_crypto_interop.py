@@ -128,6 +128,7 @@ with tempfile.TemporaryDirectory() as tmp:
     # ---- v2: the gateway seals payloads, python opens them ----
     priv, pub, _ = kinds["p384"]
     key = load_priv(priv)
+    encs = []
     for body in BODIES:
         r = run([SEAL, "--payload", "3", pub, "-"], stdin=body.encode())
         lines = r.stdout.decode().split()
@@ -137,8 +138,9 @@ with tempfile.TemporaryDirectory() as tmp:
               "v2: payload is kind + enc(49) + seq(2) + ciphertext + tag: +68 bytes")
         check(all(x[0] == 2 and x[1:50] == raws[0][1:50] for x in raws),
               "v2: kind 0x02, one ephemeral key for consecutive notes")
+        encs.append(raws[0][1:50])
         seqs = [int.from_bytes(x[50:52], "big") for x in raws]
-        check(seqs == [seqs[0], seqs[0] + 1, seqs[0] + 2], f"v2: sequence numbers {seqs}")
+        check(seqs == [0, 1, 2], f"v2: a new context counts from 0: {seqs}")
         try:
             ok = all(open_payload(key, x) == body.encode() for x in raws)
             event = {"event": "e2", "file": "data.qo", "body": {"_id": "dev:0000:7"},
@@ -147,6 +149,8 @@ with tempfile.TemporaryDirectory() as tmp:
             check(ok, "v2: python opens the gateway's sealed payloads, by payload and by event")
         except Exception as e:  # noqa: BLE001 - report any failure of the reference
             check(False, f"v2: python opens the gateway's sealed payloads ({e!r})")
+    check(len(set(encs)) == len(encs),
+          "v2: every process start seals with a new ephemeral key (no nonce reuse after a restart)")
     r = run([SEAL, "--payload", "1", kinds["rsa3072"][1], "-"], stdin=b"{}")
     check(r.returncode != 0 and r.stdout == b"", "v2: an RSA key seals no payload")
 
