@@ -1,4 +1,4 @@
-/* The benches' virtual I2C Notecard (bench/vcard.h). */
+/* crypto_bench's virtual I2C Notecard (bench/vcard.h). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

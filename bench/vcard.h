@@ -1,4 +1,4 @@
-/* A Notecard on a simulated I2C bus in virtual time, for the benches: the real
+/* A Notecard on a simulated I2C bus in virtual time, for crypto_bench: the real
  * i2c.c framing and pacing run on it (100 kHz, 9 clocks per byte, an address byte
  * per message), the card answers every request with a crc after proc_ms, and no
  * real time passes, so a bench measures the code's choices, not the host. */

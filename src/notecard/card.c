@@ -221,15 +221,22 @@ static int read_answer(struct card *c, uint16_t seq, unsigned first_ms, json_t *
 		r = card_crc_check(c->line, &len, seq);
 		if (r < 0)
 			return r;
-		if (r == 1 && c->crc_seen)
-			return -EBADMSG;
+		bool crc_missing = r == 1;
 		if (r == 0)
 			c->crc_seen = true;
 		json_error_t jerr;
 		json_t *o = json_loadb(c->line, len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!o || !json_is_object(o)) {
 			json_decref(o);
-			return -EIO;
+			return crc_missing && c->crc_seen ? -EBADMSG : -EIO;
+		}
+		/* A card that does CRC may still answer an error without one; note-c
+		 * skips the check for any answer carrying "err" (n_request.c, _crcError),
+		 * so the caller sees the card's own error rather than a retried "CRC
+		 * failure". A crc that is present is still checked. */
+		if (crc_missing && c->crc_seen && !json_is_string(json_object_get(o, "err"))) {
+			json_decref(o);
+			return -EBADMSG;
 		}
 		if (card_err_has(o, "{heartbeat}")) {
 			/* progress of a long operation: the answer is still to come */
