@@ -1,5 +1,5 @@
 /* The daemon's side of the control-socket commands that belong to the core:
- * status, queue, send, req, sync, audit, reload, update. Each states the access it needs;
+ * status, queue, send, req, sync, audit, reload, update, salvage. Each states the access it needs;
  * every admin request is written to the audit log with the caller's uid. */
 #include <errno.h>
 #include <stdlib.h>
@@ -157,6 +157,26 @@ static void cmd_audit(struct gw *gw, json_t *args, struct control_reply *r)
 	control_reply_ok(r, json_pack("{s:o}", "audit", rows));
 }
 
+/* Re-queue the notes readable from a store file (docs/store.md): the daemon's own
+ * store is the only one that may be written while it runs. */
+static void cmd_salvage(struct gw *gw, json_t *args, struct control_reply *r)
+{
+	const char *file = json_string_value(json_object_get(args, "file"));
+	if (!file || file[0] != '/') {
+		control_reply_err(r, 2, "salvage: the absolute path of a store file is needed");
+		return;
+	}
+	audit_peer(gw, r, "salvage", file);
+	int64_t n = 0;
+	int e = store_salvage(gw->store, file, &n);
+	if (e == -EALREADY)
+		control_reply_err(r, 1, "salvage: %s was re-queued before", file);
+	else if (e < 0)
+		control_reply_err(r, 1, "salvage: %s: %s (see the log)", file, strerror(-e));
+	else
+		control_reply_ok(r, json_pack("{s:I}", "requeued", (json_int_t)n));
+}
+
 static void cmd_reload(struct gw *gw, json_t *args, struct control_reply *r)
 {
 	audit_peer(gw, r, "reload", "via control socket");
@@ -211,6 +231,7 @@ int commands_register(struct control *c)
 	    {"audit", CONTROL_READ, cmd_audit},    {"send", CONTROL_ADMIN, cmd_send},
 	    {"req", CONTROL_ADMIN, cmd_req},       {"sync", CONTROL_ADMIN, cmd_sync},
 	    {"reload", CONTROL_ADMIN, cmd_reload}, {"update", CONTROL_READ, cmd_update},
+	    {"salvage", CONTROL_ADMIN, cmd_salvage},
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		int e = control_register(c, table[i].name, table[i].access, table[i].fn);

@@ -102,6 +102,7 @@ char *metrics_render(json_t *st)
 		{"store.refused", "notes_refused_total", "counter", "notes refused (store full)"},
 		{"store.inbound", "inbound_notes_total", "counter", "notes received from Notehub"},
 		{"store.bytes_written", "store_bytes_written_total", "counter", "bytes committed to disk"},
+		{"store.damage_count", "store_damage_total", "counter", "damage found in the store at start"},
 		{"link.counters.requests", "card_requests_total", "counter", "requests to the Notecard"},
 		{"link.counters.retries", "card_retries_total", "counter", "retried requests"},
 		{"link.counters.resets", "card_resets_total", "counter", "channel resets"},

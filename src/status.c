@@ -27,6 +27,15 @@ static json_t *store_part(struct store *st)
 		json_object_set_new(
 		    s, "oldest_age_s",
 		    json_integer((json_int_t)((int64_t)now_real_ms() - ss.oldest_ms) / 1000));
+	/* damage the store met at open (store_damage): how often, and what last time */
+	int64_t count = 0;
+	char *last = NULL;
+	if (store_damage(st, &count, &last) == 0) {
+		json_object_set_new(s, "damage_count", json_integer((json_int_t)count));
+		if (last)
+			json_object_set_new(s, "damage", json_string(last));
+		free(last);
+	}
 	return s;
 }
 

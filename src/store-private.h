@@ -69,6 +69,8 @@ struct store {
 	int busy_ms;         /* the busy timeout given at open */
 	uint64_t relieve_at; /* CLOCK_MONOTONIC ms: the next checkpoint on a full disk */
 	uint64_t bytes_written;
+	int64_t seq_limit; /* reserved in <path>.state: a higher seq reserves more first */
+	bool fresh;        /* this open created the schema */
 };
 
 /* The statement for q, reset and with bindings cleared; NULL on error (logged). */
@@ -109,6 +111,30 @@ void store_account(struct store *st);
  * files with one link that this process owns; symlinks are not followed) the
  * directory's group and mode 0660. Elsewhere nothing. Failures are logged. */
 void store_share_files(const char *path);
+/* <path>.state (store_state.c): the gateway id, the sequence reserved so far and
+ * whether a writer may have rows only in the WAL, kept outside the database. */
+struct store_state {
+	bool known; /* the file was there and readable */
+	bool open;
+	char gateway_id[17];
+	int64_t seq_limit;
+};
+/* 0, -ENOENT (none yet), -EBADMSG (unreadable, logged) or -errno. */
+int store_state_read(const char *path, struct store_state *ss);
+/* Replace it atomically; 0 or -errno (logged). */
+int store_state_write(const char *path, const struct store_state *ss);
+/* Before a note gets seq >= st->seq_limit: reserve the next block. 0 or -errno. */
+int store_state_reserve(struct store *st, int64_t seq);
+/* Before SQLite opens path: damage it would take silently, given what ss says
+ * (a static description) or NULL. A damaged WAL is copied first; copy gets the
+ * copy's path or "". */
+const char *store_state_check(const char *path, const struct store_state *ss, char *copy,
+                              size_t cap);
+/* Re-queue the outbound notes readable from the store file at from (store_salvage.c).
+ * Notes keep their seq when from's gateway id (or assume_gid when from's meta row is
+ * unreadable) is st's. *n gets the number re-queued. 0 or -errno. */
+int store_salvage_from(struct store *st, const char *from, const char *assume_gid, int64_t *n);
+
 /* Strdup of a column's text, NULL for SQL NULL; *oom set on allocation failure. */
 char *store_col_text(sqlite3_stmt *s, int col, bool *oom);
 #endif

@@ -529,21 +529,21 @@ fail:;
 
 /* Rename the corrupt file (and its WAL, which belongs to it: replayed onto a fresh
  * database it would write old pages into it) out of the way. */
-static int move_aside(const char *path)
+static int move_aside(const char *path, char *aside, size_t cap)
 {
-	char aside[PATH_MAX], mark[PATH_MAX];
+	char mark[PATH_MAX];
 	time_t now = time(NULL);
-	int r = xsnprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)now);
+	int r = xsnprintf(aside, cap, "%s.corrupt-%lld", path, (long long)now);
 	for (int i = 1; r == 0 && access(aside, F_OK) == 0 && i < 100; i++)
-		r = xsnprintf(aside, sizeof(aside), "%s.corrupt-%lld-%d", path, (long long)now, i);
+		r = xsnprintf(aside, cap, "%s.corrupt-%lld-%d", path, (long long)now, i);
 	if (r < 0)
 		return r;
 	if ((r = rename_store_files(path, aside)) < 0)
 		return r;
 	if (xsnprintf(mark, sizeof(mark), "%s.suspect", path) == 0)
 		unlink(mark); /* the fresh store is not suspect */
-	log_err("store: %s is corrupt: moved aside to %s, starting a fresh store (the "
-	        "queued notes in it are NOT sent)",
+	log_err("store: %s is corrupt: moved aside to %s, starting a fresh store and "
+	        "re-queueing the notes still readable from it",
 	        path, aside);
 	return 0;
 }
@@ -617,10 +617,15 @@ int store_adopt(const char *from, const char *to)
 		return errno == ENOENT ? 0 : -errno;
 	if ((r = rename_store_files(from, to)) < 0)
 		return r;
-	char a[PATH_MAX], b[PATH_MAX]; /* the mark goes with the file it marks */
-	if (xsnprintf(a, sizeof(a), "%s.suspect", from) == 0 &&
-	    xsnprintf(b, sizeof(b), "%s.suspect", to) == 0 && rename(a, b) < 0 && errno != ENOENT)
-		log_warn("store: cannot move %s to %s: %s", a, b, strerror(errno));
+	/* the mark and the state go with the file they describe */
+	static const char *const beside[] = {".suspect", ".state"};
+	for (size_t i = 0; i < sizeof(beside) / sizeof(beside[0]); i++) {
+		char a[PATH_MAX], b[PATH_MAX];
+		if (xsnprintf(a, sizeof(a), "%s%s", from, beside[i]) == 0 &&
+		    xsnprintf(b, sizeof(b), "%s%s", to, beside[i]) == 0 && rename(a, b) < 0 &&
+		    errno != ENOENT)
+			log_warn("store: cannot move %s to %s: %s", a, b, strerror(errno));
+	}
 	log_notice("store: moved %s to %s", from, to);
 	return 1;
 }
@@ -660,6 +665,7 @@ static int migrate(struct store *st)
 	int v = 0, err;
 	if ((err = pragma_int(st, "PRAGMA user_version", &v)) < 0)
 		return err;
+	st->fresh = v == 0;
 	if (v > STORE_SCHEMA_VERSION) {
 		log_err("store: %s has schema %d, newer than this notegw (%d): not opening it",
 		        st->path, v, STORE_SCHEMA_VERSION);
@@ -775,6 +781,96 @@ static int open_once(struct store *st, int timeout_ms, uint64_t full_max)
 	return 0;
 }
 
+/* Say it loudly, where an operator looks: the log, the audit log, and the
+ * counters that status and the metrics show (store_damage). */
+static void record_damage(struct store *st, const char *what)
+{
+	char *count = NULL, num[24], *v = NULL;
+	long long n = store_kv_get(st, "store.damage_count", &count) == 0 ? atoll(count) : 0;
+	free(count);
+	log_err("store: %s: DAMAGED: %s; continuing with gateway id %s", st->path, what,
+	        st->gateway_id);
+	(void)xsnprintf(num, sizeof(num), "%lld", n + 1);
+	if (!(v = xasprintf("%lld %s", (long long)(now_real_ms() / 1000), what)) ||
+	    store_kv_set(st, "store.damage_count", num) < 0 ||
+	    store_kv_set(st, "store.damage", v) < 0 ||
+	    store_audit(st, "store", "damaged", what) < 0)
+		log_err("store: %s: cannot record the damage in the store", st->path);
+	free(v);
+}
+
+/* After a read-write open: a fresh store takes the gateway id and sequence the state
+ * file remembers; damage is recorded, the readable notes of a corrupt file are
+ * re-queued, and the state file is brought up to date (written only on a change). */
+static int after_open(struct store *st, const struct store_state *ss, const char *damage,
+                      const char *copy, const char *aside)
+{
+	int err = 0;
+	int64_t next = 0;
+	/* a fresh file takes the remembered gateway; a damaged one that lost its last
+	 * transactions must not hand out their seqs again */
+	if (ss->known &&
+	    (st->fresh || ((damage || aside[0]) && strcmp(ss->gateway_id, st->gateway_id) == 0))) {
+		char q[160];
+		if (xsnprintf(q, sizeof(q),
+		              "UPDATE meta SET gateway_id = '%s', next_seq = max(next_seq, %lld)",
+		              ss->gateway_id, (long long)ss->seq_limit) < 0 ||
+		    (err = exec(st, "keep the gateway id", q)) < 0)
+			return err < 0 ? err : -ENAMETOOLONG;
+		memcpy(st->gateway_id, ss->gateway_id, sizeof(st->gateway_id));
+	}
+	if (aside[0]) {
+		int64_t n = 0;
+		char *what;
+		err = store_salvage_from(st, aside, ss->known ? ss->gateway_id : NULL, &n);
+		char *key = xasprintf("salvaged %s", aside);
+		if (err == 0 && key)
+			(void)store_kv_set(st, key, "1"); /* notegw store salvage: not twice */
+		free(key);
+		what = err < 0 ? xasprintf("it was corrupt: moved aside to %s; re-queueing its "
+		                           "notes failed (%s): notegw store salvage %s",
+		                           aside, strerror(-err), aside)
+		               : xasprintf("it was corrupt: moved aside to %s; %lld readable "
+		                           "note(s) re-queued",
+		                           aside, (long long)n);
+		record_damage(st, what ? what : "it was corrupt: moved aside");
+		free(what);
+	} else if (damage) {
+		char *what = copy[0] ? xasprintf("%s; a copy is kept as %s", damage, copy) : NULL;
+		record_damage(st, what ? what : damage);
+		free(what);
+	}
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(st->db, "SELECT next_seq FROM meta", -1, &s, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		next = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW)
+		return store_errno(st, rc) < 0 ? store_errno(st, rc) : -EBADMSG;
+	bool same = ss->known && strcmp(ss->gateway_id, st->gateway_id) == 0;
+	struct store_state now = {.known = true, .open = true};
+	memcpy(now.gateway_id, st->gateway_id, sizeof(now.gateway_id));
+	now.seq_limit = same && ss->seq_limit > next ? ss->seq_limit : next + 1024;
+	st->seq_limit = now.seq_limit;
+	if (!same || !ss->open || ss->seq_limit != now.seq_limit)
+		return store_state_write(st->path, &now);
+	return 0;
+}
+
+/* The last connection to close checkpoints and removes the WAL: from then on no
+ * committed row lives only there. */
+static void state_closed(struct store *st)
+{
+	char wal[PATH_MAX];
+	struct store_state ss;
+	if (xsnprintf(wal, sizeof(wal), "%s-wal", st->path) < 0 || access(wal, F_OK) == 0 ||
+	    store_state_read(st->path, &ss) < 0 || !ss.open ||
+	    strcmp(ss.gateway_id, st->gateway_id) != 0)
+		return;
+	ss.open = false;
+	(void)store_state_write(st->path, &ss);
+}
+
 int store_open(const char *path, const struct store_opts *opts, struct store **out)
 {
 	static const struct store_opts defaults = {0};
@@ -795,16 +891,25 @@ int store_open(const char *path, const struct store_opts *opts, struct store **o
 	st->suspect = true;
 	int timeout = opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
 	uint64_t full_max = opts->full_check_max ? opts->full_check_max : STORE_FULL_CHECK_MAX;
+	struct store_state state = {0};
+	const char *damage = NULL;
+	char copy[PATH_MAX] = "", aside[PATH_MAX] = "";
+	if (!st->readonly) {
+		(void)store_state_read(path, &state);
+		damage = store_state_check(path, &state, copy, sizeof(copy));
+	}
 	err = open_once(st, timeout, full_max);
 	if (err == -EBADMSG && !st->readonly) {
 		close_db(st);
-		if ((err = move_aside(path)) < 0)
+		if ((err = move_aside(path, aside, sizeof(aside))) < 0)
 			goto fail;
 		err = open_once(st, timeout, full_max);
 		if (err == -EBADMSG)
 			err = -EIO; /* a fresh file that is corrupt: the disk, not the data */
 	}
 	if (err < 0)
+		goto fail;
+	if (!st->readonly && (err = after_open(st, &state, damage, copy, aside)) < 0)
 		goto fail;
 	st->suspect = false;
 	store_reserve_init(st);
@@ -823,7 +928,10 @@ void store_close(struct store *st)
 		return;
 	if (st->db && st->in_txn)
 		store_rollback(st);
+	bool was_open = st->db && !st->readonly && st->seq_limit > 0;
 	close_db(st);
+	if (was_open)
+		state_closed(st);
 	free(st->path);
 	free(st);
 }

@@ -42,6 +42,15 @@ void store_close(struct store *st); /* rolls back an open transaction; NULL ok *
  * open on either. Returns 1 when moved, 0 when there was nothing to do, or -errno
  * (logged). */
 int store_adopt(const char *from, const char *to);
+/* Re-queue the outbound notes still readable from the store file at from (one moved
+ * aside as corrupt, say), each with its own seq when from has this store's gateway
+ * id. Once per file: -EALREADY after that. *n gets the number re-queued. Returns 0
+ * or -errno (logged). store_open does this by itself for a file it moves aside. */
+int store_salvage(struct store *st, const char *from, int64_t *n);
+/* How often damage was found at open (a missing or empty database, a lost or
+ * damaged WAL, a corrupt file moved aside) and the last time's
+ * "<unixtime> <what>" (*last malloc'd, caller frees; NULL when never). 0 or -errno. */
+int store_damage(struct store *st, int64_t *count, char **last);
 int store_schema_version(struct store *st);
 /* A random id (16 hex digits) made when the store was created: with a note's seq it
  * names the note ("<gateway_id>:<seq>"). Borrowed until store_close. */

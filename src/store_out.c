@@ -131,6 +131,8 @@ static int insert(struct store *st, const char *file, const char *body, const vo
 			return err;
 	}
 	int64_t seq = st->room_seq;
+	if (seq >= st->seq_limit && (err = store_state_reserve(st, seq)) < 0)
+		return err; /* the state file must know a seq before a note has it */
 	sqlite3_stmt *s = store_stmt(st, Q_OUT_INSERT);
 	if (!s)
 		return -EIO;

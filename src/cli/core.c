@@ -52,9 +52,14 @@
  *   > {"cmd":"audit","limit":50}
  *   < {"ok":true,"audit":[{"time_ms":1764036000000,"actor":"uid:0","action":"send",
  *                          "detail":"data.qo"},...]}           ("entries" is read too)
+ *
+ * salvage (admin): re-queue the notes readable from a store file (docs/store.md)
+ *   > {"cmd":"salvage","file":"/var/lib/notegw/queue/store.db.corrupt-1764036000"}
+ *   < {"ok":true,"requeued":128}
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +302,8 @@ static const struct field status_store[] = {
     {"oldest", "oldest", K_TIME},
     {"oldest_age_s", "oldest age", K_SECS},
     {"max_size", "max size", K_BYTES},
+    {"damage_count", "damaged", K_TEXT},
+    {"damage", "last damage", K_TEXT},
     {NULL, NULL, K_TEXT},
 };
 static const struct field status_none[] = {{NULL, NULL, K_TEXT}};
@@ -586,6 +593,28 @@ static int run_sync(struct cli *cli, int argc, char **argv)
 	return r;
 }
 
+/* ---- store salvage --------------------------------------------------------------- */
+
+static int run_store(struct cli *cli, int argc, char **argv)
+{
+	char abs[PATH_MAX];
+	json_t *rsp = NULL;
+	if (argc != 3 || strcmp(argv[1], "salvage") != 0) {
+		fprintf(stderr, "usage: %s store salvage FILE\n", cli->prog);
+		return CLI_USAGE;
+	}
+	if (!realpath(argv[2], abs)) {
+		fprintf(stderr, "%s: %s: %s\n", cli->prog, argv[2], strerror(errno));
+		return CLI_USAGE;
+	}
+	int r = call(cli, json_pack("{s:s,s:s}", "cmd", "salvage", "file", abs), &rsp);
+	if (r == CLI_OK && !cli->json)
+		printf("re-queued %lld note(s) from %s\n",
+		       (long long)json_integer_value(json_object_get(rsp, "requeued")), abs);
+	json_decref(rsp);
+	return r;
+}
+
 /* ---- audit ---------------------------------------------------------------------- */
 
 static int run_audit(struct cli *cli, int argc, char **argv)
@@ -662,5 +691,7 @@ const struct cli_cmd cli_cmds_core[] = {
     {"req", "JSON|NAME|-", "one raw Notecard request (admin group)", run_req},
     {"sync", "", "ask the Notecard to sync now (admin group)", run_sync},
     {"audit", "[-n COUNT]", "the audit log: time, actor, change", run_audit},
+    {"store", "salvage FILE", "re-queue the notes readable from a store file (admin group)",
+     run_store},
     {NULL, NULL, NULL, NULL},
 };

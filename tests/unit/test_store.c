@@ -589,6 +589,24 @@ static int count_prefix(const char *dir, const char *prefix)
 	return n;
 }
 
+static int first_prefix(const char *dir, const char *prefix, char *out, size_t cap)
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	struct dirent *e;
+	int r = -1;
+	while ((e = readdir(d)))
+		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 && !strstr(e->d_name, "-wal") &&
+		    !strstr(e->d_name, "-shm")) {
+			assert_true(snprintf(out, cap, "%s/%.*s", dir, 100, e->d_name) < (int)cap);
+			r = 0;
+		}
+	closedir(d);
+	return r;
+}
+
+static void assert_damage_recorded(struct store *st, const char *what);
+
 static void t_corrupt_garbage(void **state)
 {
 	struct fx *fx = *state;
@@ -610,18 +628,16 @@ static void t_corrupt_garbage(void **state)
 	assert_int_equal(count_prefix(fx->dir, "store.db.corrupt-"), 1);
 }
 
-static void t_corrupt_pages(void **state)
+/* 200 notes of body (599 'b's), checkpointed, then a dozen pages scribbled over. */
+static void make_corrupt(struct fx *fx, char body[600], char gw[17])
 {
-	struct fx *fx = *state;
 	struct store *st = open_st(fx->path, 0, 0);
-	char body[600];
-	memset(body, 'b', sizeof(body) - 1);
-	body[sizeof(body) - 1] = 0;
+	memset(body, 'b', 599);
+	body[599] = 0;
 	assert_int_equal(store_begin(st), 0);
 	for (int i = 0; i < 200; i++)
 		put(st, "a.qo", body, i % 3);
 	assert_int_equal(store_commit(st), 0);
-	char gw[17];
 	strcpy(gw, store_gateway_id(st));
 	store_close(st); /* checkpoints: everything is in the main file */
 	FILE *f = fopen(fx->path, "r+");
@@ -633,12 +649,260 @@ static void t_corrupt_pages(void **state)
 			fputc(0xA5, f);
 	}
 	fclose(f);
-	st = open_st(fx->path, 0, 0);
+}
+
+static void t_corrupt_pages(void **state)
+{
+	struct fx *fx = *state;
+	char body[600], gw[17];
+	make_corrupt(fx, body, gw);
+	struct store *st = open_st(fx->path, 0, 0);
 	assert_int_equal(count_prefix(fx->dir, "store.db.corrupt-"), 1);
-	assert_string_not_equal(store_gateway_id(st), gw);
+	/* the same gateway: the notes read back from the moved-aside file keep their
+	 * _id, and new ones carry on after the last seq used */
+	assert_string_equal(store_gateway_id(st), gw);
+	assert_damage_recorded(st, "corrupt");
 	struct store_stats ss;
 	assert_int_equal(store_stats(st, &ss), 0);
-	assert_int_equal(ss.queued, 0);
+	assert_true(ss.queued > 100 && ss.queued < 200);
+	struct store_out **v;
+	size_t n;
+	assert_int_equal(store_peek_outs(st, 200, &v, &n), 0);
+	assert_int_equal(n, (size_t)ss.queued);
+	for (size_t i = 0; i < n; i++) {
+		assert_true(v[i]->seq >= 1 && v[i]->seq <= 200);
+		assert_string_equal(v[i]->body, body);
+		store_out_free(v[i]);
+	}
+	free(v);
+	assert_true(put(st, "a.qo", "{}", 0) > 200);
+	/* by hand: once only */
+	char aside[300];
+	assert_int_equal(first_prefix(fx->dir, "store.db.corrupt-", aside, sizeof(aside)), 0);
+	int64_t k = -1;
+	assert_int_equal(store_salvage(st, aside, &k), -EALREADY);
+	store_close(st);
+}
+
+/* The recovery by hand that docs/store.md gives, run as it is written there: the
+ * sqlite3 lines through the shell, "notegw store salvage" through the call behind it. */
+static void t_recover_by_hand(void **state)
+{
+	struct fx *fx = *state;
+	if (system("command -v sqlite3 >/dev/null 2>&1") != 0) {
+		print_message("SKIP: no sqlite3 command\n");
+		skip();
+	}
+	char body[600], gw[17], aside[300], recovered[200], other[200], doc[512], line[512];
+	make_corrupt(fx, body, gw);
+	struct store *st = open_st(fx->path, 0, 0);
+	struct store_stats ss;
+	assert_int_equal(store_stats(st, &ss), 0);
+	store_close(st);
+	assert_int_equal(first_prefix(fx->dir, "store.db.corrupt-", aside, sizeof(aside)), 0);
+	snprintf(recovered, sizeof(recovered), "%s/recovered.db", fx->dir);
+	snprintf(other, sizeof(other), "%s/other.db", fx->dir);
+	setenv("CORRUPT", aside, 1);
+	setenv("RECOVERED", recovered, 1);
+	const char *top = getenv("top_srcdir");
+	snprintf(doc, sizeof(doc), "%s/docs/store.md", top ? top : "..");
+	FILE *f = fopen(doc, "r");
+	assert_non_null(f);
+	int ran = 0, in = 0;
+	int64_t n = -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (in == 0 && strstr(line, "<!-- recover-by-hand -->"))
+			in = 1;
+		else if (in == 1 && strncmp(line, "```sh", 5) == 0)
+			in = 2;
+		else if (in == 2 && strncmp(line, "```", 3) == 0)
+			break;
+		else if (in == 2 && strncmp(line, "sqlite3 ", 8) == 0) {
+			assert_int_equal(system(line), 0);
+			ran++;
+		} else if (in == 2 &&
+		           strncmp(line, "notegw store salvage ", 21) == 0) {
+			struct store *o = open_st(other, 0, 0);
+			assert_int_equal(store_salvage(o, recovered, &n), 0);
+			store_close(o);
+			ran++;
+		}
+	}
+	fclose(f);
+	assert_int_equal(ran, 2);
+	/* at least what the automatic salvage found */
+	assert_true(n > 0 && n >= ss.queued);
+}
+
+/* The counters status and the metrics show, the audit row, and what it says. */
+static void assert_damage_recorded(struct store *st, const char *what)
+{
+	int64_t count = 0;
+	char *last = NULL;
+	assert_int_equal(store_damage(st, &count, &last), 0);
+	assert_int_equal(count, 1);
+	assert_non_null(last);
+	assert_non_null(strstr(last, what));
+	free(last);
+	struct store_audit_row *a;
+	size_t n;
+	assert_int_equal(store_audit_list(st, 10, &a, &n), 0);
+	bool found = false;
+	for (size_t i = 0; i < n; i++)
+		found |= strcmp(a[i].action, "damaged") == 0 && strstr(a[i].detail, what);
+	store_audit_free(a, n);
+	assert_true(found);
+}
+
+/* A writer that dies (SIGKILL) with 300 notes committed in 10 transactions: the
+ * last ones are only in the WAL. Returns the gateway id in gw. */
+static void fill_and_die(struct fx *fx, char gw[17])
+{
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct store *st = NULL;
+		if (store_open(fx->path, NULL, &st) < 0)
+			_exit(1);
+		for (int b = 0; b < 10; b++) {
+			if (store_begin(st) < 0)
+				_exit(1);
+			for (int i = 0; i < 30; i++)
+				if (store_enqueue(st, "a.qo", "{\"k\":\"some reading\"}", NULL, 0,
+				                  0, NULL) < 0)
+					_exit(1);
+			if (store_commit(st) < 0)
+				_exit(1);
+		}
+		if (write(pfd[1], store_gateway_id(st), 17) != 17)
+			_exit(1);
+		kill(getpid(), SIGKILL);
+		_exit(1);
+	}
+	close(pfd[1]);
+	assert_int_equal(read(pfd[0], gw, 17), 17);
+	close(pfd[0]);
+	int ws;
+	assert_int_equal(waitpid(pid, &ws, 0), pid);
+	assert_true(WIFSIGNALED(ws));
+}
+
+/* After the damage: loud, same gateway, and new notes come after every seq used. */
+static void assert_carried_on(struct fx *fx, const char *gw, const char *what, int64_t min_queued,
+                              int64_t max_queued)
+{
+	struct store *st = open_st(fx->path, 0, 0);
+	assert_string_equal(store_gateway_id(st), gw);
+	assert_damage_recorded(st, what);
+	struct store_stats ss;
+	assert_int_equal(store_stats(st, &ss), 0);
+	assert_true(ss.queued >= min_queued && ss.queued <= max_queued);
+	assert_true(put(st, "a.qo", "{}", 0) > 300);
+	store_close(st);
+	/* said once: the next open finds nothing new */
+	st = open_st(fx->path, 0, 0);
+	int64_t count = 0;
+	char *last = NULL;
+	assert_int_equal(store_damage(st, &count, &last), 0);
+	assert_int_equal(count, 1);
+	free(last);
+	store_close(st);
+}
+
+static void wal_path(struct fx *fx, char *wal, size_t cap)
+{
+	snprintf(wal, cap, "%s-wal", fx->path);
+}
+
+static void t_damage_db_emptied(void **state)
+{
+	struct fx *fx = *state;
+	char gw[17], wal[160];
+	fill_and_die(fx, gw);
+	wal_path(fx, wal, sizeof(wal));
+	assert_int_equal(truncate(fx->path, 0), 0);
+	unlink(wal); /* a stale WAL would be replayed into nothing */
+	assert_carried_on(fx, gw, "missing or empty", 0, 0);
+}
+
+static void t_damage_db_deleted(void **state)
+{
+	struct fx *fx = *state;
+	char gw[17], wal[160];
+	fill_and_die(fx, gw);
+	wal_path(fx, wal, sizeof(wal));
+	assert_int_equal(unlink(fx->path), 0);
+	unlink(wal);
+	assert_carried_on(fx, gw, "missing or empty", 0, 0);
+}
+
+static void t_damage_wal_deleted(void **state)
+{
+	struct fx *fx = *state;
+	char gw[17], wal[160];
+	fill_and_die(fx, gw);
+	wal_path(fx, wal, sizeof(wal));
+	assert_int_equal(unlink(wal), 0);
+	assert_carried_on(fx, gw, "WAL was missing", 0, 299);
+}
+
+static void t_damage_wal_flipped(void **state)
+{
+	struct fx *fx = *state;
+	char gw[17], wal[160];
+	fill_and_die(fx, gw);
+	wal_path(fx, wal, sizeof(wal));
+	struct stat sb;
+	assert_int_equal(stat(wal, &sb), 0);
+	/* one byte inside a page of a frame in the middle */
+	off_t frame = 24 + 4096, nf = (sb.st_size - 32) / frame;
+	assert_true(nf > 4);
+	int fd = open(wal, O_RDWR);
+	assert_true(fd >= 0);
+	unsigned char c;
+	off_t at = 32 + (nf / 2) * frame + 24 + 1000;
+	assert_int_equal(pread(fd, &c, 1, at), 1);
+	c ^= 0x10;
+	assert_int_equal(pwrite(fd, &c, 1, at), 1);
+	close(fd);
+	assert_carried_on(fx, gw, "damaged frame", 0, 299);
+	assert_int_equal(count_prefix(fx->dir, "store.db-wal.damaged-"), 1);
+}
+
+static void t_damage_wal_cut(void **state)
+{
+	struct fx *fx = *state;
+	char gw[17], wal[160];
+	fill_and_die(fx, gw);
+	wal_path(fx, wal, sizeof(wal));
+	struct stat sb;
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_int_equal(truncate(wal, sb.st_size / 2 + 1000), 0);
+	assert_carried_on(fx, gw, "cut short", 0, 299);
+}
+
+/* A clean stop and restart is not damage, nor is a SIGKILL with the WAL intact. */
+static void t_damage_none(void **state)
+{
+	struct fx *fx = *state;
+	char gw[17];
+	fill_and_die(fx, gw);
+	struct store *st = open_st(fx->path, 0, 0);
+	assert_string_equal(store_gateway_id(st), gw);
+	int64_t count = -1;
+	char *last = NULL;
+	assert_int_equal(store_damage(st, &count, &last), 0);
+	assert_int_equal(count, 0);
+	assert_null(last);
+	struct store_stats ss;
+	assert_int_equal(store_stats(st, &ss), 0);
+	assert_int_equal(ss.queued, 300);
+	store_close(st);
+	st = open_st(fx->path, 0, 0);
+	assert_int_equal(store_damage(st, &count, &last), 0);
+	assert_int_equal(count, 0);
 	store_close(st);
 }
 
@@ -712,7 +976,10 @@ static void t_suspect(void **state)
 	assert_int_equal(count_prefix(fx->dir, "store.db.corrupt-"), 1);
 	assert_int_equal(access(suspect, F_OK), -1);
 	assert_int_equal(store_queue(st, &v, &n), 0);
-	assert_int_equal(n, 0);
+	/* the notes on the pages that still read are queued again */
+	assert_int_equal(n, 1);
+	assert_true(v[0].count > 0 && v[0].count < 300);
+	store_file_stats_free(v, n);
 	store_close(st);
 }
 
@@ -1146,6 +1413,13 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(t_corrupt_pages, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_bounded_check, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_suspect, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_recover_by_hand, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_damage_none, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_damage_db_emptied, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_damage_db_deleted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_damage_wal_deleted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_damage_wal_flipped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_damage_wal_cut, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_busy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_missing_dir, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_idle_no_writes, setup, teardown),
