@@ -23,6 +23,8 @@ tests_unit_test_powercut_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_powercut_LDADD = $(UNIT_LIBS)
 endif
 
+TESTS += tests/integration/test_store_damage.py
+
 # Bench: built with the rest (noinst), never run by make check:
 #   bench/store_bench [-d DIR] [-n NOTES] [-b BATCH] [-B N_BIG] [-i IDLE_S]
 noinst_PROGRAMS += bench/store_bench
