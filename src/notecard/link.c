@@ -217,6 +217,40 @@ static uint64_t mono_ms(void)
 	return card_clock_real.now_ms(NULL);
 }
 
+/* How long the request in progress has waited beyond its answer's time, or 0; the
+ * caller holds mu. name gets what it is. */
+static uint64_t overdue_ms(struct link *l, char *name, size_t cap)
+{
+	if (!l->ask_since)
+		return 0;
+	uint64_t waited = mono_ms() - l->ask_since;
+	if (waited < l->ask_limit_ms)
+		return 0;
+	snprintf(name, cap, "%s", l->ask_name);
+	return waited;
+}
+
+/* The loop's watch over a card that answers nothing: the link thread is stuck in
+ * the request, so it is the loop that says so, once per request. */
+static int on_watch(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct link *l = ud;
+	char name[32];
+	pthread_mutex_lock(&l->mu);
+	uint64_t waited = overdue_ms(l, name, sizeof(name));
+	bool say = waited && !l->ask_overdue;
+	if (say)
+		l->ask_overdue = true;
+	pthread_mutex_unlock(&l->mu);
+	if (say)
+		log_warn("card: no answer to %s for %llu ms on %s: the card is not answering "
+		         "(still retrying)",
+		         name, (unsigned long long)waited, l->o.device ? l->o.device : "?");
+	sd_event_source_set_time_relative(s, 1000000);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	return 0;
+}
+
 static int make_card(struct link *l)
 {
 	struct card_transport *t = NULL;
@@ -520,6 +554,11 @@ int link_start(sd_event *loop, const struct cfg *cfg, const struct link_events *
 	if (r < 0)
 		goto fail;
 	sd_event_source_set_description(l->ev_src, "link");
+	r = sd_event_add_time_relative(loop, &l->watch_src, CLOCK_MONOTONIC, 1000000, 100000,
+	                               on_watch, l);
+	if (r < 0)
+		goto fail;
+	sd_event_source_set_description(l->watch_src, "link watch");
 	link_publish_status(l);
 	r = -pthread_create(&l->thread, NULL, thread_main, l);
 	if (r < 0)
@@ -557,6 +596,7 @@ void link_free(struct link *l)
 	l->reqs = NULL;
 	dispatch(l);
 	sd_event_source_disable_unref(l->ev_src);
+	sd_event_source_disable_unref(l->watch_src);
 	sd_event_unref(l->loop);
 	if (l->wake_efd >= 0)
 		close(l->wake_efd);
@@ -625,9 +665,19 @@ int link_request(struct link *l, const char *req_json, ngw_reply_cb cb, void *ud
 
 json_t *link_status(struct link *l)
 {
+	char name[32], why[96];
 	pthread_mutex_lock(&l->mu);
 	json_t *s = l->status ? json_deep_copy(l->status) : json_object();
+	uint64_t waited = overdue_ms(l, name, sizeof(name));
 	pthread_mutex_unlock(&l->mu);
+	/* the snapshot is the thread's, taken before it got stuck in the request */
+	json_t *card = json_object_get(s, "notecard");
+	if (waited && json_is_object(card)) {
+		snprintf(why, sizeof(why), "no answer to %s for %llu s", name,
+		         (unsigned long long)(waited / 1000));
+		json_object_set_new(card, "state", json_string("not answering"));
+		json_object_set_new(card, "error", json_string(why));
+	}
 	return s;
 }
 

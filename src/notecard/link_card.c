@@ -4,6 +4,7 @@
  * status snapshot. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,13 +35,48 @@ static uint64_t clock_ms(struct link *l)
 	return c->now_ms(c->ctx);
 }
 
+/* Note the request in progress, so that the loop thread can tell a card that
+ * answers nothing from one that is slow, long before card_request gives up (its
+ * retries and resets add up to minutes). */
+static void ask_begin(struct link *l, const char *name)
+{
+	bool web = name && strncmp(name, "web.", 4) == 0;
+	pthread_mutex_lock(&l->mu);
+	l->ask_since = card_clock_real.now_ms(NULL); /* the watch's clock, not the card's */
+	l->ask_limit_ms = web ? l->timing.long_timeout_ms : l->timing.response_timeout_ms;
+	snprintf(l->ask_name, sizeof(l->ask_name), "%s", name ? name : "a request");
+	pthread_mutex_unlock(&l->mu);
+}
+
+static void ask_end(struct link *l, int r)
+{
+	pthread_mutex_lock(&l->mu);
+	bool overdue = l->ask_overdue;
+	l->ask_since = 0;
+	l->ask_overdue = false;
+	pthread_mutex_unlock(&l->mu);
+	if (overdue && r == 0)
+		log_notice("card: answering again");
+}
+
+int link_card_request(struct link *l, json_t *req, json_t **rsp)
+{
+	const char *name = json_string_value(json_object_get(req, "req"));
+	if (!name)
+		name = json_string_value(json_object_get(req, "cmd"));
+	ask_begin(l, name);
+	int r = card_request(l->card, req, rsp);
+	ask_end(l, r);
+	return r;
+}
+
 /* A request built with json_pack; stolen. 0 with *rsp (maybe carrying err). */
 static int ask(struct link *l, json_t *req, json_t **rsp)
 {
 	*rsp = NULL;
 	if (!req)
 		return -ENOMEM;
-	int r = card_request(l->card, req, rsp);
+	int r = link_card_request(l, req, rsp);
 	json_decref(req);
 	if (r < 0)
 		l->last_err = r;
@@ -278,7 +314,7 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 		struct link_tmpl_note tn;
 		r = link_tmpl_prepare(l, n, req, &tn);
 		if (r >= 0)
-			r = card_request(l->card, req, &rsp);
+			r = link_card_request(l, req, &rsp);
 		json_decref(req);
 		if (r < 0) {
 			l->last_err = r;
@@ -675,7 +711,9 @@ int link_refresh_status(struct link *l)
 int link_raw(struct link *l, const char *text, char **rsp)
 {
 	l->cnt.raw_requests++;
+	ask_begin(l, "a raw request");
 	int r = card_request_text(l->card, text, rsp);
+	ask_end(l, r);
 	if (transient(r))
 		l->last_err = r;
 	return r;

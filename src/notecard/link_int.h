@@ -99,10 +99,18 @@ struct link {
 	_Atomic bool cancel;    /* the transport's cancel flag: set by link_free */
 	struct link_opts next_opts; /* from link_reconfigure, taken by the thread */
 	json_t *status;             /* snapshot for link_status */
+	/* the card request in progress: since when (mono ms, 0: none), what, and how long
+	 * its answer may take; a card that lets that pass is shown as not answering
+	 * (link_status) and logged (the loop's watch) while the thread still waits */
+	uint64_t ask_since;
+	unsigned ask_limit_ms;
+	char ask_name[32];
+	bool ask_overdue; /* said so */
 
 	/* ---- loop thread ---- */
 	sd_event *loop;
 	sd_event_source *ev_src;
+	sd_event_source *watch_src; /* checks ask_since once a second */
 	struct link_events cbs;
 	int loop_efd; /* link → loop */
 
@@ -165,6 +173,8 @@ bool link_store_ready(struct link *l);
 /* After a pass of store work that met no failure: the hold, if any, is over. */
 void link_store_settled(struct link *l, unsigned events_before);
 int link_raw(struct link *l, const char *text, char **rsp);
+/* card_request with the request in progress noted for the watch (ask_since). */
+int link_card_request(struct link *l, json_t *req, json_t **rsp);
 void link_publish_status(struct link *l);
 /* link_tmpl.c: note templates around each note.add. prepare decides how the built
  * request goes (sending note.template first when the card must learn or forget a

@@ -227,7 +227,7 @@ static int send_template(struct link *l, struct tmpl_entry *e, const json_t *hin
 	json_t *rq = tmpl_request(e->file, hints, hints && e->ntn, hints ? e->port : 0);
 	if (!rq)
 		return -ENOMEM;
-	int r = card_request(l->card, rq, rsp);
+	int r = link_card_request(l, rq, rsp);
 	json_decref(rq);
 	if (r < 0)
 		l->last_err = r;

@@ -33,6 +33,7 @@ tests_lib_cardreq_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD)
 TESTS += tests/integration/test_link_sim.py tests/integration/test_link_daemon.py \
 	tests/integration/test_inbound_poison.py \
 	tests/integration/test_link_replug.py
+TESTS += tests/integration/test_card_hung.py
 
 # bench (not part of make check): notegwd draining its store to notecard-sim in real time,
 # against the limit note-c's pacing allows for the same bytes

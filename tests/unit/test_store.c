@@ -720,8 +720,7 @@ static void t_recover_by_hand(void **state)
 		else if (in == 2 && strncmp(line, "sqlite3 ", 8) == 0) {
 			assert_int_equal(system(line), 0);
 			ran++;
-		} else if (in == 2 &&
-		           strncmp(line, "notegw store salvage ", 21) == 0) {
+		} else if (in == 2 && strncmp(line, "notegw store salvage ", 21) == 0) {
 			struct store *o = open_st(other, 0, 0);
 			assert_int_equal(store_salvage(o, recovered, &n), 0);
 			store_close(o);
