@@ -1,7 +1,8 @@
 /* Bus workers: the only code that calls libmodbus as a client. One thread per
  * connection, because libmodbus 3.1.6 blocks in select(); a silent device then
  * stalls only its own line, never the loop or another connection. Every answer
- * is checked here (counts, fd range) before anything trusts it. */
+ * is checked here (counts, fd range; for TCP reads, framed here, the unit id and
+ * the MBAP header too) before anything trusts it. */
 #include <errno.h>
 #include <modbus/modbus.h>
 #include <netdb.h>
@@ -257,6 +258,117 @@ static int connect_ctx(modbus_t *ctx, struct mb_job *j)
 	return 0;
 }
 
+/* ---- TCP reads, framed here ------------------------------------------------------- */
+
+/* Receive up to n bytes by deadline (mono ms). Returns the count (short on a
+ * timeout, with errno ETIMEDOUT) or -1 with errno (ECONNRESET when the peer closed). */
+static ssize_t recv_by(int fd, uint8_t *p, size_t n, uint64_t deadline)
+{
+	size_t got = 0;
+	while (got < n) {
+		uint64_t now = mono_ms();
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int rc = now >= deadline ? 0 : poll(&pfd, 1, (int)(deadline - now));
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0)
+			return -1;
+		if (rc == 0) {
+			errno = ETIMEDOUT;
+			return (ssize_t)got;
+		}
+		ssize_t r = recv(fd, p + got, n - got, 0);
+		if (r == 0) {
+			errno = ECONNRESET;
+			return -1;
+		}
+		if (r < 0 && errno != EINTR && errno != EAGAIN)
+			return -1;
+		if (r > 0)
+			got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+/* libmodbus 3.1.6 sizes a TCP answer by its function code: it checks neither the
+ * unit id nor the MBAP length, so an answer from another unit behind a gateway, or
+ * one whose header lies about its length, would be taken. A TCP read is therefore
+ * one transaction here, on libmodbus's socket: every field of the answer checked
+ * against the request (transaction id, protocol, length, unit, function, count)
+ * before a value is trusted. Returns the number of values or -1 with errno (a
+ * MODBUS_ENOBASE code, ETIMEDOUT, or a socket error); *why says what was wrong. */
+static int tcp_read(modbus_t *ctx, const struct mb_device *d, const struct mb_block *b,
+                    uint16_t *out, const char **why)
+{
+	static const uint8_t fcs[MB_KIND_COUNT] = {
+	    [MB_HOLDING] = 3, [MB_INPUT] = 4, [MB_COIL] = 1, [MB_DISCRETE] = 2};
+	static _Thread_local uint16_t tid; /* one worker thread per TCP connection */
+	int fd = modbus_get_socket(ctx);
+	uint8_t fc = fcs[b->kind], h[7], pdu[256];
+	bool bits = mb_kind_is_bits(b->kind);
+	unsigned want = bits ? (b->count + 7u) / 8u : 2u * b->count;
+
+	*why = NULL;
+	tid++;
+	uint8_t req[12] = {0, 0, 0, 0, 0, 6, (uint8_t)d->unit, fc}; /* MBAP, unit, function */
+	req[0] = tid >> 8;
+	req[1] = tid & 0xff;
+	req[8] = b->addr >> 8;
+	req[9] = b->addr & 0xff;
+	req[10] = b->count >> 8;
+	req[11] = b->count & 0xff;
+	if (send(fd, req, sizeof(req), MSG_NOSIGNAL) != (ssize_t)sizeof(req))
+		return -1;
+	uint64_t deadline = mono_ms() + d->timeout_ms;
+	ssize_t r = recv_by(fd, h, sizeof(h), deadline);
+	if (r != (ssize_t)sizeof(h))
+		return -1;
+	unsigned len = (unsigned)h[4] << 8 | h[5];
+	if ((h[0] << 8 | h[1]) != tid || h[2] || h[3]) {
+		*why = "not the answer to this request (transaction or protocol id)";
+		goto bad;
+	}
+	if (len < 3 || len > 254) {
+		*why = "impossible MBAP length";
+		goto bad;
+	}
+	if (h[6] != (uint8_t)d->unit) {
+		*why = "answer from another unit id";
+		errno = EMBBADSLAVE;
+		return -1;
+	}
+	/* the rest comes at once; a length that claims more than is sent shows up
+	 * as a short read within the byte timeout */
+	uint64_t rest = mono_ms() + (d->timeout_ms < 500 ? d->timeout_ms : 500);
+	r = recv_by(fd, pdu, len - 1, rest < deadline ? rest : deadline);
+	if (r < 0)
+		return -1;
+	if (r >= 1 && pdu[0] == (fc | 0x80) && r == 2 && len == 3) {
+		errno = pdu[1] >= 1 && pdu[1] <= 11 ? (int)(MODBUS_ENOBASE + pdu[1]) : EMBBADEXC;
+		return -1;
+	}
+	bool whole = r >= (ssize_t)(2 + want) && pdu[1] == want; /* by its byte count */
+	if (r != (ssize_t)(len - 1) && !whole) {
+		errno = ETIMEDOUT; /* cut short: a timeout, as libmodbus says it */
+		return -1;
+	}
+	if (r != (ssize_t)(len - 1) || len - 1 != 2 + want) {
+		*why = "MBAP length does not match the answer";
+		goto bad;
+	}
+	if (pdu[0] != fc || pdu[1] != want) {
+		*why = "wrong function code or byte count";
+		goto bad;
+	}
+	for (unsigned i = 0; i < b->count; i++)
+		out[i] = bits ? (pdu[2 + i / 8] >> (i % 8)) & 1
+		              : (uint16_t)(pdu[2 + 2 * i] << 8 | pdu[3 + 2 * i]);
+	return b->count;
+bad:
+	errno = EMBBADDATA;
+	return -1;
+}
+
 static int read_block(modbus_t *ctx, const struct mb_block *b, uint16_t *out, struct mb_job *j)
 {
 	uint8_t bits[MB_MAX_BITS];
@@ -265,6 +377,20 @@ static int read_block(modbus_t *ctx, const struct mb_block *b, uint16_t *out, st
 
 	snprintf(what, sizeof(what), "reading %s:%u+%u", mb_kind_name(b->kind), b->addr, b->count);
 	j->requests++;
+	if (j->dev->url.scheme == MB_URL_TCP) {
+		const char *why = NULL;
+		rc = tcp_read(ctx, j->dev, b, out, &why);
+		if (rc < 0 && why) {
+			j->fault = MB_BAD_RESPONSE;
+			snprintf(j->msg, sizeof(j->msg), "bad response %s: %s", what, why);
+			return -1;
+		}
+		if (rc < 0) {
+			fail(j, errno, what);
+			return -1;
+		}
+		return 0;
+	}
 	switch (b->kind) {
 	case MB_HOLDING:
 		rc = modbus_read_registers(ctx, b->addr, b->count, out);

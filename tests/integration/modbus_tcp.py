@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The Modbus plugin against independent Modbus TCP peers: pymodbus (Debian's
 python3-pymodbus) as a well-behaved server, hand-made misbehaving servers for the
-faults. Checks every type and word order (negative, NaN), merged reads, one note
+faults (an answer from another unit id, or with an MBAP length that lies, among
+them). Checks every type and word order (negative, NaN), merged reads, one note
 per poll, report-on-change with a deadband, each fault kind counted and reported
 once as a state change, a bad device not holding up a good one, and writes: done,
 refused (not writable, out of range) and failed with a Modbus exception."""
@@ -72,7 +73,7 @@ def conf(p):
              "[modbus.exc.missing]\nregister = holding:100\nwritable = true\n") % (p["good"], bad)
     text += ("[modbus.nounit]\nurl = tcp://127.0.0.1:%d\nunit = 9\ninterval = 200ms\n%s"
              "[modbus.nounit.x]\nregister = holding:0\n") % (p["good"], bad)
-    for mode in ("silent", "badcount", "short", "junk", "refused"):
+    for mode in ("silent", "badcount", "short", "junk", "badunit", "badlen", "refused"):
         text += ("[modbus.%s]\nurl = tcp://127.0.0.1:%d\ninterval = 200ms\n%s"
                  "[modbus.%s.x]\nregister = holding:0\ntype = u32\n") % (mode, p[mode], bad, mode)
     return text
@@ -84,12 +85,14 @@ def check(cond, msg):
 
 
 def main():
-    ports = {k: free_port() for k in ("good", "silent", "badcount", "short", "junk", "refused")}
+    ports = {k: free_port() for k in ("good", "silent", "badcount", "short", "junk", "badunit", "badlen",
+                                      "refused")}
     tmp = tempfile.TemporaryDirectory()
     with open(os.path.join(tmp.name, "layout.json"), "w") as f:
         json.dump(LAYOUT, f)
     peers = [Peer("tcp", ports["good"], os.path.join(tmp.name, "layout.json")),
-             Peer("raw", *["%s:%d" % (m, ports[m]) for m in ("silent", "badcount", "short", "junk")])]
+             Peer("raw", *["%s:%d" % (m, ports[m])
+                           for m in ("silent", "badcount", "short", "junk", "badunit", "badlen")])]
     host = None
     try:
         host = MbHost(conf(ports), tmp.name)
@@ -115,6 +118,7 @@ def main():
         # ---- faults: each kind, state change reported once, nothing delays good
         kinds = {"exc": "exception", "nounit": "timeout", "silent": "timeout",
                  "badcount": "bad_response", "short": "timeout", "junk": "bad_response",
+                 "badunit": "bad_response", "badlen": "bad_response",
                  "refused": "connect"}
         st = host.wait_stats(lambda s: all(s["devices"][d]["polls"] >= 4 for d in kinds),
                              timeout=40, what="4 polls of each bad device")

@@ -9,6 +9,8 @@
         badcount answers reads with a byte count that does not match the request
         short    answers with a frame cut short, then nothing
         junk     answers with bytes that are not Modbus TCP (protocol id 0x1234)
+        badunit  answers correctly, but from another unit id than the one asked
+        badlen   answers correctly, but its MBAP length counts 2 bytes more than it sends
 Each prints "ready" on stdout once it listens. LAYOUT: {"units":[1], "hr":{"0":5},
 "ir":{...}, "co":{...}, "di":{...}} (protocol addresses; any address not listed
 answers with exception 2, illegal data address).
@@ -151,6 +153,12 @@ def _raw_client(conn, mode):
                     pdu = bytes([fc, 2 * count]) + b"\x00\x01" * count
                     frame = tid + b"\x00\x00" + struct.pack(">H", 1 + len(pdu)) + bytes([unit]) + pdu
                     conn.sendall(frame[:len(frame) - 3])
+                    continue
+                elif mode in ("badunit", "badlen"):
+                    pdu = bytes([fc, 2 * count]) + b"\x00\x01" * count
+                    length = 1 + len(pdu) + (2 if mode == "badlen" else 0)
+                    other = unit + 1 if mode == "badunit" else unit
+                    conn.sendall(tid + b"\x00\x00" + struct.pack(">H", length) + bytes([other]) + pdu)
                     continue
                 else:  # junk
                     conn.sendall(tid + b"\x12\x34\x00\x03" + bytes([unit]) + b"\xde\xad")
