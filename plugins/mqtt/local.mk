@@ -42,6 +42,7 @@ mosquittoplugindir = $(libdir)/notegw/mosquitto
 mosquittoplugin_LTLIBRARIES = plugins/mqtt/notegw_broker.la
 plugins_mqtt_notegw_broker_la_SOURCES = plugins/mqtt/broker.c plugins/mqtt/validate.c \
 	plugins/mqtt/validate.h src/store.c src/store_out.c src/store_in.c src/store_reserve.c \
+	src/store_state.c src/store_salvage.c \
 	src/store-private.h src/store.h src/util.c src/util.h src/log.c src/log.h \
 	src/intake.c src/intake.h src/cfg.h src/cfg-private.h src/cfg_doc.c src/cfg_bind.c \
 	src/cfg_core.c src/notecard/template.c \
