@@ -839,6 +839,10 @@ static int after_open(struct store *st, const struct store_state *ss, const char
 		char *what = copy[0] ? xasprintf("%s; a copy is kept as %s", damage, copy) : NULL;
 		record_damage(st, what ? what : damage);
 		free(what);
+		/* empty the WAL, so that the next connection (the link thread's, the next
+		 * start) does not find the same damaged frames and say it again */
+		if (copy[0])
+			(void)exec(st, "checkpoint", "PRAGMA wal_checkpoint(TRUNCATE)");
 	}
 	sqlite3_stmt *s = NULL;
 	int rc = sqlite3_prepare_v2(st->db, "SELECT next_seq FROM meta", -1, &s, NULL);
