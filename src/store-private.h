@@ -134,6 +134,9 @@ const char *store_state_check(const char *path, const struct store_state *ss, ch
  * Notes keep their seq when from's gateway id (or assume_gid when from's meta row is
  * unreadable) is st's. *n gets the number re-queued. 0 or -errno. */
 int store_salvage_from(struct store *st, const char *from, const char *assume_gid, int64_t *n);
+/* The gateway id of the store file at from and a seq_limit above every seq it
+ * used (for a corrupt store that has no state file yet). 0 or -errno. */
+int store_salvage_identity(const char *from, struct store_state *ss);
 
 /* Strdup of a column's text, NULL for SQL NULL; *oom set on allocation failure. */
 char *store_col_text(sqlite3_stmt *s, int col, bool *oom);

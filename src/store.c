@@ -807,6 +807,12 @@ static int after_open(struct store *st, const struct store_state *ss, const char
 {
 	int err = 0;
 	int64_t next = 0;
+	/* a store from before the state file: the corrupt file may still say who it was */
+	struct store_state prev = *ss;
+	if (!prev.known && aside[0] && st->fresh && store_salvage_identity(aside, &prev) == 0)
+		log_notice("store: %s: keeping gateway id %s of the corrupt file", st->path,
+		           prev.gateway_id);
+	ss = &prev;
 	/* a fresh file takes the remembered gateway; a damaged one that lost its last
 	 * transactions must not hand out their seqs again */
 	if (ss->known &&

@@ -105,42 +105,90 @@ out:
 	return err;
 }
 
+/* A store file opened read-only for reading out. Such an open of a WAL-mode file
+ * still makes a -wal and a -shm beside it: ro_close removes what ro_open made, so
+ * the file is left as it was found. */
+struct ro {
+	sqlite3 *db;
+	char wal[PATH_MAX], shm[PATH_MAX];
+	bool had_wal, had_shm;
+};
+
+static int ro_open(const char *from, struct ro *ro)
+{
+	if (xsnprintf(ro->wal, sizeof(ro->wal), "%s-wal", from) < 0 ||
+	    xsnprintf(ro->shm, sizeof(ro->shm), "%s-shm", from) < 0)
+		return -ENAMETOOLONG;
+	ro->had_wal = access(ro->wal, F_OK) == 0;
+	ro->had_shm = access(ro->shm, F_OK) == 0;
+	ro->db = NULL;
+	int rc = sqlite3_open_v2(from, &ro->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK)
+		return 0;
+	log_err("store: salvage: cannot open %s: %s", from,
+	        ro->db ? sqlite3_errmsg(ro->db) : sqlite3_errstr(rc));
+	sqlite3_close_v2(ro->db);
+	return -EIO;
+}
+
+static void ro_close(struct ro *ro)
+{
+	sqlite3_close_v2(ro->db);
+	if (!ro->had_wal)
+		unlink(ro->wal);
+	if (!ro->had_shm)
+		unlink(ro->shm);
+}
+
+int store_salvage_identity(const char *from, struct store_state *ss)
+{
+	struct ro ro;
+	char gid[17] = "";
+	int err = ro_open(from, &ro);
+	if (err < 0)
+		return err;
+	sqlite3_stmt *s = NULL;
+	int64_t next = 0;
+	if ((err = read_gid(ro.db, gid)) == 0 &&
+	    sqlite3_prepare_v2(ro.db,
+	                       "SELECT max(next_seq, (SELECT coalesce(max(seq), 0) + 1 FROM out)) "
+	                       "FROM meta",
+	                       -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		next = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	ro_close(&ro);
+	if (err < 0 || strlen(gid) != 16 || strspn(gid, "0123456789abcdef") != 16)
+		return -EBADMSG;
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss->gateway_id, gid, sizeof(gid));
+	/* notes in a lost part of it may have had higher numbers: leave room */
+	ss->seq_limit = (next > 0 ? next : 1) + 4096;
+	ss->known = true;
+	return 0;
+}
+
 int store_salvage_from(struct store *st, const char *from, const char *assume_gid, int64_t *n)
 {
+	struct ro ro;
 	*n = 0;
 	if (st->readonly)
 		return -EROFS;
-	/* A read-only open of a WAL-mode file still makes a -wal and a -shm beside it:
-	 * remove what this made, so the file is left as it was found. */
-	char wal[PATH_MAX], shm[PATH_MAX];
-	if (xsnprintf(wal, sizeof(wal), "%s-wal", from) < 0 ||
-	    xsnprintf(shm, sizeof(shm), "%s-shm", from) < 0)
-		return -ENAMETOOLONG;
-	bool had_wal = access(wal, F_OK) == 0, had_shm = access(shm, F_OK) == 0;
-	sqlite3 *db = NULL;
-	int rc = sqlite3_open_v2(from, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		log_err("store: salvage: cannot open %s: %s", from,
-		        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-		sqlite3_close_v2(db);
-		return -EIO;
-	}
+	int err = ro_open(from, &ro);
+	if (err < 0)
+		return err;
 	char gid[17] = "";
-	if (read_gid(db, gid) < 0 && assume_gid)
+	if (read_gid(ro.db, gid) < 0 && assume_gid)
 		xsnprintf(gid, sizeof(gid), "%s", assume_gid);
 	bool keep_seq = strcmp(gid, st->gateway_id) == 0;
-	int err = store_begin(st);
+	err = store_begin(st);
 	if (err == 0) {
 		st->room_valid = false; /* requeue writes the meta counters itself */
-		err = scan(st, db, keep_seq, n);
+		err = scan(st, ro.db, keep_seq, n);
 		err = err < 0 ? (store_rollback(st), err) : store_commit(st);
 		st->room_valid = false;
 	}
-	sqlite3_close_v2(db);
-	if (!had_wal)
-		unlink(wal);
-	if (!had_shm)
-		unlink(shm);
+	ro_close(&ro);
 	if (err < 0) {
 		*n = 0;
 		log_err("store: salvage from %s failed: %s", from, strerror(-err));

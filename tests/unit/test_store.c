@@ -684,6 +684,27 @@ static void t_corrupt_pages(void **state)
 	store_close(st);
 }
 
+/* A store from before the state file: the corrupt file's own meta row names the
+ * gateway, and its notes keep their _id. */
+static void t_corrupt_no_state(void **state)
+{
+	struct fx *fx = *state;
+	char body[600], gw[17], sp[160];
+	make_corrupt(fx, body, gw);
+	snprintf(sp, sizeof(sp), "%s.state", fx->path);
+	assert_int_equal(unlink(sp), 0);
+	struct store *st = open_st(fx->path, 0, 0);
+	assert_string_equal(store_gateway_id(st), gw);
+	assert_damage_recorded(st, "corrupt");
+	struct store_out *n = NULL;
+	assert_int_equal(store_peek_out(st, &n), 0);
+	assert_non_null(n);
+	assert_true(n->seq >= 1 && n->seq <= 200);
+	store_out_free(n);
+	assert_true(put(st, "a.qo", "{}", 0) > 200);
+	store_close(st);
+}
+
 /* The recovery by hand that docs/store.md gives, run as it is written there: the
  * sqlite3 lines through the shell, "notegw store salvage" through the call behind it. */
 static void t_recover_by_hand(void **state)
@@ -1415,6 +1436,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(t_corrupt_pages, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_bounded_check, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_suspect, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_corrupt_no_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_recover_by_hand, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_damage_none, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_damage_db_emptied, setup, teardown),
