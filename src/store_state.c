@@ -122,6 +122,10 @@ int store_state_reserve(struct store *st, int64_t seq)
 	int err = store_state_write(st->path, &ss);
 	if (err == 0)
 		st->seq_limit = ss.seq_limit;
+	if (err == -ENOSPC || err == -EDQUOT || err == -EFBIG) {
+		store_disk_full(st); /* a full disk: try again later, as for the database */
+		err = -EAGAIN;
+	}
 	return err;
 }
 
