@@ -216,8 +216,16 @@ static const char *wal_damage(const char *wal)
 		ssize_t got = pread(fd, fr, fsz, off);
 		if (got < 16)
 			break; /* too little left to tell whose frame it is */
-		if (memcmp(fr + 8, h + 16, 8) != 0)
-			break; /* an older generation's frame: the end of this one */
+		if (memcmp(fr + 8, h + 16, 8) != 0) {
+			/* an older generation's frame: the end of this one; unless the next
+			 * frame is of this generation and follows on from it (a flipped salt) */
+			uint32_t seed[2] = {be32(fr + 16), be32(fr + 20)};
+			if ((size_t)got == fsz &&
+			    pread(fd, fr, fsz, off + (off_t)fsz) == (ssize_t)fsz &&
+			    memcmp(fr + 8, h + 16, 8) == 0 && frame_ok(big, fr, page, seed))
+				why = flipped;
+			break;
+		}
 		if ((size_t)got < fsz) {
 			why = bad ? flipped : cut;
 			break;

@@ -871,7 +871,7 @@ static void t_damage_wal_deleted(void **state)
 	assert_carried_on(fx, gw, "WAL was missing", 0, 299);
 }
 
-static void t_damage_wal_flipped(void **state)
+static void flip_wal(void **state, off_t in_frame)
 {
 	struct fx *fx = *state;
 	char gw[17], wal[160];
@@ -885,13 +885,24 @@ static void t_damage_wal_flipped(void **state)
 	int fd = open(wal, O_RDWR);
 	assert_true(fd >= 0);
 	unsigned char c;
-	off_t at = 32 + (nf / 2) * frame + 24 + 1000;
+	off_t at = 32 + (nf / 2) * frame + in_frame;
 	assert_int_equal(pread(fd, &c, 1, at), 1);
 	c ^= 0x10;
 	assert_int_equal(pwrite(fd, &c, 1, at), 1);
 	close(fd);
 	assert_carried_on(fx, gw, "damaged frame", 0, 299);
 	assert_int_equal(count_prefix(fx->dir, "store.db-wal.damaged-"), 1);
+}
+
+/* a byte of a page, and a byte of a frame header's salt */
+static void t_damage_wal_flipped(void **state)
+{
+	flip_wal(state, 24 + 1000);
+}
+
+static void t_damage_wal_salt(void **state)
+{
+	flip_wal(state, 9);
 }
 
 static void t_damage_wal_cut(void **state)
@@ -1443,6 +1454,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(t_damage_db_deleted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_damage_wal_deleted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_damage_wal_flipped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_damage_wal_salt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_damage_wal_cut, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_busy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_missing_dir, setup, teardown),
