@@ -96,6 +96,9 @@ static const char *const sql[Q_COUNT] = {
                  "WHERE v IS NOT ?2",
     [Q_KV_GET] = "SELECT v FROM kv WHERE k = ?",
     [Q_KV_DEL] = "DELETE FROM kv WHERE k = ?",
+    [Q_SEEN_FIND] = "SELECT 1 FROM seen WHERE k = ?",
+    [Q_SEEN_ADD] = "INSERT INTO seen(k) VALUES (?)",
+    [Q_SEEN_TRIM] = "DELETE FROM seen WHERE id <= (SELECT max(id) FROM seen) - ?",
 };
 
 /* The first schema. Frozen: later versions change it only through migrations, so a
@@ -164,6 +167,9 @@ static const char *const migrations[] = {
           "DROP INDEX out_order;"
           "CREATE INDEX out_urgent ON out(prio DESC, id) WHERE prio > 0;"
           "PRAGMA user_version = 3;",
+    /* v4: keys of deliveries a producer may repeat (store_enqueue_once). */
+    [3] = "CREATE TABLE seen(id INTEGER PRIMARY KEY, k BLOB NOT NULL UNIQUE);"
+          "PRAGMA user_version = 4;",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
                "one migration per schema version");

@@ -13,7 +13,7 @@ struct store;
 
 enum store_when_full { STORE_DROP_OLDEST, STORE_REFUSE_NEW };
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 struct store_opts {
 	uint64_t max_size; /* bytes of queued note data; 0 = unlimited */
@@ -78,6 +78,15 @@ bool store_in_txn(struct store *st);
  * sequence. With drop-oldest the oldest notes are deleted (counted, logged) to make room. */
 int store_enqueue(struct store *st, const char *file, const char *body, const void *payload,
                   size_t payload_len, int prio, int64_t *seq_out);
+/* The same, once per key: a producer whose source may hand it the same note again
+ * (an MQTT broker redelivering a message the gateway committed but whose PUBACK was
+ * lost) gives a key naming that delivery. When the key was committed before, nothing
+ * is queued and 1 is returned; otherwise the note and the key are committed together
+ * (0). The newest STORE_SEEN_KEEP keys are kept, older ones forgotten. */
+#define STORE_SEEN_KEEP 32768
+int store_enqueue_once(struct store *st, const void *key, size_t key_len, const char *file,
+                       const char *body, const void *payload, size_t payload_len, int prio,
+                       int64_t *seq_out);
 /* Would a note of `bytes` (as store_note_bytes counts) be refused now, with `pending`
  * bytes of other notes on their way in (a batch)? 0 or -ENOSPC (refuse-new and no
  * room, or the note alone is larger than max_size). A read. */

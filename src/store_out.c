@@ -175,6 +175,50 @@ int store_enqueue(struct store *st, const char *file, const char *body, const vo
 	return err;
 }
 
+/* 1 when key was committed before, 0 when not, or -errno. */
+static int seen(struct store *st, const void *key, size_t key_len)
+{
+	sqlite3_stmt *s = store_stmt(st, Q_SEEN_FIND);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_blob64(s, 1, key, key_len, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : store_errno(st, rc);
+}
+
+static int remember(struct store *st, const void *key, size_t key_len)
+{
+	sqlite3_stmt *s = store_stmt(st, Q_SEEN_ADD);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_blob64(s, 1, key, key_len, SQLITE_STATIC);
+	int err = store_step_done(st, s);
+	if (err < 0 || !(s = store_stmt(st, Q_SEEN_TRIM)))
+		return err < 0 ? err : -EIO;
+	sqlite3_bind_int64(s, 1, STORE_SEEN_KEEP);
+	return store_step_done(st, s);
+}
+
+int store_enqueue_once(struct store *st, const void *key, size_t key_len, const char *file,
+                       const char *body, const void *payload, size_t payload_len, int prio,
+                       int64_t *seq_out)
+{
+	if (!key || !key_len)
+		return -EINVAL;
+	int began = store_wbegin(st);
+	if (began < 0)
+		return began;
+	int dup = seen(st, key, key_len), err = dup < 0 ? dup : 0;
+	if (dup == 0 &&
+	    (err = store_enqueue(st, file, body, payload, payload_len, prio, seq_out)) == 0)
+		err = remember(st, key, key_len);
+	err = store_wend(st, began, err);
+	return err < 0 ? err : dup;
+}
+
 void store_out_free(struct store_out *n)
 {
 	if (!n)
