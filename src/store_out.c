@@ -154,24 +154,41 @@ static int insert(struct store *st, const char *file, const char *body, const vo
 	return 0;
 }
 
-int store_enqueue(struct store *st, const char *file, const char *body, const void *payload,
-                  size_t payload_len, int prio, int64_t *seq_out)
+/* Check and insert one note inside the caller's transaction. */
+static int enqueue_in(struct store *st, const char *file, const char *body, const void *payload,
+                      size_t payload_len, int prio, int64_t *seq_out)
 {
 	if (!file || !notefile_is_outbound(file) || (payload_len && !payload))
 		return -EINVAL;
 	uint64_t bytes = store_note_bytes(file, body, payload_len);
 	if (st->max_size && bytes > st->max_size)
 		return refuse(st);
-	int began = store_wbegin(st);
-	if (began < 0)
-		return began;
-	int err = insert(st, file, body, payload, payload_len, prio, bytes, seq_out);
-	err = store_wend(st, began, err);
-	if (err == 0 && st->refusing) {
+	return insert(st, file, body, payload, payload_len, prio, bytes, seq_out);
+}
+
+static void accepting_again(struct store *st)
+{
+	if (st->refusing) {
 		st->refusing = false;
 		log_info("store: accepting notes again (%lld refused so far)",
 		         (long long)st->refused);
 	}
+}
+
+int store_enqueue(struct store *st, const char *file, const char *body, const void *payload,
+                  size_t payload_len, int prio, int64_t *seq_out)
+{
+	if (!file || !notefile_is_outbound(file) || (payload_len && !payload))
+		return -EINVAL;
+	if (st->max_size && store_note_bytes(file, body, payload_len) > st->max_size)
+		return refuse(st); /* without a transaction */
+	int began = store_wbegin(st);
+	if (began < 0)
+		return began;
+	int err = enqueue_in(st, file, body, payload, payload_len, prio, seq_out);
+	err = store_wend(st, began, err);
+	if (err == 0)
+		accepting_again(st);
 	return err;
 }
 
@@ -213,9 +230,11 @@ int store_enqueue_once(struct store *st, const void *key, size_t key_len, const 
 		return began;
 	int dup = seen(st, key, key_len), err = dup < 0 ? dup : 0;
 	if (dup == 0 &&
-	    (err = store_enqueue(st, file, body, payload, payload_len, prio, seq_out)) == 0)
+	    (err = enqueue_in(st, file, body, payload, payload_len, prio, seq_out)) == 0)
 		err = remember(st, key, key_len);
 	err = store_wend(st, began, err);
+	if (err == 0 && dup == 0)
+		accepting_again(st);
 	return err < 0 ? err : dup;
 }
 
