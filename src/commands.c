@@ -51,11 +51,19 @@ static void cmd_queue(struct gw *gw, json_t *args, struct control_reply *r)
 	control_reply_ok(r, json_pack("{s:o}", "files", files));
 }
 
+/* Not accepted for a reason that passes (a full disk, a lock, I/O): the reply's
+ * code is EAGAIN, which the CLI turns into its "try again later" exit status. */
+static int send_code(int err)
+{
+	return err == -EAGAIN || err == -EBUSY || err == -EIO || err == -ENOMEM ? EAGAIN : 1;
+}
+
 static void send_done(void *ud, int err, const char *why)
 {
 	struct control_reply *r = ud;
 	if (err < 0)
-		control_reply_err(r, 1, "not accepted: %s", why ? why : strerror(-err));
+		control_reply_err(r, send_code(err), "not accepted: %s",
+		                  why ? why : strerror(-err));
 	else
 		control_reply_ok(r, NULL);
 }
@@ -83,7 +91,7 @@ static void cmd_send(struct gw *gw, json_t *args, struct control_reply *r)
 	int e = submit_note_obj(&gw->submit, "cli", file, body, bin, binlen, send_done, r, &why);
 	free(bin);
 	if (e < 0)
-		control_reply_err(r, 1, "not accepted: %s", why ? why : strerror(-e));
+		control_reply_err(r, send_code(e), "not accepted: %s", why ? why : strerror(-e));
 }
 
 static void req_done(void *ud, int err, const char *response)

@@ -155,6 +155,12 @@ static void ev_audit(void *ud, const char *action, const char *detail)
 	store_audit(gw->store, "daemon", action, detail);
 }
 
+static void ev_error(void *ud, const char *source, const char *text)
+{
+	struct gw *gw = ud;
+	plugins_error(gw->plugins, source, text);
+}
+
 static void batch_committed(void *ud)
 {
 	struct gw *gw = ud;
@@ -211,7 +217,7 @@ static int open_key(struct gw *gw)
 
 static int open_link(struct gw *gw)
 {
-	static struct link_events ev = {ev_inbound, ev_env, ev_status, ev_audit, NULL};
+	static struct link_events ev = {ev_inbound, ev_env, ev_status, ev_audit, NULL, ev_error};
 	ev.ud = gw;
 	int r = link_start(gw->loop, gw->cfg, &ev, &gw->link);
 	if (r < 0) {

@@ -4,9 +4,9 @@
  * requests. The main loop talks to it only through a queue and an eventfd. */
 #ifndef NOTEGW_LINK_H
 #define NOTEGW_LINK_H
+#include "notegw/plugin.h"
 #include <jansson.h>
 #include <systemd/sd-event.h>
-#include "notegw/plugin.h"
 
 struct link;
 struct cfg;
@@ -18,6 +18,8 @@ struct link_events {
 	void (*status)(void *ud);                             /* card/hub state changed  */
 	void (*audit)(void *ud, const char *action, const char *detail); /* hub.set etc. */
 	void *ud;
+	/* something a user must hear of (an inbound note quarantined): the error channels */
+	void (*error)(void *ud, const char *source, const char *text);
 };
 
 /* Start the thread with its own store connection and transport from cfg (borrowed

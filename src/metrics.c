@@ -121,9 +121,10 @@ char *metrics_render(json_t *st)
 			put(f, rows[i].name, rows[i].type, rows[i].help, NULL, v);
 	}
 	/* Errors by kind, one labelled family. */
-	static const char *const kinds[] = {"timeouts", "crc_errors", "io_errors", "notes_failed"};
+	static const char *const kinds[] = {"timeouts", "crc_errors", "io_errors", "notes_failed",
+	                                    "inbound_quarantined"};
 	fprintf(f, "# HELP notegw_errors_total link errors by kind\n# TYPE notegw_errors_total counter\n");
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		char p[64];
 		snprintf(p, sizeof(p), "link.counters.%s", kinds[i]);
 		double v = num(st, p);

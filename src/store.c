@@ -25,9 +25,11 @@
  *   recognises it by a SHA-256 of (file, note id, time, body, payload).
  * - Full: max_size bounds the bytes of queued notes (file + body + payload). With
  *   drop-oldest the oldest notes make room (counted, logged); with refuse-new the
- *   enqueue fails with -ENOSPC. A full disk (SQLITE_FULL, ENOSPC) fails the
- *   transaction with -ENOSPC like refuse-new; nothing is latched, so the next
- *   transaction succeeds once space is back.
+ *   enqueue fails with -ENOSPC, a refusal for good. A full disk (SQLITE_FULL,
+ *   ENOSPC, EDQUOT, EFBIG) fails the transaction with -EAGAIN, "try again later":
+ *   producers must not take it for a refusal. The disk reserve beside the store
+ *   (store_reserve.c) is then released so that notes can still be marked sent and
+ *   the WAL checkpointed, and producers wait until the reserve can be made again.
  * - At open a quick check runs (of the whole file up to 64 MiB; above, of all but the
  *   queue table, and of everything again after a corrupt page was met at run time:
  *   <path>.suspect); a corrupt file is renamed to <path>.corrupt-<time>
@@ -96,9 +98,11 @@ static const char *const sql[Q_COUNT] = {
                  "WHERE v IS NOT ?2",
     [Q_KV_GET] = "SELECT v FROM kv WHERE k = ?",
     [Q_KV_DEL] = "DELETE FROM kv WHERE k = ?",
-    [Q_SEEN_FIND] = "SELECT 1 FROM seen WHERE k = ?",
-    [Q_SEEN_ADD] = "INSERT INTO seen(k) VALUES (?)",
-    [Q_SEEN_TRIM] = "DELETE FROM seen WHERE id <= (SELECT max(id) FROM seen) - ?",
+    /* delivery keys (store_enqueue_once): "seen:<hex>" -> the note's seq */
+    [Q_SEEN_FIND] = "SELECT 1 FROM kv WHERE k = ?",
+    [Q_SEEN_ADD] = "INSERT INTO kv(k, v) VALUES (?1, ?2)",
+    [Q_SEEN_TRIM] = "DELETE FROM kv WHERE k >= 'seen:' AND k < 'seen;' AND "
+                    "CAST(v AS INTEGER) <= ?",
 };
 
 /* The first schema. Frozen: later versions change it only through migrations, so a
@@ -167,9 +171,6 @@ static const char *const migrations[] = {
           "DROP INDEX out_order;"
           "CREATE INDEX out_urgent ON out(prio DESC, id) WHERE prio > 0;"
           "PRAGMA user_version = 3;",
-    /* v4: keys of deliveries a producer may repeat (store_enqueue_once). */
-    [3] = "CREATE TABLE seen(id INTEGER PRIMARY KEY, k BLOB NOT NULL UNIQUE);"
-          "PRAGMA user_version = 4;",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -190,6 +191,15 @@ static void mark_suspect(struct store *st)
 	        st->path, sqlite3_errmsg(st->db));
 }
 
+/* No room on the disk: the reserve goes (store_reserve.c) and the caller may try
+ * again later. */
+static int disk_full(struct store *st)
+{
+	if (st && st->path)
+		store_disk_full(st);
+	return -EAGAIN;
+}
+
 int store_errno(struct store *st, int rc)
 {
 	int e;
@@ -199,7 +209,7 @@ int store_errno(struct store *st, int rc)
 	case SQLITE_DONE:
 		return 0;
 	case SQLITE_FULL:
-		return -ENOSPC;
+		return disk_full(st);
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 		return -EBUSY;
@@ -229,7 +239,7 @@ int store_errno(struct store *st, int rc)
 		if (!e && st)
 			e = st->sys_errno;
 		if (e == ENOSPC || e == EDQUOT || e == EFBIG)
-			return -ENOSPC;
+			return disk_full(st);
 		return -EIO;
 	default:
 		return -EIO;
@@ -259,7 +269,7 @@ static void forget_room(struct store *st)
 	st->add_count = st->add_bytes = 0;
 }
 
-static void doom(struct store *st, int err)
+void store_doom(struct store *st, int err)
 {
 	forget_room(st);
 	if (st->in_txn && !st->doomed && err < 0)
@@ -280,10 +290,12 @@ int store_step_done(struct store *st, sqlite3_stmt *s)
 	sqlite3_reset(s);
 	if (rc == SQLITE_DONE)
 		return 0;
+	bool was_full = st->disk_full;
 	int err = store_errno(st, rc);
-	log_warn("store: %s: %s (%d, errno %d)", sqlite3_sql(s), sqlite3_errmsg(st->db), rc,
-	         st->sys_errno);
-	doom(st, err);
+	if (!(was_full && err == -EAGAIN)) /* a full disk is said once (store_disk_full) */
+		log_warn("store: %s: %s (%d, errno %d)", sqlite3_sql(s), sqlite3_errmsg(st->db), rc,
+		         st->sys_errno);
+	store_doom(st, err);
 	return err;
 }
 
@@ -314,7 +326,7 @@ int store_flush_counts(struct store *st)
 		return 0;
 	sqlite3_stmt *s = store_stmt(st, Q_META_ADD);
 	if (!s) {
-		doom(st, -EIO);
+		store_doom(st, -EIO);
 		return -EIO;
 	}
 	sqlite3_bind_int64(s, 1, st->room_seq);
@@ -331,8 +343,11 @@ static int commit_now(struct store *st)
 	forget_room(st);
 	if (err == 0)
 		err = store_step_done(st, store_stmt(st, Q_COMMIT));
+	if (err == 0)
+		store_disk_ok(st);
 	if (err < 0) {
-		log_err("store: commit failed (%s): not accepted", strerror(-err));
+		if (err != -EAGAIN)
+			log_err("store: commit failed (%s): not accepted", strerror(-err));
 		if (!sqlite3_get_autocommit(st->db))
 			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	}
@@ -360,6 +375,7 @@ int store_begin(struct store *st)
 		return -EROFS;
 	if (st->in_txn)
 		return -EBUSY;
+	store_relieve(st);
 	int err = store_step_done(st, store_stmt(st, Q_BEGIN));
 	if (err < 0)
 		return err;
@@ -578,8 +594,8 @@ void store_share_files(const char *path)
 		    fs.st_uid == geteuid()) {
 			if (fs.st_gid != ds.st_gid &&
 			    fchownat(fd, "", (uid_t)-1, ds.st_gid, AT_EMPTY_PATH) < 0)
-				log_warn("store: cannot give %s the group of %s (%u): %s", name, dir,
-				         (unsigned)ds.st_gid, strerror(errno));
+				log_warn("store: cannot give %s the group of %s (%u): %s", name,
+				         dir, (unsigned)ds.st_gid, strerror(errno));
 			/* chmod() through /proc acts on the file the descriptor holds */
 			if ((fs.st_mode & 07777) != 0660 &&
 			    (xsnprintf(self, sizeof(self), "/proc/self/fd/%d", fd) < 0 ||
@@ -729,6 +745,7 @@ static int open_once(struct store *st, int timeout_ms, uint64_t full_max)
 		store_share_files(st->path);
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, timeout_ms);
+	st->busy_ms = timeout_ms;
 	int err = quick_check(st, full_max);
 	if (err < 0)
 		return err;
@@ -747,7 +764,8 @@ static int open_once(struct store *st, int timeout_ms, uint64_t full_max)
 		if (err < 0)
 			return err == -EBADMSG ? -EIO : err;
 		/* FULL: the WAL is fsynced at every commit, so an acknowledged note survives a
-		 * power cut. A 4 MiB cap on the idle WAL keeps flash use bounded. */
+		 * power cut. A 4 MiB cap on the idle WAL keeps flash use bounded. (How often
+		 * it is checkpointed follows the disk: store_reserve_init.) */
 		if ((err = exec(
 		         st, "pragmas",
 		         "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 4194304;")) < 0)
@@ -794,6 +812,7 @@ int store_open(const char *path, const struct store_opts *opts, struct store **o
 	if (err < 0)
 		goto fail;
 	st->suspect = false;
+	store_reserve_init(st);
 	store_account(st); /* creation and migration are not note traffic */
 	st->bytes_written = 0;
 	*out = st;

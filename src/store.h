@@ -13,7 +13,7 @@ struct store;
 
 enum store_when_full { STORE_DROP_OLDEST, STORE_REFUSE_NEW };
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 3
 
 struct store_opts {
 	uint64_t max_size; /* bytes of queued note data; 0 = unlimited */
@@ -31,7 +31,8 @@ struct store_opts {
  * file (or one that is not a database; see full_check_max) is moved aside as
  * path.corrupt-<unixtime> (with its -wal) and a fresh one started, logged with log_err. I/O errors
  * are returned, never taken for corruption. Returns 0 and *out (caller closes with store_close), or
- * -ENOENT, -EACCES, -EBUSY, -EIO, -ENOSPC, -EPROTONOSUPPORT (a schema newer than this program).
+ * -ENOENT, -EACCES, -EBUSY, -EIO, -EAGAIN (disk full), -EPROTONOSUPPORT (a schema newer than
+ * this program). A writable store keeps a disk reserve beside it, <path>.reserve (store_reserve.c).
  * In a setgid directory that its group may write, the store's files (this process's
  * own) are given the directory's group and mode 0660: a store shared between users. */
 int store_open(const char *path, const struct store_opts *opts, struct store **out);
@@ -73,17 +74,21 @@ int store_commit(struct store *st);
 void store_rollback(struct store *st);
 bool store_in_txn(struct store *st);
 /* Queue one note (nothing is kept of the arguments). Returns 0, -ENOSPC (full with
- * refuse-new, a note larger than max_size, or disk full), -EINVAL (not an outbound
+ * refuse-new, or a note larger than max_size: a refusal), -EAGAIN (the disk is full:
+ * not a refusal, try again later; refused before writing while the disk reserve is
+ * released), -EINVAL (not an outbound
  * notefile name, or payload_len without payload), -EBUSY, -EIO. *seq_out (may be NULL) gets its
  * sequence. With drop-oldest the oldest notes are deleted (counted, logged) to make room. */
 int store_enqueue(struct store *st, const char *file, const char *body, const void *payload,
                   size_t payload_len, int prio, int64_t *seq_out);
 /* The same, once per key: a producer whose source may hand it the same note again
  * (an MQTT broker redelivering a message the gateway committed but whose PUBACK was
- * lost) gives a key naming that delivery. When the key was committed before, nothing
- * is queued and 1 is returned; otherwise the note and the key are committed together
- * (0). The newest STORE_SEEN_KEEP keys are kept, older ones forgotten. */
+ * lost) gives a key (at most STORE_KEY_MAX bytes) naming that delivery. When the key
+ * was committed before, nothing is queued and 1 is returned; otherwise the note and
+ * the key are committed together (0). Keys are kept with the note's seq and forgotten
+ * once STORE_SEEN_KEEP later notes were accepted (checked every 256 notes). */
 #define STORE_SEEN_KEEP 32768
+#define STORE_KEY_MAX   256
 int store_enqueue_once(struct store *st, const void *key, size_t key_len, const char *file,
                        const char *body, const void *payload, size_t payload_len, int prio,
                        int64_t *seq_out);
@@ -104,6 +109,14 @@ int store_peek_outs(struct store *st, size_t max, struct store_out ***out, size_
 int store_out_sent(struct store *st, int64_t id);
 /* Record a failed attempt (kept; counted; why may be NULL). */
 int store_out_failed(struct store *st, int64_t id, const char *why);
+/* Did the last write of this connection meet a full disk (and no commit succeed
+ * since)? */
+bool store_is_disk_full(struct store *st);
+/* Copy the WAL into the database and truncate it to nothing (wal_checkpoint(TRUNCATE),
+ * waiting at most 200 ms for other connections): on a disk the WAL filled, this is what
+ * gives space back. Not inside a transaction. 0, -EBUSY (another connection kept part
+ * of the WAL), -EAGAIN (no room to copy it yet) or -errno. */
+int store_checkpoint(struct store *st);
 
 /* ---- inbound ------------------------------------------------------------------- */
 struct store_in {

@@ -82,6 +82,8 @@ int submit_note_sync(const struct submit *s, const char *actor, const char *file
 	intake_note_clear(&n);
 	if (r == -ENOSPC)
 		*why = "store full";
+	else if (r == -EAGAIN)
+		*why = "disk full";
 	else if (r < 0)
 		*why = "store could not commit the note";
 	if (r < 0) {

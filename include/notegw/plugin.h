@@ -72,8 +72,11 @@ struct ngw_note {
 
 struct ngw_plugin;
 
-/* Called once the store committed (err = 0) or refused (err < 0; -ENOSPC store full
- * or disk full, -EINVAL bad note) a note; `why` is a readable reason or NULL. */
+/* Called once the store committed (err = 0) or did not (err < 0) a note; `why` is a
+ * readable reason or NULL. Refusals for good: -ENOSPC store full (max_size with
+ * refuse-new), -EINVAL bad note, -EMSGSIZE too large. Anything else may pass and the
+ * producer should offer the note again later (not acknowledge it): -EAGAIN disk
+ * full, -EBUSY, -EIO. */
 typedef void (*ngw_put_cb)(void *userdata, int err, const char *why);
 /* A Notecard answer to card_request(): err < 0 when no answer came (-ETIMEDOUT, -EIO,
  * -ENODEV); otherwise response is the card's JSON text (borrowed for the call). */

@@ -136,18 +136,20 @@ static int on_message(int event, void *event_data, void *userdata)
 			return MOSQ_ERR_SUCCESS;
 		}
 		if (r != -ENOSPC && r != -EINVAL) {
-			/* Not committed for a reason that may pass (I/O, lock held too long):
-			 * no PUBACK. mosquitto drops the publisher's connection; its QoS 1
-			 * message is sent again when it reconnects. */
+			/* Not committed for a reason that may pass (a full disk, I/O, lock
+			 * held too long): no PUBACK. mosquitto drops the publisher's
+			 * connection; its QoS 1 message is sent again when it reconnects. */
 			b->failed++;
 			mosquitto_log_printf(MOSQ_LOG_ERR,
 			                     "notegw: store could not commit %s from %s (%s): "
 			                     "publisher not acknowledged",
-			                     ed->topic, client ? client : "?", strerror(-r));
+			                     ed->topic, client ? client : "?",
+			                     r == -EAGAIN ? "disk full" : strerror(-r));
 			report_refusal(b, ed->topic,
 			               "store could not commit the note; not acknowledged");
 			return MOSQ_ERR_UNKNOWN;
 		}
+		/* -ENOSPC is max_size with refuse-new only: a full disk is -EAGAIN */
 		why = r == -ENOSPC ? "store full" : "store refused the note";
 	}
 	/* Refused for good (bad notefile, not JSON, too large, too big for a satellite

@@ -30,7 +30,8 @@ tests_unit_mqtt_fakehost_CFLAGS = $(NGW_CFLAGS)
 tests_unit_mqtt_fakehost_LDADD = tests/libfakehost.la $(NGW_LIBS) $(libngw_la_LIBADD)
 TESTS += tests/integration/test_mqtt_client.py tests/integration/test_mqtt_loss.py \
 	tests/integration/test_mqtt_tls.py tests/integration/test_mqtt_broker.py \
-	tests/integration/test_mqtt_daemon.py tests/integration/test_mqtt_redeliver.py
+	tests/integration/test_mqtt_daemon.py tests/integration/test_disk_full.py \
+	tests/integration/test_mqtt_redeliver.py
 
 # The broker plugin runs inside mosquitto, not notegwd: it cannot use the daemon's
 # host API, so it carries its own copy of the store code, of the intake every note
@@ -41,7 +42,7 @@ if ENABLE_MQTT_BROKER
 mosquittoplugindir = $(libdir)/notegw/mosquitto
 mosquittoplugin_LTLIBRARIES = plugins/mqtt/notegw_broker.la
 plugins_mqtt_notegw_broker_la_SOURCES = plugins/mqtt/broker.c plugins/mqtt/validate.c \
-	plugins/mqtt/validate.h src/store.c src/store_out.c src/store_in.c \
+	plugins/mqtt/validate.h src/store.c src/store_out.c src/store_in.c src/store_reserve.c \
 	src/store-private.h src/store.h src/util.c src/util.h src/log.c src/log.h \
 	src/intake.c src/intake.h src/cfg.h src/cfg-private.h src/cfg_doc.c src/cfg_bind.c \
 	src/cfg_core.c src/notecard/template.c \

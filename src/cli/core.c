@@ -5,8 +5,9 @@
  * each way. Every response has "ok"; a refusal is {"ok":false,"error":"text",
  * "code":N}. N is for scripts: the control layer uses errno values (13 not allowed,
  * 22 malformed request, 2 unknown command, 7 request too long, 16 too many
- * clients); the commands use 1 (refused) and 2 (bad arguments). The CLI exits 1 on
- * any refusal. Times are UTC epoch milliseconds in "*_ms" fields (epoch seconds in
+ * clients); the commands use 1 (refused), 2 (bad arguments) and 11 (not accepted
+ * now, try again later: a full disk). The CLI exits 4 on 11 and 16, 1 on any other
+ * refusal. Times are UTC epoch milliseconds in "*_ms" fields (epoch seconds in
  * "time"/"oldest"/"last_sync", which the CLI also reads); a field the daemon does not
  * know is left out or null. `--json` prints the daemon's whole response object.
  *

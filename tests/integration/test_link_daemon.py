@@ -141,6 +141,12 @@ def run(transport):
         check(len(hub_events(sim, "gone.qo")) == 1, "%s: held note reached the hub" % transport)
 
         gw.stop()
+        if transport == "i2c":
+            c = sim.counters()
+            check(c.get("i2c_unrequested_reads", 0) == 0 and
+                  c.get("i2c_protocol_errors", 0) == 0,
+                  "i2c: no read without a [0][n] request (%d), no protocol errors (%d)"
+                  % (c.get("i2c_unrequested_reads", 0), c.get("i2c_protocol_errors", 0)))
         problems = validate_log(sim.log_path)
         check(not problems, "%s: schema problems: %s" % (transport, problems[:5]))
         log("%s: ok" % transport)
