@@ -1,102 +1,209 @@
-/* What end-to-end encryption costs per note, next to what the link costs anyway.
- * Prints seal/open time for a 160-byte body with P-384 and RSA-3072, the link
- * time per note, their ratio, and the bytes each envelope adds to a note. */
+/* What end-to-end encryption costs per note, next to what the link costs for the
+ * same note. For a 160-byte body it builds the note.add the link really sends
+ * (link_note_request): in the clear, sealed as a v2 payload (P-384), and as a v1
+ * envelope body (P-384 as before v2, RSA-3072). For each it prints the bytes added
+ * on the air (the card stores and sends a payload as binary, a body as its JSON
+ * text), the request line's length, the link time of that request measured on
+ * bench/vcard.c's virtual I2C card through the real request layer and i2c.c pacing
+ * (note-c's constants), the seal CPU time per note (median of ROUNDS rounds, next
+ * to building the plain request in the same rounds) and seal CPU / link time.
+ * Usage: crypto_bench [ROUNDS] */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cfg.h"
 #include "crypto.h"
+#include "notecard/link_int.h"
+#include "store.h"
+#include "vcard.h"
 
-/* Link time per note: notecard-facts.md §3 ("Physical limits": a 160-byte note.add
- * with note-c pacing and 253-byte chunks runs at ~18 notes/s; pacing, not the bus,
- * sets the rate) rounded to ~1/15 s. A constant, not a measurement. The same
- * pacing adds 250 ms after every 250 bytes written, so a request that grows past
- * a segment boundary costs a whole extra pause: that is printed too. */
-#define LINK_S_PER_NOTE (1.0 / 15.0)
-#define SEGMENT_BYTES   250
-#define SEGMENT_PAUSE_S 0.250
-/* {"req":"note.add","file":"data.qo","body":...}\n around the body */
-#define NOTE_ADD_WRAPPER 40
-#define BODY_LEN         160
-#define ITER_P384        300
-#define ITER_RSA         100
+#define BODY_LEN   160
+#define CARD_MS    25.0 /* the simulator's note.add processing time, as link_bench */
+#define LINK_NOTES 20
+#define GATEWAY_ID "dev:864475046552637"
+#define NOTE_SEQ   123456
 
 static double now_s(void)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int bench(const char *name, enum crypto_key_type type, int iters, const char *body)
+static int cmp_double(const void *a, const void *b)
 {
-	struct crypto_key *k = NULL;
-	json_t *env = NULL;
-	int r = crypto_key_generate(type, 3072, &k);
-	if (r < 0) {
-		fprintf(stderr, "crypto_bench: keygen %s: %s\n", name, strerror(-r));
-		return 1;
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Link time per note for this request: virtual time on the simulated I2C card. */
+static double link_ms(json_t *req, size_t *line)
+{
+	struct vcard *v;
+	struct card_transport *t;
+	struct card *c;
+	json_t *rsp;
+	if (vcard_new(CARD_MS, &card_timing_default, &v, &t, &c) < 0)
+		return -1;
+	double per = -1;
+	if (card_request(c, req, &rsp) < 0) /* open and resync: not part of the rate */
+		goto out;
+	json_decref(rsp);
+	uint64_t out0 = t->bytes_out;
+	double t0 = v->clk.now_us;
+	for (int i = 0; i < LINK_NOTES; i++) {
+		if (card_request(c, req, &rsp) < 0)
+			goto out;
+		json_decref(rsp);
 	}
+	per = (v->clk.now_us - t0) / LINK_NOTES / 1000.0;
+	*line = (size_t)((t->bytes_out - out0) / LINK_NOTES);
+out:
+	card_free(c);
+	free(v);
+	return per;
+}
+
+/* Bytes the card keeps and sends for a note: the body's JSON text plus the payload. */
+static size_t air_bytes(json_t *req)
+{
+	json_t *b = json_object_get(req, "body"), *p = json_object_get(req, "payload");
+	char *s = b ? json_dumps(b, JSON_COMPACT) : NULL;
+	size_t n = s ? strlen(s) : 0;
+	free(s);
+	if (json_is_string(p))
+		n += json_string_length(p) / 4 * 3 -
+		     (json_string_value(p)[json_string_length(p) - 1] == '=') -
+		     (json_string_length(p) > 1 &&
+		      json_string_value(p)[json_string_length(p) - 2] == '=');
+	return n;
+}
+
+/* The request before v2 sealed P-384 notes as a payload: the v1 envelope body. */
+static int v1_request(const struct crypto_key *k, const struct store_out *n, json_t **req)
+{
+	json_t *env;
+	int r = crypto_seal(k, n->body, strlen(n->body), &env);
+	if (r < 0)
+		return r;
+	char id[64];
+	snprintf(id, sizeof(id), "%s:%lld", GATEWAY_ID, (long long)n->seq);
+	json_object_set_new(env, "_id", json_string(id));
+	*req = json_pack("{s:s,s:s,s:o}", "req", "note.add", "file", n->file, "body", env);
+	return *req ? 0 : -ENOMEM;
+}
+
+/* plain; sealed the way the link seals (v2 payload for P-384, v1 envelope for RSA);
+ * the v1 envelope P-384 notes had before v2 */
+enum way { PLAIN, LINK, V1_ENVELOPE };
+
+/* One note's request, the way given; the seal (or plain build) CPU time added to *cpu. */
+static int build(enum way w, const struct link_opts *o, const struct crypto_key *k,
+                 const struct store_out *n, json_t **req, double *cpu)
+{
 	double t0 = now_s();
-	for (int i = 0; i < iters; i++) {
-		json_decref(env);
-		if (crypto_seal(k, body, strlen(body), &env) < 0) {
-			fprintf(stderr, "crypto_bench: seal failed\n");
-			return 1;
+	int r =
+	    w == V1_ENVELOPE ? v1_request(k, n, req) : link_note_request(o, k, GATEWAY_ID, n, req);
+	*cpu += now_s() - t0;
+	return r;
+}
+
+static int row(const char *name, enum way w, struct crypto_key *k, const struct store_out *n,
+               int rounds, int per_round, size_t plain_air, double plain_link)
+{
+	char nf_name[] = "data.qo";
+	struct link_notefile nf = {nf_name, w == PLAIN ? CFG_OFF : CFG_ON, false};
+	struct link_opts o = {.uplink = CFG_UPLINK_HOST, .nf = &nf, .n_nf = 1};
+	double *cpu = calloc((size_t)rounds, sizeof(*cpu));
+	json_t *req = NULL;
+	if (!cpu)
+		return -ENOMEM;
+	for (int r = 0; r < rounds; r++)
+		for (int i = 0; i < per_round; i++) {
+			json_decref(req);
+			req = NULL;
+			if (build(w, &o, k, n, &req, &cpu[r]) < 0) {
+				fprintf(stderr, "crypto_bench: %s: building the request failed\n",
+				        name);
+				free(cpu);
+				return -EIO;
+			}
 		}
-	}
-	double seal = (now_s() - t0) / iters;
-	char *pt = NULL;
-	size_t len = 0;
-	const char *why;
-	t0 = now_s();
-	for (int i = 0; i < iters; i++) {
-		crypto_free_plaintext(pt, len);
-		if (crypto_open(k, env, &pt, &len, &why) < 0) {
-			fprintf(stderr, "crypto_bench: open failed: %s\n", why);
-			return 1;
-		}
-	}
-	double open = (now_s() - t0) / iters;
-	char *wire = json_dumps(env, JSON_COMPACT);
-	size_t env_bytes = wire ? strlen(wire) : 0;
-	printf("%-9s seal %8.3f ms/note  open %8.3f ms/note  seal/link %6.4f  "
-	       "body %zu -> %zu bytes (+%zu)\n",
-	       crypto_key_describe(k), seal * 1e3, open * 1e3, seal / LINK_S_PER_NOTE, strlen(body),
-	       env_bytes, env_bytes - strlen(body));
-	size_t seg_plain = (strlen(body) + NOTE_ADD_WRAPPER + SEGMENT_BYTES - 1) / SEGMENT_BYTES;
-	size_t seg_enc = (env_bytes + NOTE_ADD_WRAPPER + SEGMENT_BYTES - 1) / SEGMENT_BYTES;
-	double extra = (double)(seg_enc - seg_plain) * SEGMENT_PAUSE_S;
-	printf("%-9s note.add segments %zu -> %zu: +%.0f ms of link pacing per note "
-	       "(link time %.1f -> %.1f ms, %.2fx)\n",
-	       "", seg_plain, seg_enc, extra * 1e3, LINK_S_PER_NOTE * 1e3,
-	       (LINK_S_PER_NOTE + extra) * 1e3, (LINK_S_PER_NOTE + extra) / LINK_S_PER_NOTE);
-	free(wire);
-	crypto_free_plaintext(pt, len);
-	json_decref(env);
-	crypto_key_free(k);
+	for (int r = 0; r < rounds; r++)
+		cpu[r] /= per_round;
+	double per_note = median(cpu, rounds);
+	size_t line = 0;
+	double link = link_ms(req, &line);
+	size_t air = air_bytes(req);
+	printf("%-22s air %4zu B (+%3zd)  line %4zu B  link %6.1f ms (+%5.1f)  cpu %7.4f ms  "
+	       "cpu/link %.5f\n",
+	       name, air, (ssize_t)air - (ssize_t)plain_air, line, link,
+	       plain_link > 0 ? link - plain_link : 0.0, per_note * 1e3, per_note * 1e3 / link);
+	json_decref(req);
+	free(cpu);
 	return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	char body[BODY_LEN + 1];
+	int rounds = argc > 1 ? atoi(argv[1]) : 7;
+	char body[BODY_LEN + 1], file[] = "data.qo";
+	struct crypto_key *p384 = NULL, *rsa = NULL;
+	if (rounds < 1) {
+		fprintf(stderr, "usage: crypto_bench [ROUNDS]\n");
+		return 2;
+	}
 	/* A 160-byte JSON body, like a sensor note. */
-	int n =
-	    snprintf(body, sizeof(body),
-	             "{\"temp\":21.5,\"humidity\":48.2,\"voltage\":230.1,\"current\":4.71,"
-	             "\"power\":1083.8,\"energy\":123456.7,\"status\":\"ok\",\"seq\":1,\"pad\":\"");
+	int n = snprintf(body, sizeof(body),
+	                 "{\"temp\":21.5,\"humidity\":48.2,\"voltage\":230.1,\"current\":4.71,"
+	                 "\"power\":1083.8,\"energy\":123456.7,\"status\":\"ok\",\"seq\":1,"
+	                 "\"pad\":\"");
 	while (n < BODY_LEN - 2)
 		body[n++] = 'x';
 	body[n++] = '"';
 	body[n++] = '}';
 	body[n] = '\0';
-	printf("link time per note: %.1f ms (~1/15 s: I2C with note-c pacing, notecard-facts.md "
-	       "section 3; a constant)\n",
-	       LINK_S_PER_NOTE * 1e3);
-	if (bench("p384", CRYPTO_KEY_P384, ITER_P384, body) ||
-	    bench("rsa3072", CRYPTO_KEY_RSA, ITER_RSA, body))
+	struct store_out note = {.id = 1, .seq = NOTE_SEQ, .file = file, .body = body};
+	if (crypto_key_generate(CRYPTO_KEY_P384, 0, &p384) < 0 ||
+	    crypto_key_generate(CRYPTO_KEY_RSA, 3072, &rsa) < 0) {
+		fprintf(stderr, "crypto_bench: key generation failed\n");
 		return 1;
-	return 0;
+	}
+	/* the plain request first: the baseline the others are compared with */
+	char nf_name[] = "data.qo";
+	struct link_notefile nf = {nf_name, CFG_OFF, false};
+	struct link_opts o = {.uplink = CFG_UPLINK_OFF, .nf = &nf, .n_nf = 1};
+	json_t *plain = NULL;
+	size_t plain_line = 0;
+	if (link_note_request(&o, NULL, GATEWAY_ID, &note, &plain) < 0) {
+		fprintf(stderr, "crypto_bench: plain request failed\n");
+		return 1;
+	}
+	size_t plain_air = air_bytes(plain);
+	double plain_link = link_ms(plain, &plain_line);
+	json_decref(plain);
+	printf("crypto_bench: %d-byte body, note.add on I2C (note-c pacing, 253-byte chunks, "
+	       "%.0f ms card), median of %d rounds\n",
+	       BODY_LEN, CARD_MS, rounds);
+	printf("  air: bytes the card keeps and sends (payload as binary); line: request bytes "
+	       "on the wire, crc and newline included\n");
+	/* a v2 round is one whole batch: each round pays exactly one key setup */
+	int r =
+	    row("plain", PLAIN, NULL, &note, rounds, 1000, plain_air, -1) ||
+	    row("P-384 v2 payload", LINK, p384, &note, rounds, (int)CRYPTO_PAYLOAD_BATCH, plain_air,
+	        plain_link) ||
+	    row("P-384 v1 envelope", V1_ENVELOPE, p384, &note, rounds, 50, plain_air, plain_link) ||
+	    row("RSA-3072 v1 envelope", LINK, rsa, &note, rounds, 50, plain_air, plain_link);
+	crypto_key_free(p384);
+	crypto_key_free(rsa);
+	return r ? 1 : 0;
 }

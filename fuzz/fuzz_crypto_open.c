@@ -1,7 +1,8 @@
-/* Fuzz crypto_open, the boundary where cloud-made bytes meet the gateway's private
- * key (inbound notes, notegw decrypt). First byte 0: the input is the body's JSON
- * text; otherwise the rest is the decoded "data" of a P-384 (odd) or RSA (even)
- * envelope, so the fuzzer reaches the point decoding, OAEP and GCM paths. */
+/* Fuzz crypto_open and crypto_open_payload, the boundary where cloud-made bytes
+ * meet a private key (inbound notes, notegw decrypt). First byte 0: the input is
+ * the body's JSON text; 2: the rest is a sealed payload (format v2); otherwise the
+ * rest is the decoded "data" of a P-384 (odd) or RSA (even) envelope, so the fuzzer
+ * reaches the point decoding, OAEP and GCM paths. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (size < 1)
 		return 0;
+	if (data[0] == 2) {
+		if (crypto_open_payload(p384, data + 1, size - 1, &pt, &len, &why) == 0) {
+			if (strlen(pt) > len)
+				abort();
+			crypto_free_plaintext(pt, len);
+		}
+		return 0;
+	}
 	if (data[0] == 0) {
 		env = json_loadb((const char *)data + 1, size - 1, 0, NULL);
 	} else {

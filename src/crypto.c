@@ -1,10 +1,13 @@
-/* End-to-end envelopes for note bodies (docs/encryption.md is the contract).
- * P-384: HPKE (RFC 9180) base mode, DHKEM(P-384, HKDF-SHA384) + HKDF-SHA384 +
- * AES-256-GCM, single shot, with the ephemeral key sent compressed. RSA: OAEP-SHA256
- * wraps a fresh AES-256 key and nonce. Built from EVP calls: OpenSSL 3.0 has no HPKE. */
+/* End-to-end encryption of note bodies (docs/encryption.md is the contract).
+ * Sealed payloads (v2, P-384): HPKE (RFC 9180) base mode, DHKEM(P-384, HKDF-SHA384) +
+ * HKDF-SHA384 + AES-256-GCM, one sender context per batch of notes with sequence
+ * numbers, the ephemeral key sent compressed. Envelope bodies (v1): P-384 HPKE single
+ * shot, or RSA-OAEP-SHA256 wrapping a fresh AES-256 key and nonce. Built from EVP
+ * calls: OpenSSL 3.0 has no HPKE. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,12 +37,28 @@
 #define RSA_WRAPPED_LEN     (CRYPTO_GCM_KEY_LEN + CRYPTO_GCM_NONCE_LEN)
 #define PEM_MAX             (64u * 1024u)
 #define HPKE_INFO           "notegw envelope v1"
+#define HPKE_INFO_V2        "notegw payload v2"
 /* Upper bound of the base64 "data" text: the largest RSA modulus we accept
  * (16384 bits) plus tag plus the largest plaintext, base64-expanded. */
 #define DATA_B64_MAX (((CRYPTO_MAX_PLAINTEXT + 2048u + CRYPTO_GCM_TAG_LEN) + 2u) / 3u * 4u)
 
+/* The sender's HPKE context for sealed payloads (format v2): one SetupBaseS, then
+ * Seal with sequence numbers 0 .. CRYPTO_PAYLOAD_BATCH-1 (RFC 9180 section 5.2).
+ * Memory only: a restart always begins a new context with a new ephemeral key, so
+ * no (key, nonce) pair is ever used twice. The ephemeral private key is freed as
+ * soon as the context is derived. */
+struct seal_ctx {
+	pthread_mutex_t mu;
+	bool live;
+	uint32_t seq;                     /* next sequence number in this context */
+	uint8_t enc[P384_COMPRESSED_LEN]; /* the context's ephemeral public key */
+	uint8_t key[CRYPTO_GCM_KEY_LEN];
+	uint8_t base_nonce[CRYPTO_GCM_NONCE_LEN];
+};
+
 struct crypto_key {
 	EVP_PKEY *pk;
+	struct seal_ctx *sc; /* P-384 only; mutable through a const key, under sc->mu */
 	enum crypto_key_type type;
 	bool priv;
 	size_t rsa_len;              /* RSA: modulus bytes = wrapped key length */
@@ -414,6 +433,10 @@ static int key_wrap(EVP_PKEY *pk, bool priv, struct crypto_key **out)
 			goto fail;
 		k->type = CRYPTO_KEY_P384;
 		snprintf(k->desc, sizeof(k->desc), "P-384");
+		r = -ENOMEM;
+		if (!(k->sc = calloc(1, sizeof(*k->sc))))
+			goto fail;
+		pthread_mutex_init(&k->sc->mu, NULL);
 	} else if (EVP_PKEY_is_a(pk, "RSA")) {
 		int bits = EVP_PKEY_get_bits(pk);
 		if (bits < 2048 || bits > 16384)
@@ -428,6 +451,10 @@ static int key_wrap(EVP_PKEY *pk, bool priv, struct crypto_key **out)
 	*out = k;
 	return 0;
 fail:
+	if (k->sc) {
+		pthread_mutex_destroy(&k->sc->mu);
+		free(k->sc);
+	}
 	free(k);
 	return r;
 }
@@ -628,6 +655,11 @@ void crypto_key_free(struct crypto_key *k)
 	if (!k)
 		return;
 	EVP_PKEY_free(k->pk); /* OpenSSL clears private key material as it frees */
+	if (k->sc) {
+		pthread_mutex_destroy(&k->sc->mu);
+		OPENSSL_cleanse(k->sc, sizeof(*k->sc));
+		free(k->sc);
+	}
 	OPENSSL_cleanse(k, sizeof(*k));
 	free(k);
 }
@@ -707,8 +739,10 @@ static uint8_t *make_aad(const char *alg, const uint8_t *envl, size_t env_len, s
 	return aad;
 }
 
-/* Fill envl (env_len bytes) with the P-384 encapsulation and derive key and nonce. */
-static int seal_p384(const struct crypto_key *pub, uint8_t *envl, uint8_t *key, uint8_t *nonce)
+/* Fill envl (49 bytes) with a fresh P-384 encapsulation and derive key and base
+ * nonce under info: HPKE SetupBaseS. */
+static int setup_p384(const struct crypto_key *pub, const char *info, uint8_t *envl, uint8_t *key,
+                      uint8_t *nonce)
 {
 	EVP_PKEY *eph = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
 	uint8_t dh[P384_DH_LEN], enc[P384_POINT_LEN];
@@ -719,12 +753,17 @@ static int seal_p384(const struct crypto_key *pub, uint8_t *envl, uint8_t *key, 
 	if ((r = p384_dh(eph, pub->pk, dh)) < 0 || (r = p384_pub_of(eph, enc)) < 0 ||
 	    (r = p384_point_convert(enc, sizeof(enc), true, envl, P384_COMPRESSED_LEN)) < 0)
 		goto out;
-	r = crypto_hpke_p384_schedule(dh, enc, pub->pub, (const uint8_t *)HPKE_INFO,
-	                              strlen(HPKE_INFO), key, nonce);
+	r = crypto_hpke_p384_schedule(dh, enc, pub->pub, (const uint8_t *)info, strlen(info), key,
+	                              nonce);
 out:
 	OPENSSL_cleanse(dh, sizeof(dh));
 	EVP_PKEY_free(eph); /* the ephemeral private key dies here */
 	return r;
+}
+
+static int seal_p384(const struct crypto_key *pub, uint8_t *envl, uint8_t *key, uint8_t *nonce)
+{
+	return setup_p384(pub, HPKE_INFO, envl, key, nonce);
 }
 
 static int rsa_ctx_oaep(EVP_PKEY_CTX *ctx)
@@ -803,8 +842,9 @@ out:
 	return r;
 }
 
-static int open_p384(const struct crypto_key *priv, const uint8_t *envl, uint8_t *key,
-                     uint8_t *nonce, const char **why)
+/* HPKE SetupBaseR from the compressed encapsulation envl under info. */
+static int open_setup_p384(const struct crypto_key *priv, const char *info, const uint8_t *envl,
+                           uint8_t *key, uint8_t *nonce, const char **why)
 {
 	uint8_t enc[P384_POINT_LEN], dh[P384_DH_LEN];
 	EVP_PKEY *peer = NULL;
@@ -819,14 +859,20 @@ static int open_p384(const struct crypto_key *priv, const uint8_t *envl, uint8_t
 		*why = "tampered note: key agreement with the envelope's key failed";
 		goto out;
 	}
-	r = crypto_hpke_p384_schedule(dh, enc, priv->pub, (const uint8_t *)HPKE_INFO,
-	                              strlen(HPKE_INFO), key, nonce);
+	r = crypto_hpke_p384_schedule(dh, enc, priv->pub, (const uint8_t *)info, strlen(info), key,
+	                              nonce);
 	if (r < 0)
 		*why = "internal error deriving the key";
 out:
 	OPENSSL_cleanse(dh, sizeof(dh));
 	EVP_PKEY_free(peer);
 	return r;
+}
+
+static int open_p384(const struct crypto_key *priv, const uint8_t *envl, uint8_t *key,
+                     uint8_t *nonce, const char **why)
+{
+	return open_setup_p384(priv, HPKE_INFO, envl, key, nonce, why);
 }
 
 static int open_rsa(const struct crypto_key *priv, const uint8_t *envl, uint8_t *key,
@@ -975,4 +1021,144 @@ int crypto_is_envelope(json_t *body)
 	return json_is_object(body) && json_is_string(alg) &&
 	       strncmp(json_string_value(alg), "ngw", 3) == 0 &&
 	       json_is_string(json_object_get(body, "data"));
+}
+
+/* ---- sealed payloads, format v2 ---- */
+
+/* RFC 9180 section 5.2: nonce = base_nonce XOR I2OSP(seq, Nn). */
+static void seq_nonce(const uint8_t base[CRYPTO_GCM_NONCE_LEN], uint32_t seq,
+                      uint8_t nonce[CRYPTO_GCM_NONCE_LEN])
+{
+	memcpy(nonce, base, CRYPTO_GCM_NONCE_LEN);
+	for (int i = 0; i < 4; i++)
+		nonce[CRYPTO_GCM_NONCE_LEN - 1 - i] ^= (uint8_t)(seq >> (8 * i));
+}
+
+/* Take the next (context, sequence number) pair, starting a new context when there
+ * is none or the current one has sealed its batch. Copies out under the lock so
+ * two threads never share a sequence number. */
+static int next_seq(const struct crypto_key *pub, uint8_t hdr[CRYPTO_PAYLOAD_HDR_LEN],
+                    uint8_t key[CRYPTO_GCM_KEY_LEN], uint8_t nonce[CRYPTO_GCM_NONCE_LEN])
+{
+	struct seal_ctx *c = pub->sc;
+	int r = 0;
+
+	pthread_mutex_lock(&c->mu);
+	if (!c->live || c->seq >= CRYPTO_PAYLOAD_BATCH) {
+		c->live = false;
+		if ((r = setup_p384(pub, HPKE_INFO_V2, c->enc, c->key, c->base_nonce)) < 0)
+			goto out;
+		c->live = true;
+		c->seq = 0;
+	}
+	hdr[0] = CRYPTO_PAYLOAD_P384;
+	memcpy(hdr + 1, c->enc, P384_COMPRESSED_LEN);
+	hdr[1 + P384_COMPRESSED_LEN] = (uint8_t)(c->seq >> 8);
+	hdr[2 + P384_COMPRESSED_LEN] = (uint8_t)c->seq;
+	memcpy(key, c->key, CRYPTO_GCM_KEY_LEN);
+	seq_nonce(c->base_nonce, c->seq, nonce);
+	c->seq++;
+out:
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
+int crypto_seal_payload(const struct crypto_key *pub, const char *plaintext, size_t len,
+                        uint8_t **out, size_t *out_len)
+{
+	uint8_t key[CRYPTO_GCM_KEY_LEN], nonce[CRYPTO_GCM_NONCE_LEN], *buf;
+	int r;
+
+	*out = NULL;
+	*out_len = 0;
+	if (pub->type != CRYPTO_KEY_P384 || !pub->sc)
+		return -ENOTSUP;
+	if (len > CRYPTO_MAX_PLAINTEXT)
+		return -E2BIG;
+	buf = malloc(CRYPTO_PAYLOAD_OVERHEAD + len);
+	if (!buf)
+		return -ENOMEM;
+	if ((r = next_seq(pub, buf, key, nonce)) < 0 ||
+	    (r = crypto_gcm_seal(key, nonce, buf, CRYPTO_PAYLOAD_HDR_LEN,
+	                         (const uint8_t *)plaintext, len, buf + CRYPTO_PAYLOAD_HDR_LEN,
+	                         buf + CRYPTO_PAYLOAD_HDR_LEN + len)) < 0) {
+		free(buf);
+		goto out;
+	}
+	*out = buf;
+	*out_len = CRYPTO_PAYLOAD_OVERHEAD + len;
+out:
+	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(nonce, sizeof(nonce));
+	return r;
+}
+
+int crypto_is_sealed_payload(const uint8_t *p, size_t n)
+{
+	return n >= 1 && p[0] == CRYPTO_PAYLOAD_P384;
+}
+
+int crypto_open_payload(const struct crypto_key *priv, const uint8_t *p, size_t n, char **pt,
+                        size_t *len, const char **why)
+{
+	uint8_t key[CRYPTO_GCM_KEY_LEN], nonce[CRYPTO_GCM_NONCE_LEN], base[CRYPTO_GCM_NONCE_LEN];
+	uint8_t *out = NULL;
+	size_t ct_len = 0;
+	uint32_t seq;
+	int r;
+
+	*pt = NULL;
+	*len = 0;
+	*why = "";
+	if (!priv->priv) {
+		*why = "a public key cannot open a sealed payload";
+		return -EINVAL;
+	}
+	if (n < 1 || p[0] != CRYPTO_PAYLOAD_P384) {
+		*why = "not a sealed payload, or an unknown version (this notegw reads kind 0x02)";
+		return -ENOTSUP;
+	}
+	if (priv->type != CRYPTO_KEY_P384) {
+		*why = "wrong key: the payload is sealed to a P-384 key, this key is RSA";
+		return -EBADMSG;
+	}
+	if (n < CRYPTO_PAYLOAD_OVERHEAD) {
+		*why = "truncated note: the payload is shorter than its header and tag";
+		return -EBADMSG;
+	}
+	ct_len = n - CRYPTO_PAYLOAD_OVERHEAD;
+	if (ct_len > CRYPTO_MAX_PLAINTEXT) {
+		*why = "sealed payload too large";
+		return -E2BIG;
+	}
+	seq = (uint32_t)p[1 + P384_COMPRESSED_LEN] << 8 | p[2 + P384_COMPRESSED_LEN];
+	if ((r = open_setup_p384(priv, HPKE_INFO_V2, p + 1, key, base, why)) < 0)
+		goto out;
+	seq_nonce(base, seq, nonce);
+	if (!(out = malloc(ct_len + 1))) {
+		*why = "out of memory";
+		r = -ENOMEM;
+		goto out;
+	}
+	r = crypto_gcm_open(key, nonce, p, CRYPTO_PAYLOAD_HDR_LEN, p + CRYPTO_PAYLOAD_HDR_LEN,
+	                    ct_len, p + CRYPTO_PAYLOAD_HDR_LEN + ct_len, out);
+	if (r < 0) {
+		*why = r == -EBADMSG ? "wrong key, or the note was tampered with or truncated "
+		                       "(authentication failed)"
+		                     : "internal error decrypting";
+		goto out;
+	}
+	out[ct_len] = '\0';
+	*pt = (char *)out;
+	*len = ct_len;
+	out = NULL;
+out:
+	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(nonce, sizeof(nonce));
+	OPENSSL_cleanse(base, sizeof(base));
+	if (out) {
+		OPENSSL_cleanse(out, ct_len + 1);
+		free(out);
+	}
+	return r;
 }

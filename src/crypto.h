@@ -61,6 +61,25 @@ int crypto_seal(const struct crypto_key *pub, const char *plaintext, size_t len,
  * -EBADMSG truncated, tampered or sealed to another key. */
 int crypto_open(const struct crypto_key *priv, json_t *env, char **pt, size_t *len,
                 const char **why);
+/* Sealed payloads, format v2 (P-384 only): the note's binary payload is
+ *   kind (1 byte, CRYPTO_PAYLOAD_P384) || enc (49, compressed point) || seq (2, big
+ *   endian) || ciphertext || tag (16)
+ * HPKE base mode with one sender context per batch of CRYPTO_PAYLOAD_BATCH notes
+ * (RFC 9180 section 5.2 sequence numbers), a new ephemeral key per batch and per
+ * process start. Adds CRYPTO_PAYLOAD_OVERHEAD bytes to the plaintext. */
+#define CRYPTO_PAYLOAD_P384     0x02
+#define CRYPTO_PAYLOAD_HDR_LEN  (1 + 49 + 2)
+#define CRYPTO_PAYLOAD_OVERHEAD (CRYPTO_PAYLOAD_HDR_LEN + 16)
+#define CRYPTO_PAYLOAD_BATCH    1024u
+/* Seal plaintext into *out (*out_len bytes, caller frees). Thread-safe on one key.
+ * -ENOTSUP for an RSA key (use crypto_seal), -E2BIG above CRYPTO_MAX_PLAINTEXT. */
+int crypto_seal_payload(const struct crypto_key *pub, const char *plaintext, size_t len,
+                        uint8_t **out, size_t *out_len);
+/* Open a sealed payload (borrowed); as crypto_open for *pt, *len, *why and errors. */
+int crypto_open_payload(const struct crypto_key *priv, const uint8_t *p, size_t n, char **pt,
+                        size_t *len, const char **why);
+/* Does this payload start as a sealed payload does? 1 or 0; nothing of authenticity. */
+int crypto_is_sealed_payload(const uint8_t *p, size_t n);
 /* Wipe memory so the compiler cannot drop it (OPENSSL_cleanse). */
 void crypto_wipe(void *p, size_t len);
 /* Wipe and free a plaintext from crypto_open (NULL is fine). */

@@ -42,9 +42,8 @@ static int check_ntn(const struct intake_rules *rules, const struct cfg_notefile
 		       "booleans (its notes are sent templated)";
 		return -EINVAL;
 	}
-	/* the link adds "_id":"<gateway_id>:<seq>" */
-	const char *gid = rules->gateway_id;
-	n += (gid ? strlen(gid) : 16) + 1 + TMPL_ID_SEQ_DIGITS;
+	/* the link adds its id: two integer slots in a template */
+	n += TMPL_ID_BYTES;
 	if (n > TMPL_NTN_MAX_BYTES) {
 		*why = "note too big for a satellite (ntn) notefile: more than 256 bytes on the "
 		       "air even templated";

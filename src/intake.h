@@ -19,8 +19,7 @@ struct cfg;
 
 /* What the intake judges a note by. */
 struct intake_rules {
-	const struct cfg *cfg;  /* [notefile.*] (urgent, ntn); NULL: none (borrowed) */
-	const char *gateway_id; /* the store's, part of every note's "_id"; NULL: assume 16 */
+	const struct cfg *cfg; /* [notefile.*] (urgent, ntn); NULL: none (borrowed) */
 };
 
 /* A note ready for the store. */

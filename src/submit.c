@@ -14,7 +14,6 @@ static struct intake_rules rules_of(const struct submit *s)
 {
 	return (struct intake_rules){
 	    .cfg = s->cfg,
-	    .gateway_id = s->store ? store_gateway_id(s->store) : NULL,
 	};
 }
 

@@ -118,7 +118,7 @@ static int on_message(int event, void *event_data, void *userdata)
 	r = mqtt_out_check_obj(notefile, ed->payload, ed->payloadlen, (size_t)b->max_payload, &obj,
 	                       &why);
 	if (r == 0) {
-		struct intake_rules rules = {.cfg = b->cfg, .gateway_id = store_gateway_id(b->st)};
+		struct intake_rules rules = {.cfg = b->cfg};
 		r = intake_prepare_obj(&rules, notefile, obj, 0, &n, &why);
 	}
 	json_decref(obj);

@@ -173,6 +173,7 @@ struct opened {
 	json_t *event; /* the routed event, or NULL for a bare envelope */
 	char *pt;
 	size_t len;
+	bool from_payload; /* a sealed payload (format v2), not an envelope body */
 };
 
 /* The body of a routed event ({"event":..., "file":..., "body":{...}}), or the
@@ -219,16 +220,46 @@ static int read_decrypt_input(const char *src, char **in, size_t *len)
 	return r;
 }
 
-/* Open one event (or bare envelope) into *o, which takes obj (stolen) on success.
+/* Open a sealed payload given as base64 (canonical only: one spelling per note). */
+static int open_payload_b64(struct crypto_key *key, const char *b64, struct opened *o,
+                            const char **why)
+{
+	void *raw = NULL;
+	size_t n = 0;
+	int r = -EBADMSG;
+
+	if (b64_decode(b64, &raw, &n) < 0) {
+		*why = "truncated or tampered note: \"payload\" is not base64";
+		return r;
+	}
+	char *again = b64_encode(raw, n);
+	if (!again || strcmp(again, b64) != 0)
+		*why = "truncated or tampered note: \"payload\" is not canonical base64";
+	else
+		r = crypto_open_payload(key, raw, n, &o->pt, &o->len, why);
+	free(again);
+	free(raw);
+	o->from_payload = true;
+	return r;
+}
+
+/* Open one event (or bare envelope) into *o, which takes obj (stolen) on success: a
+ * body that is an envelope (format v1), else a sealed "payload" (format v2).
  * 0, or <0 reported (obj is then the caller's). */
 static int open_one(struct crypto_key *key, json_t *obj, struct opened *o)
 {
 	bool is_event;
 	const char *why = "";
 	json_t *envl = envelope_of(obj, &is_event);
+	json_t *payload = json_object_get(obj, "payload");
+	int r;
 
 	*o = (struct opened){0};
-	if (crypto_open(key, envl, &o->pt, &o->len, &why) < 0) {
+	if (!json_object_get(envl, "alg") && json_is_string(payload))
+		r = open_payload_b64(key, json_string_value(payload), o, &why);
+	else
+		r = crypto_open(key, envl, &o->pt, &o->len, &why);
+	if (r < 0) {
 		json_t *file = json_object_get(obj, "file");
 		fprintf(stderr, "notegw: decrypt: %s%s%s\n",
 		        json_is_string(file) ? json_string_value(file) : "",
@@ -299,6 +330,8 @@ static int print_opened(const struct cli *cli, struct opened *got, size_t n_got)
 		}
 		envelope_of(got[i].event, &is_event);
 		if (is_event) {
+			if (got[i].from_payload)
+				json_object_del(got[i].event, "payload");
 			json_object_set_new(got[i].event, "body", body);
 			print_json(got[i].event);
 		} else {

@@ -1,7 +1,9 @@
 /* Building note.add from a queued note: the gateway's id for end-to-end dedup,
- * the body sealed on the host or handed to the card's own encryption, payload in
- * base64, sync now for urgent notes. A templated notefile's request is fitted to its
- * template afterwards, by the sender (link_card.c through link_tmpl.c). */
+ * the body sealed on the host (a P-384 sealed payload, or the envelope body of
+ * docs/encryption.md when the note has a payload of its own or the key is RSA) or
+ * handed to the card's own encryption, payload in base64, sync now for urgent notes. A templated
+ * notefile's request is fitted to its template afterwards, by the sender (link_card.c through
+ * link_tmpl.c). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,7 @@ int link_note_request(const struct link_opts *o, const struct crypto_key *pub,
 	int r = -ENOMEM;
 	json_t *body = NULL, *rq = NULL;
 	char *id = NULL;
+	uint8_t *sealed = NULL;
 	if (n->body) {
 		json_error_t jerr;
 		body = json_loads(n->body, JSON_REJECT_DUPLICATES, &jerr);
@@ -55,11 +58,22 @@ int link_note_request(const struct link_opts *o, const struct crypto_key *pub,
 		}
 	}
 	enum link_seal seal = link_seal_for(o, n->file);
-	if (seal == LINK_SEAL_HOST && body) {
-		if (!pub) {
-			r = -ENOKEY;
+	const uint8_t *payload = n->payload;
+	size_t payload_len = n->payload_len;
+	if (seal == LINK_SEAL_HOST && body && !pub) {
+		r = -ENOKEY;
+		goto out;
+	}
+	if (seal == LINK_SEAL_HOST && body && !(payload && payload_len) &&
+	    crypto_key_type(pub) == CRYPTO_KEY_P384) {
+		/* binary on the air: the body becomes the payload, only "_id" stays */
+		r = crypto_seal_payload(pub, n->body, strlen(n->body), &sealed, &payload_len);
+		if (r < 0)
 			goto out;
-		}
+		payload = sealed;
+		json_decref(body);
+		body = NULL;
+	} else if (seal == LINK_SEAL_HOST && body) {
 		json_t *env = NULL;
 		r = crypto_seal(pub, n->body, strlen(n->body), &env);
 		if (r < 0)
@@ -83,8 +97,8 @@ int link_note_request(const struct link_opts *o, const struct crypto_key *pub,
 	if (!rq)
 		goto out;
 	json_object_set(rq, "body", body);
-	if (n->payload && n->payload_len) {
-		char *b64 = b64_encode(n->payload, n->payload_len);
+	if (payload && payload_len) {
+		char *b64 = b64_encode(payload, payload_len);
 		if (!b64)
 			goto out;
 		json_object_set_new(rq, "payload", json_string(b64));
@@ -101,6 +115,7 @@ int link_note_request(const struct link_opts *o, const struct crypto_key *pub,
 out:
 	json_decref(rq);
 	json_decref(body);
+	free(sealed);
 	free(id);
 	return r;
 }

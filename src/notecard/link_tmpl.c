@@ -15,9 +15,9 @@
 
 #include "cfg.h"
 #include "log.h"
-#include "notegw/notefile.h"
 #include "notecard/link_int.h"
 #include "notecard/template.h"
+#include "notegw/notefile.h"
 #include "store.h"
 #include "util.h"
 
@@ -64,6 +64,11 @@ static json_t *kv_hints(struct link *l, const char *file)
 		h = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
 		if (h && tmpl_hints_check(h, err, sizeof(err)) < 0) {
 			log_warn("template: stored template for %s ignored: %s", file, err);
+			json_decref(h);
+			h = NULL;
+		}
+		/* learned before the id went into two integer slots: keep the rest */
+		if (h && json_object_get(h, "_id") && tmpl_id_hints(h) < 0) {
 			json_decref(h);
 			h = NULL;
 		}
@@ -152,13 +157,12 @@ static struct tmpl_entry *add_entry(struct link *l, struct link_tmpl *t, const c
 		if (tmpl_load_file(tv, &hints, err, sizeof(err)) < 0) {
 			log_err("template: %s; notes for %s go untemplated", err, file);
 		} else {
-			/* the link adds "_id" to every body: the template holds it, sized
-			 * for this gateway's ids whatever the file says */
-			const char *gid = l->st ? store_gateway_id(l->st) : NULL;
-			char len[24];
-			snprintf(len, sizeof(len), "%zu",
-			         (gid ? strlen(gid) : 16) + 1 + TMPL_ID_SEQ_DIGITS);
-			json_object_set_new(hints, "_id", json_string(len));
+			/* the link adds "_id" to every body: the template holds it in its
+			 * two integer slots, whatever the file says */
+			if (tmpl_id_hints(hints) < 0) {
+				json_decref(hints);
+				return NULL;
+			}
 			mode = TMPL_FILE;
 		}
 	}
@@ -291,6 +295,7 @@ int link_tmpl_prepare(struct link *l, const struct store_out *n, json_t *req,
 	if (!e)
 		return 0; /* not counted, sent as built */
 	bool want = false;
+	json_t *tb = NULL; /* the body as it goes templated */
 	if (link_seal_for(&l->o, n->file) != LINK_SEAL_NONE) {
 		if (e->ntn && !e->warned)
 			log_err(
@@ -303,10 +308,16 @@ int link_tmpl_prepare(struct link *l, const struct store_out *n, json_t *req,
 		e->warned = e->nf.mode != TMPL_OFF;
 	} else {
 		bool changed = false;
-		want = tmpl_nf_decide(&e->nf, body, &changed);
+		/* templated, the id travels as two integers; plain, as the string */
+		tb = json_deep_copy(body);
+		if (!tb || tmpl_id_compact(tb) < 0) {
+			json_decref(tb);
+			return -ENOMEM;
+		}
+		want = tmpl_nf_decide(&e->nf, tb, &changed);
 		if (!want && e->ntn && e->nf.hints) {
 			char why[160];
-			if (!tmpl_fits(e->nf.hints, body, why, sizeof(why)))
+			if (!tmpl_fits(e->nf.hints, tb, why, sizeof(why)))
 				log_warn(
 				    "template: %s seq %lld does not fit the satellite template "
 				    "(%s); sent untemplated, it travels only over cellular or WiFi",
@@ -326,14 +337,21 @@ int link_tmpl_prepare(struct link *l, const struct store_out *n, json_t *req,
 		want = false;
 	if (want && e->card != CARD_HAS) {
 		int r = register_template(l, e, &want);
-		if (r < 0)
+		if (r < 0) {
+			json_decref(tb);
 			return r;
+		}
 	}
 	if (!want && e->card != CARD_NONE && (e->nf.mode != TMPL_OFF || e->card == CARD_STALE)) {
 		int r = clear_template(l, e);
-		if (r < 0)
+		if (r < 0) {
+			json_decref(tb);
 			return r;
+		}
 	}
+	if (want && tb)
+		json_object_set(req, "body", tb);
+	json_decref(tb);
 	if (want) {
 		json_t *h = registered_hints(e);
 		tn->air = h ? tmpl_air_size(h, e->ntn, n->payload_len) : tn->json;

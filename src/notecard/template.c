@@ -346,6 +346,50 @@ fail:
 	return NULL;
 }
 
+/* ---- the link's id ----------------------------------------------------------- */
+int tmpl_id_compact(json_t *body)
+{
+	const char *id = json_string_value(json_object_get(body, "_id"));
+	const char *colon = id ? strrchr(id, ':') : NULL;
+	if (!colon || colon - id < 8 || !all_digits(colon + 1) || strlen(colon + 1) > 10 ||
+	    json_object_get(body, TMPL_ID_GW) || json_object_get(body, TMPL_ID_SEQ))
+		return 0;
+	char gw[9];
+	memcpy(gw, id, 8);
+	gw[8] = '\0';
+	if (strspn(gw, "0123456789abcdef") != 8)
+		return 0;
+	unsigned long long seq = strtoull(colon + 1, NULL, 10);
+	if (seq > UINT32_MAX)
+		return 0;
+	json_t *g = json_integer((json_int_t)strtoull(gw, NULL, 16));
+	json_t *q = json_integer((json_int_t)seq);
+	if (!g || !q) {
+		json_decref(g);
+		json_decref(q);
+		return -ENOMEM;
+	}
+	if (json_object_set_new(body, TMPL_ID_GW, g) < 0) {
+		json_decref(q);
+		return -ENOMEM;
+	}
+	if (json_object_set_new(body, TMPL_ID_SEQ, q) < 0) {
+		json_object_del(body, TMPL_ID_GW);
+		return -ENOMEM;
+	}
+	json_object_del(body, "_id");
+	return 1;
+}
+
+int tmpl_id_hints(json_t *hints)
+{
+	json_object_del(hints, "_id");
+	return json_object_set_new(hints, TMPL_ID_GW, json_integer(TMPL_ID_HINT)) < 0 ||
+	               json_object_set_new(hints, TMPL_ID_SEQ, json_integer(TMPL_ID_HINT)) < 0
+	           ? -ENOMEM
+	           : 0;
+}
+
 /* ---- learning ---------------------------------------------------------------- */
 struct field {
 	char *key;
@@ -353,7 +397,6 @@ struct field {
 	long long lo, hi; /* K_INT, and the integers seen in a K_REAL */
 	bool dbl;         /* K_REAL: a value needs more than a 4-byte float */
 	size_t maxlen;    /* K_STR */
-	size_t id_prefix; /* "_id": bytes up to and with its last ':' (0: none) */
 };
 
 struct tmpl_learner {
@@ -451,16 +494,9 @@ static void merge(struct field *f, const json_t *v, bool first)
 		if (!real_fits(json_real_value(v), 4))
 			f->dbl = true;
 	} else if (kd == K_STR) {
-		const char *s = json_string_value(v);
 		size_t n = json_string_length(v);
 		if (n > f->maxlen)
 			f->maxlen = n;
-		const char *colon = strrchr(s, ':');
-		if (strcmp(f->key, "_id") == 0 && colon) {
-			size_t p = (size_t)(colon - s) + 1;
-			if (p > f->id_prefix)
-				f->id_prefix = p;
-		}
 	}
 }
 
@@ -499,8 +535,15 @@ int tmpl_learner_add(struct tmpl_learner *lr, const json_t *body)
 	return restarted;
 }
 
+static bool is_id_slot(const char *key)
+{
+	return strcmp(key, TMPL_ID_GW) == 0 || strcmp(key, TMPL_ID_SEQ) == 0;
+}
+
 static json_t *hint_for(const struct field *f)
 {
+	if (f->k == K_INT && is_id_slot(f->key))
+		return json_integer(TMPL_ID_HINT); /* every id, not the samples' */
 	switch (f->k) {
 	case K_BOOL:
 		return json_true();
@@ -522,9 +565,8 @@ static json_t *hint_for(const struct field *f)
 	case K_STR: {
 		/* half again the longest seen, rounded up to 4, at least 8: "ok" and
 		 * "warn" seen leave room for "alarm" */
-		size_t n = f->id_prefix ? f->id_prefix + TMPL_ID_SEQ_DIGITS
-		                        : (f->maxlen + f->maxlen / 2 + 3) / 4 * 4;
-		if (n < 8 && !f->id_prefix)
+		size_t n = (f->maxlen + f->maxlen / 2 + 3) / 4 * 4;
+		if (n < 8)
 			n = 8;
 		if (n > TMPL_MAX_STRING)
 			n = TMPL_MAX_STRING;

@@ -27,10 +27,23 @@
 /* Bounds on what is templated: fields a body, length of one string field. */
 #define TMPL_MAX_FIELDS 64
 #define TMPL_MAX_STRING 1024
-/* Digits of the seq in the link's "_id" ("<gateway_id>:<seq>") a template holds:
- * 10^12 notes is three centuries at 100 notes/s, and every byte of the slot is sent
- * with every note; a larger seq only makes a note misfit and go plain. */
-#define TMPL_ID_SEQ_DIGITS 12
+/* The link's "_id" ("<gateway_id>:<seq>", docs/store.md) in a templated note: two
+ * 4-byte unsigned integer slots instead of a 29-byte string, "_gw" = the number the
+ * gateway_id's first 8 hex digits spell and "_seq" = seq; docs/store.md says how a
+ * receiver rebuilds its dedup key from them. A seq past UINT32_MAX (4.29e9 notes:
+ * 136 years at one a second) keeps the string "_id", misfits and goes plain:
+ * never a wrong id. */
+#define TMPL_ID_GW    "_gw"
+#define TMPL_ID_SEQ   "_seq"
+#define TMPL_ID_HINT  24 /* 4-byte unsigned */
+#define TMPL_ID_BYTES 8  /* both slots, on the air */
+
+/* Replace body's "_id" by "_gw" and "_seq" as above: 1 when replaced; 0 when body
+ * has no "_id", or one of another form or a seq past UINT32_MAX (left unchanged);
+ * -ENOMEM (body unchanged). */
+int tmpl_id_compact(json_t *body);
+/* Give hints the two id slots (replacing an "_id" hint). 0 or -ENOMEM. */
+int tmpl_id_hints(json_t *hints);
 
 /* ---- hints ------------------------------------------------------------------- */
 /* Is hints a template body the card accepts and this module understands: a flat
@@ -67,15 +80,15 @@ void tmpl_learner_reset(struct tmpl_learner *lr);
 /* Learn from one body: 0 when it agrees with the samples so far (same fields, types
  * that merge: an integer and a float make a float), 1 when it disagrees and the
  * learner started again from it, -EINVAL when it cannot be templated (not learned),
- * -ENOMEM. The link's "_id" field is learned as a string like any other, but its
- * hint is sized for every seq (tmpl_learner_hints). */
+ * -ENOMEM. The id slots "_gw" and "_seq" (tmpl_id_compact) are learned like any
+ * other field, but their hints hold every id (tmpl_learner_hints). */
 int tmpl_learner_add(struct tmpl_learner *lr, const json_t *body);
 unsigned tmpl_learner_count(const struct tmpl_learner *lr);
 /* Hints for the samples so far, with headroom: integers sized for four times the
  * largest magnitude seen (unsigned when none was negative), floats 14.1 unless a
  * value needs more than 7 significant digits (then 18.1), strings half again their
- * longest length rounded up to a multiple of 4 (at least 8), "_id" its "<prefix>:" length plus
- * TMPL_ID_SEQ_DIGITS. New reference, NULL without samples or memory. */
+ * longest length rounded up to a multiple of 4 (at least 8), "_gw" and "_seq"
+ * TMPL_ID_HINT. New reference, NULL without samples or memory. */
 json_t *tmpl_learner_hints(const struct tmpl_learner *lr);
 
 /* ---- policy, one notefile ---------------------------------------------------- */

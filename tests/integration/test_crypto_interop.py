@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""Interop for the end-to-end envelope: keys from `notegw keys generate`, notes
-sealed by the project's code (tests/lib/seal) opened by Debian's python3-cryptography
-running ONLY the reference code printed in docs/encryption.md, and the reverse
-(python seals, `notegw decrypt` opens); plus the CLI's refusals and the doc's
-worked example."""
+"""Interop for end-to-end encryption, both formats (v1 envelope bodies, v2 sealed
+payloads): keys from `notegw keys generate`, notes sealed by the project's code
+(tests/lib/seal) opened by Debian's python3-cryptography running ONLY the reference
+code printed in docs/encryption.md, and the reverse (python seals, `notegw decrypt`
+opens); plus the CLI's refusals and the doc's worked example."""
 import base64
 import json
 import os
@@ -38,13 +38,15 @@ except ImportError:
 # The reference implementation, exactly as docs/encryption.md prints it.
 doc = open(DOC, encoding="utf-8").read()
 blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
-ref_src = [b for b in blocks if b.startswith("# notegw envelope v1 reference")]
+ref_src = [b for b in blocks if b.startswith("# notegw reference:")]
 if len(ref_src) != 1:
     print("FAIL docs/encryption.md has no single reference code block")
     sys.exit(1)
 ref = {}
 exec(compile(ref_src[0], "docs/encryption.md", "exec"), ref)
 open_body, seal_body = ref["open_body"], ref["seal_body"]
+open_payload, open_event = ref["open_payload"], ref["open_event"]
+seal_payloads = ref["seal_payloads"]
 
 
 def run(args, stdin=None):
@@ -123,6 +125,54 @@ with tempfile.TemporaryDirectory() as tmp:
             except Exception as e:  # noqa: BLE001 - report any failure of the reference
                 check(False, f"{kind}: python opens the gateway's note ({e!r})")
 
+    # ---- v2: the gateway seals payloads, python opens them ----
+    priv, pub, _ = kinds["p384"]
+    key = load_priv(priv)
+    encs = []
+    for body in BODIES:
+        r = run([SEAL, "--payload", "3", pub, "-"], stdin=body.encode())
+        lines = r.stdout.decode().split()
+        check(r.returncode == 0 and len(lines) == 3, f"v2: seal 3 payloads of {len(body)} bytes")
+        raws = [base64.b64decode(x) for x in lines]
+        check(all(len(x) == 1 + 49 + 2 + len(body.encode()) + 16 for x in raws),
+              "v2: payload is kind + enc(49) + seq(2) + ciphertext + tag: +68 bytes")
+        check(all(x[0] == 2 and x[1:50] == raws[0][1:50] for x in raws),
+              "v2: kind 0x02, one ephemeral key for consecutive notes")
+        encs.append(raws[0][1:50])
+        seqs = [int.from_bytes(x[50:52], "big") for x in raws]
+        check(seqs == [0, 1, 2], f"v2: a new context counts from 0: {seqs}")
+        try:
+            ok = all(open_payload(key, x) == body.encode() for x in raws)
+            event = {"event": "e2", "file": "data.qo", "body": {"_id": "dev:0000:7"},
+                     "payload": lines[1]}
+            ok = ok and open_event(key, event) == body.encode()
+            check(ok, "v2: python opens the gateway's sealed payloads, by payload and by event")
+        except Exception as e:  # noqa: BLE001 - report any failure of the reference
+            check(False, f"v2: python opens the gateway's sealed payloads ({e!r})")
+    check(len(set(encs)) == len(encs),
+          "v2: every process start seals with a new ephemeral key (no nonce reuse after a restart)")
+    r = run([SEAL, "--payload", "1", kinds["rsa3072"][1], "-"], stdin=b"{}")
+    check(r.returncode != 0 and r.stdout == b"", "v2: an RSA key seals no payload")
+
+    # ---- v2: python seals payloads, notegw decrypt opens them ----
+    pubkey = load_pub(pub)
+    sealed = seal_payloads(pubkey, [b.encode() for b in BODIES])
+    events = [{"event": f"e{i}", "file": "data.qo", "body": {"_id": f"dev:0000:{i}"},
+               "payload": base64.b64encode(x).decode()} for i, x in enumerate(sealed)]
+    for body, event in zip(BODIES, events):
+        r = run(notegw + ["decrypt", "--key", priv, "-"], stdin=json.dumps(event).encode())
+        check(r.returncode == 0 and r.stdout.decode().rstrip("\n") == body,
+              f"v2: notegw decrypt opens python's sealed payload ({len(body)} bytes)")
+    r = run(notegw + ["decrypt", "--json", "--key", priv, json.dumps(events[0])])
+    out = json.loads(r.stdout) if r.returncode == 0 else {}
+    check(out.get("body") == json.loads(BODIES[0]) and "payload" not in out
+          and out.get("event") == "e0", "v2: --json prints the event, plaintext body, no payload")
+    mixed = [events[0], {"file": "a.qo", "body": seal_body(pubkey, BODIES[1].encode())}, events[2]]
+    r = run(notegw + ["decrypt", "--key", priv],
+            stdin=("\n".join(json.dumps(e) for e in mixed) + "\n").encode())
+    check(r.returncode == 0 and r.stdout.decode().splitlines() == BODIES[:3],
+          "v1 and v2 events mixed on JSON lines open in order")
+
     # ---- python seals, notegw decrypt opens ----
     for kind, (priv, pub, size) in kinds.items():
         pubkey = load_pub(pub)
@@ -192,6 +242,26 @@ with tempfile.TemporaryDirectory() as tmp:
             "tampered", "one bad event among good ones prints nothing")
     refused(["decrypt", "--key", p_priv, "-"], b'{"file":"data.qo","body":{"temp":1}}',
             "not an encrypted note", "a plaintext body")
+    v2 = {"file": "data.qo", "body": {"_id": "x"},
+          "payload": base64.b64encode(seal_payloads(load_pub(p_pub), [secret.encode()])[0]).decode()}
+    refused(["decrypt", "--key", o_priv, "-"], json.dumps(v2).encode(), "wrong key",
+            "v2: another P-384 key")
+    refused(["decrypt", "--key", r_priv, "-"], json.dumps(v2).encode(), "wrong key",
+            "v2: an RSA key")
+    raw = bytearray(base64.b64decode(v2["payload"]))
+    for i, what in ((51, "sequence number"), (60, "ciphertext"), (len(raw) - 1, "tag")):
+        raw[i] ^= 0x01
+        refused(["decrypt", "--key", p_priv, "-"],
+                json.dumps(dict(v2, payload=base64.b64encode(bytes(raw)).decode())).encode(),
+                "tampered", f"v2: a flipped bit in the {what}")
+        raw[i] ^= 0x01
+    refused(["decrypt", "--key", p_priv, "-"],
+            json.dumps(dict(v2, payload=base64.b64encode(bytes(raw[:60])).decode())).encode(),
+            "truncated", "v2: a truncated payload")
+    refused(["decrypt", "--key", p_priv, "-"],
+            json.dumps(dict(v2, payload=v2["payload"][:-2] + "==")).encode(), "tampered",
+            "v2: payload that is not canonical base64")
+
     os.chmod(p_priv, 0o640)
     refused(["decrypt", "--key", p_priv, "-"], json.dumps(env).encode(), "chmod 600",
             "a group-readable private key")
@@ -223,6 +293,19 @@ with tempfile.TemporaryDirectory() as tmp:
         check(len(base64.b64decode(ex_env["data"])) == 92, "worked example: 92 bytes as stated")
     else:
         check(False, "worked example found in docs/encryption.md")
+    m_v2 = [j for j in jsons if j.startswith('{"file":"data.qo","body":{"_id":') and '"payload"' in j]
+    if m_key and len(m_v2) == 1 and len(m_pt) == 1:
+        ev = json.loads(m_v2[0])
+        raw = base64.b64decode(ev["payload"])
+        check(len(raw) == 95 and raw[0] == 2 and raw[50:52] == b"\x00\x01",
+              "v2 worked example: 95 bytes, kind 02, seq 1 as stated")
+        check(open_event(load_priv(kp), ev) == m_pt[0].encode(),
+              "v2 worked example: the reference code opens it to the printed plaintext")
+        r = run(notegw + ["decrypt", "--key", kp, m_v2[0]])
+        check(r.returncode == 0 and r.stdout.decode().rstrip("\n") == m_pt[0],
+              "v2 worked example: notegw decrypt opens it to the printed plaintext")
+    else:
+        check(False, "v2 worked example found in docs/encryption.md")
 
 print(f"{'FAILED' if failures else 'passed'}: {failures} failure(s)")
 sys.exit(1 if failures else 0)

@@ -82,10 +82,28 @@ def main():
         check(first_templated is not None, "no templated note.add for sensors.qo")
         check(first_tmpl < first_templated, "note.add templated before note.template")
         body = entries[first_tmpl]["req"]["body"]
-        check(set(body) == {"k", "temp", "hum", "ok", "state", "_id"}, "learned fields %r" % body)
+        check(set(body) == {"k", "temp", "hum", "ok", "state", "_gw", "_seq"},
+              "learned fields %r" % body)
         check(body["ok"] is True and body["temp"] == 14.1 and body["state"] == "8",
               "learned hints %r" % body)
-        check(isinstance(body["_id"], str), "_id hint not a string: %r" % body)
+        check(body["_gw"] == 24 and body["_seq"] == 24, "id slots not uint32: %r" % body)
+
+        # the id end to end (docs/store.md): a templated note carries _gw and _seq, a
+        # plain one _id; the receiver's key (first 8 hex digits, seq) is one per note
+        notes = [ev.get("body") or {} for ev in sim.hub_notes() if ev.get("file") == "sensors.qo"]
+
+        def key(b):
+            if "_id" in b:
+                gw, _, seq = b["_id"].rpartition(":")
+                return gw[:8], int(seq)
+            return "%08x" % b["_gw"], b["_seq"]
+        templ = [b for b in notes if "_seq" in b]
+        check(templ and all("_id" not in b and isinstance(b["_gw"], int) for b in templ),
+              "templated notes at the hub carry _gw and _seq: %r" % templ[:1])
+        keys = [key(b) for b in notes]
+        check(len({k[0] for k in keys}) == 1, "one gateway key for every note: %r" % keys)
+        check(len(set(keys)) == len({b["k"] for b in notes}),
+              "one key per note, plain or templated: %r" % keys)
 
         files = sim.files()
         f = files.get("sensors.qo")

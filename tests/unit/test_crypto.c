@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -598,6 +599,139 @@ static void t_secure_heap(void **state)
 	assert_int_equal(CRYPTO_secure_used(), before);
 }
 
+/* Sealed payloads (format v2): round trip, the header's layout, one HPKE context per
+ * batch with a fresh sequence number (so a fresh nonce) per note, a new ephemeral
+ * key after the batch, and every byte authenticated. */
+static void t_payload_p384(void **state)
+{
+	struct keys *ks = *state;
+	uint8_t *p = NULL, *q = NULL;
+	size_t n = 0, m = 0, len = 0;
+	char *pt = NULL;
+	const char *why = NULL;
+
+	assert_int_equal(crypto_seal_payload(ks->p384_pub, body, strlen(body), &p, &n), 0);
+	assert_int_equal(n, strlen(body) + CRYPTO_PAYLOAD_OVERHEAD);
+	assert_int_equal(CRYPTO_PAYLOAD_OVERHEAD, 68); /* the budget is 70 */
+	assert_true(crypto_is_sealed_payload(p, n));
+	assert_int_equal(p[0], CRYPTO_PAYLOAD_P384);
+	assert_true(p[1] == 2 || p[1] == 3); /* a compressed point */
+	assert_null(memmem(p, n, "hello", 5));
+	assert_int_equal(crypto_open_payload(ks->p384, p, n, &pt, &len, &why), 0);
+	assert_int_equal(len, strlen(body));
+	assert_string_equal(pt, body);
+	crypto_free_plaintext(pt, len);
+
+	/* the next note: same context (same enc), the next sequence number */
+	assert_int_equal(crypto_seal_payload(ks->p384_pub, body, strlen(body), &q, &m), 0);
+	assert_memory_equal(p + 1, q + 1, 49);
+	assert_int_equal((q[50] << 8 | q[51]), (p[50] << 8 | p[51]) + 1);
+	assert_memory_not_equal(p + CRYPTO_PAYLOAD_HDR_LEN, q + CRYPTO_PAYLOAD_HDR_LEN,
+	                        strlen(body));
+	assert_int_equal(crypto_open_payload(ks->p384, q, m, &pt, &len, &why), 0);
+	crypto_free_plaintext(pt, len);
+
+	/* every byte is authenticated: header, ciphertext, tag */
+	for (size_t i = 1; i < m; i++) {
+		q[i] ^= 0x01;
+		pt = (char *)0x1;
+		int r = crypto_open_payload(ks->p384, q, m, &pt, &len, &why);
+		assert_true(r < 0);
+		assert_null(pt);
+		assert_true(strlen(why) > 10);
+		q[i] ^= 0x01;
+	}
+	/* truncated, unknown kind, the wrong key, a public key */
+	assert_int_equal(
+	    crypto_open_payload(ks->p384, q, CRYPTO_PAYLOAD_OVERHEAD - 1, &pt, &len, &why),
+	    -EBADMSG);
+	q[0] = 0x03;
+	assert_false(crypto_is_sealed_payload(q, m));
+	assert_int_equal(crypto_open_payload(ks->p384, q, m, &pt, &len, &why), -ENOTSUP);
+	q[0] = CRYPTO_PAYLOAD_P384;
+	assert_int_equal(crypto_open_payload(ks->p384_other, q, m, &pt, &len, &why), -EBADMSG);
+	assert_int_equal(crypto_open_payload(ks->rsa, q, m, &pt, &len, &why), -EBADMSG);
+	assert_int_equal(crypto_open_payload(ks->p384_pub, q, m, &pt, &len, &why), -EINVAL);
+	assert_null(pt);
+	free(q);
+
+	/* after a batch, a new context: a new ephemeral key, sequence number 0 */
+	unsigned seq = (unsigned)(p[50] << 8 | p[51]) + 2;
+	for (; seq < CRYPTO_PAYLOAD_BATCH; seq++) {
+		assert_int_equal(crypto_seal_payload(ks->p384_pub, "{}", 2, &q, &m), 0);
+		assert_int_equal((q[50] << 8 | q[51]), seq);
+		free(q);
+	}
+	assert_int_equal(crypto_seal_payload(ks->p384_pub, "{}", 2, &q, &m), 0);
+	assert_int_equal((q[50] << 8 | q[51]), 0);
+	assert_memory_not_equal(p + 1, q + 1, 49);
+	assert_int_equal(crypto_open_payload(ks->p384, q, m, &pt, &len, &why), 0);
+	assert_string_equal(pt, "{}");
+	crypto_free_plaintext(pt, len);
+	free(q);
+	free(p);
+
+	/* RSA keys keep the envelope body */
+	assert_int_equal(crypto_seal_payload(ks->rsa_pub, body, strlen(body), &p, &n), -ENOTSUP);
+	assert_null(p);
+}
+
+/* Two threads sealing with one key never share a (context, sequence number) pair:
+ * each pair is a nonce, and a nonce used twice under one key breaks GCM. */
+#define RACE_NOTES 300
+struct racer {
+	const struct crypto_key *pub;
+	uint8_t hdr[RACE_NOTES][CRYPTO_PAYLOAD_HDR_LEN];
+	int failed;
+};
+
+static void *race(void *arg)
+{
+	struct racer *rc = arg;
+	for (int i = 0; i < RACE_NOTES; i++) {
+		uint8_t *p = NULL;
+		size_t n = 0;
+		if (crypto_seal_payload(rc->pub, "{}", 2, &p, &n) < 0) {
+			rc->failed = 1;
+			return NULL;
+		}
+		memcpy(rc->hdr[i], p, CRYPTO_PAYLOAD_HDR_LEN);
+		free(p);
+	}
+	return NULL;
+}
+
+static int hdr_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, CRYPTO_PAYLOAD_HDR_LEN);
+}
+
+static void t_payload_threads(void **state)
+{
+	struct keys *ks = *state;
+	struct racer *r = calloc(2, sizeof(*r));
+	pthread_t th[2];
+	assert_non_null(r);
+	for (int i = 0; i < 2; i++) {
+		r[i].pub = ks->p384_pub;
+		assert_int_equal(pthread_create(&th[i], NULL, race, &r[i]), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		assert_false(r[i].failed);
+	}
+	/* both threads' headers in one array, sorted: no two alike */
+	uint8_t(*all)[CRYPTO_PAYLOAD_HDR_LEN] = calloc(2 * RACE_NOTES, CRYPTO_PAYLOAD_HDR_LEN);
+	assert_non_null(all);
+	memcpy(all, r[0].hdr, sizeof(r[0].hdr));
+	memcpy(all + RACE_NOTES, r[1].hdr, sizeof(r[1].hdr));
+	qsort(all, 2 * RACE_NOTES, CRYPTO_PAYLOAD_HDR_LEN, hdr_cmp);
+	for (int i = 1; i < 2 * RACE_NOTES; i++)
+		assert_int_not_equal(hdr_cmp(all[i - 1], all[i]), 0);
+	free(all);
+	free(r);
+}
+
 static void t_unsupported_keys(void **state)
 {
 	struct keys *ks = *state;
@@ -636,7 +770,8 @@ int main(void)
 	    cmocka_unit_test(t_wrong_key),        cmocka_unit_test(t_truncated),
 	    cmocka_unit_test(t_not_envelope),     cmocka_unit_test(t_seal_limits),
 	    cmocka_unit_test(t_key_permissions),  cmocka_unit_test(t_secure_heap),
-	    cmocka_unit_test(t_unsupported_keys),
+	    cmocka_unit_test(t_unsupported_keys), cmocka_unit_test(t_payload_p384),
+	    cmocka_unit_test(t_payload_threads),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

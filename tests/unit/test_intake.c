@@ -49,7 +49,7 @@ static int teardown(void **state)
 
 static void test_compacts_and_keeps_order(void **state)
 {
-	struct intake_rules rules = {.cfg = *state, .gateway_id = "dev:864475040000000"};
+	struct intake_rules rules = {.cfg = *state};
 	struct intake_note n;
 	const char *why = NULL;
 	assert_int_equal(
@@ -115,7 +115,7 @@ static void test_refusals(void **state)
 /* A satellite notefile's note must fit 256 bytes on the air templated, flat. */
 static void test_ntn(void **state)
 {
-	struct intake_rules rules = {.cfg = *state, .gateway_id = "dev:864475040000000"};
+	struct intake_rules rules = {.cfg = *state};
 	struct intake_note n;
 	const char *why = NULL;
 	char body[400];

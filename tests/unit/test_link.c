@@ -177,7 +177,7 @@ static void fs_clear(void)
 
 /* ---- a stand-in for the crypto module: reversible, visibly "sealed" ---------- */
 struct crypto_key {
-	int dummy;
+	int p384; /* 0: behaves as an RSA key (envelope body), 1: P-384 (sealed payload) */
 };
 static struct crypto_key the_key;
 int crypto_key_load_public(const char *path, struct crypto_key **out)
@@ -191,6 +191,20 @@ void crypto_key_free(struct crypto_key *k)
 int crypto_seal(const struct crypto_key *pub, const char *plaintext, size_t len, json_t **env)
 {
 	*env = json_pack("{s:s,s:s%}", "alg", "test", "sealed", plaintext, len);
+	return 0;
+}
+enum crypto_key_type crypto_key_type(const struct crypto_key *k)
+{
+	return k->p384 ? CRYPTO_KEY_P384 : CRYPTO_KEY_RSA;
+}
+int crypto_seal_payload(const struct crypto_key *pub, const char *plaintext, size_t len,
+                        uint8_t **out, size_t *out_len)
+{
+	/* "S" then the plaintext: visibly sealed, and the test can read it back */
+	*out = malloc(len + 1);
+	(*out)[0] = 'S';
+	memcpy(*out + 1, plaintext, len);
+	*out_len = len + 1;
 	return 0;
 }
 
@@ -609,7 +623,27 @@ static void test_note_request_seal(void **state)
 	assert_string_equal(json_string_value(json_object_get(b, "sealed")), "{\"v\":1}");
 	assert_string_equal(json_string_value(json_object_get(b, "_id")), "g:9");
 	assert_null(json_object_get(b, "v"));
+	assert_null(json_object_get(req, "payload"));
 	json_decref(req);
+	/* a P-384 key: the sealed bytes go as the binary payload, only _id in the body */
+	the_key.p384 = 1;
+	assert_int_equal(link_note_request(&o, &the_key, "g", &n, &req), 0);
+	b = json_object_get(req, "body");
+	assert_int_equal(json_object_size(b), 1);
+	assert_string_equal(json_string_value(json_object_get(b, "_id")), "g:9");
+	assert_string_equal(json_string_value(json_object_get(req, "payload")), "U3sidiI6MX0=");
+	json_decref(req);
+	/* ... unless the note has a payload of its own: then the envelope body */
+	n.payload = pl;
+	n.payload_len = 3;
+	assert_int_equal(link_note_request(&o, &the_key, "g", &n, &req), 0);
+	b = json_object_get(req, "body");
+	assert_string_equal(json_string_value(json_object_get(b, "sealed")), "{\"v\":1}");
+	assert_string_equal(json_string_value(json_object_get(req, "payload")), "AQID");
+	json_decref(req);
+	n.payload = NULL;
+	n.payload_len = 0;
+	the_key.p384 = 0;
 	/* no key loaded: refused to build rather than send plaintext */
 	assert_int_equal(link_note_request(&o, NULL, "g", &n, &req), -ENOKEY);
 	/* a notefile with encrypt = off goes in the clear */

@@ -53,9 +53,9 @@ static void test_learn_types(void **state)
 	(void)state;
 	static const char *const bodies[] = {
 	    "{\"on\":true,\"count\":12,\"level\":-3,\"t\":21.5,\"lat\":40.7127753,"
-	    "\"st\":\"ok\",\"big\":70000,\"_id\":\"gw7:1\"}",
+	    "\"st\":\"ok\",\"big\":70000,\"_gw\":1067064334,\"_seq\":1}",
 	    "{\"on\":false,\"count\":50,\"level\":-30,\"t\":22,\"lat\":40.7127001,"
-	    "\"st\":\"alarm\",\"big\":90000,\"_id\":\"gw7:12\"}",
+	    "\"st\":\"alarm\",\"big\":90000,\"_gw\":1067064334,\"_seq\":12}",
 	    NULL,
 	};
 	struct tmpl_learner *lr = learn_all(bodies);
@@ -64,7 +64,8 @@ static void test_learn_types(void **state)
 	assert_non_null(h);
 	/* count: 0..50, x4 = 200 -> uint8 (21); level: -30, x4 = 120 -> int8 (11);
 	 * big: 90000 x4 -> uint24 (23); t: an int and a float make a float, 7 digits do
-	 * (14.1); lat needs 9 digits (18.1); st: 5 bytes x1.5 -> "8"; _id: "gw7:" + 12 */
+	 * (14.1); lat needs 9 digits (18.1); st: 5 bytes x1.5 -> "8"; the id slots _gw
+	 * and _seq: uint32 (24) whatever the samples */
 	assert_int_equal(json_integer_value(json_object_get(h, "count")), 21);
 	assert_int_equal(json_integer_value(json_object_get(h, "level")), 11);
 	assert_int_equal(json_integer_value(json_object_get(h, "big")), 23);
@@ -73,7 +74,9 @@ static void test_learn_types(void **state)
 	assert_float_equal(json_real_value(json_object_get(h, "t")), 14.1, 1e-9);
 	assert_float_equal(json_real_value(json_object_get(h, "lat")), 18.1, 1e-9);
 	assert_string_equal(json_string_value(json_object_get(h, "st")), "8");
-	assert_string_equal(json_string_value(json_object_get(h, "_id")), "16");
+	assert_int_equal(json_integer_value(json_object_get(h, "_gw")), 24);
+	assert_int_equal(json_integer_value(json_object_get(h, "_seq")), 24);
+	assert_null(json_object_get(h, "_id"));
 	char err[256];
 	assert_int_equal(tmpl_hints_check(h, err, sizeof(err)), 0);
 	/* every sample fits what was learned from it */
@@ -82,13 +85,59 @@ static void test_learn_types(void **state)
 		assert_true(tmpl_fits(h, b, err, sizeof(err)));
 		json_decref(b);
 	}
-	/* the _id hint holds any seq */
+	/* the id slots hold any id */
 	json_t *b = J("{\"on\":true,\"count\":1,\"level\":0,\"t\":1.5,\"lat\":1.25,\"st\":\"x\","
-	              "\"big\":1,\"_id\":\"gw7:999999999999\"}");
+	              "\"big\":1,\"_gw\":4294967295,\"_seq\":4294967295}");
 	assert_true(tmpl_fits(h, b, err, sizeof(err)));
 	json_decref(b);
 	json_decref(h);
 	tmpl_learner_free(lr);
+}
+
+/* The link's "_id" in a template: two uint32 slots, or the string left alone when
+ * it cannot be (the note then goes plain). */
+static void test_id_compact(void **state)
+{
+	(void)state;
+	json_t *b = J("{\"v\":1,\"_id\":\"3f9a1c0e5b7d2468:42\"}");
+	assert_int_equal(tmpl_id_compact(b), 1);
+	assert_null(json_object_get(b, "_id"));
+	assert_int_equal(json_integer_value(json_object_get(b, "_gw")), 0x3f9a1c0e);
+	assert_int_equal(json_integer_value(json_object_get(b, "_seq")), 42);
+	assert_int_equal(json_integer_value(json_object_get(b, "v")), 1);
+	json_decref(b);
+	/* the largest seq a slot holds, and one past it */
+	b = J("{\"_id\":\"ffffffff00000000:4294967295\"}");
+	assert_int_equal(tmpl_id_compact(b), 1);
+	assert_int_equal(json_integer_value(json_object_get(b, "_gw")), 0xffffffffLL);
+	assert_int_equal(json_integer_value(json_object_get(b, "_seq")), 4294967295LL);
+	json_decref(b);
+	static const char *const left[] = {
+	    "{\"_id\":\"3f9a1c0e5b7d2468:4294967296\"}",   /* seq past uint32 */
+	    "{\"_id\":\"gw7:1\"}",                         /* not a store's gateway id */
+	    "{\"_id\":\"3F9A1C0E5B7D2468:1\"}",            /* not lowercase hex */
+	    "{\"_id\":\"3f9a1c0e5b7d2468:\"}",             /* no seq */
+	    "{\"_id\":\"3f9a1c0e5b7d2468:1\",\"_seq\":5}", /* the producer's own _seq */
+	    "{\"_id\":42}",
+	    "{\"v\":1}",
+	    NULL,
+	};
+	for (size_t i = 0; left[i]; i++) {
+		b = J(left[i]);
+		json_t *before = json_deep_copy(b);
+		assert_int_equal(tmpl_id_compact(b), 0);
+		assert_true(json_equal(b, before));
+		json_decref(before);
+		json_decref(b);
+	}
+	/* hints: an "_id" string hint (a template kept from before) becomes the slots */
+	json_t *h = J("{\"v\":21,\"_id\":\"29\"}");
+	assert_int_equal(tmpl_id_hints(h), 0);
+	assert_null(json_object_get(h, "_id"));
+	assert_int_equal(json_integer_value(json_object_get(h, "_gw")), 24);
+	assert_int_equal(json_integer_value(json_object_get(h, "_seq")), 24);
+	assert_int_equal(tmpl_record_size(h, true), 1 + 8);
+	json_decref(h);
 }
 
 static void test_learn_restart_and_refuse(void **state)
@@ -373,6 +422,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_learn_types),
+	    cmocka_unit_test(test_id_compact),
 	    cmocka_unit_test(test_learn_restart_and_refuse),
 	    cmocka_unit_test(test_fits),
 	    cmocka_unit_test(test_policy_learn_misfit_relearn),
