@@ -15,6 +15,8 @@ struct put {
 	char *body;
 	void *payload;
 	size_t len;
+	void *key; /* store_enqueue_once's, or NULL */
+	size_t key_len;
 	int prio;
 	uint64_t bytes;
 	int err;
@@ -40,6 +42,7 @@ static void put_clear(struct put *p)
 	free(p->file);
 	free(p->body);
 	free(p->payload);
+	free(p->key);
 }
 
 static const char *reason(int err)
@@ -111,8 +114,9 @@ int batch_new(sd_event *loop, struct store *st, uint64_t delay_ms, void (*commit
 	return 0;
 }
 
-int batch_put(struct batch *b, const char *file, const char *body, const void *payload, size_t len,
-              int prio, void (*cb)(void *ud, int err, const char *why), void *ud, const char **why)
+static int queue_put(struct batch *b, const void *key, size_t key_len, const char *file,
+                     const char *body, const void *payload, size_t len, int prio,
+                     void (*cb)(void *ud, int err, const char *why), void *ud, const char **why)
 {
 	const char *dummy;
 	if (!why)
@@ -139,12 +143,15 @@ int batch_put(struct batch *b, const char *file, const char *body, const void *p
 	struct put *p = &b->v[b->n];
 	memset(p, 0, sizeof(*p));
 	if (!(p->file = strdup(file)) || (body && !(p->body = strdup(body))) ||
-	    (len && !(p->payload = malloc(len)))) {
+	    (len && !(p->payload = malloc(len))) || (key && !(p->key = malloc(key_len)))) {
 		put_clear(p);
 		goto oom;
 	}
 	if (len)
 		memcpy(p->payload, payload, len);
+	if (key)
+		memcpy(p->key, key, key_len);
+	p->key_len = key_len;
 	p->len = len;
 	p->prio = prio;
 	p->bytes = bytes;
@@ -169,6 +176,35 @@ oom:
 	return -ENOMEM;
 }
 
+int batch_put(struct batch *b, const char *file, const char *body, const void *payload, size_t len,
+              int prio, void (*cb)(void *ud, int err, const char *why), void *ud, const char **why)
+{
+	return queue_put(b, NULL, 0, file, body, payload, len, prio, cb, ud, why);
+}
+
+int batch_put_once(struct batch *b, const void *key, size_t key_len, const char *file,
+                   const char *body, const void *payload, size_t len, int prio,
+                   void (*cb)(void *ud, int err, const char *why), void *ud, const char **why)
+{
+	if (!key || !key_len) {
+		if (why)
+			*why = "no delivery key";
+		return -EINVAL;
+	}
+	return queue_put(b, key, key_len, file, body, payload, len, prio, cb, ud, why);
+}
+
+/* One pending note into the open transaction: 0 also when its key says it is
+ * already there (a repeated delivery is accepted, not queued again). */
+static int enqueue(struct batch *b, const struct put *p)
+{
+	if (!p->key)
+		return store_enqueue(b->st, p->file, p->body, p->payload, p->len, p->prio, NULL);
+	int r = store_enqueue_once(b->st, p->key, p->key_len, p->file, p->body, p->payload, p->len,
+	                           p->prio, NULL);
+	return r < 0 ? r : 0;
+}
+
 void batch_flush(struct batch *b)
 {
 	/* Take the pending list: callbacks may put again, into a fresh list. */
@@ -188,8 +224,7 @@ void batch_flush(struct batch *b)
 	int cerr = store_begin(b->st);
 	if (cerr == 0) {
 		for (size_t i = 0; i < n; i++)
-			v[i].err = store_enqueue(b->st, v[i].file, v[i].body, v[i].payload,
-			                         v[i].len, v[i].prio, NULL);
+			v[i].err = enqueue(b, &v[i]);
 		cerr = store_commit(b->st);
 	}
 	if (cerr < 0 && cerr != -EAGAIN) /* a full disk: the store says so once */

@@ -27,6 +27,12 @@ int batch_new(sd_event *loop, struct store *st, uint64_t delay_ms, void (*commit
  * NULL) set when refused at once; cb is then never called. */
 int batch_put(struct batch *b, const char *file, const char *body, const void *payload, size_t len,
               int prio, void (*cb)(void *ud, int err, const char *why), void *ud, const char **why);
+/* The same with a key naming this delivery (copied): a note whose key the store
+ * already holds is accepted (cb with 0) without being queued again; see
+ * store_enqueue_once. -EINVAL without a key. */
+int batch_put_once(struct batch *b, const void *key, size_t key_len, const char *file,
+                   const char *body, const void *payload, size_t len, int prio,
+                   void (*cb)(void *ud, int err, const char *why), void *ud, const char **why);
 /* Commit what is pending now (callbacks run before it returns). */
 void batch_flush(struct batch *b);
 /* How many notes wait for the next commit. */

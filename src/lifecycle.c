@@ -46,9 +46,14 @@ static json_t *metrics_status(void *ud)
 
 /* ---- loading ---------------------------------------------------------------------- */
 
-/* Load everything the configuration names: the core's sections, the plugins'
- * (validated by the plugins themselves) and nothing unclaimed. */
-int gw_load(struct gw *gw, const char *file, struct cfg_diag *diag)
+/* The one check --check-config, a start and a reload make of file: the core's
+ * sections, every plugin in the plugin directory the file names configured against
+ * its own (disabled ones too), and no section left unclaimed. env is the plugins'
+ * environment (borrowed by *psp; its cfg is set here). 0 with *cfgp and *psp
+ * (configured, not started; caller frees both); -ENOENT when file cannot be read;
+ * -EINVAL with every problem in diag as FILE:LINE. */
+static int config_check(const char *file, struct plugin_env *env, bool quiet, struct cfg_diag *diag,
+                        struct cfg **cfgp, struct plugins **psp)
 {
 	struct cfg_doc *doc = cfg_doc_load(file, NULL, diag);
 	if (!doc)
@@ -58,27 +63,35 @@ int gw_load(struct gw *gw, const char *file, struct cfg_diag *diag)
 	struct cfg *cfg = cfg_from_doc(doc, file, diag); /* takes doc */
 	const char *dir = cfg ? cfg->daemon.plugin_dir : PLUGINDIR;
 	struct plugins *ps = NULL;
-	gw->penv = (struct plugin_env){
-	    .cfg = cfg,
-	    .config_file = gw->config_file,
-	    .submit = &gw->submit,
-	    .status_text = env_status_text,
-	    .reoffer = env_reoffer,
-	    .ud = gw,
-	};
-	plugins_load(&gw->penv, dir, cfg ? cfg->doc : doc, diag, &ps);
+	env->cfg = cfg;
+	plugins_load(env, dir, cfg ? cfg->doc : doc, quiet, diag, &ps);
 	cfg_doc_report_unclaimed(cfg ? cfg->doc : doc, diag);
 	if (!cfg)
 		cfg_doc_free(doc);
 	if (diag->n > 0 || !cfg) {
 		plugins_free(ps);
 		cfg_free(cfg);
-		gw->penv.cfg = NULL;
+		env->cfg = NULL;
 		return -EINVAL;
 	}
-	gw->cfg = cfg;
-	gw->submit.cfg = cfg;
-	gw->plugins = ps;
+	*cfgp = cfg;
+	*psp = ps;
+	return 0;
+}
+
+int gw_load(struct gw *gw, const char *file, struct cfg_diag *diag)
+{
+	gw->penv = (struct plugin_env){
+	    .config_file = gw->config_file,
+	    .submit = &gw->submit,
+	    .status_text = env_status_text,
+	    .reoffer = env_reoffer,
+	    .ud = gw,
+	};
+	int r = config_check(file, &gw->penv, false, diag, &gw->cfg, &gw->plugins);
+	if (r < 0)
+		return r;
+	gw->submit.cfg = gw->cfg;
 	return 0;
 }
 
@@ -306,49 +319,58 @@ static void keep_store_path(struct gw *gw, struct cfg *cfg)
 	}
 }
 
+/* Take cfg, checked, as the running configuration: the plugins that can reload
+ * reconfigure from it, then the core. 0, or <0 with diag filled and nothing taken. */
+static int reload_apply(struct gw *gw, struct cfg *cfg, struct cfg_diag *diag)
+{
+	if (plugins_reload(gw->plugins, cfg->doc, diag) < 0 || diag->n > 0)
+		return -EINVAL;
+	struct cfg *old = gw->cfg;
+	keep_store_path(gw, cfg);
+	if (strcmp(cfg->daemon.plugin_dir, old->daemon.plugin_dir) != 0)
+		log_warn("plugin: plugin_dir changed to %s; it takes effect when notegwd restarts",
+		         cfg->daemon.plugin_dir);
+	gw->cfg = cfg;
+	gw->submit.cfg = cfg;
+	gw->penv.cfg = cfg;
+	if (gw->link)
+		link_reconfigure(gw->link, cfg);
+	store_set_limits(gw->store, cfg->store.max_size,
+	                 cfg->store.when_full == CFG_REFUSE_NEW ? STORE_REFUSE_NEW
+	                                                        : STORE_DROP_OLDEST);
+	cfg_free(old);
+	gw->reloads++;
+	return 0;
+}
+
+/* A reload checks the file exactly as a start would (config_check) and takes all
+ * of it or none: any problem keeps the running configuration, each problem is
+ * logged as FILE:LINE, and the audit log records the refusal with the first. */
 int gw_reload(struct gw *gw)
 {
 	struct cfg_diag diag = {0};
-	struct cfg_doc *doc = cfg_doc_load(gw->config_file, NULL, &diag);
-	int r = -EINVAL;
+	struct plugin_env env = {.config_file = gw->config_file, .submit = &gw->submit, .ud = gw};
+	struct cfg *cfg = NULL;
+	struct plugins *checked = NULL;
 	sd_notify(0, "RELOADING=1");
-	if (doc) {
-		for (const char *const *s = cfg_core_sections; *s; s++)
-			cfg_doc_claim(doc, *s);
-		struct cfg *cfg = cfg_from_doc(doc, gw->config_file, &diag);
-		if (cfg) {
-			/* Plugins validate their sections against the new document first. */
-			if (plugins_reload(gw->plugins, cfg->doc, &diag) == 0 && diag.n == 0) {
-				struct cfg *old = gw->cfg;
-				keep_store_path(gw, cfg);
-				gw->cfg = cfg;
-				gw->submit.cfg = cfg;
-				gw->penv.cfg = cfg;
-				if (gw->link)
-					link_reconfigure(gw->link, cfg);
-				store_set_limits(gw->store, cfg->store.max_size,
-				                 cfg->store.when_full == CFG_REFUSE_NEW
-				                     ? STORE_REFUSE_NEW
-				                     : STORE_DROP_OLDEST);
-				cfg_free(old);
-				gw->reloads++;
-				r = 0;
-			} else {
-				cfg_free(cfg);
-			}
-		} else {
-			cfg_doc_free(doc);
-		}
-	}
+	int r = config_check(gw->config_file, &env, true, &diag, &cfg, &checked);
+	plugins_free(checked); /* configured to check them; the running ones stay */
+	if (r == 0 && (r = reload_apply(gw, cfg, &diag)) < 0)
+		cfg_free(cfg);
 	for (size_t i = 0; i < diag.n; i++)
 		log_err("%s", diag.msgs[i]);
-	cfg_diag_clear(&diag);
 	if (r == 0) {
 		log_notice("notegwd: configuration reloaded");
 		store_audit(gw->store, "daemon", "reload", gw->config_file);
 	} else {
+		char detail[1024];
+		snprintf(detail, sizeof(detail), "%s: %zu problem(s)%s%s", gw->config_file, diag.n,
+		         diag.n ? "; first: " : (r == -ENOENT ? "; cannot read it" : ""),
+		         diag.n ? diag.msgs[0] : "");
 		log_err("notegwd: reload refused; still running with the previous configuration");
+		store_audit(gw->store, "daemon", "reload-refused", detail);
 	}
+	cfg_diag_clear(&diag);
 	delivery_run(&gw->delivery); /* to the plugins reloaded, what their old instance held */
 	sd_notify(0, "READY=1");
 	return r;

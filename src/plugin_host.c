@@ -110,6 +110,14 @@ static int h_note_put_sync(struct ngw_plugin *self, const char *notefile, const 
 	                        payload, payload_len, why);
 }
 
+static int h_note_put_once(struct ngw_plugin *self, const void *key, size_t key_len,
+                           const char *notefile, const char *body, const void *payload,
+                           size_t payload_len, ngw_put_cb cb, void *ud, const char **why)
+{
+	return submit_note_once(P(self)->owner->env->submit, P(self)->desc->name, key, key_len,
+	                        notefile, body, payload, payload_len, cb, ud, why);
+}
+
 static int h_inbound_done(struct ngw_plugin *self, int64_t id)
 {
 	return store_inbound_done(P(self)->owner->env->store, P(self)->desc->name, id);
@@ -160,4 +168,5 @@ const struct ngw_host_api plugin_host_api = {
     .status_json = h_status_json,
     .state_dir = h_state_dir,
     .emit = h_emit,
+    .note_put_once = h_note_put_once,
 };

@@ -99,7 +99,7 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int plugins_load(const struct plugin_env *env, const char *dir, struct cfg_doc *doc,
+int plugins_load(const struct plugin_env *env, const char *dir, struct cfg_doc *doc, bool quiet,
                  struct cfg_diag *diag, struct plugins **out)
 {
 	struct plugins *ps = calloc(1, sizeof(*ps));
@@ -142,17 +142,18 @@ int plugins_load(const struct plugin_env *env, const char *dir, struct cfg_doc *
 		p->diag = NULL;
 		p->doc = NULL;
 		if (r < 0 || diag->n > before) {
-			log_err("plugin: %s: configuration refused (%s); plugin unloaded",
-			        p->desc->name, r < 0 ? strerror(-r) : "see the errors above");
+			log_err("plugin: %s: configuration refused (%s)%s", p->desc->name,
+			        r < 0 ? strerror(-r) : "see the errors above",
+			        quiet ? "" : "; plugin unloaded");
 			plugin_unload(p);
 			continue;
 		}
 		p->state =
 		    (p->desc->disabled && p->desc->disabled(&p->pub)) ? P_DISABLED : P_CONFIGURED;
 		ps->v[ps->n++] = p;
-		log_info("plugin: %s %s loaded from %s%s", p->desc->name,
-		         p->desc->version ? p->desc->version : "", path,
-		         p->state == P_DISABLED ? " (disabled in config)" : "");
+		log_msg(quiet ? LOG_DEBUG : LOG_INFO, "plugin: %s %s loaded from %s%s",
+		        p->desc->name, p->desc->version ? p->desc->version : "", path,
+		        p->state == P_DISABLED ? " (disabled in config)" : "");
 	}
 	return 0;
 }

@@ -34,10 +34,11 @@ struct plugin_env {
 	void *ud; /* for both */
 };
 
-/* Load every plugin in dir. With check_only, plugins are configured (their sections
- * validated into diag) but not started. Sections a plugin owns are claimed in doc.
- * env is borrowed until plugins_free. */
-int plugins_load(const struct plugin_env *env, const char *dir, struct cfg_doc *doc,
+/* Load and configure every plugin in dir (their sections validated into diag; a
+ * plugin whose configure fails is left out); none is started. Sections a plugin owns
+ * are claimed in doc. quiet: "loaded" at debug level only (a reload's check). env
+ * is borrowed until plugins_free. */
+int plugins_load(const struct plugin_env *env, const char *dir, struct cfg_doc *doc, bool quiet,
                  struct cfg_diag *diag, struct plugins **out);
 int plugins_start(struct plugins *ps);
 int plugins_reload(struct plugins *ps, struct cfg_doc *doc, struct cfg_diag *diag);

@@ -38,6 +38,9 @@ enum store_q {
 	Q_KV_SET,
 	Q_KV_GET,
 	Q_KV_DEL,
+	Q_SEEN_FIND,
+	Q_SEEN_ADD,
+	Q_SEEN_TRIM,
 	Q_COUNT
 };
 

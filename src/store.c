@@ -98,6 +98,11 @@ static const char *const sql[Q_COUNT] = {
                  "WHERE v IS NOT ?2",
     [Q_KV_GET] = "SELECT v FROM kv WHERE k = ?",
     [Q_KV_DEL] = "DELETE FROM kv WHERE k = ?",
+    /* delivery keys (store_enqueue_once): "seen:<hex>" -> the note's seq */
+    [Q_SEEN_FIND] = "SELECT 1 FROM kv WHERE k = ?",
+    [Q_SEEN_ADD] = "INSERT INTO kv(k, v) VALUES (?1, ?2)",
+    [Q_SEEN_TRIM] = "DELETE FROM kv WHERE k >= 'seen:' AND k < 'seen;' AND "
+                    "CAST(v AS INTEGER) <= ?",
 };
 
 /* The first schema. Frozen: later versions change it only through migrations, so a
@@ -589,8 +594,8 @@ void store_share_files(const char *path)
 		    fs.st_uid == geteuid()) {
 			if (fs.st_gid != ds.st_gid &&
 			    fchownat(fd, "", (uid_t)-1, ds.st_gid, AT_EMPTY_PATH) < 0)
-				log_warn("store: cannot give %s the group of %s (%u): %s", name, dir,
-				         (unsigned)ds.st_gid, strerror(errno));
+				log_warn("store: cannot give %s the group of %s (%u): %s", name,
+				         dir, (unsigned)ds.st_gid, strerror(errno));
 			/* chmod() through /proc acts on the file the descriptor holds */
 			if ((fs.st_mode & 07777) != 0660 &&
 			    (xsnprintf(self, sizeof(self), "/proc/self/fd/%d", fd) < 0 ||

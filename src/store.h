@@ -90,6 +90,17 @@ bool store_in_txn(struct store *st);
  * sequence. With drop-oldest the oldest notes are deleted (counted, logged) to make room. */
 int store_enqueue(struct store *st, const char *file, const char *body, const void *payload,
                   size_t payload_len, int prio, int64_t *seq_out);
+/* The same, once per key: a producer whose source may hand it the same note again
+ * (an MQTT broker redelivering a message the gateway committed but whose PUBACK was
+ * lost) gives a key (at most STORE_KEY_MAX bytes) naming that delivery. When the key
+ * was committed before, nothing is queued and 1 is returned; otherwise the note and
+ * the key are committed together (0). Keys are kept with the note's seq and forgotten
+ * once STORE_SEEN_KEEP later notes were accepted (checked every 256 notes). */
+#define STORE_SEEN_KEEP 32768
+#define STORE_KEY_MAX   256
+int store_enqueue_once(struct store *st, const void *key, size_t key_len, const char *file,
+                       const char *body, const void *payload, size_t payload_len, int prio,
+                       int64_t *seq_out);
 /* Would a note of `bytes` (as store_note_bytes counts) be refused now, with `pending`
  * bytes of other notes on their way in (a batch)? 0 or -ENOSPC (refuse-new and no
  * room, or the note alone is larger than max_size). A read. */

@@ -156,32 +156,125 @@ static int insert(struct store *st, const char *file, const char *body, const vo
 	return 0;
 }
 
-int store_enqueue(struct store *st, const char *file, const char *body, const void *payload,
-                  size_t payload_len, int prio, int64_t *seq_out)
+/* Whether a note may go in at all, before any transaction: 0 with *bytes, or
+ * -EINVAL, a refusal (max_size), or the reserve's on a full disk. */
+static int admit(struct store *st, const char *file, const char *body, const void *payload,
+                 size_t payload_len, uint64_t *bytes)
 {
 	if (!file || !notefile_is_outbound(file) || (payload_len && !payload))
 		return -EINVAL;
-	uint64_t bytes = store_note_bytes(file, body, payload_len);
-	if (st->max_size && bytes > st->max_size)
+	*bytes = store_note_bytes(file, body, payload_len);
+	if (st->max_size && *bytes > st->max_size)
 		return refuse(st);
 	/* on a full disk the room left is for taking notes out; inside a batch the
 	 * whole transaction fails, as it would at its commit */
 	int err = store_reserve_gate(st);
-	if (err < 0) {
+	if (err < 0)
 		store_doom(st, err);
-		return err;
+	return err;
+}
+
+static void accepting_again(struct store *st)
+{
+	if (st->refusing) {
+		st->refusing = false;
+		log_info("store: accepting notes again (%lld refused so far)",
+		         (long long)st->refused);
 	}
+}
+
+int store_enqueue(struct store *st, const char *file, const char *body, const void *payload,
+                  size_t payload_len, int prio, int64_t *seq_out)
+{
+	uint64_t bytes;
+	int err = admit(st, file, body, payload, payload_len, &bytes);
+	if (err < 0)
+		return err;
 	int began = store_wbegin(st);
 	if (began < 0)
 		return began;
 	err = insert(st, file, body, payload, payload_len, prio, bytes, seq_out);
 	err = store_wend(st, began, err);
-	if (err == 0 && st->refusing) {
-		st->refusing = false;
-		log_info("store: accepting notes again (%lld refused so far)",
-		         (long long)st->refused);
-	}
+	if (err == 0)
+		accepting_again(st);
 	return err;
+}
+
+/* The kv row naming a delivery key: "seen:" and the key in hex. */
+static int seen_name(const void *key, size_t key_len, char *out, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *k = key;
+	if (!key_len || key_len > STORE_KEY_MAX || 5 + 2 * key_len + 1 > size)
+		return -EINVAL;
+	memcpy(out, "seen:", 5);
+	for (size_t i = 0; i < key_len; i++) {
+		out[5 + 2 * i] = hex[k[i] >> 4];
+		out[6 + 2 * i] = hex[k[i] & 15];
+	}
+	out[5 + 2 * key_len] = '\0';
+	return 0;
+}
+
+/* 1 when the key was committed before, 0 when not, or -errno. */
+static int seen(struct store *st, const char *name)
+{
+	sqlite3_stmt *s = store_stmt(st, Q_SEEN_FIND);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : store_errno(st, rc);
+}
+
+/* Keep the key with its note's seq; every 256 notes forget the keys of notes more
+ * than STORE_SEEN_KEEP older. */
+static int remember(struct store *st, const char *name, int64_t seq)
+{
+	sqlite3_stmt *s = store_stmt(st, Q_SEEN_ADD);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, seq);
+	int err = store_step_done(st, s);
+	if (err < 0 || seq % 256 != 0 || seq <= STORE_SEEN_KEEP)
+		return err;
+	if (!(s = store_stmt(st, Q_SEEN_TRIM)))
+		return -EIO;
+	sqlite3_bind_int64(s, 1, seq - STORE_SEEN_KEEP);
+	return store_step_done(st, s);
+}
+
+int store_enqueue_once(struct store *st, const void *key, size_t key_len, const char *file,
+                       const char *body, const void *payload, size_t payload_len, int prio,
+                       int64_t *seq_out)
+{
+	char name[5 + 2 * STORE_KEY_MAX + 1];
+	uint64_t bytes;
+	int64_t seq = 0;
+	if (!key || seen_name(key, key_len, name, sizeof(name)) < 0)
+		return -EINVAL;
+	int err = admit(st, file, body, payload, payload_len, &bytes);
+	if (err < 0)
+		return err;
+	int began = store_wbegin(st);
+	if (began < 0)
+		return began;
+	int dup = seen(st, name);
+	err = dup < 0 ? dup : 0;
+	if (dup == 0 &&
+	    (err = insert(st, file, body, payload, payload_len, prio, bytes, &seq)) == 0)
+		err = remember(st, name, seq);
+	err = store_wend(st, began, err);
+	if (err == 0 && dup == 0) {
+		accepting_again(st);
+		if (seq_out)
+			*seq_out = seq;
+	}
+	return err < 0 ? err : dup;
 }
 
 void store_out_free(struct store_out *n)

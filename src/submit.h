@@ -27,6 +27,11 @@ struct submit {
  * in the log ("mqtt", "cli"). 0, or <0 with *why a static reason (cb never runs). */
 int submit_note(const struct submit *s, const char *actor, const char *file, const char *body,
                 const void *payload, size_t payload_len, ngw_put_cb cb, void *ud, const char **why);
+/* submit_note for a delivery the producer may repeat, named by key (copied): see
+ * batch_put_once. */
+int submit_note_once(const struct submit *s, const char *actor, const void *key, size_t key_len,
+                     const char *file, const char *body, const void *payload, size_t payload_len,
+                     ngw_put_cb cb, void *ud, const char **why);
 /* The same for a body a producer has already parsed (borrowed; NULL for none): it
  * is not parsed again. */
 int submit_note_obj(const struct submit *s, const char *actor, const char *file, json_t *body,

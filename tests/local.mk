@@ -68,6 +68,7 @@ endif
 TESTS += tests/integration/cli.py
 TESTS += tests/integration/test_faults.py
 TESTS += tests/integration/test_ops.py
+TESTS += tests/integration/test_reload.py
 TESTS += tests/integration/test_stop.py
 TESTS += tests/integration/test_watchdog.py
 # every docs/ page cited in the tree exists

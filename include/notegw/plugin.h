@@ -23,7 +23,7 @@ extern "C" {
  *   of an older plugin is never read past; to the host, such a field is absent (NULL).
  * Neither struct is ever reordered or shrunk within a major. */
 #define NGW_PLUGIN_ABI_MAJOR 1
-#define NGW_PLUGIN_ABI_MINOR 0
+#define NGW_PLUGIN_ABI_MINOR 1
 #define NGW_PLUGIN_ABI ((NGW_PLUGIN_ABI_MAJOR << 16) | NGW_PLUGIN_ABI_MINOR)
 
 /* ---- configuration map: one row per key of a section ---------------------------- */
@@ -126,6 +126,15 @@ struct ngw_host_api {
 	 * relative name ("modbus/result", "error"), json an object's text. The MQTT
 	 * plugin publishes it under its prefix. */
 	void (*emit)(struct ngw_plugin *self, const char *topic, const char *json);
+
+	/* Minor 1. note_put for a delivery the source may repeat: key (key_len bytes,
+	 * copied) names the delivery, e.g. an MQTT session, message id and a hash of
+	 * the message. A note whose key the store already committed is not queued again:
+	 * cb gets 0 and the note keeps the one "_id" it has. The store keeps the newest
+	 * keys only (docs/store.md). Use it only when (host->abi & 0xffff) >= 1. */
+	int (*note_put_once)(struct ngw_plugin *self, const void *key, size_t key_len,
+	                     const char *notefile, const char *body, const void *payload,
+	                     size_t payload_len, ngw_put_cb cb, void *userdata, const char **why);
 };
 
 /* A loaded plugin as the plugin sees it; the daemon keeps more behind it. */

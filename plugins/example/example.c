@@ -1,7 +1,8 @@
 /* example: the smallest useful notegw plugin, and the tests' probe. It appends
  * every inbound note, status and emitted event it sees to a file as JSON lines,
  * marks inbound notes delivered, and can queue a heartbeat note on a timer.
- * Built with -DEXAMPLE_ABI_MAJOR=N it claims another ABI (a test of refusal). */
+ * Built with -DEXAMPLE_ABI_MAJOR=N (and -DEXAMPLE_ABI_MINOR=M) it claims another ABI
+ * (a test of refusal). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,6 +13,9 @@
 
 #ifndef EXAMPLE_ABI_MAJOR
 #define EXAMPLE_ABI_MAJOR NGW_PLUGIN_ABI_MAJOR
+#endif
+#ifndef EXAMPLE_ABI_MINOR
+#define EXAMPLE_ABI_MINOR NGW_PLUGIN_ABI_MINOR
 #endif
 #ifndef EXAMPLE_NAME
 #define EXAMPLE_NAME "example"
@@ -186,7 +190,7 @@ static char *ex_stats(struct ngw_plugin *self)
 static const char *const sections[] = {EXAMPLE_NAME, NULL};
 
 static const struct ngw_plugin_desc desc = {
-	.abi = (EXAMPLE_ABI_MAJOR << 16) | NGW_PLUGIN_ABI_MINOR,
+	.abi = (EXAMPLE_ABI_MAJOR << 16) | EXAMPLE_ABI_MINOR,
 	.name = EXAMPLE_NAME,
 	.description = "example plugin: records events, optional heartbeat notes",
 	.version = "1",

@@ -8,6 +8,6 @@ plugins_example_example_la_LDFLAGS = -module -avoid-version -shared -rpath /nowh
 
 check_LTLIBRARIES += plugins/example/badabi.la
 plugins_example_badabi_la_SOURCES = plugins/example/example.c
-plugins_example_badabi_la_CFLAGS = $(AM_CFLAGS) $(SYSTEMD_CFLAGS) -DEXAMPLE_ABI_MAJOR=99 \
+plugins_example_badabi_la_CFLAGS = $(AM_CFLAGS) $(SYSTEMD_CFLAGS) -DEXAMPLE_ABI_MAJOR=99 -DEXAMPLE_ABI_MINOR=0 \
 	-DEXAMPLE_NAME='"badabi"'
 plugins_example_badabi_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere $(AM_LDFLAGS)

@@ -79,9 +79,52 @@ static void on_put(void *ud, int err, const char *why)
 	free(c);
 }
 
-static void ingest_out(struct mqtt *m, const struct mosquitto_message *msg, const char *notefile)
+/* What names one delivery of an out/ message, for note_put_once: the broker resends
+ * a QoS 1 or 2 message whose PUBACK it did not get, on the same session, with the
+ * same message id and the same topic and payload. The key is our client id, that
+ * id and an FNV-1a hash of topic and payload (a different message that reuses the
+ * id after the broker's 65535 wrapped differs in the hash, unless it is byte for
+ * byte the same: docs/mqtt.md). Returns the key's length. */
+static size_t delivery_key(const struct mqtt *m, const struct mosquitto_message *msg,
+                           unsigned char *key, size_t size)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const unsigned char *p = (const unsigned char *)msg->topic;
+	size_t idl = strlen(m->client_id), i;
+
+	for (i = 0; p[i]; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	h = (h ^ 0) * 0x100000001b3ULL; /* topic and payload apart */
+	p = msg->payload;
+	for (i = 0; i < (size_t)msg->payloadlen; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	if (idl + 10 > size)
+		idl = size - 10; /* a longer client id is cut: it only tells our sessions apart */
+	memcpy(key, m->client_id, idl);
+	key[idl] = (unsigned char)(msg->mid >> 8);
+	key[idl + 1] = (unsigned char)msg->mid;
+	for (i = 0; i < 8; i++)
+		key[idl + 2 + i] = (unsigned char)(h >> (56 - 8 * i));
+	return idl + 10;
+}
+
+/* Into the host's group commit: once per delivery where the host can tell (QoS 1
+ * and 2 carry a message id), plainly otherwise. */
+static int put_note(struct mqtt *m, const struct mosquitto_message *msg, const char *notefile,
+                    const char *body, struct put_ctx *c, const char **why)
 {
 	const struct ngw_host_api *h = m->self->host;
+	unsigned char key[MQTT_KEY_MAX];
+
+	if (msg->qos > 0 && (h->abi & 0xffff) >= 1 && h->note_put_once) {
+		size_t n = delivery_key(m, msg, key, sizeof(key));
+		return h->note_put_once(m->self, key, n, notefile, body, NULL, 0, on_put, c, why);
+	}
+	return h->note_put(m->self, notefile, body, NULL, 0, on_put, c, why);
+}
+
+static void ingest_out(struct mqtt *m, const struct mosquitto_message *msg, const char *notefile)
+{
 	const char *why = NULL;
 	struct put_ctx *c;
 	char *body = NULL;
@@ -114,7 +157,7 @@ static void ingest_out(struct mqtt *m, const struct mosquitto_message *msg, cons
 	}
 	c->m = m;
 	memcpy(c->topic, msg->topic, tlen + 1);
-	r = h->note_put(m->self, notefile, body, NULL, 0, on_put, c, &why);
+	r = put_note(m, msg, notefile, body, c, &why);
 	free(body);
 	if (r == 0) {
 		c->next = m->puts;

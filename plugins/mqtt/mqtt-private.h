@@ -11,6 +11,8 @@
 #include "notegw/plugin.h"
 
 #define TOPIC_MAX 512
+/* A delivery key (ingest.c): client id (cut to fit), message id, hash. */
+#define MQTT_KEY_MAX 256 /* STORE_KEY_MAX */
 #define TICK_MS   1000  /* loop_misc cadence while connected */
 #define HELD_MAX  4096u /* messages kept while the broker is away */
 #define PROBE_MS  5000u /* how long the broker plugin has to answer the ping */

@@ -78,6 +78,44 @@ static int64_t put(struct store *st, const char *file, const char *body, int pri
 	return seq;
 }
 
+/* A repeated delivery key is accepted without a second row, across a reopen, also
+ * inside one transaction; a rolled-back key is not remembered; keys are forgotten
+ * STORE_SEEN_KEEP notes later. */
+static void t_enqueue_once(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_st(fx->path, 0, 0);
+	struct store_stats ss;
+	int64_t seq = -1;
+	assert_int_equal(store_enqueue_once(st, "k1", 2, "a.qo", "{\"n\":1}", NULL, 0, 0, &seq), 0);
+	assert_int_equal(store_enqueue_once(st, "k1", 2, "a.qo", "{\"n\":1}", NULL, 0, 0, NULL), 1);
+	assert_int_equal(store_enqueue_once(st, "k2", 2, "a.qo", "{\"n\":1}", NULL, 0, 0, NULL), 0);
+	assert_int_equal(store_enqueue_once(st, NULL, 0, "a.qo", "{}", NULL, 0, 0, NULL), -EINVAL);
+	store_close(st);
+	st = open_st(fx->path, 0, 0);
+	assert_int_equal(store_enqueue_once(st, "k1", 2, "a.qo", "{\"n\":1}", NULL, 0, 0, NULL), 1);
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_enqueue_once(st, "k3", 2, "a.qo", "{}", NULL, 0, 0, NULL), 0);
+	assert_int_equal(store_enqueue_once(st, "k3", 2, "a.qo", "{}", NULL, 0, 0, NULL), 1);
+	store_rollback(st);
+	assert_int_equal(store_enqueue_once(st, "k3", 2, "a.qo", "{}", NULL, 0, 0, NULL), 0);
+	assert_int_equal(store_stats(st, &ss), 0);
+	assert_int_equal(ss.queued, 3);
+	/* the oldest key is forgotten once STORE_SEEN_KEEP later notes came (the keys
+	 * are trimmed every 256 notes) */
+	assert_int_equal(store_begin(st), 0);
+	for (int i = 0; i < STORE_SEEN_KEEP + 256; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "n%d", i);
+		assert_int_equal(
+		    store_enqueue_once(st, k, strlen(k), "b.qo", NULL, NULL, 0, 0, NULL), 0);
+	}
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(store_enqueue_once(st, "k1", 2, "a.qo", "{\"n\":1}", NULL, 0, 0, NULL), 0);
+	assert_int_equal(store_enqueue_once(st, "n1000", 5, "b.qo", NULL, NULL, 0, 0, NULL), 1);
+	store_close(st);
+}
+
 static void t_open_fresh(void **state)
 {
 	struct fx *fx = *state;
@@ -1432,6 +1470,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(t_open_fresh, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_enqueue_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_payload_failed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_invalid, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_txn, setup, teardown),
