@@ -7,12 +7,12 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "chrony.h"
 #include "config.h"
 #include "crypto.h"
 #include "gw.h"
 #include "link.h"
 #include "log.h"
-#include "metrics.h"
 #include "notecard/template.h"
 #include "ota.h"
 #include "plugins.h"
@@ -299,7 +299,7 @@ json_t *gw_status(struct gw *gw)
 		json_object_set_new(st, "plugins", plugins_stats(gw->plugins));
 	if (gw->ota)
 		json_object_set_new(st, "update", ota_status(gw->ota));
-	json_t *t = metrics_time_status(gw->metrics);
+	json_t *t = chrony_status(gw->clock);
 	if (t)
 		json_object_set_new(st, "time", t);
 	return st;

@@ -13,6 +13,7 @@ struct batch;
 struct crypto_key;
 struct ota;
 struct metrics;
+struct chrony;
 
 #define GW_CONSUMERS_MAX 16
 
@@ -33,7 +34,8 @@ struct gw {
 	struct plugins *plugins;
 	struct crypto_key *crypto_priv; /* downlink key, or NULL */
 	struct ota *ota;                /* host updates, or NULL */
-	struct metrics *metrics;        /* textfile and clock */
+	struct metrics *metrics;        /* textfile, or NULL */
+	struct chrony *clock;           /* the card's time, to status and chrony */
 	bool foreground;
 	bool stopping;
 	uint64_t started_ms;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "chrony.h"
 #include "commands.h"
 #include "config.h"
 #include "control.h"
@@ -240,6 +241,12 @@ static void ev_audit(void *ud, const char *action, const char *detail)
 	store_audit(gw->store, "daemon", action, detail);
 }
 
+static void on_clock_sample(void *ud)
+{
+	struct gw *gw = ud;
+	metrics_update(gw->metrics); /* the offset shows without waiting for the next round */
+}
+
 static void batch_committed(void *ud)
 {
 	struct gw *gw = ud;
@@ -324,9 +331,16 @@ static int run(struct gw *gw)
 		if (r < 0) /* updates are not worth refusing to forward notes for */
 			log_err("update: disabled: cannot use %s: %s", oo.spool_dir, strerror(-r));
 	}
-	r = metrics_new(gw, cfg->daemon.metrics_file, cfg->daemon.chrony_socket, &gw->metrics);
+	if (cfg->daemon.metrics_file) {
+		r = metrics_new(gw, cfg->daemon.metrics_file, &gw->metrics);
+		if (r < 0)
+			log_err("metrics: disabled: %s", strerror(-r));
+	}
+	/* The clock is read even without chrony: `notegw status` shows the offset. */
+	r = chrony_new(gw->loop, gw->link, cfg->daemon.chrony_socket, on_clock_sample, gw,
+	               &gw->clock);
 	if (r < 0)
-		log_err("metrics: disabled: %s", strerror(-r));
+		log_err("time: disabled: %s", strerror(-r));
 	plugins_start(gw->plugins);
 	gw_deliver_inbound(gw); /* what earlier runs stored but plugins did not deliver */
 	sd_event_add_time_relative(gw->loop, NULL, CLOCK_MONOTONIC, 1000 * 1000ULL, 0,
@@ -343,6 +357,8 @@ out:
 	plugins_stop(gw->plugins);
 	ota_free(gw->ota);
 	gw->ota = NULL;
+	chrony_free(gw->clock);
+	gw->clock = NULL;
 	metrics_free(gw->metrics);
 	gw->metrics = NULL;
 	if (gw->batch)
