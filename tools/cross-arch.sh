@@ -204,7 +204,8 @@ unit_tests() { # the cmocka programs the Makefile lists, as configured in the ro
 
 package() {
 	step "dpkg-buildpackage -us -uc -b (nocheck: the suite ran above)"
-	in_root "git clone -q /src/notegw /src/pkg/notegw && cd /src/pkg/notegw &&
+	git clone -q --no-local "$top" "$root/src/pkg/notegw" || die "git clone"
+	in_root "cd /src/pkg/notegw &&
 		DEB_BUILD_OPTIONS='nocheck parallel=2' dpkg-buildpackage -us -uc -b -Pnocheck \
 		>../build.log 2>&1 || { tail -60 ../build.log; exit 1; }; ls -1 ../*.deb" ||
 		{ echo "arch: FAIL: dpkg-buildpackage on $arch"; status=1; return; }
