@@ -3,8 +3,8 @@
 # qemu-user (binfmt), as it runs on a Raspberry Pi (32-bit and 64-bit OS).
 #
 # For each architecture: a base root made by mmdebstrap (cached), unpacked afresh;
-# tools/deps.txt installed inside it (so a missing dependency shows; --ci reuses a
-# root with exactly that list installed, cached under the hash of deps.txt); a git clone of
+# tools/deps.txt installed inside it (so a missing dependency shows; later runs reuse
+# a root with exactly that list installed, cached under the hash of deps.txt); a git clone of
 # this repository's HEAD (commit first: uncommitted changes are not tested) built
 # with --enable-werror; then, by mode:
 #   full (default): the whole `make check`, the .debs (dpkg-buildpackage, nocheck: the
@@ -16,11 +16,14 @@
 #
 # Usage: tools/cross-arch.sh [--ci] [armhf] [arm64]     (default: both)
 # Environment (all optional):
-#   NOTEGW_ARCH_CACHE  where base roots, downloaded .debs and work roots live
+#   NOTEGW_ARCH_CACHE  where base roots, roots with the dependencies, downloaded .debs
+#                      and the work roots (one per run) live
 #                      (default /var/cache/notegw-arch; a few GiB)
 #   NOTEGW_ARCH_TESTS  the TESTS= list for make check, instead of the mode's
 #   NOTEGW_SCHEMA_DIR  Blues' schema set, copied into the root for the tests that use it
 #   NOTEGW_ARCH_KEEP=1 leave the work root in place afterwards (unmounted)
+#   NOTEGW_ARCH_FRESH=1 install tools/deps.txt into the base root even when a root
+#                      with that list is cached
 # Needs root; installs qemu-user-static, binfmt-support and mmdebstrap on this machine.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -104,10 +107,9 @@ make_root() {
 	key=$( (echo "$suite $arch" && cat "$top/tools/deps.txt") | sha256sum | cut -c1-12)
 	deps_tar="$cache/deps-$arch-$key.tar"
 	mkdir -p "$cache/apt-$arch"
-	root="$cache/root-$arch"
-	[ ! -e "$root" ] || rm -rf --one-file-system "$root"
-	mkdir -p "$root"
-	if [ "$mode" = ci ] && [ -s "$deps_tar" ]; then
+	# A root of its own per run: two runs at once must not share one.
+	root=$(mktemp -d "$cache/root-$arch.XXXXXX") || die "cannot make a root under $cache"
+	if [ "${NOTEGW_ARCH_FRESH:-}" != 1 ] && [ -s "$deps_tar" ]; then
 		step "unpacking the cached root with tools/deps.txt ($key) at $root"
 		tar -C "$root" -xf "$deps_tar" || die "cannot unpack $deps_tar"
 		mount_root
