@@ -191,14 +191,16 @@ build() {
 
 check() { # TESTS list, or empty for all
 	local tests what=${1:+a subset}
-	tests=$(echo "$1" | tr -s ' \n' '  ')
+	# shellcheck disable=SC2086,SC2116 # the words of the list on one line; empty: the whole suite
+	tests=$(echo $1)
 	step "make check ${what:-(all)}"
 	in_root "cd /src/notegw/build && make -j2 check ${tests:+TESTS=\"$tests\"} >check.out 2>&1" ||
 		true
 	in_root "cd /src/notegw/build && grep -E '^(PASS|FAIL|ERROR|XPASS|XFAIL|SKIP): |^# ' check.out;
 		for f in \$(grep -lE '^:test-result: (FAIL|ERROR)' \$(find . -name '*.trs')); do
 			echo \"--- \${f%.trs}.log\"; tail -40 \"\${f%.trs}.log\"; done" || true
-	in_root "cd /src/notegw/build && grep -q '^# FAIL:  0\$' check.out && grep -q '^# ERROR: 0\$' check.out" ||
+	in_root "cd /src/notegw/build && grep -q '^# FAIL:  0\$' check.out && grep -q '^# ERROR: 0\$' check.out &&
+		! grep -q '^# TOTAL: 0\$' check.out" ||
 		{ echo "arch: FAIL: make check on $arch"; status=1; }
 }
 
