@@ -19,6 +19,7 @@ struct batch;
 struct crypto_key;
 struct ota;
 struct metrics;
+struct chrony;
 
 struct gw {
 	sd_event *loop;
@@ -32,7 +33,8 @@ struct gw {
 	struct plugins *plugins;
 	struct crypto_key *crypto_priv; /* downlink key, or NULL */
 	struct ota *ota;                /* host updates, or NULL */
-	struct metrics *metrics;        /* textfile and clock */
+	struct metrics *metrics;        /* textfile, or NULL */
+	struct chrony *clock;           /* the card's time, to status and chrony */
 	bool foreground;
 	uint64_t started_ms;
 	uint64_t reloads;

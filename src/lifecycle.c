@@ -11,6 +11,7 @@
 
 #include "batch.h"
 #include "cfg.h"
+#include "chrony.h"
 #include "control.h"
 #include "crypto.h"
 #include "delivery.h"
@@ -229,6 +230,12 @@ static int open_link(struct gw *gw)
 	return 0;
 }
 
+static void on_clock_sample(void *ud)
+{
+	struct gw *gw = ud;
+	metrics_update(gw->metrics); /* the offset shows without waiting for the next round */
+}
+
 /* Updates and metrics are not worth refusing to forward notes for. */
 static void open_extras(struct gw *gw)
 {
@@ -246,10 +253,17 @@ static void open_extras(struct gw *gw)
 		if (r < 0)
 			log_err("update: disabled: cannot use %s: %s", oo.spool_dir, strerror(-r));
 	}
-	r = metrics_new(gw->loop, gw->link, metrics_status, gw, cfg->daemon.metrics_file,
-	                cfg->daemon.chrony_socket, &gw->metrics);
+	if (cfg->daemon.metrics_file) {
+		r = metrics_new(gw->loop, metrics_status, gw, cfg->daemon.metrics_file,
+		                &gw->metrics);
+		if (r < 0)
+			log_err("metrics: disabled: %s", strerror(-r));
+	}
+	/* The clock is read even without chrony: `notegw status` shows the offset. */
+	r = chrony_new(gw->loop, gw->link, cfg->daemon.chrony_socket, on_clock_sample, gw,
+	               &gw->clock);
 	if (r < 0)
-		log_err("metrics: disabled: %s", strerror(-r));
+		log_err("time: disabled: %s", strerror(-r));
 }
 
 int gw_start(struct gw *gw)
@@ -284,6 +298,8 @@ void gw_stop(struct gw *gw)
 	plugins_stop(gw->plugins);
 	ota_free(gw->ota);
 	gw->ota = NULL;
+	chrony_free(gw->clock);
+	gw->clock = NULL;
 	metrics_free(gw->metrics);
 	gw->metrics = NULL;
 	if (gw->batch)

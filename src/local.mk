@@ -3,7 +3,8 @@ libngw_la_SOURCES += src/log.c src/log.h src/cfg.h src/cfg-private.h src/cfg_doc
 	src/cfg_bind.c src/cfg_core.c src/gw.h \
 	src/control.c src/control.h src/plugins.c src/plugins.h src/plugin_abi.c \
 	src/plugin_abi.h src/link.h src/store.h \
-	src/crypto.h src/util.c src/util.h src/update.c src/update.h
+	src/crypto.h src/util.c src/util.h src/update.c src/update.h \
+	src/chrony.c src/chrony.h
 # the hand-offs: intake and the producers' door, inbound delivery, the plugin host API
 libngw_la_SOURCES += src/intake.c src/intake.h src/submit.c src/submit.h \
 	src/delivery.c src/delivery.h src/plugin_host.c src/plugins-private.h

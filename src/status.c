@@ -3,9 +3,9 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "chrony.h"
 #include "gw.h"
 #include "link.h"
-#include "metrics.h"
 #include "ota.h"
 #include "plugins.h"
 #include "status.h"
@@ -60,7 +60,7 @@ json_t *status_snapshot(struct gw *gw)
 		json_object_set_new(st, "plugins", plugins_stats(gw->plugins));
 	if (gw->ota)
 		json_object_set_new(st, "update", ota_status(gw->ota));
-	json_t *t = metrics_time_status(gw->metrics);
+	json_t *t = chrony_status(gw->clock);
 	if (t)
 		json_object_set_new(st, "time", t);
 	return st;

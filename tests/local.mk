@@ -44,6 +44,14 @@ tests_unit_test_plugin_abi_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_plugin_abi
 endif
 
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_chrony
+tests_unit_test_chrony_SOURCES = tests/unit/test_chrony.c
+tests_unit_test_chrony_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_chrony_LDADD = $(UNIT_LIBS)
+TESTS += tests/unit/test_chrony
+endif
+
 TESTS += tests/integration/test_daemon.py
 TESTS += tests/integration/test_store_layout.py
 

@@ -80,7 +80,11 @@ fail:
 
 int attn_read(struct attn *a)
 {
-	struct gpiod_line_event ev[16];
+	/* Only the count is used. struct gpiod_line_event holds a struct timespec, and
+	 * the library may have been built with another time_t than notegw (Debian 12
+	 * armhf: 32-bit, notegw 64-bit), so its events may be larger or smaller than
+	 * ours: room for 16 of either, and the fields are never read. */
+	struct gpiod_line_event ev[32];
 	int n = gpiod_line_event_read_multiple(a->line, ev, 16);
 	return n < 0 ? (errno ? -errno : -EIO) : n;
 }

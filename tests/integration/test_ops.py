@@ -10,10 +10,19 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Daemon, TestDir, check, wait_for  # noqa: E402
+from harness import TOP_BUILDDIR, Daemon, TestDir, check, wait_for  # noqa: E402
 from sim import Sim  # noqa: E402
 
 SOCK_MAGIC = 0x534f434b
+
+
+def chrony_time_bits():
+    """The chrony the build was configured for (config.h): its tv_sec and tv_usec width."""
+    with open(os.path.join(TOP_BUILDDIR, "config.h")) as f:
+        for line in f:
+            if line.startswith("#define NOTEGW_CHRONY_TIME_BITS "):
+                return int(line.split()[2])
+    raise SystemExit("FAIL: config.h has no NOTEGW_CHRONY_TIME_BITS")
 
 
 def main():
@@ -45,10 +54,13 @@ def main():
         _, out, _ = gw.cli("audit")
         check("card.version" in out and "hub.set" in out, "readable audit lacks rows: %r" % out)
 
-        # The chrony SOCK sample: struct timeval, double offset, int pulse, leap, pad, magic.
+        # The chrony SOCK sample: struct timeval, double offset, int pulse, leap, pad, magic,
+        # with the timeval as the target's chrony has it (32-bit on Debian 12 armhf).
+        bits = chrony_time_bits()
+        want, fmt = (40, "=qqdiiii") if bits == 64 else (32, "=iidiiii")
         data = rx.recv(64)
-        check(len(data) == 40, "sample is %d bytes, chrony wants 40" % len(data))
-        sec, usec, offset, pulse, leap, _pad, magic = struct.unpack("=qqdiiii", data)
+        check(len(data) == want, "sample is %d bytes, chrony wants %d" % (len(data), want))
+        sec, usec, offset, pulse, leap, _pad, magic = struct.unpack(fmt, data)
         check(magic == SOCK_MAGIC, "bad magic %x" % magic)
         check(abs(sec - time.time()) < 30 and 0 <= usec < 1000000, "sample time is off: %d" % sec)
         check(abs(offset) < 2.0, "offset %f: the simulator's clock is the system's" % offset)

@@ -17,7 +17,15 @@
  *
  * Under ASan built with gcc, LD_PRELOAD must list libasan.so first, then this library
  * (tests/lib/sim.py's Sim.i2c_env() does that).
+ *
+ * An interposer defines the C library's own symbols, and on 32-bit targets open and open64,
+ * ioctl and __ioctl_time64 are different ones: this file is compiled without the large-file
+ * and 64-bit time_t redirections config.h turns on for the rest of notegw (with them, open
+ * would be defined twice), and defines both of each pair; the daemon, built with them,
+ * calls open64 and __ioctl_time64 there.
  */
+#undef _FILE_OFFSET_BITS
+#undef _TIME_BITS
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -295,16 +303,11 @@ static int shim_rdwr(int fd, struct i2c_rdwr_ioctl_data *d)
 	return (int)d->nmsgs;
 }
 
-int ioctl(int fd, unsigned long req, ...)
+/* ioctl under the name next is the C library's for it (ioctl or __ioctl_time64). */
+static int shim_ioctl(const char *next, int fd, unsigned long req, void *arg)
 {
-	va_list ap;
-	void *arg;
-
-	va_start(ap, req);
-	arg = va_arg(ap, void *);
-	va_end(ap);
 	if (!ours(fd)) {
-		int (*real)(int, unsigned long, ...) = next_sym("ioctl");
+		int (*real)(int, unsigned long, ...) = next_sym(next);
 		return real(fd, req, arg);
 	}
 	switch (req) {
@@ -333,6 +336,31 @@ int ioctl(int fd, unsigned long req, ...)
 		return -1;
 	}
 }
+
+int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return shim_ioctl("ioctl", fd, req, arg);
+}
+
+#if defined(__GLIBC__) && __TIMESIZE == 32
+int __ioctl_time64(int fd, unsigned long req, ...);
+int __ioctl_time64(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return shim_ioctl("__ioctl_time64", fd, req, arg);
+}
+#endif
 
 ssize_t read(int fd, void *buf, size_t n)
 {

@@ -394,7 +394,8 @@ static void tamper_all(const struct crypto_key *pub, const struct crypto_key *pr
 	const char *alg = json_string_value(json_object_get(env, "alg"));
 	for (size_t i = 0; i < strlen(alg); i++) {
 		char a[64];
-		snprintf(a, sizeof(a), "%s", alg);
+		assert_true(strlen(alg) < sizeof(a));
+		snprintf(a, sizeof(a), "%.*s", (int)sizeof(a) - 1, alg); /* bounded for -Wformat-truncation */
 		a[i] ^= 0x01;
 		json_t *t = json_pack("{s:s, s:O}", "alg", a, "data", json_object_get(env, "data"));
 		expect_refused(priv, t, 0);

@@ -238,7 +238,9 @@ static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int fl
 {
 	struct shim_file *f = (struct shim_file *)file;
 	memset(f, 0, sizeof(*f));
-	f->real = (sqlite3_file *)((char *)f + ((sizeof(*f) + 15) & ~(size_t)15));
+	/* The real file sits after ours, at the next multiple of 16 (szOsFile leaves room):
+	 * aligned for it on every ABI, which the cast through void * tells -Wcast-align. */
+	f->real = (sqlite3_file *)(void *)((char *)f + ((sizeof(*f) + 15) & ~(size_t)15));
 	int rc = unix_vfs->xOpen(unix_vfs, name, f->real, flags, out_flags);
 	if (rc != SQLITE_OK) {
 		f->base.pMethods = NULL;
