@@ -4,8 +4,10 @@
 notecard_simdir = $(datadir)/notegw/sim/notecard_sim
 dist_notecard_sim_DATA = \
 	sim/notecard_sim/__init__.py \
+	sim/notecard_sim/api.json \
 	sim/notecard_sim/api_hub.py \
 	sim/notecard_sim/api_notes.py \
+	sim/notecard_sim/apicheck.py \
 	sim/notecard_sim/card.py \
 	sim/notecard_sim/control.py \
 	sim/notecard_sim/device.py \
@@ -41,6 +43,8 @@ TESTS += \
 	tests/integration/test_sim_faults.py \
 	tests/integration/test_sim_i2c.py \
 	tests/integration/test_sim_schema.py \
+	tests/integration/test_notecard_api.py \
+	tests/integration/test_notecard_api_blues.py \
 	tests/integration/test_sim_transcripts.py \
 	tests/integration/test_sim_install.sh \
 	tests/integration/test_sim_daemon.py

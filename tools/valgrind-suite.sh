@@ -14,7 +14,6 @@ if [ "${1:-}" = --all ]; then
 fi
 bdir=$(cd "${1:-$top/build-ci}" && pwd)
 export top_srcdir=$top top_builddir=$bdir
-export NOTEGW_SCHEMA_DIR=${NOTEGW_SCHEMA_DIR:-$top/../shared/notecard-schema}
 py=/usr/bin/python3
 status=0
 $py "$top/tests/memcheck/valgrind_flow.py" || status=1

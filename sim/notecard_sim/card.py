@@ -8,10 +8,12 @@ elsewhere; everything here runs under one lock, like the card's single request l
 import json
 import os
 import random
+import sys
 import threading
 import time
 import zlib
 
+from . import apicheck
 from .api_hub import HubCardAPI
 from .api_notes import NotesAPI
 from .util import (ALL_SUFFIXES, DB_SYNCED, KNOWN_REQUESTS, NAME_RE, NOTE_OVERHEAD,
@@ -39,6 +41,9 @@ class Card(NotesAPI, HubCardAPI):
         self.attn_listeners = []
         self.state = self._fresh_state()
         self._load()
+        # api.json: every answer this card gives must fit it; a request that does not is
+        # reported (a real card often accepts it, so the simulator still answers it)
+        self.api = apicheck.default() if getattr(opts, "api_check", True) else None
 
     # ---- state ---------------------------------------------------------------------------
     def _fresh_state(self):
@@ -148,13 +153,14 @@ class Card(NotesAPI, HubCardAPI):
             out = {"err": "no request type specified (req or cmd)"}
         else:
             try:
+                self._check_request(name, req)
                 out = self.dispatch(name, req)
                 self.count("ok")
+                self._check_answer(name, out)
             except ReqError as e:
                 out = {"err": str(e)}
                 self.count("errors")
             except Exception as e:     # a simulator bug must not kill the card: say so loudly
-                import sys
                 import traceback
                 traceback.print_exc(file=sys.stderr)
                 out = {"err": "simulator internal error: %s: %s" % (type(e).__name__, e)}
@@ -169,6 +175,20 @@ class Card(NotesAPI, HubCardAPI):
             if not io_fault:
                 self.last_crc, self.last_rsp = (seq, crc), rsp
         return rsp
+
+    def _check_request(self, name, req):
+        if self.api is None or name not in self.api.requests:
+            return
+        for p in self.api.check_request(req):
+            self.count("api_request_mismatches")
+            print("notecard-sim: request outside api.json: %s" % p, file=sys.stderr, flush=True)
+
+    def _check_answer(self, name, out):
+        if self.api is None or name not in self.api.requests:
+            return
+        for p in self.api.check_answer(name, out if out is not None else {}):
+            self.count("api_errors")
+            print("notecard-sim: answer outside api.json: %s" % p, file=sys.stderr, flush=True)
 
     def dispatch(self, name, req):
         fn = getattr(self, "r_" + name.replace(".", "_"), None)

@@ -63,6 +63,9 @@ def parse_args(argv):
                    help="seconds in a simulated minute for periodic syncs (default 60)")
     p.add_argument("--log", metavar="FILE", help="append every request/response here (JSONL)")
     p.add_argument("--transcript", metavar="FILE", help="answer from this transcript")
+    p.add_argument("--no-api-check", dest="api_check", action="store_false",
+                   help="do not check requests and answers against api.json (the simulator's "
+                        "description of the Notecard API; mismatches go to stderr)")
     p.add_argument("--product", default="", help="ProductUID the card starts with")
     p.add_argument("--sn", default="", help="serial number the card starts with")
     p.add_argument("--device", default="dev:864475040000001", help="device UID")

@@ -7,7 +7,7 @@ over I2C (the LD_PRELOAD shim, the daemon's real i2c-dev code unchanged).
   faults stop;
 - an inbound note lands in the store and leaves the card; a .db note is stored once;
 - a card that vanishes is shown absent, notes wait in the store, and flow when it returns;
-- no request the daemon sent fails the Notecard schema check."""
+- no request the daemon sent fails the Notecard API check (api.json)."""
 import json
 import os
 import signal

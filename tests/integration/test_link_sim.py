@@ -2,7 +2,7 @@
 serial over the simulator's pty and I2C through the LD_PRELOAD shim (the real i2c-dev
 code unchanged). Requests of the framing's edge sizes arrive intact; under each injected
 fault every request is still answered; with 20% {io} every note arrives exactly once; every
-request sent and answer received passes the Notecard JSON schemas."""
+request sent and answer received fits the Notecard API description (api.json)."""
 import json
 import os
 import subprocess

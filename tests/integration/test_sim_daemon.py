@@ -2,7 +2,8 @@
 """notegwd against notecard-sim over serial (pty) and over I2C (the LD_PRELOAD shim, so the
 daemon's real i2c-dev code runs): `notegw req` answers; with 20% injected {io} errors every
 queued note reaches the hub exactly once, and so under garbled, shortened and CRC-damaged
-answers; no request the daemon sent fails the schemas; a daemon-driven transcript replays."""
+answers; no request the daemon sent fails the API check (api.json); a daemon-driven transcript
+replays."""
 import glob
 import json
 import os

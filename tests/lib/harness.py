@@ -25,7 +25,6 @@ TOP_SRCDIR = os.environ.get("top_srcdir", os.path.abspath(os.path.join(os.path.d
 TOP_BUILDDIR = os.environ.get("top_builddir", TOP_SRCDIR)
 NOTEGWD = os.path.join(TOP_BUILDDIR, "notegwd")
 NOTEGW = os.path.join(TOP_BUILDDIR, "notegw")
-SCHEMA_DIR = os.environ.get("NOTEGW_SCHEMA_DIR", os.path.join(TOP_SRCDIR, "..", "shared", "notecard-schema"))
 
 
 def log(*a):

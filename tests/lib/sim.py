@@ -1,4 +1,5 @@
-"""Test helper for notecard-sim (Debian's /usr/bin/python3, stdlib + python3-jsonschema).
+"""Test helper for notecard-sim (Debian's /usr/bin/python3, stdlib; python3-jsonschema only
+when NOTEGW_SCHEMA_DIR asks for Blues' schemas too).
 
     import sys, os; sys.path.insert(0, os.path.join(os.environ["top_srcdir"], "tests", "lib"))
     from sim import Sim, validate_log
@@ -13,7 +14,7 @@
         s.counters(); s.attn(); s.files()
         s.request_log()                     # every transaction: req/rsp parsed, *_raw as sent
         assert not s.problems()             # no internal errors in the simulator
-    validate_log(s.log_path)                # every request/response against the schemas
+    validate_log(s.log_path)                # every request/response against api.json
 
 I2C: the daemon is run with s.i2c_env(binary) merged into its environment: LD_PRELOAD names the
 shim (tests/lib/.libs/libi2cshim.so in the build tree; with libasan first when the binary is
@@ -209,12 +210,16 @@ class Sim:
         raise SimError("timed out waiting for " + what)
 
     def problems(self):
-        """The simulator's own trouble (empty when healthy): internal errors and tracebacks.
+        """The simulator's own trouble (empty when healthy): internal errors, answers outside
+        api.json, tracebacks.
         Call before stop(); a test that drove the card should check it is empty."""
         out = []
         n = self.counters().get("internal_errors", 0)
         if n:
             out.append("notecard-sim: %d internal errors" % n)
+        n = self.counters().get("api_errors", 0)
+        if n:
+            out.append("notecard-sim: %d answers outside api.json" % n)
         if "Traceback" in self.read_stderr():
             out.append("notecard-sim stderr: " + self.read_stderr()[-2000:])
         return out
@@ -361,11 +366,23 @@ class SerialClient:
         return json.loads(line)
 
 
-# ---- schema validation --------------------------------------------------------------
+# ---- checking against the API description ----------------------------------------------
+# Always against the project's own description (sim/notecard_sim/api.json, through
+# apicheck.py); also against Blues' published schema set when NOTEGW_SCHEMA_DIR names it (an
+# optional extra: python3-jsonschema; docs/notecard-api.md lists where the two differ).
+def api():
+    """The project's description of the Notecard API (notecard_sim.apicheck.API)."""
+    import sys
+    d = os.path.join(TOP_SRCDIR, "sim")
+    if d not in sys.path:
+        sys.path.insert(0, d)
+    from notecard_sim import apicheck
+    return apicheck.default()
+
+
 def schema_dir():
-    d = os.environ.get("NOTEGW_SCHEMA_DIR") or os.path.join(TOP_SRCDIR, "..", "shared",
-                                                            "notecard-schema")
-    return d
+    """Blues' schema set (NOTEGW_SCHEMA_DIR), or None when the variable is not set."""
+    return os.environ.get("NOTEGW_SCHEMA_DIR") or None
 
 
 _schemas = {}
@@ -397,7 +414,20 @@ def _strip_transport(text):
 
 
 def validate_exchange(req_text, rsp_text):
-    """Problems (list of strings) of one request/response pair against the schemas.
+    """Problems (list of strings) of one request/response pair, as sent on the wire.
+
+    Against api.json: the envelope (req/cmd, id echoed, crc form, sequence and value), the
+    request's fields and the answer's (an error answer must be {"err": string}). A request
+    api.json does not describe is a problem. With NOTEGW_SCHEMA_DIR set, also against Blues'
+    schemas (after removing crc and id, which they do not describe)."""
+    problems = api().check_exchange(req_text, rsp_text)
+    if schema_dir():
+        problems += ["Blues schema: " + p for p in validate_blues(req_text, rsp_text)]
+    return problems
+
+
+def validate_blues(req_text, rsp_text):
+    """Problems of one request/response pair against Blues' schemas in NOTEGW_SCHEMA_DIR.
 
     The request is checked against <name>.req; the response against <name>.rsp unless it is an
     error (`err` present: the schemas describe successes only; an error must be
@@ -434,13 +464,17 @@ def validate_exchange(req_text, rsp_text):
     return problems
 
 
-def validate_log(logfile, skip_unparsable=False):
-    """Validate every request (and its response) in a --log file; returns a list of problems.
+def validate_log(logfile, skip_unparsable=False, validate=None):
+    """Check every request (and its response) in a --log file; returns a list of problems.
 
-    Blank lines (resync newlines) are skipped. With skip_unparsable, requests that are not JSON
-    (deliberately garbled by a test, or a fault) are skipped too."""
-    if not os.path.isdir(schema_dir()):
-        return ["schema directory missing: %s (set NOTEGW_SCHEMA_DIR)" % schema_dir()]
+    `validate` checks one pair (default validate_exchange: api.json, and Blues' schemas when
+    NOTEGW_SCHEMA_DIR is set). A req logged without an answer is a problem unless the
+    simulator logged a fault that swallowed it. Blank lines (resync newlines) are skipped.
+    With skip_unparsable, requests that are not JSON (deliberately garbled by a test, or a
+    fault) are skipped too."""
+    if schema_dir() and not os.path.isdir(schema_dir()):
+        return ["NOTEGW_SCHEMA_DIR is not a directory: %s" % schema_dir()]
+    validate = validate or validate_exchange
     problems = []
     with open(logfile) as f:
         for n, line in enumerate(f, 1):
@@ -453,6 +487,8 @@ def validate_log(logfile, skip_unparsable=False):
                 except ValueError:
                     continue
             rsp = e.get("rsp_raw") or None
-            for p in validate_exchange(e["req_raw"], rsp):
+            if rsp is None and "req" in (e.get("req") or {}) and "fault" not in e:
+                problems.append("%s:%d: a req got no answer: %s" % (logfile, n, e["req_raw"]))
+            for p in validate(e["req_raw"], rsp):
                 problems.append("%s:%d: %s" % (logfile, n, p))
     return problems
