@@ -110,7 +110,8 @@ make_box() { # name variant -> sets $root
 	roots+=("$root")
 	tar -xf "$base" -C "$root" || die "cannot unpack $base"
 	cp -L /etc/resolv.conf "$root/etc/resolv.conf"
-	grep -q '^127\.0\.0\.1[[:space:]].*localhost' "$root/etc/hosts" ||
+	# minbase has no /etc/hosts: Debian's default localhost lines, as a machine has
+	grep -qs '^127\.0\.0\.1[[:space:]].*localhost' "$root/etc/hosts" ||
 		printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >>"$root/etc/hosts"
 	mount -t proc proc "$root/proc" &&
 		mount -t sysfs -o ro sysfs "$root/sys" &&
