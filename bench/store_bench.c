@@ -1,4 +1,4 @@
-/* store_bench: figures for the store (issue 4). Prints, on this machine and disk:
+/* store_bench: figures for the store. Prints, on this machine and disk:
  * - enqueue rate with acknowledgment after commit through the group commit (batch),
  *   next to a bare SQLite insert loop with the same durability (WAL, synchronous=FULL)
  *   and batch size (ratio; aim >= 0.5), and next to one commit per note (aim >= 20x);

@@ -47,4 +47,6 @@ TESTS += \
 	tests/integration/test_notecard_api_blues.py \
 	tests/integration/test_sim_transcripts.py \
 	tests/integration/test_sim_install.sh \
-	tests/integration/test_sim_daemon.py
+	tests/integration/test_sim_daemon.py \
+	tests/integration/test_blues_python.py \
+	tests/integration/test_blues_notec.py

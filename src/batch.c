@@ -42,13 +42,15 @@ static void put_clear(struct put *p)
 	free(p->payload);
 }
 
-static const char *reason(int err, bool commit_failed)
+static const char *reason(int err)
 {
 	switch (err) {
 	case 0:
 		return NULL;
 	case -ENOSPC:
-		return commit_failed ? "disk full" : "store full";
+		return "store full";
+	case -EAGAIN:
+		return "disk full";
 	case -EINVAL:
 		return "invalid note";
 	case -EBUSY:
@@ -123,7 +125,7 @@ int batch_put(struct batch *b, const char *file, const char *body, const void *p
 	uint64_t bytes = store_note_bytes(file, body, len);
 	int err = store_check_room(b->st, b->pending_bytes, bytes);
 	if (err < 0) {
-		*why = reason(err, false);
+		*why = reason(err);
 		return err;
 	}
 	if (b->n == b->cap) {
@@ -190,14 +192,14 @@ void batch_flush(struct batch *b)
 			                         v[i].len, v[i].prio, NULL);
 		cerr = store_commit(b->st);
 	}
-	if (cerr < 0)
+	if (cerr < 0 && cerr != -EAGAIN) /* a full disk: the store says so once */
 		log_warn("batch: %zu note(s) not accepted: %s", n, strerror(-cerr));
 	for (size_t i = 0; i < n; i++) {
 		int err = cerr < 0 ? cerr : v[i].err;
 		if (err == 0)
 			accepted++;
 		if (v[i].cb)
-			v[i].cb(v[i].ud, err, reason(err, cerr < 0));
+			v[i].cb(v[i].ud, err, reason(err));
 		put_clear(&v[i]);
 	}
 	free(v);

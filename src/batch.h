@@ -20,8 +20,9 @@ int batch_new(sd_event *loop, struct store *st, uint64_t delay_ms, void (*commit
               void *ud, struct batch **out);
 /* Queue a note (file, body, payload are copied). Returns 0: cb(ud, err, why) will run
  * on the loop — never inside batch_put — with err 0 once the note is durable, or a
- * negative errno and a static reason when it was not accepted (the commit failed:
- * "disk full", "store error"; or it was refused inside the transaction). Returns
+ * negative errno and a static reason when it was not accepted (-EAGAIN "disk full":
+ * try again later; the commit failed: "store error"; or it was refused inside the
+ * transaction). Returns
  * -EINVAL ("invalid notefile"), -ENOSPC ("store full") or -ENOMEM with *why (may be
  * NULL) set when refused at once; cb is then never called. */
 int batch_put(struct batch *b, const char *file, const char *body, const void *payload, size_t len,

@@ -1,5 +1,5 @@
 /* The daemon's side of the control-socket commands that belong to the core:
- * status, queue, send, req, sync, audit, reload. Each states the access it needs;
+ * status, queue, send, req, sync, audit, reload, update. Each states the access it needs;
  * every admin request is written to the audit log with the caller's uid. */
 #include <errno.h>
 #include <stdlib.h>
@@ -8,10 +8,13 @@
 #include "commands.h"
 #include "control.h"
 #include "gw.h"
+#include "lifecycle.h"
 #include "link.h"
 #include "log.h"
 #include "ota.h"
+#include "status.h"
 #include "store.h"
+#include "submit.h"
 #include "util.h"
 
 static void audit_peer(struct gw *gw, struct control_reply *r, const char *action,
@@ -26,7 +29,7 @@ static void audit_peer(struct gw *gw, struct control_reply *r, const char *actio
 
 static void cmd_status(struct gw *gw, json_t *args, struct control_reply *r)
 {
-	control_reply_ok(r, json_pack("{s:o}", "status", gw_status(gw)));
+	control_reply_ok(r, json_pack("{s:o}", "status", status_snapshot(gw)));
 }
 
 static void cmd_queue(struct gw *gw, json_t *args, struct control_reply *r)
@@ -48,15 +51,19 @@ static void cmd_queue(struct gw *gw, json_t *args, struct control_reply *r)
 	control_reply_ok(r, json_pack("{s:o}", "files", files));
 }
 
-struct send_wait {
-	struct control_reply *r;
-};
+/* Not accepted for a reason that passes (a full disk, a lock, I/O): the reply's
+ * code is EAGAIN, which the CLI turns into its "try again later" exit status. */
+static int send_code(int err)
+{
+	return err == -EAGAIN || err == -EBUSY || err == -EIO || err == -ENOMEM ? EAGAIN : 1;
+}
 
 static void send_done(void *ud, int err, const char *why)
 {
 	struct control_reply *r = ud;
 	if (err < 0)
-		control_reply_err(r, 1, "not accepted: %s", why ? why : strerror(-err));
+		control_reply_err(r, send_code(err), "not accepted: %s",
+		                  why ? why : strerror(-err));
 	else
 		control_reply_ok(r, NULL);
 }
@@ -80,13 +87,11 @@ static void cmd_send(struct gw *gw, json_t *args, struct control_reply *r)
 		control_reply_err(r, 2, "send: 'payload' is not base64");
 		return;
 	}
-	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	const char *why = NULL;
-	int e = gw_note_put(gw, "cli", file, text, bin, binlen, send_done, r, &why);
-	free(text);
+	int e = submit_note_obj(&gw->submit, "cli", file, body, bin, binlen, send_done, r, &why);
 	free(bin);
 	if (e < 0)
-		control_reply_err(r, 1, "not accepted: %s", why ? why : strerror(-e));
+		control_reply_err(r, send_code(e), "not accepted: %s", why ? why : strerror(-e));
 }
 
 static void req_done(void *ud, int err, const char *response)
@@ -105,7 +110,8 @@ static void req_done(void *ud, int err, const char *response)
 static void cmd_req(struct gw *gw, json_t *args, struct control_reply *r)
 {
 	json_t *req = json_object_get(args, "req");
-	if (!json_is_object(req) || (!json_object_get(req, "req") && !json_object_get(req, "cmd"))) {
+	if (!json_is_object(req) ||
+	    (!json_object_get(req, "req") && !json_object_get(req, "cmd"))) {
 		control_reply_err(r, 2, "req: a JSON object with \"req\" or \"cmd\" is needed");
 		return;
 	}
@@ -156,7 +162,8 @@ static void cmd_reload(struct gw *gw, json_t *args, struct control_reply *r)
 	audit_peer(gw, r, "reload", "via control socket");
 	int e = gw_reload(gw);
 	if (e < 0)
-		control_reply_err(r, 1, "reload refused: the new configuration has errors (see log)");
+		control_reply_err(r, 1,
+		                  "reload refused: the new configuration has errors (see log)");
 	else
 		control_reply_ok(r, NULL);
 }
@@ -165,7 +172,8 @@ static void cmd_update(struct gw *gw, json_t *args, struct control_reply *r)
 {
 	const char *op = json_string_value(json_object_get(args, "op"));
 	if (!gw->ota) {
-		control_reply_err(r, 1, "update: host updates are disabled ([update] enabled = false)");
+		control_reply_err(r, 1,
+		                  "update: host updates are disabled ([update] enabled = false)");
 		return;
 	}
 	if (!op || strcmp(op, "status") == 0) {
@@ -199,10 +207,10 @@ int commands_register(struct control *c)
 		int access;
 		control_fn fn;
 	} table[] = {
-		{"status", CONTROL_READ, cmd_status}, {"queue", CONTROL_READ, cmd_queue},
-		{"audit", CONTROL_READ, cmd_audit},   {"send", CONTROL_ADMIN, cmd_send},
-		{"req", CONTROL_ADMIN, cmd_req},      {"sync", CONTROL_ADMIN, cmd_sync},
-		{"reload", CONTROL_ADMIN, cmd_reload}, {"update", CONTROL_READ, cmd_update},
+	    {"status", CONTROL_READ, cmd_status},  {"queue", CONTROL_READ, cmd_queue},
+	    {"audit", CONTROL_READ, cmd_audit},    {"send", CONTROL_ADMIN, cmd_send},
+	    {"req", CONTROL_ADMIN, cmd_req},       {"sync", CONTROL_ADMIN, cmd_sync},
+	    {"reload", CONTROL_ADMIN, cmd_reload}, {"update", CONTROL_READ, cmd_update},
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		int e = control_register(c, table[i].name, table[i].access, table[i].fn);

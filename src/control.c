@@ -23,9 +23,18 @@
 #define CONTROL_MAX_LINE    (64 * 1024) /* a request, newline excluded */
 #define CONTROL_MAX_DEPTH   32          /* nesting of a request's JSON */
 #define CONTROL_MAX_CLIENTS 32
-#define CONTROL_MAX_CMDS    128
-#define CONTROL_IDLE_USEC   (60ull * 1000000) /* an idle client is closed */
-#define CONTROL_MAX_GROUPS  1024
+/* Of those, the last places are kept for admin peers (root, the daemon's own uid, the
+ * admin group), and no uid but root may hold more than CONTROL_MAX_PER_UID: one
+ * read-only user cannot lock the operator out. */
+#define CONTROL_ADMIN_RESERVE 8
+#define CONTROL_MAX_PER_UID   8
+#define CONTROL_MAX_CMDS      128
+/* A client with no request under way is closed CONTROL_IDLE_MS after its last complete
+ * request (or its connect); one that started a request must finish it within
+ * CONTROL_REQUEST_MS of its first byte. Bytes that trickle in extend neither. */
+#define CONTROL_IDLE_MS    60000
+#define CONTROL_REQUEST_MS 10000
+#define CONTROL_MAX_GROUPS 1024
 
 struct ctl_cmd {
 	char *name;
@@ -43,6 +52,8 @@ struct client {
 	size_t in_len;
 	char *out; /* unsent response bytes */
 	size_t out_len, out_off;
+	uint64_t last_done; /* CLOCK_MONOTONIC usec: connect, or the last complete request */
+	uint64_t req_start; /* when the first byte of the unfinished request came */
 	struct control_reply *pending; /* the request being answered, or NULL */
 	bool eof;                      /* the peer shut its side: answer what came, then close */
 	bool closing;                  /* close once out is sent */
@@ -70,6 +81,8 @@ struct control {
 	size_t n_cmds;
 	struct client *clients;
 	size_t n_clients;
+	uint64_t idle_usec, request_usec;
+	size_t refused_at; /* n_clients when a refusal was last logged */
 };
 
 /* ---- access ----------------------------------------------------------------- */
@@ -195,11 +208,21 @@ static void client_free(struct client *cl)
 	free(cl);
 }
 
-static void client_arm_idle(struct client *cl)
+static uint64_t loop_now(struct control *c)
 {
 	uint64_t now = 0;
-	sd_event_now(cl->c->loop, CLOCK_MONOTONIC, &now);
-	sd_event_source_set_time(cl->idle, now + CONTROL_IDLE_USEC);
+	sd_event_now(c->loop, CLOCK_MONOTONIC, &now);
+	return now;
+}
+
+/* The deadline follows from the client's state, never from when bytes arrived: a
+ * request under way has its own, shorter time; otherwise idle counts from the last
+ * complete request. */
+static void client_arm_idle(struct client *cl)
+{
+	uint64_t at =
+	    cl->in_len ? cl->req_start + cl->c->request_usec : cl->last_done + cl->c->idle_usec;
+	sd_event_source_set_time(cl->idle, at);
 	sd_event_source_set_enabled(cl->idle, SD_EVENT_ONESHOT);
 }
 
@@ -397,6 +420,8 @@ static void client_kick(struct client *cl)
 		size_t rest = cl->in_len - (n < cl->in_len ? n + 1 : n);
 		memmove(cl->in, cl->in + cl->in_len - rest, rest);
 		cl->in_len = rest;
+		/* a complete request: idle counts from here, and what follows is the next */
+		cl->last_done = cl->req_start = loop_now(cl->c);
 		if (n > 0) {
 			cl->in_dispatch = true;
 			client_request(cl, line, n);
@@ -441,8 +466,11 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
 			}
 			if (k == 0)
 				cl->eof = true;
-			if (k > 0)
+			if (k > 0) {
+				if (cl->in_len == 0)
+					cl->req_start = loop_now(cl->c);
 				cl->in_len += (size_t)k;
+			}
 		}
 	} else if (revents & (EPOLLHUP | EPOLLERR)) {
 		client_free(cl);
@@ -455,9 +483,36 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
 static int on_client_idle(sd_event_source *s, uint64_t usec, void *ud)
 {
 	struct client *cl = ud;
-	log_debug("control: closing idle client uid %u", (unsigned)cl->peer.uid);
+	if (cl->in_len)
+		log_info(
+		    "control: closing client uid %u pid %d: a request unfinished after %llu ms",
+		    (unsigned)cl->peer.uid, (int)cl->peer.pid,
+		    (unsigned long long)(cl->c->request_usec / 1000));
+	else
+		log_debug("control: closing idle client uid %u", (unsigned)cl->peer.uid);
 	client_free(cl);
 	return 0;
+}
+
+static size_t clients_of(struct control *c, uid_t uid)
+{
+	size_t n = 0;
+	for (struct client *cl = c->clients; cl; cl = cl->next)
+		n += cl->peer.uid == uid;
+	return n;
+}
+
+/* Room for this peer? NULL, or why not (EBUSY: try again later). */
+static const char *no_room(struct control *c, const struct control_peer *p)
+{
+	if (c->n_clients >= CONTROL_MAX_CLIENTS)
+		return "too many clients, try again";
+	if (p->access < CONTROL_ADMIN &&
+	    c->n_clients >= CONTROL_MAX_CLIENTS - CONTROL_ADMIN_RESERVE)
+		return "too many clients (the rest is kept for admins), try again";
+	if (p->uid != 0 && clients_of(c, p->uid) >= CONTROL_MAX_PER_UID)
+		return "too many clients of this user, try again";
+	return NULL;
 }
 
 /* Say no and hang up, without keeping state for a peer we will not serve. */
@@ -496,9 +551,17 @@ static int on_accept(sd_event_source *s, int lfd, uint32_t revents, void *ud)
 		refuse(fd, EACCES, "permission denied: not in the notegw groups");
 		return 0;
 	}
-	if (c->n_clients >= CONTROL_MAX_CLIENTS) {
-		log_warn("control: too many clients, refusing uid %u", (unsigned)peer.uid);
-		refuse(fd, EBUSY, "too many clients, try again");
+	const char *busy = no_room(c, &peer);
+	if (busy) {
+		/* said once per burst, not once per refused connection */
+		if (c->n_clients != c->refused_at) {
+			log_warn("control: %s: refusing uid %u pid %d (%zu clients, %zu of this "
+			         "user)",
+			         busy, (unsigned)peer.uid, (int)peer.pid, c->n_clients,
+			         clients_of(c, peer.uid));
+			c->refused_at = c->n_clients;
+		}
+		refuse(fd, EBUSY, busy);
 		return 0;
 	}
 	struct client *cl = calloc(1, sizeof(*cl));
@@ -522,6 +585,7 @@ static int on_accept(sd_event_source *s, int lfd, uint32_t revents, void *ud)
 		c->clients->prev = cl;
 	c->clients = cl;
 	c->n_clients++;
+	cl->last_done = cl->req_start = loop_now(c);
 	client_arm_idle(cl);
 	return 0;
 }
@@ -535,6 +599,7 @@ static void reply_send(struct control_reply *r, json_t *msg)
 	free(r);
 	if (cl) {
 		cl->pending = NULL;
+		cl->last_done = loop_now(cl->c); /* idle counts from the answer */
 		if (!msg || client_queue(cl, msg) < 0)
 			client_queue_err(cl, ENOMEM, "out of memory");
 		if (!cl->in_dispatch)
@@ -628,6 +693,8 @@ int control_open(struct gw *gw, const char *path, const char *group, const char 
 	c->gw = gw;
 	c->loop = gw->loop;
 	c->euid = geteuid();
+	c->idle_usec = CONTROL_IDLE_MS * 1000ull;
+	c->request_usec = CONTROL_REQUEST_MS * 1000ull;
 	c->path = strdup(path);
 	c->group_name = group ? strdup(group) : NULL;
 	c->admin_name = admin_group ? strdup(admin_group) : NULL;
@@ -697,6 +764,12 @@ fail:
 	free(c->admin_name);
 	free(c);
 	return r;
+}
+
+void control_set_timeouts(struct control *c, uint64_t idle_ms, uint64_t request_ms)
+{
+	c->idle_usec = idle_ms * 1000;
+	c->request_usec = request_ms * 1000;
 }
 
 void control_free(struct control *c)

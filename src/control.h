@@ -4,6 +4,7 @@
 #ifndef NOTEGW_CONTROL_H
 #define NOTEGW_CONTROL_H
 #include <jansson.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct control;
@@ -36,5 +37,9 @@ int control_register(struct control *c, const char *cmd, int access, control_fn 
 
 int control_open(struct gw *gw, const char *path, const char *group, const char *admin_group,
                  struct control **out);
+/* How long a client may sit without a request (default 60 s after its last complete
+ * one) and how long one request may take to arrive (default 10 s from its first
+ * byte); for the tests. */
+void control_set_timeouts(struct control *c, uint64_t idle_ms, uint64_t request_ms);
 void control_free(struct control *c);
 #endif

@@ -4,20 +4,22 @@
  * requests. The main loop talks to it only through a queue and an eventfd. */
 #ifndef NOTEGW_LINK_H
 #define NOTEGW_LINK_H
+#include "notegw/plugin.h"
 #include <jansson.h>
 #include <systemd/sd-event.h>
-#include "notegw/plugin.h"
 
 struct link;
 struct cfg;
 
 /* What the link tells the main loop (delivered on the loop thread). */
 struct link_events {
-	void (*inbound)(void *ud, int64_t first_id);         /* new inbound notes stored */
+	void (*inbound)(void *ud);                            /* new inbound notes stored */
 	void (*env)(void *ud, const char *name, const char *value);
 	void (*status)(void *ud);                             /* card/hub state changed  */
 	void (*audit)(void *ud, const char *action, const char *detail); /* hub.set etc. */
 	void *ud;
+	/* something a user must hear of (an inbound note quarantined): the error channels */
+	void (*error)(void *ud, const char *source, const char *text);
 };
 
 /* Start the thread with its own store connection and transport from cfg (borrowed

@@ -14,7 +14,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "gw.h"
 #include "link.h"
 #include "log.h"
 #include "metrics.h"
@@ -35,7 +34,9 @@ struct sock_sample {
 };
 
 struct metrics {
-	struct gw *gw;
+	struct link *link;
+	metrics_status_fn status;
+	void *status_ud;
 	char *textfile, *chrony;
 	sd_event_source *mtimer, *ctimer;
 	bool asking;
@@ -120,9 +121,10 @@ char *metrics_render(json_t *st)
 			put(f, rows[i].name, rows[i].type, rows[i].help, NULL, v);
 	}
 	/* Errors by kind, one labelled family. */
-	static const char *const kinds[] = {"timeouts", "crc_errors", "io_errors", "notes_failed"};
+	static const char *const kinds[] = {"timeouts", "crc_errors", "io_errors", "notes_failed",
+	                                    "inbound_quarantined"};
 	fprintf(f, "# HELP notegw_errors_total link errors by kind\n# TYPE notegw_errors_total counter\n");
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		char p[64];
 		snprintf(p, sizeof(p), "link.counters.%s", kinds[i]);
 		double v = num(st, p);
@@ -158,7 +160,7 @@ char *metrics_render(json_t *st)
 
 static int write_textfile(struct metrics *m)
 {
-	json_t *st = gw_status(m->gw);
+	json_t *st = m->status(m->status_ud);
 	json_t *t = metrics_time_status(m);
 	if (t)
 		json_object_set_new(st, "time", t);
@@ -242,9 +244,9 @@ static void on_time(void *ud, int err, const char *rsp)
 static int on_clock(sd_event_source *s, uint64_t usec, void *ud)
 {
 	struct metrics *m = ud;
-	if (!m->asking && m->gw->link) {
+	if (!m->asking && m->link) {
 		m->asked_real_us = real_us();
-		if (link_request(m->gw->link, "{\"req\":\"card.time\"}", on_time, m) == 0)
+		if (link_request(m->link, "{\"req\":\"card.time\"}", on_time, m) == 0)
 			m->asking = true;
 	}
 	sd_event_source_set_time(s, usec + CLOCK_PERIOD_US);
@@ -261,20 +263,23 @@ json_t *metrics_time_status(struct metrics *m)
 	                 "chrony_samples", (json_int_t)m->sent, "chrony_socket", m->chrony);
 }
 
-int metrics_new(struct gw *gw, const char *textfile, const char *chrony, struct metrics **out)
+int metrics_new(sd_event *loop, struct link *link, metrics_status_fn status, void *ud,
+                const char *textfile, const char *chrony, struct metrics **out)
 {
 	struct metrics *m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	m->gw = gw;
+	m->link = link;
+	m->status = status;
+	m->status_ud = ud;
 	int r = -ENOMEM;
 	if ((textfile && !(m->textfile = strdup(textfile))) || (chrony && !(m->chrony = strdup(chrony))))
 		goto fail;
-	if (m->textfile && (r = sd_event_add_time_relative(gw->loop, &m->mtimer, CLOCK_MONOTONIC,
+	if (m->textfile && (r = sd_event_add_time_relative(loop, &m->mtimer, CLOCK_MONOTONIC,
 	                                                   1000000, 0, on_metrics, m)) < 0)
 		goto fail;
 	/* The clock is read even without chrony: `notegw status` shows the offset. */
-	if ((r = sd_event_add_time_relative(gw->loop, &m->ctimer, CLOCK_MONOTONIC, 3000000, 0,
+	if ((r = sd_event_add_time_relative(loop, &m->ctimer, CLOCK_MONOTONIC, 3000000, 0,
 	                                    on_clock, m)) < 0)
 		goto fail;
 	*out = m;

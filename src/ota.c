@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gw.h"
 #include "link.h"
 #include "log.h"
 #include "ota.h"
@@ -27,7 +26,8 @@ static const char *const state_names[] = {"idle", "checking", "downloading", "ve
                                           "installing", "failed"};
 
 struct ota {
-	struct gw *gw;
+	struct store *store;
+	struct link *link;
 	struct ota_opts opt;
 	char *spool, *trusted;
 	char part[4096], ready[4096], verified[4096], result[4096];
@@ -58,7 +58,7 @@ static void request(struct ota *o, json_t *req, ngw_reply_cb cb)
 {
 	char *text = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
-	if (!text || !o->gw->link || link_request(o->gw->link, text, cb, o) < 0) {
+	if (!text || !o->link || link_request(o->link, text, cb, o) < 0) {
 		free(text);
 		o->busy = false;
 		return;
@@ -90,8 +90,8 @@ static void refuse(struct ota *o, const char *why)
 	o->fd = -1;
 	unlink(o->part);
 	unlink(o->verified);
-	store_kv_set(o->gw->store, "ota.failed_md5", o->md5);
-	store_audit(o->gw->store, "daemon", "update-refused", o->last_error);
+	store_kv_set(o->store, "ota.failed_md5", o->md5);
+	store_audit(o->store, "daemon", "update-refused", o->last_error);
 	o->state = OTA_FAILED;
 	report(o, false, o->last_error);
 }
@@ -144,7 +144,7 @@ static void finish_download(struct ota *o)
 	o->downloads++;
 	o->state = OTA_VERIFIED;
 	log_notice("update: image %s %s verified (signed %s)", info.name, info.version, info.alg);
-	store_audit(o->gw->store, "daemon", "update-verified", info.version);
+	store_audit(o->store, "daemon", "update-verified", info.version);
 	if (o->opt.auto_apply) {
 		const char *w;
 		ota_apply(o, &w);
@@ -213,14 +213,14 @@ static void start_download(struct ota *o, const char *md5, uint64_t length)
 	struct stat st;
 	o->offset = 0;
 	/* Resume only the same image, from what reached the disk. */
-	if (store_kv_get(o->gw->store, "ota.md5", &had) == 0 && strcmp(had, md5) == 0 &&
+	if (store_kv_get(o->store, "ota.md5", &had) == 0 && strcmp(had, md5) == 0 &&
 	    stat(o->part, &st) == 0 && (uint64_t)st.st_size <= length)
 		o->offset = (uint64_t)st.st_size;
 	else
 		unlink(o->part);
 	free(had);
 	snprintf(o->md5, sizeof(o->md5), "%s", md5);
-	store_kv_set(o->gw->store, "ota.md5", md5);
+	store_kv_set(o->store, "ota.md5", md5);
 	o->length = length;
 	o->fd = open(o->part, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (o->fd < 0) {
@@ -258,16 +258,16 @@ static void poll_result(struct ota *o)
 	const char *msg = json_string_value(json_object_get(r, "message"));
 	snprintf(o->last_result, sizeof(o->last_result), "%s", msg ? msg : "installer said nothing");
 	if (ok) {
-		store_kv_set(o->gw->store, "ota.installed_md5", o->md5);
+		store_kv_set(o->store, "ota.installed_md5", o->md5);
 		o->state = OTA_IDLE;
 		log_notice("update: %s", o->last_result);
 	} else {
-		store_kv_set(o->gw->store, "ota.failed_md5", o->md5);
+		store_kv_set(o->store, "ota.failed_md5", o->md5);
 		o->refusals++;
 		set_error(o, "installer: %s", o->last_result);
 		o->state = OTA_FAILED;
 	}
-	store_audit(o->gw->store, "installer", ok ? "update-installed" : "update-failed",
+	store_audit(o->store, "installer", ok ? "update-installed" : "update-failed",
 	            o->last_result);
 	json_decref(r);
 	report(o, ok, o->last_result);
@@ -286,8 +286,8 @@ static void on_status(void *ud, int err, const char *rsp)
 	if (mode && strcmp(mode, "ready") == 0 && md5 && strlen(md5) == 32 && length > 0 &&
 	    length <= 256 * 1024 * 1024) {
 		char *done = NULL, *failed = NULL;
-		store_kv_get(o->gw->store, "ota.installed_md5", &done);
-		store_kv_get(o->gw->store, "ota.failed_md5", &failed);
+		store_kv_get(o->store, "ota.installed_md5", &done);
+		store_kv_get(o->store, "ota.failed_md5", &failed);
 		bool seen = (done && strcmp(done, md5) == 0) || (failed && strcmp(failed, md5) == 0);
 		free(done);
 		free(failed);
@@ -337,12 +337,14 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
 	return 0;
 }
 
-int ota_new(struct gw *gw, const struct ota_opts *opt, struct ota **out)
+int ota_new(sd_event *loop, struct store *store, struct link *link, const struct ota_opts *opt,
+            struct ota **out)
 {
 	struct ota *o = calloc(1, sizeof(*o));
 	if (!o)
 		return -ENOMEM;
-	o->gw = gw;
+	o->store = store;
+	o->link = link;
 	o->opt = *opt;
 	o->fd = -1;
 	if (o->opt.chunk == 0 || o->opt.chunk > 8192)
@@ -376,10 +378,10 @@ int ota_new(struct gw *gw, const struct ota_opts *opt, struct ota **out)
 	if (access(o->ready, F_OK) == 0 || access(o->result, F_OK) == 0)
 		o->state = OTA_HANDED_OVER;
 	char *md5 = NULL;
-	if (store_kv_get(gw->store, "ota.md5", &md5) == 0)
+	if (store_kv_get(store, "ota.md5", &md5) == 0)
 		snprintf(o->md5, sizeof(o->md5), "%s", md5);
 	free(md5);
-	int r = sd_event_add_time_relative(gw->loop, &o->timer, CLOCK_MONOTONIC, 2 * 1000 * 1000, 0,
+	int r = sd_event_add_time_relative(loop, &o->timer, CLOCK_MONOTONIC, 2 * 1000 * 1000, 0,
 	                                   on_timer, o);
 	if (r < 0) {
 		ota_free(o);

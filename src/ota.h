@@ -8,9 +8,11 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
-struct gw;
+struct link;
 struct ota;
+struct store;
 
 struct ota_opts {
 	const char *spool_dir;    /* e.g. /var/lib/notegw/update (created 0700) */
@@ -20,7 +22,9 @@ struct ota_opts {
 	bool auto_apply;          /* hand a verified image over at once        */
 };
 
-int ota_new(struct gw *gw, const struct ota_opts *o, struct ota **out);
+/* loop, store and link are borrowed until ota_free. */
+int ota_new(sd_event *loop, struct store *store, struct link *link, const struct ota_opts *o,
+            struct ota **out);
 void ota_free(struct ota *o);
 json_t *ota_status(struct ota *o);   /* caller decrefs */
 void ota_check(struct ota *o);       /* ask the card now */

@@ -60,16 +60,37 @@ struct store {
 	int64_t add_count, add_bytes;
 	int page_size;
 	char gateway_id[17];
-	int64_t refused; /* refusals by this connection */
-	bool refusing;   /* logged "refusing"; log again when accepting */
-	bool suspect;    /* met a corrupt page; <path>.suspect written */
+	int64_t refused;     /* refusals by this connection */
+	bool refusing;       /* logged "refusing"; log again when accepting */
+	bool suspect;        /* met a corrupt page; <path>.suspect written */
+	bool disk_full;      /* a write met a full disk; said once, until a commit succeeds */
+	bool reserve_off;    /* no disk reserve can exist here (store_reserve.c) */
+	bool gated;          /* producers refused for a full disk (store_reserve_gate) */
+	int busy_ms;         /* the busy timeout given at open */
+	uint64_t relieve_at; /* CLOCK_MONOTONIC ms: the next checkpoint on a full disk */
 	uint64_t bytes_written;
 };
 
 /* The statement for q, reset and with bindings cleared; NULL on error (logged). */
 sqlite3_stmt *store_stmt(struct store *st, enum store_q q);
-/* SQLite result code to -errno (SQLITE_FULL and ENOSPC-like I/O errors: -ENOSPC). */
+/* SQLite result code to -errno (SQLITE_FULL and ENOSPC-like I/O errors: -EAGAIN,
+ * after store_disk_full). */
 int store_errno(struct store *st, int rc);
+/* store_reserve.c: the disk reserve. init makes it at open when missing; disk_full
+ * says once that the disk is full and releases it; disk_ok says space is back (a
+ * commit went through); gate is asked before a producer writes: 0, or -EAGAIN while
+ * the reserve is gone and cannot be made again. */
+void store_reserve_init(struct store *st);
+void store_disk_full(struct store *st);
+void store_disk_ok(struct store *st);
+int store_reserve_gate(struct store *st);
+/* On a full disk, outside a transaction, at most once a second: checkpoint and
+ * truncate the WAL (store_checkpoint), which gives its space back. */
+void store_relieve(struct store *st);
+
+/* Fail the open transaction (if any) with err: later calls in it and the commit
+ * return err. */
+void store_doom(struct store *st, int err);
 /* Run a statement that returns no rows to the end; 0 or -errno. Resets it. */
 int store_step_done(struct store *st, sqlite3_stmt *s);
 /* Around a write outside store_begin: start/finish an implicit transaction.

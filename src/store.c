@@ -25,9 +25,11 @@
  *   recognises it by a SHA-256 of (file, note id, time, body, payload).
  * - Full: max_size bounds the bytes of queued notes (file + body + payload). With
  *   drop-oldest the oldest notes make room (counted, logged); with refuse-new the
- *   enqueue fails with -ENOSPC. A full disk (SQLITE_FULL, ENOSPC) fails the
- *   transaction with -ENOSPC like refuse-new; nothing is latched, so the next
- *   transaction succeeds once space is back.
+ *   enqueue fails with -ENOSPC, a refusal for good. A full disk (SQLITE_FULL,
+ *   ENOSPC, EDQUOT, EFBIG) fails the transaction with -EAGAIN, "try again later":
+ *   producers must not take it for a refusal. The disk reserve beside the store
+ *   (store_reserve.c) is then released so that notes can still be marked sent and
+ *   the WAL checkpointed, and producers wait until the reserve can be made again.
  * - At open a quick check runs (of the whole file up to 64 MiB; above, of all but the
  *   queue table, and of everything again after a corrupt page was met at run time:
  *   <path>.suspect); a corrupt file is renamed to <path>.corrupt-<time>
@@ -184,6 +186,15 @@ static void mark_suspect(struct store *st)
 	        st->path, sqlite3_errmsg(st->db));
 }
 
+/* No room on the disk: the reserve goes (store_reserve.c) and the caller may try
+ * again later. */
+static int disk_full(struct store *st)
+{
+	if (st && st->path)
+		store_disk_full(st);
+	return -EAGAIN;
+}
+
 int store_errno(struct store *st, int rc)
 {
 	int e;
@@ -193,7 +204,7 @@ int store_errno(struct store *st, int rc)
 	case SQLITE_DONE:
 		return 0;
 	case SQLITE_FULL:
-		return -ENOSPC;
+		return disk_full(st);
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 		return -EBUSY;
@@ -223,7 +234,7 @@ int store_errno(struct store *st, int rc)
 		if (!e && st)
 			e = st->sys_errno;
 		if (e == ENOSPC || e == EDQUOT || e == EFBIG)
-			return -ENOSPC;
+			return disk_full(st);
 		return -EIO;
 	default:
 		return -EIO;
@@ -253,7 +264,7 @@ static void forget_room(struct store *st)
 	st->add_count = st->add_bytes = 0;
 }
 
-static void doom(struct store *st, int err)
+void store_doom(struct store *st, int err)
 {
 	forget_room(st);
 	if (st->in_txn && !st->doomed && err < 0)
@@ -274,10 +285,12 @@ int store_step_done(struct store *st, sqlite3_stmt *s)
 	sqlite3_reset(s);
 	if (rc == SQLITE_DONE)
 		return 0;
+	bool was_full = st->disk_full;
 	int err = store_errno(st, rc);
-	log_warn("store: %s: %s (%d, errno %d)", sqlite3_sql(s), sqlite3_errmsg(st->db), rc,
-	         st->sys_errno);
-	doom(st, err);
+	if (!(was_full && err == -EAGAIN)) /* a full disk is said once (store_disk_full) */
+		log_warn("store: %s: %s (%d, errno %d)", sqlite3_sql(s), sqlite3_errmsg(st->db), rc,
+		         st->sys_errno);
+	store_doom(st, err);
 	return err;
 }
 
@@ -308,7 +321,7 @@ int store_flush_counts(struct store *st)
 		return 0;
 	sqlite3_stmt *s = store_stmt(st, Q_META_ADD);
 	if (!s) {
-		doom(st, -EIO);
+		store_doom(st, -EIO);
 		return -EIO;
 	}
 	sqlite3_bind_int64(s, 1, st->room_seq);
@@ -325,8 +338,11 @@ static int commit_now(struct store *st)
 	forget_room(st);
 	if (err == 0)
 		err = store_step_done(st, store_stmt(st, Q_COMMIT));
+	if (err == 0)
+		store_disk_ok(st);
 	if (err < 0) {
-		log_err("store: commit failed (%s): not accepted", strerror(-err));
+		if (err != -EAGAIN)
+			log_err("store: commit failed (%s): not accepted", strerror(-err));
 		if (!sqlite3_get_autocommit(st->db))
 			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	}
@@ -354,6 +370,7 @@ int store_begin(struct store *st)
 		return -EROFS;
 	if (st->in_txn)
 		return -EBUSY;
+	store_relieve(st);
 	int err = store_step_done(st, store_stmt(st, Q_BEGIN));
 	if (err < 0)
 		return err;
@@ -723,6 +740,7 @@ static int open_once(struct store *st, int timeout_ms, uint64_t full_max)
 		store_share_files(st->path);
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, timeout_ms);
+	st->busy_ms = timeout_ms;
 	int err = quick_check(st, full_max);
 	if (err < 0)
 		return err;
@@ -741,7 +759,8 @@ static int open_once(struct store *st, int timeout_ms, uint64_t full_max)
 		if (err < 0)
 			return err == -EBADMSG ? -EIO : err;
 		/* FULL: the WAL is fsynced at every commit, so an acknowledged note survives a
-		 * power cut. A 4 MiB cap on the idle WAL keeps flash use bounded. */
+		 * power cut. A 4 MiB cap on the idle WAL keeps flash use bounded. (How often
+		 * it is checkpointed follows the disk: store_reserve_init.) */
 		if ((err = exec(
 		         st, "pragmas",
 		         "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 4194304;")) < 0)
@@ -788,6 +807,7 @@ int store_open(const char *path, const struct store_opts *opts, struct store **o
 	if (err < 0)
 		goto fail;
 	st->suspect = false;
+	store_reserve_init(st);
 	store_account(st); /* creation and migration are not note traffic */
 	st->bytes_written = 0;
 	*out = st;

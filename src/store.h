@@ -31,7 +31,8 @@ struct store_opts {
  * file (or one that is not a database; see full_check_max) is moved aside as
  * path.corrupt-<unixtime> (with its -wal) and a fresh one started, logged with log_err. I/O errors
  * are returned, never taken for corruption. Returns 0 and *out (caller closes with store_close), or
- * -ENOENT, -EACCES, -EBUSY, -EIO, -ENOSPC, -EPROTONOSUPPORT (a schema newer than this program).
+ * -ENOENT, -EACCES, -EBUSY, -EIO, -EAGAIN (disk full), -EPROTONOSUPPORT (a schema newer than
+ * this program). A writable store keeps a disk reserve beside it, <path>.reserve (store_reserve.c).
  * In a setgid directory that its group may write, the store's files (this process's
  * own) are given the directory's group and mode 0660: a store shared between users. */
 int store_open(const char *path, const struct store_opts *opts, struct store **out);
@@ -73,7 +74,9 @@ int store_commit(struct store *st);
 void store_rollback(struct store *st);
 bool store_in_txn(struct store *st);
 /* Queue one note (nothing is kept of the arguments). Returns 0, -ENOSPC (full with
- * refuse-new, a note larger than max_size, or disk full), -EINVAL (not an outbound
+ * refuse-new, or a note larger than max_size: a refusal), -EAGAIN (the disk is full:
+ * not a refusal, try again later; refused before writing while the disk reserve is
+ * released), -EINVAL (not an outbound
  * notefile name, or payload_len without payload), -EBUSY, -EIO. *seq_out (may be NULL) gets its
  * sequence. With drop-oldest the oldest notes are deleted (counted, logged) to make room. */
 int store_enqueue(struct store *st, const char *file, const char *body, const void *payload,
@@ -95,6 +98,14 @@ int store_peek_outs(struct store *st, size_t max, struct store_out ***out, size_
 int store_out_sent(struct store *st, int64_t id);
 /* Record a failed attempt (kept; counted; why may be NULL). */
 int store_out_failed(struct store *st, int64_t id, const char *why);
+/* Did the last write of this connection meet a full disk (and no commit succeed
+ * since)? */
+bool store_is_disk_full(struct store *st);
+/* Copy the WAL into the database and truncate it to nothing (wal_checkpoint(TRUNCATE),
+ * waiting at most 200 ms for other connections): on a disk the WAL filled, this is what
+ * gives space back. Not inside a transaction. 0, -EBUSY (another connection kept part
+ * of the WAL), -EAGAIN (no room to copy it yet) or -errno. */
+int store_checkpoint(struct store *st);
 
 /* ---- inbound ------------------------------------------------------------------- */
 struct store_in {

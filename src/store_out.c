@@ -162,10 +162,17 @@ int store_enqueue(struct store *st, const char *file, const char *body, const vo
 	uint64_t bytes = store_note_bytes(file, body, payload_len);
 	if (st->max_size && bytes > st->max_size)
 		return refuse(st);
+	/* on a full disk the room left is for taking notes out; inside a batch the
+	 * whole transaction fails, as it would at its commit */
+	int err = store_reserve_gate(st);
+	if (err < 0) {
+		store_doom(st, err);
+		return err;
+	}
 	int began = store_wbegin(st);
 	if (began < 0)
 		return began;
-	int err = insert(st, file, body, payload, payload_len, prio, bytes, seq_out);
+	err = insert(st, file, body, payload, payload_len, prio, bytes, seq_out);
 	err = store_wend(st, began, err);
 	if (err == 0 && st->refusing) {
 		st->refusing = false;

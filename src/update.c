@@ -1,4 +1,4 @@
-/* Signed host update images. Layout (docs/update-image.md):
+/* Signed host update images. Layout (docs/update-image.md has the whole format):
  *   "NGWUPD1\n" | header: one compact JSON line ending '\n' | payload (length bytes)
  *   | signature (siglen bytes) | siglen as 2 bytes big-endian
  * The signature (Ed25519, or ECDSA P-384 over SHA-384) covers everything before it,

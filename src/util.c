@@ -192,23 +192,3 @@ int b64_decode(const char *s, void **out, size_t *len)
 	*len = (size_t)(o - buf);
 	return 0;
 }
-
-bool notefile_is_outbound(const char *s)
-{
-	size_t n = strlen(s);
-	static const char *const sfx[] = {".qo", ".qos", ".db", ".dbs"};
-	if (n == 0 || n > 64)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '-' || c == '.'))
-			return false;
-	}
-	for (size_t i = 0; i < 4; i++) {
-		size_t k = strlen(sfx[i]);
-		if (n > k && strcmp(s + n - k, sfx[i]) == 0)
-			return true;
-	}
-	return false;
-}

@@ -5,8 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-uint64_t now_ms(void);       /* CLOCK_MONOTONIC */
-uint64_t now_real_ms(void);  /* CLOCK_REALTIME  */
+#include "notegw/notefile.h"
+
+uint64_t now_ms(void);      /* CLOCK_MONOTONIC */
+uint64_t now_real_ms(void); /* CLOCK_REALTIME  */
 /* snprintf that reports truncation: 0 or -ENAMETOOLONG. */
 int xsnprintf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* malloc'd formatted string or NULL. Caller frees. */
@@ -18,6 +20,10 @@ int write_all(int fd, const void *buf, size_t len);
 /* Base64 (standard alphabet, padded). Caller frees. */
 char *b64_encode(const void *buf, size_t len);
 int b64_decode(const char *s, void **out, size_t *len);
-/* Is s a legal notefile name for uplink (.qo .qos .db .dbs)? */
-bool notefile_is_outbound(const char *s);
+/* Is s a notefile a producer may queue notes for? The rule is
+ * include/notegw/notefile.h's, shared with the plugins. */
+static inline bool notefile_is_outbound(const char *s)
+{
+	return ngw_notefile_is_out(s);
+}
 #endif

@@ -1,6 +1,6 @@
 # systemd: the daemon's unit, with the paths configure chose, and the gate on
 # its sandboxing (tools/check-unit-security.sh, run by CI and by a test).
-# Also the privileged host-update installer (issue 11) and the two units that run it.
+# Also the privileged host-update installer and the two units that run it.
 NGW_UNITS = systemd/notegwd.service systemd/notegw-update.service systemd/notegw-update.path
 systemdsystemunit_DATA = $(NGW_UNITS)
 CLEANFILES += $(NGW_UNITS)

@@ -3,12 +3,45 @@
 EXTRA_DIST += tests/lib tests/integration tests/transcripts
 UNIT_CFLAGS = $(NGW_CFLAGS) $(CMOCKA_CFLAGS)
 UNIT_LIBS = $(NGW_LIBS) $(libngw_la_LIBADD) $(CMOCKA_LIBS)
+# The fake plugin host the plugins' tests share: the daemon's config reader and binder
+# (libngw), fakes for what lies below a plugin.
+check_LTLIBRARIES += tests/libfakehost.la
+tests_libfakehost_la_SOURCES = tests/fakehost/fakehost.c tests/fakehost/fakehost.h
+tests_libfakehost_la_CFLAGS = $(NGW_CFLAGS)
+tests_libfakehost_la_LIBADD = $(NGW_LIBS) $(libngw_la_LIBADD)
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_config
 tests_unit_test_config_SOURCES = tests/unit/test_config.c
 tests_unit_test_config_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_config_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_config
+check_PROGRAMS += tests/unit/test_notefile
+tests_unit_test_notefile_SOURCES = tests/unit/test_notefile.c
+tests_unit_test_notefile_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_notefile_LDADD = $(CMOCKA_LIBS)
+TESTS += tests/unit/test_notefile
+check_PROGRAMS += tests/unit/test_intake
+tests_unit_test_intake_SOURCES = tests/unit/test_intake.c
+tests_unit_test_intake_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_intake_LDADD = $(UNIT_LIBS)
+TESTS += tests/unit/test_intake
+# delivery and the plugin host with link-time stubs of what lies below them
+check_PROGRAMS += tests/unit/test_delivery tests/unit/test_plugin_host
+tests_unit_test_delivery_SOURCES = tests/unit/test_delivery.c
+tests_unit_test_delivery_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_delivery_LDADD = $(UNIT_LIBS)
+tests_unit_test_plugin_host_SOURCES = tests/unit/test_plugin_host.c
+tests_unit_test_plugin_host_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_plugin_host_LDADD = $(UNIT_LIBS)
+TESTS += tests/unit/test_delivery tests/unit/test_plugin_host
+endif
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_plugin_abi
+tests_unit_test_plugin_abi_SOURCES = tests/unit/test_plugin_abi.c
+tests_unit_test_plugin_abi_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_plugin_abi_LDADD = $(UNIT_LIBS)
+TESTS += tests/unit/test_plugin_abi
 endif
 
 TESTS += tests/integration/test_daemon.py
@@ -36,3 +69,6 @@ TESTS += tests/integration/cli.py
 TESTS += tests/integration/test_faults.py
 TESTS += tests/integration/test_ops.py
 TESTS += tests/integration/test_stop.py
+TESTS += tests/integration/test_watchdog.py
+# every docs/ page cited in the tree exists
+TESTS += tests/integration/test_docs_paths.sh

@@ -41,7 +41,7 @@ checks+=',-bugprone-implicit-widening-of-multiplication-result,-clang-analyzer-o
 # once it is stored into a heap object (an array grown by realloc, a struct reached
 # through a pointer argument) and of arrays filled in a loop: every one of its 12
 # reports here was that (batch.c put array, link_card.c in_files, store_in/out.c
-# result arrays, mqtt.c password and mid_ids, config.c diag messages; crypto.c's
+# result arrays, mqtt.c password and mid_ids, cfg_doc.c diag messages; crypto.c's
 # base64 quartet v[4] filled by a 4-step loop). Leaks stay covered by clang-analyzer
 # unix.Malloc and cppcheck above, LeakSanitizer in the sanitizer build of make check
 # and the fuzzers, and tools/valgrind-suite.sh; uninitialised reads by

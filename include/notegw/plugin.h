@@ -13,8 +13,15 @@
 extern "C" {
 #endif
 
-/* Bump NGW_PLUGIN_ABI_MAJOR for any incompatible change to the structs below;
- * bump the minor when only appending fields at the end of struct ngw_host_api. */
+/* Bump NGW_PLUGIN_ABI_MAJOR for any incompatible change to the structs below; bump
+ * the minor when only appending fields at the end of struct ngw_host_api or of struct
+ * ngw_plugin_desc. Each struct is owned by one side and read by the other:
+ * - struct ngw_host_api is the host's: a plugin built for minor N uses only fields of
+ *   minors <= N, and the host refuses a plugin built for a newer minor than its own.
+ * - struct ngw_plugin_desc is the plugin's (its own static data): the host reads a
+ *   field added in minor N only when the plugin's minor is >= N, so the shorter struct
+ *   of an older plugin is never read past; to the host, such a field is absent (NULL).
+ * Neither struct is ever reordered or shrunk within a major. */
 #define NGW_PLUGIN_ABI_MAJOR 1
 #define NGW_PLUGIN_ABI_MINOR 0
 #define NGW_PLUGIN_ABI ((NGW_PLUGIN_ABI_MAJOR << 16) | NGW_PLUGIN_ABI_MINOR)
@@ -42,6 +49,16 @@ struct ngw_cfg_key {
 	int required;                /* nonzero: key must be present                     */
 };
 
+/* One key row, the only way rows are written (core and plugins alike):
+ *   NGW_CFG_KEY(struct my_conf, "port", NGW_CFG_INT, "1883", port, .min = 1, .max = 65535)
+ * S is the struct the section binds into, field its member; what follows the field
+ * is optional designated initialisers (.min, .max, .choices, .check, .required). */
+#define NGW_CFG_KEY(S, name_, type_, def_, field, ...)                                             \
+	{                                                                                          \
+		.name = (name_), .type = (type_), .def = (def_), .offset = offsetof(S, field),     \
+		__VA_ARGS__                                                                        \
+	}
+
 /* ---- notes ----------------------------------------------------------------------- */
 /* An inbound note from Notehub, as committed to the store. Borrowed for the call. */
 struct ngw_note {
@@ -55,8 +72,11 @@ struct ngw_note {
 
 struct ngw_plugin;
 
-/* Called once the store committed (err = 0) or refused (err < 0; -ENOSPC store full
- * or disk full, -EINVAL bad note) a note; `why` is a readable reason or NULL. */
+/* Called once the store committed (err = 0) or did not (err < 0) a note; `why` is a
+ * readable reason or NULL. Refusals for good: -ENOSPC store full (max_size with
+ * refuse-new), -EINVAL bad note, -EMSGSIZE too large. Anything else may pass and the
+ * producer should offer the note again later (not acknowledge it): -EAGAIN disk
+ * full, -EBUSY, -EIO. */
 typedef void (*ngw_put_cb)(void *userdata, int err, const char *why);
 /* A Notecard answer to card_request(): err < 0 when no answer came (-ETIMEDOUT, -EIO,
  * -ENODEV); otherwise response is the card's JSON text (borrowed for the call). */
@@ -88,8 +108,9 @@ struct ngw_host_api {
 	int (*note_put)(struct ngw_plugin *self, const char *notefile, const char *body,
 	                const void *payload, size_t payload_len, ngw_put_cb cb, void *userdata,
 	                const char **why);
-	/* The same, committed durably before it returns 0. For paths that must not
-	 * return before the note is safe (MQTT on_message). */
+	/* The same, committed durably before it returns 0: it blocks the loop for a
+	 * commit (an fsync), so prefer note_put. No plugin in this tree uses it; the MQTT
+	 * plugin holds its PUBACKs until note_put's callback instead. */
 	int (*note_put_sync)(struct ngw_plugin *self, const char *notefile, const char *body,
 	                     const void *payload, size_t payload_len, const char **why);
 	/* Mark an inbound note delivered by this plugin (after its own acknowledgment). */
@@ -113,7 +134,8 @@ struct ngw_plugin {
 	void *priv;              /* the plugin's own state                             */
 };
 
-/* What a plugin exports. All callbacks but describe are optional except configure. */
+/* What a plugin exports, through notegw_plugin_describe(). configure is required;
+ * every other callback may be NULL. Fields are only ever appended (see the ABI rule). */
 struct ngw_plugin_desc {
 	uint32_t abi;                    /* NGW_PLUGIN_ABI the plugin was built against */
 	const char *name;                /* "mqtt"                                      */

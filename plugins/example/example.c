@@ -35,13 +35,11 @@ struct example {
 static const char *const fail_modes[] = {"none", "configure", "start", NULL};
 
 static const struct ngw_cfg_key keys[] = {
-	{"enabled", NGW_CFG_BOOL, "true", 0, 0, NULL, offsetof(struct example_cfg, enabled), NULL, 0},
-	{"file", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct example_cfg, file), NULL, 0},
-	{"fail", NGW_CFG_ENUM, "none", 0, 0, fail_modes, offsetof(struct example_cfg, fail), NULL, 0},
-	{"heartbeat", NGW_CFG_DURATION, "0", 0, 0, NULL, offsetof(struct example_cfg, heartbeat_ms),
-	 NULL, 0},
-	{"notefile", NGW_CFG_STR, "heartbeat.qo", 0, 0, NULL, offsetof(struct example_cfg, notefile),
-	 NULL, 0},
+    NGW_CFG_KEY(struct example_cfg, "enabled", NGW_CFG_BOOL, "true", enabled),
+    NGW_CFG_KEY(struct example_cfg, "file", NGW_CFG_STR, NULL, file),
+    NGW_CFG_KEY(struct example_cfg, "fail", NGW_CFG_ENUM, "none", fail, .choices = fail_modes),
+    NGW_CFG_KEY(struct example_cfg, "heartbeat", NGW_CFG_DURATION, "0", heartbeat_ms),
+    NGW_CFG_KEY(struct example_cfg, "notefile", NGW_CFG_STR, "heartbeat.qo", notefile),
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 

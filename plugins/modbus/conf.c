@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "notegw/notefile.h"
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -EINVAL)
 
@@ -223,17 +224,10 @@ static int check_server(const char *v, char *err, size_t errlen)
 	return mb_server_parse(v, &on, h, sizeof(h), p, sizeof(p), err, errlen);
 }
 
-static bool ends_with(const char *s, const char *suf)
-{
-	size_t a = strlen(s), b = strlen(suf);
-	return a >= b && strcmp(s + a - b, suf) == 0;
-}
-
 static int check_outbound(const char *v, char *err, size_t errlen)
 {
 	if (!*v || strchr(v, '/') ||
-	    !(ends_with(v, ".qo") || ends_with(v, ".qos") || ends_with(v, ".db") ||
-	      ends_with(v, ".dbs")))
+	    !ngw_notefile_suffix_out(v))
 		return ERR("notefile '%s' must end in .qo, .qos, .db or .dbs", v);
 	return 0;
 }
@@ -241,8 +235,7 @@ static int check_outbound(const char *v, char *err, size_t errlen)
 static int check_inbound(const char *v, char *err, size_t errlen)
 {
 	if (!*v || strchr(v, '/') ||
-	    !(ends_with(v, ".qi") || ends_with(v, ".qis") || ends_with(v, ".db") ||
-	      ends_with(v, ".dbs")))
+	    !ngw_notefile_suffix_in(v))
 		return ERR("notefile '%s' must end in .qi, .qis, .db or .dbs", v);
 	return 0;
 }
@@ -263,13 +256,13 @@ struct raw_main {
 };
 
 static const struct ngw_cfg_key main_keys[] = {
-    {"enabled", NGW_CFG_BOOL, "false", 0, 0, NULL, offsetof(struct raw_main, enabled)},
-    {"write_notefile", NGW_CFG_STR, "modbus.qi", 0, 0, NULL,
-     offsetof(struct raw_main, write_notefile), check_inbound},
-    {"result_notefile", NGW_CFG_STR, "modbus.qo", 0, 0, NULL,
-     offsetof(struct raw_main, result_notefile), check_outbound},
-    {"server", NGW_CFG_STR, "off", 0, 0, NULL, offsetof(struct raw_main, server), check_server},
-    {"server_unit", NGW_CFG_INT, "1", 0, 255, NULL, offsetof(struct raw_main, server_unit)},
+    NGW_CFG_KEY(struct raw_main, "enabled", NGW_CFG_BOOL, "false", enabled),
+    NGW_CFG_KEY(struct raw_main, "write_notefile", NGW_CFG_STR, "modbus.qi", write_notefile,
+                .check = check_inbound),
+    NGW_CFG_KEY(struct raw_main, "result_notefile", NGW_CFG_STR, "modbus.qo", result_notefile,
+                .check = check_outbound),
+    NGW_CFG_KEY(struct raw_main, "server", NGW_CFG_STR, "off", server, .check = check_server),
+    NGW_CFG_KEY(struct raw_main, "server_unit", NGW_CFG_INT, "1", server_unit, .max = 255),
 };
 
 static const char *const report_choices[] = {"always", "change", NULL};
@@ -282,19 +275,22 @@ struct raw_dev {
 };
 
 static const struct ngw_cfg_key dev_keys[] = {
-    {"url", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_dev, url), check_url, 1},
-    {"unit", NGW_CFG_INT, "1", 0, 255, NULL, offsetof(struct raw_dev, unit)},
-    {"interval", NGW_CFG_DURATION, "10s", 100, 86400000LL, NULL,
-     offsetof(struct raw_dev, interval)},
-    {"timeout", NGW_CFG_DURATION, "1s", 10, 60000, NULL, offsetof(struct raw_dev, timeout)},
-    {"backoff", NGW_CFG_DURATION, "1s", 100, 3600000LL, NULL, offsetof(struct raw_dev, backoff)},
-    {"backoff_max", NGW_CFG_DURATION, "60s", 100, 86400000LL, NULL,
-     offsetof(struct raw_dev, backoff_max)},
-    {"down_after", NGW_CFG_INT, "3", 1, 1000, NULL, offsetof(struct raw_dev, down_after)},
-    {"gap", NGW_CFG_INT, "0", 0, 124, NULL, offsetof(struct raw_dev, gap)},
-    {"notefile", NGW_CFG_STR, "modbus.qo", 0, 0, NULL, offsetof(struct raw_dev, notefile),
-     check_outbound},
-    {"report", NGW_CFG_ENUM, "always", 0, 0, report_choices, offsetof(struct raw_dev, report)},
+    NGW_CFG_KEY(struct raw_dev, "url", NGW_CFG_STR, NULL, url, .check = check_url, .required = 1),
+    NGW_CFG_KEY(struct raw_dev, "unit", NGW_CFG_INT, "1", unit, .max = 255),
+    NGW_CFG_KEY(struct raw_dev, "interval", NGW_CFG_DURATION, "10s", interval, .min = 100,
+                .max = 86400000LL),
+    NGW_CFG_KEY(struct raw_dev, "timeout", NGW_CFG_DURATION, "1s", timeout, .min = 10,
+                .max = 60000),
+    NGW_CFG_KEY(struct raw_dev, "backoff", NGW_CFG_DURATION, "1s", backoff, .min = 100,
+                .max = 3600000LL),
+    NGW_CFG_KEY(struct raw_dev, "backoff_max", NGW_CFG_DURATION, "60s", backoff_max, .min = 100,
+                .max = 86400000LL),
+    NGW_CFG_KEY(struct raw_dev, "down_after", NGW_CFG_INT, "3", down_after, .min = 1, .max = 1000),
+    NGW_CFG_KEY(struct raw_dev, "gap", NGW_CFG_INT, "0", gap, .max = 124),
+    NGW_CFG_KEY(struct raw_dev, "notefile", NGW_CFG_STR, "modbus.qo", notefile,
+                .check = check_outbound),
+    NGW_CFG_KEY(struct raw_dev, "report", NGW_CFG_ENUM, "always", report,
+                .choices = report_choices),
 };
 
 struct raw_pt {
@@ -304,14 +300,15 @@ struct raw_pt {
 };
 
 static const struct ngw_cfg_key pt_keys[] = {
-    {"register", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_pt, reg), check_register, 1},
-    {"type", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_pt, type), check_type},
-    {"scale", NGW_CFG_DOUBLE, "1", 0, 0, NULL, offsetof(struct raw_pt, scale)},
-    {"offset", NGW_CFG_DOUBLE, "0", 0, 0, NULL, offsetof(struct raw_pt, offset)},
-    {"deadband", NGW_CFG_DOUBLE, "0", 0, 0, NULL, offsetof(struct raw_pt, deadband)},
-    {"writable", NGW_CFG_BOOL, "false", 0, 0, NULL, offsetof(struct raw_pt, writable)},
-    {"min", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_pt, min), check_number},
-    {"max", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct raw_pt, max), check_number},
+    NGW_CFG_KEY(struct raw_pt, "register", NGW_CFG_STR, NULL, reg, .check = check_register,
+                .required = 1),
+    NGW_CFG_KEY(struct raw_pt, "type", NGW_CFG_STR, NULL, type, .check = check_type),
+    NGW_CFG_KEY(struct raw_pt, "scale", NGW_CFG_DOUBLE, "1", scale),
+    NGW_CFG_KEY(struct raw_pt, "offset", NGW_CFG_DOUBLE, "0", offset),
+    NGW_CFG_KEY(struct raw_pt, "deadband", NGW_CFG_DOUBLE, "0", deadband),
+    NGW_CFG_KEY(struct raw_pt, "writable", NGW_CFG_BOOL, "false", writable),
+    NGW_CFG_KEY(struct raw_pt, "min", NGW_CFG_STR, NULL, min, .check = check_number),
+    NGW_CFG_KEY(struct raw_pt, "max", NGW_CFG_STR, NULL, max, .check = check_number),
 };
 
 #define N(t) (sizeof(t) / sizeof((t)[0]))
@@ -527,135 +524,175 @@ out:
 	return rc;
 }
 
-int mb_conf_load(struct ngw_plugin *self, struct mb_conf **out)
+/* A step's result: out of memory stops loading; any other error was reported and
+ * loading goes on to report more (*bad set). Returns 0 or -ENOMEM. */
+static int go_on(int rc, int *bad)
 {
-	const struct ngw_host_api *h = self->host;
-	struct mb_conf *c;
-	struct raw_main m;
-	const char **devs = NULL, **pts = NULL;
-	int nd = 0, np = 0, rc, bad = 0;
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0)
+		*bad = 1;
+	return 0;
+}
+
+/* [modbus] into c; m keeps the bound strings (the caller frees them). */
+static int load_main(struct ngw_plugin *self, struct mb_conf *c, struct raw_main *m)
+{
 	char err[160];
 
-	c = calloc(1, sizeof(*c));
-	if (!c)
+	if (self->host->cfg_bind(self, "modbus", main_keys, N(main_keys), m) < 0)
+		return -EINVAL;
+	c->enabled = m->enabled;
+	c->write_notefile = strdup(m->write_notefile);
+	c->result_notefile = strdup(m->result_notefile);
+	c->server_unit = (int)m->server_unit;
+	if (!c->write_notefile || !c->result_notefile)
 		return -ENOMEM;
-	memset(&m, 0, sizeof(m));
-	rc = h->cfg_bind(self, "modbus", main_keys, N(main_keys), &m);
-	if (rc < 0) {
-		bad = 1;
-	} else {
-		c->enabled = m.enabled;
-		c->write_notefile = strdup(m.write_notefile);
-		c->result_notefile = strdup(m.result_notefile);
-		c->server_unit = (int)m.server_unit;
-		if (!c->write_notefile || !c->result_notefile) {
-			rc = -ENOMEM;
-			goto fail;
-		}
-		mb_server_parse(m.server, &c->server_on, c->server_host, sizeof(c->server_host),
-		                c->server_port, sizeof(c->server_port), err, sizeof(err));
-	}
-	nd = h->cfg_sections(self, "modbus.*", &devs);
-	if (nd < 0) {
-		rc = nd;
-		goto fail;
-	}
-	np = h->cfg_sections(self, "modbus.*.*", &pts);
-	if (np < 0) {
-		rc = np;
-		goto fail;
-	}
+	/* check_server already vetted the text: this cannot fail here */
+	mb_server_parse(m->server, &c->server_on, c->server_host, sizeof(c->server_host),
+	                c->server_port, sizeof(c->server_port), err, sizeof(err));
+	return 0;
+}
+
+/* One device per [modbus.NAME], each with room for every point there is. */
+static int load_devices(struct ngw_plugin *self, struct mb_conf *c, const char **devs, int nd,
+                        int np)
+{
+	int bad = 0, rc;
+
 	c->devices = calloc((size_t)nd + 1, sizeof(*c->devices));
-	if (!c->devices) {
-		rc = -ENOMEM;
-		goto fail;
-	}
+	if (!c->devices)
+		return -ENOMEM;
 	for (int i = 0; i < nd; i++) {
 		struct mb_device *d = &c->devices[c->n_devices++];
 		d->index = (unsigned)i;
-		rc = load_device(self, devs[i], d);
-		if (rc == -ENOMEM)
-			goto fail;
-		if (rc < 0)
-			bad = 1;
+		if ((rc = go_on(load_device(self, devs[i], d), &bad)) < 0)
+			return rc;
 		d->points = calloc((size_t)np + 1, sizeof(*d->points));
-		if (!d->points) {
-			rc = -ENOMEM;
-			goto fail;
-		}
+		if (!d->points)
+			return -ENOMEM;
 	}
+	return bad ? -EINVAL : 0;
+}
+
+/* The device a [modbus.DEV.POINT] section belongs to, or NULL. */
+static struct mb_device *point_device(struct mb_conf *c, const char *section)
+{
+	const char *dev = section + strlen("modbus.");
+	size_t len = (size_t)(strchr(dev, '.') - dev);
+
+	for (size_t j = 0; j < c->n_devices; j++)
+		if (c->devices[j].name && strlen(c->devices[j].name) == len &&
+		    memcmp(c->devices[j].name, dev, len) == 0)
+			return &c->devices[j];
+	return NULL;
+}
+
+/* Each [modbus.DEV.POINT] into its device. */
+static int load_points(struct ngw_plugin *self, struct mb_conf *c, const char **pts, int np)
+{
+	int bad = 0, rc;
+
 	for (int i = 0; i < np; i++) {
-		const char *dev = pts[i] + strlen("modbus.");
-		const char *dot = strchr(dev, '.');
-		struct mb_device *d = NULL;
-		for (size_t j = 0; j < c->n_devices; j++)
-			if (c->devices[j].name &&
-			    strlen(c->devices[j].name) == (size_t)(dot - dev) &&
-			    memcmp(c->devices[j].name, dev, (size_t)(dot - dev)) == 0)
-				d = &c->devices[j];
+		struct mb_device *d = point_device(c, pts[i]);
 		if (!d) {
-			h->cfg_error(self, pts[i], NULL,
-			             "point of unknown device '%.*s' (add [modbus.%.*s])",
-			             (int)(dot - dev), dev, (int)(dot - dev), dev);
+			const char *dev = pts[i] + strlen("modbus.");
+			int len = (int)(strchr(dev, '.') - dev);
+			self->host->cfg_error(self, pts[i], NULL,
+			                      "point of unknown device '%.*s' (add [modbus.%.*s])",
+			                      len, dev, len, dev);
 			bad = 1;
 			continue;
 		}
 		struct mb_point *p = &d->points[d->n_points++];
 		p->index = (unsigned)c->n_points++;
-		rc = load_point(self, pts[i], p);
-		if (rc == -ENOMEM)
-			goto fail;
-		if (rc < 0)
-			bad = 1;
+		if ((rc = go_on(load_point(self, pts[i], p), &bad)) < 0)
+			return rc;
 	}
+	return bad ? -EINVAL : 0;
+}
+
+/* Devices on one serial line share it: they must agree on its settings and each
+ * needs a unit of its own. Checks c->devices[i] against those before it. */
+static int check_shared_line(struct ngw_plugin *self, struct mb_conf *c, size_t i)
+{
+	struct mb_device *d = &c->devices[i];
+	int bad = 0;
+
+	for (size_t j = 0; j < i && d->url.scheme == MB_URL_RTU; j++) {
+		struct mb_device *e = &c->devices[j];
+		if (e->url.scheme != MB_URL_RTU || strcmp(e->url.path, d->url.path) != 0)
+			continue;
+		if (!same_line(&e->url, &d->url)) {
+			self->host->cfg_error(self, d->section, "url",
+			                      "%s is also used by '%s' with other line settings",
+			                      d->url.path, e->name);
+			bad = 1;
+		} else if (e->unit == d->unit) {
+			self->host->cfg_error(self, d->section, "unit",
+			                      "unit %d on %s is also device '%s'", d->unit,
+			                      d->url.path, e->name);
+			bad = 1;
+		}
+	}
+	return bad ? -EINVAL : 0;
+}
+
+/* Cross-checks once every section is bound: points per device, the read plan, shared
+ * serial lines. Stops at the first device in error. */
+static int check_devices(struct ngw_plugin *self, struct mb_conf *c)
+{
+	int bad = 0, rc;
+
 	for (size_t i = 0; i < c->n_devices && !bad; i++) {
 		struct mb_device *d = &c->devices[i];
 		if (d->n_points == 0) {
-			h->cfg_error(self, d->section, NULL,
-			             "device has no points "
-			             "(add [%s.NAME] sections)",
-			             d->section);
+			self->host->cfg_error(self, d->section, NULL,
+			                      "device has no points (add [%s.NAME] sections)",
+			                      d->section);
 			bad = 1;
 			continue;
 		}
-		rc = plan_device(self, d);
-		if (rc == -ENOMEM)
-			goto fail;
-		if (rc < 0)
-			bad = 1;
-		/* devices on one serial line share it: they must agree on its settings */
-		for (size_t j = 0; j < i && d->url.scheme == MB_URL_RTU; j++) {
-			struct mb_device *e = &c->devices[j];
-			if (e->url.scheme != MB_URL_RTU || strcmp(e->url.path, d->url.path) != 0)
-				continue;
-			if (!same_line(&e->url, &d->url)) {
-				h->cfg_error(self, d->section, "url",
-				             "%s is also used by '%s' with "
-				             "other line settings",
-				             d->url.path, e->name);
-				bad = 1;
-			} else if (e->unit == d->unit) {
-				h->cfg_error(self, d->section, "unit",
-				             "unit %d on %s is also "
-				             "device '%s'",
-				             d->unit, d->url.path, e->name);
-				bad = 1;
-			}
-		}
+		if ((rc = go_on(plan_device(self, d), &bad)) < 0)
+			return rc;
+		go_on(check_shared_line(self, c, i), &bad);
 	}
+	return bad ? -EINVAL : 0;
+}
+
+int mb_conf_load(struct ngw_plugin *self, struct mb_conf **out)
+{
+	const struct ngw_host_api *h = self->host;
+	struct mb_conf *c = calloc(1, sizeof(*c));
+	struct raw_main m;
+	const char **devs = NULL, **pts = NULL;
+	int nd, np, rc, bad = 0;
+
+	if (!c)
+		return -ENOMEM;
+	memset(&m, 0, sizeof(m));
+	if ((rc = go_on(load_main(self, c, &m), &bad)) < 0)
+		goto out;
+	nd = h->cfg_sections(self, "modbus.*", &devs);
+	np = nd < 0 ? 0 : h->cfg_sections(self, "modbus.*.*", &pts);
+	if (nd < 0 || np < 0) {
+		rc = nd < 0 ? nd : np;
+		goto out;
+	}
+	if ((rc = go_on(load_devices(self, c, devs, nd, np), &bad)) < 0 ||
+	    (rc = go_on(load_points(self, c, pts, np), &bad)) < 0)
+		goto out;
+	if (!bad && (rc = go_on(check_devices(self, c), &bad)) < 0)
+		goto out;
+	rc = bad ? -EINVAL : 0;
+out:
 	h->cfg_free(main_keys, N(main_keys), &m);
 	free(devs);
 	free(pts);
-	if (bad) {
+	if (rc < 0) {
 		mb_conf_free(c);
-		return -EINVAL;
+		return rc;
 	}
 	*out = c;
 	return 0;
-fail:
-	h->cfg_free(main_keys, N(main_keys), &m);
-	free(devs);
-	free(pts);
-	mb_conf_free(c);
-	return rc;
 }

@@ -20,22 +20,17 @@ plugins_modbus_modbus_la_CFLAGS = $(plugins_modbus_libmbcore_la_CFLAGS)
 plugins_modbus_modbus_la_LIBADD = plugins/modbus/libmbcore.la
 plugins_modbus_modbus_la_LDFLAGS = -module -avoid-version -shared $(AM_LDFLAGS)
 
-# A stand-in for the daemon's plugin host (config binding, note_put, emit) so the
-# plugin is tested end to end against real Modbus peers on its own.
-check_LTLIBRARIES += tests/modbus/libfakehost.la
-tests_modbus_libfakehost_la_SOURCES = tests/modbus/fakehost.c tests/modbus/fakehost.h
-tests_modbus_libfakehost_la_CFLAGS = $(plugins_modbus_libmbcore_la_CFLAGS)
-tests_modbus_libfakehost_la_LIBADD = $(JANSSON_LIBS) $(SYSTEMD_LIBS)
-
+# mbhost runs the plugin under the fake plugin host (tests/fakehost, built by
+# tests/local.mk) so it is tested end to end against real Modbus peers on its own.
 check_PROGRAMS += tests/modbus/mbhost
 tests_modbus_mbhost_SOURCES = tests/modbus/mbhost.c
 tests_modbus_mbhost_CFLAGS = $(plugins_modbus_libmbcore_la_CFLAGS)
-tests_modbus_mbhost_LDADD = tests/modbus/libfakehost.la $(JANSSON_LIBS) $(SYSTEMD_LIBS) -ldl
+tests_modbus_mbhost_LDADD = tests/libfakehost.la $(JANSSON_LIBS) $(SYSTEMD_LIBS) -ldl
 
 if HAVE_CMOCKA
 MB_UNIT_CFLAGS = $(plugins_modbus_libmbcore_la_CFLAGS) $(CMOCKA_CFLAGS) \
 	-I$(top_srcdir)/plugins/modbus
-MB_UNIT_LIBS = plugins/modbus/libmbcore.la tests/modbus/libfakehost.la $(CMOCKA_LIBS)
+MB_UNIT_LIBS = plugins/modbus/libmbcore.la tests/libfakehost.la $(CMOCKA_LIBS)
 check_PROGRAMS += tests/unit/test_modbus_decode tests/unit/test_modbus_plan \
 	tests/unit/test_modbus_conf
 tests_unit_test_modbus_decode_SOURCES = tests/unit/test_modbus_decode.c

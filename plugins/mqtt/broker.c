@@ -11,6 +11,12 @@
  *   plugin_opt_max_payload 8192         (bytes, K/M suffix; default 8K)
  *   plugin_opt_max_size 256M            (match [store] max_size; default unlimited)
  *   plugin_opt_when_full drop-oldest    (match [store] when_full)
+ *   plugin_opt_config /etc/notegw/notegw.conf  (its [notefile.*]: urgent, ntn)
+ *
+ * Every message goes through the daemon's own intake (src/intake.c, compiled in):
+ * the same notefile rule, body limits, satellite (ntn) check and urgent priority
+ * as a note from any producer inside notegwd. This is the one sanctioned way into
+ * the store that does not pass through notegwd.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -24,6 +30,8 @@
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
+#include "cfg.h"
+#include "intake.h"
 #include "store.h"
 #include "validate.h"
 
@@ -36,31 +44,9 @@ struct broker {
 	char prefix[MQTT_PREFIX_MAX + 1];
 	uint64_t max_payload;
 	struct store_opts opts;
+	struct cfg *cfg; /* plugin_opt_config's, for [notefile.*]; NULL without */
 	uint64_t queued, refused, failed;
 };
-
-/* "8192", "8K", "256M", "1G" -> bytes; -EINVAL on anything else. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end = NULL;
-	unsigned long long v;
-	uint64_t mul = 1;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	if (*end == 'K' || *end == 'k')
-		mul = 1024ull, end++;
-	else if (*end == 'M' || *end == 'm')
-		mul = 1024ull * 1024, end++;
-	else if (*end == 'G' || *end == 'g')
-		mul = 1024ull * 1024 * 1024, end++;
-	if (*end || v > UINT64_MAX / mul)
-		return -EINVAL;
-	*out = v * mul;
-	return 0;
-}
 
 static void report_refusal(struct broker *b, const char *topic, const char *why)
 {
@@ -110,7 +96,8 @@ static int on_message(int event, void *event_data, void *userdata)
 	struct broker *b = userdata;
 	const char *notefile = NULL, *why = NULL;
 	const char *client = mosquitto_client_id(ed->client);
-	char *body = NULL;
+	json_t *obj = NULL;
+	struct intake_note n = {0};
 	int r;
 
 	switch (mqtt_topic_classify(b->prefix, ed->topic, &notefile)) {
@@ -128,13 +115,18 @@ static int on_message(int event, void *event_data, void *userdata)
 	default:
 		return MOSQ_ERR_SUCCESS;
 	}
-	r = mqtt_out_check(notefile, ed->payload, ed->payloadlen, (size_t)b->max_payload, &body,
-	                   &why);
+	r = mqtt_out_check_obj(notefile, ed->payload, ed->payloadlen, (size_t)b->max_payload, &obj,
+	                       &why);
+	if (r == 0) {
+		struct intake_rules rules = {.cfg = b->cfg, .gateway_id = store_gateway_id(b->st)};
+		r = intake_prepare_obj(&rules, notefile, obj, 0, &n, &why);
+	}
+	json_decref(obj);
 	if (r == 0) {
 		/* Outside a batch store_enqueue commits by itself (WAL, synchronous=FULL):
 		 * when it returns 0 the note survives a crash or a power cut. */
-		r = store_enqueue(b->st, notefile, body, NULL, 0, 0, NULL);
-		free(body);
+		r = store_enqueue(b->st, notefile, n.body, NULL, 0, n.prio, NULL);
+		intake_note_clear(&n);
 		if (r == 0) {
 			b->queued++;
 			/* The broker need not keep a retained copy: the note is in the store,
@@ -144,26 +136,29 @@ static int on_message(int event, void *event_data, void *userdata)
 			return MOSQ_ERR_SUCCESS;
 		}
 		if (r != -ENOSPC && r != -EINVAL) {
-			/* Not committed for a reason that may pass (I/O, lock held too long):
-			 * no PUBACK. mosquitto drops the publisher's connection; its QoS 1
-			 * message is sent again when it reconnects. */
+			/* Not committed for a reason that may pass (a full disk, I/O, lock
+			 * held too long): no PUBACK. mosquitto drops the publisher's
+			 * connection; its QoS 1 message is sent again when it reconnects. */
 			b->failed++;
 			mosquitto_log_printf(MOSQ_LOG_ERR,
 			                     "notegw: store could not commit %s from %s (%s): "
 			                     "publisher not acknowledged",
-			                     ed->topic, client ? client : "?", strerror(-r));
+			                     ed->topic, client ? client : "?",
+			                     r == -EAGAIN ? "disk full" : strerror(-r));
 			report_refusal(b, ed->topic,
 			               "store could not commit the note; not acknowledged");
 			return MOSQ_ERR_UNKNOWN;
 		}
+		/* -ENOSPC is max_size with refuse-new only: a full disk is -EAGAIN */
 		why = r == -ENOSPC ? "store full" : "store refused the note";
 	}
-	/* Refused for good (bad notefile, not JSON, too large, store full with
-	 * refuse-new): report it and swallow the message. Returning an error would make
-	 * mosquitto 2.0 drop the publisher's connection without PUBACK, and a
-	 * persistent-session publisher would then send the same bad message forever.
-	 * Instead the message is acknowledged and turned into the error report itself,
-	 * so nothing of it is queued and nothing reaches out/ subscribers. */
+	/* Refused for good (bad notefile, not JSON, too large, too big for a satellite
+	 * notefile, store full with refuse-new): report it and swallow the message.
+	 * Returning an error would make mosquitto 2.0 drop the publisher's connection
+	 * without PUBACK, and a persistent-session publisher would then send the same
+	 * bad message forever. Instead the message is acknowledged and turned into the
+	 * error report itself, so nothing of it is queued and nothing reaches out/
+	 * subscribers. */
 	b->refused++;
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, "notegw: refused %s from %s: %s", ed->topic,
 	                     client ? client : "?", why);
@@ -183,8 +178,25 @@ static void broker_free(struct broker *b)
 	if (!b)
 		return;
 	store_close(b->st);
+	cfg_free(b->cfg);
 	free(b->path);
 	free(b);
+}
+
+/* notegwd's configuration, for its [notefile.*] rules; any error in it is logged
+ * and refuses the plugin, as notegwd would refuse to start. */
+static int load_config(struct broker *b, const char *file)
+{
+	struct cfg_diag diag = {0};
+	cfg_free(b->cfg);
+	b->cfg = cfg_load(file, &diag);
+	for (size_t i = 0; i < diag.n; i++)
+		mosquitto_log_printf(MOSQ_LOG_ERR, "notegw: plugin_opt_config: %s", diag.msgs[i]);
+	if (!b->cfg && diag.n == 0)
+		mosquitto_log_printf(MOSQ_LOG_ERR, "notegw: plugin_opt_config %s: cannot read it",
+		                     file);
+	cfg_diag_clear(&diag);
+	return b->cfg ? 0 : -EINVAL;
 }
 
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
@@ -215,18 +227,21 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 				goto fail;
 			}
 		} else if (strcmp(k, "max_payload") == 0) {
-			if (parse_size(v, &b->max_payload) < 0 || b->max_payload < 2) {
+			if (cfg_parse_size(v, &b->max_payload) < 0 || b->max_payload < 2) {
 				mosquitto_log_printf(
 				    MOSQ_LOG_ERR, "notegw: plugin_opt_max_payload %s: not a size",
 				    v);
 				goto fail;
 			}
 		} else if (strcmp(k, "max_size") == 0) {
-			if (parse_size(v, &b->opts.max_size) < 0) {
+			if (cfg_parse_size(v, &b->opts.max_size) < 0) {
 				mosquitto_log_printf(
 				    MOSQ_LOG_ERR, "notegw: plugin_opt_max_size %s: not a size", v);
 				goto fail;
 			}
+		} else if (strcmp(k, "config") == 0) {
+			if (load_config(b, v) < 0)
+				goto fail;
 		} else if (strcmp(k, "when_full") == 0) {
 			if (strcmp(v, "drop-oldest") == 0)
 				b->opts.when_full = STORE_DROP_OLDEST;

@@ -28,7 +28,8 @@ void mqtt_req_free(struct req_ctx *c)
 }
 
 /* A store answer that means "never": the note is refused, the message acknowledged
- * and the reason reported. Anything else may pass and must not be acknowledged. */
+ * and the reason reported. Anything else may pass and must not be acknowledged: a
+ * full disk (-EAGAIN; -ENOSPC is only max_size with refuse-new), I/O, a busy lock. */
 static bool is_refusal(int err)
 {
 	return err == -ENOSPC || err == -EINVAL || err == -EMSGSIZE;

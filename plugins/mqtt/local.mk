@@ -22,28 +22,34 @@ tests_unit_test_mqtt_validate_LDADD = $(JANSSON_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/unit/test_mqtt_validate
 endif
 
-# The plugin's stand-in host for tests/integration/test_mqtt_client.py.
+# The plugin's stand-in host for tests/integration/test_mqtt_*.py, on the shared
+# fake plugin host (tests/fakehost).
 check_PROGRAMS += tests/unit/mqtt_fakehost
 tests_unit_mqtt_fakehost_SOURCES = tests/unit/mqtt_fakehost.c
 tests_unit_mqtt_fakehost_CFLAGS = $(NGW_CFLAGS)
-tests_unit_mqtt_fakehost_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD)
+tests_unit_mqtt_fakehost_LDADD = tests/libfakehost.la $(NGW_LIBS) $(libngw_la_LIBADD)
 TESTS += tests/integration/test_mqtt_client.py tests/integration/test_mqtt_loss.py \
 	tests/integration/test_mqtt_tls.py tests/integration/test_mqtt_broker.py \
-	tests/integration/test_mqtt_daemon.py
+	tests/integration/test_mqtt_daemon.py tests/integration/test_disk_full.py
 
 # The broker plugin runs inside mosquitto, not notegwd: it cannot use the daemon's
-# host API, so it carries its own copy of the store code (and the two small helpers
-# the store needs) and exports nothing but mosquitto's plugin entry points.
+# host API, so it carries its own copy of the store code, of the intake every note
+# passes (with the config module and the template sizing it reads [notefile.*]
+# and the satellite limit through) and of the small helpers these need, and
+# exports nothing but mosquitto's plugin entry points.
 if ENABLE_MQTT_BROKER
 mosquittoplugindir = $(libdir)/notegw/mosquitto
 mosquittoplugin_LTLIBRARIES = plugins/mqtt/notegw_broker.la
 plugins_mqtt_notegw_broker_la_SOURCES = plugins/mqtt/broker.c plugins/mqtt/validate.c \
-	plugins/mqtt/validate.h src/store.c src/store_out.c src/store_in.c \
-	src/store-private.h src/store.h src/util.c src/util.h src/log.c src/log.h
+	plugins/mqtt/validate.h src/store.c src/store_out.c src/store_in.c src/store_reserve.c \
+	src/store-private.h src/store.h src/util.c src/util.h src/log.c src/log.h \
+	src/intake.c src/intake.h src/cfg.h src/cfg-private.h src/cfg_doc.c src/cfg_bind.c \
+	src/cfg_core.c src/notecard/template.c \
+	src/notecard/template.h
 plugins_mqtt_notegw_broker_la_CFLAGS = $(AM_CFLAGS) $(SYSTEMD_CFLAGS) $(JANSSON_CFLAGS) \
 	$(SQLITE_CFLAGS) $(OPENSSL_CFLAGS) $(MOSQUITTO_CFLAGS)
 plugins_mqtt_notegw_broker_la_LIBADD = $(JANSSON_LIBS) $(SQLITE_LIBS) $(OPENSSL_LIBS) \
-	$(SYSTEMD_LIBS)
+	$(SYSTEMD_LIBS) -lm
 plugins_mqtt_notegw_broker_la_LDFLAGS = -module -avoid-version -shared $(AM_LDFLAGS) \
 	-export-symbols-regex '^mosquitto_plugin_(version|init|cleanup)$$'
 endif

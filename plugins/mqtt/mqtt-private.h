@@ -122,17 +122,18 @@ int mqtt_publish(struct mqtt *m, const char *topic, const char *payload, size_t 
 /* After a connect: send what waited. */
 void mqtt_flush_held(struct mqtt *m);
 void mqtt_free_held(struct mqtt *m);
-
-/* ---- ingest.c: what arrives from the broker ------------------------------------- */
-void mqtt_on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *msg,
-                     const mosquitto_property *props);
-void mqtt_req_free(struct req_ctx *c);
-
-/* ---- mqtt.c ---------------------------------------------------------------------- */
+/* Hand libmosquitto the session's event callbacks (messages go to ingest.c). */
+void mqtt_session_callbacks(struct mosquitto *mosq);
 /* {"topic","error"} on <prefix>/error. */
 void mqtt_publish_error(struct mqtt *m, const char *about, const char *why);
 /* Retained <prefix>/status: the host's status plus "online". */
 void mqtt_publish_status(struct mqtt *m, bool online);
 /* ingest = broker: report when the broker plugin did not answer in time. */
 void mqtt_check_probe(struct mqtt *m, uint64_t now);
+
+/* ---- ingest.c: what arrives from the broker ------------------------------------- */
+void mqtt_on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *msg,
+                     const mosquitto_property *props);
+void mqtt_req_free(struct req_ctx *c);
+
 #endif

@@ -1,8 +1,8 @@
 /* mqtt plugin: the gateway as an MQTT client of a local broker (libmosquitto). This
  * file is the plugin itself: [mqtt] configuration, start/stop/reload, what the host
  * tells it (inbound notes on <prefix>/in/<file>, marked delivered on the broker's
- * PUBACK; status; env; errors; emits) and the MQTT session events. The connection
- * lives in session.c, out/ and req handling in ingest.c. */
+ * PUBACK; status; env; errors; emits). The connection and its events live in
+ * session.c, out/ and req handling in ingest.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -30,220 +30,41 @@
 static const char *const protocol_names[] = {"3.1.1", "5", NULL};
 static const char *const ingest_names[] = {"client", "broker", NULL};
 
-/* NOLINTNEXTLINE(bugprone-macro-parentheses): n is a member name for # and offsetof */
-#define K(n, t, d) .name = #n, .type = (t), .def = (d), .offset = offsetof(struct mqtt_conf, n)
 static const struct ngw_cfg_key keys[] = {
-    {K(enabled, NGW_CFG_BOOL, "true")},
-    {K(host, NGW_CFG_STR, "localhost")},
-    {K(port, NGW_CFG_INT, "1883"), .min = 1, .max = 65535},
-    {K(prefix, NGW_CFG_STR, "notecard")},
-    {K(client_id, NGW_CFG_STR, NULL)},
-    {K(protocol, NGW_CFG_ENUM, "3.1.1"), .choices = protocol_names},
-    {K(keepalive, NGW_CFG_DURATION, "60s"), .min = 5000, .max = 65535000},
-    {K(tls, NGW_CFG_BOOL, "false")},
-    {K(ca_file, NGW_CFG_STR, NULL)},
-    {K(cert_file, NGW_CFG_STR, NULL)},
-    {K(key_file, NGW_CFG_STR, NULL)},
-    {K(insecure, NGW_CFG_BOOL, "false")},
-    {K(username, NGW_CFG_STR, NULL)},
-    {K(password_file, NGW_CFG_STR, NULL)},
+    NGW_CFG_KEY(struct mqtt_conf, "enabled", NGW_CFG_BOOL, "true", enabled),
+    NGW_CFG_KEY(struct mqtt_conf, "host", NGW_CFG_STR, "localhost", host),
+    NGW_CFG_KEY(struct mqtt_conf, "port", NGW_CFG_INT, "1883", port, .min = 1, .max = 65535),
+    NGW_CFG_KEY(struct mqtt_conf, "prefix", NGW_CFG_STR, "notecard", prefix),
+    NGW_CFG_KEY(struct mqtt_conf, "client_id", NGW_CFG_STR, NULL, client_id),
+    NGW_CFG_KEY(struct mqtt_conf, "protocol", NGW_CFG_ENUM, "3.1.1", protocol,
+                .choices = protocol_names),
+    NGW_CFG_KEY(struct mqtt_conf, "keepalive", NGW_CFG_DURATION, "60s", keepalive, .min = 5000,
+                .max = 65535000),
+    NGW_CFG_KEY(struct mqtt_conf, "tls", NGW_CFG_BOOL, "false", tls),
+    NGW_CFG_KEY(struct mqtt_conf, "ca_file", NGW_CFG_STR, NULL, ca_file),
+    NGW_CFG_KEY(struct mqtt_conf, "cert_file", NGW_CFG_STR, NULL, cert_file),
+    NGW_CFG_KEY(struct mqtt_conf, "key_file", NGW_CFG_STR, NULL, key_file),
+    NGW_CFG_KEY(struct mqtt_conf, "insecure", NGW_CFG_BOOL, "false", insecure),
+    NGW_CFG_KEY(struct mqtt_conf, "username", NGW_CFG_STR, NULL, username),
+    NGW_CFG_KEY(struct mqtt_conf, "password_file", NGW_CFG_STR, NULL, password_file),
     /* QoS 0 would let the broker drop what we promise to keep: 1 or 2 only. */
-    {K(qos, NGW_CFG_INT, "1"), .min = 1, .max = 2},
+    NGW_CFG_KEY(struct mqtt_conf, "qos", NGW_CFG_INT, "1", qos, .min = 1, .max = 2),
     /* 8 KiB: a note body must travel in one note.add request; at the Notecard's
      * I2C pacing (250 bytes per 250 ms) 8 KiB already holds the bus ~8 s, and
      * the card's own transfer unit (dfu.get chunks) is 8192 bytes. */
-    {K(max_payload, NGW_CFG_SIZE, "8K"), .min = 2, .max = 1 << 20},
-    {K(raw_requests, NGW_CFG_BOOL, "false")},
-    {K(reconnect_min, NGW_CFG_DURATION, "1s"), .min = 10, .max = 3600000},
-    {K(reconnect_max, NGW_CFG_DURATION, "60s"), .min = 10, .max = 3600000},
-    {K(session_expiry, NGW_CFG_DURATION, "0"), .min = 0, .max = 4294967000LL},
-    {K(ingest, NGW_CFG_ENUM, "client"), .choices = ingest_names},
+    NGW_CFG_KEY(struct mqtt_conf, "max_payload", NGW_CFG_SIZE, "8K", max_payload, .min = 2,
+                .max = 1 << 20),
+    NGW_CFG_KEY(struct mqtt_conf, "raw_requests", NGW_CFG_BOOL, "false", raw_requests),
+    NGW_CFG_KEY(struct mqtt_conf, "reconnect_min", NGW_CFG_DURATION, "1s", reconnect_min, .min = 10,
+                .max = 3600000),
+    NGW_CFG_KEY(struct mqtt_conf, "reconnect_max", NGW_CFG_DURATION, "60s", reconnect_max,
+                .min = 10, .max = 3600000),
+    NGW_CFG_KEY(struct mqtt_conf, "session_expiry", NGW_CFG_DURATION, "0", session_expiry, .min = 0,
+                .max = 4294967000LL),
+    NGW_CFG_KEY(struct mqtt_conf, "ingest", NGW_CFG_ENUM, "client", ingest,
+                .choices = ingest_names),
 };
-#undef K
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
-
-/* ---- publishing ------------------------------------------------------------------ */
-
-void mqtt_publish_error(struct mqtt *m, const char *about, const char *why)
-{
-	char topic[TOPIC_MAX];
-	char *js = mqtt_error_json(about, why);
-
-	if (!js || mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "error", NULL) < 0) {
-		LOG(m, LOG_ERR, "cannot report refusal of %s: %s", about, why);
-		free(js);
-		return;
-	}
-	mqtt_publish(m, topic, js, strlen(js), false);
-	free(js);
-}
-
-/* Retained status: the host's status object plus "online". */
-void mqtt_publish_status(struct mqtt *m, bool online)
-{
-	char topic[TOPIC_MAX];
-	json_t *j = NULL;
-	char *s;
-
-	if (!m->connected)
-		return; /* sent on every connect anyway */
-	if (!online) {
-		j = json_object();
-	} else {
-		if (!m->status)
-			m->status = m->self->host->status_json(m->self);
-		if (m->status)
-			j = json_loads(m->status, 0, NULL);
-		if (!json_is_object(j)) {
-			json_decref(j);
-			j = json_object();
-		}
-	}
-	if (!j)
-		return;
-	json_object_set_new(j, "online", json_boolean(online));
-	s = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	if (s && mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "status", NULL) == 0)
-		mqtt_publish(m, topic, s, strlen(s), true);
-	free(s);
-}
-
-/* ---- inbound from the broker ----------------------------------------------------- */
-
-/* ---- connection ------------------------------------------------------------------ */
-
-static void subscribe(struct mqtt *m)
-{
-	char topic[TOPIC_MAX];
-	int rc;
-
-	if (m->conf.ingest == INGEST_CLIENT &&
-	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "out", "#") == 0) {
-		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
-		if (rc)
-			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
-			    mosquitto_strerror(rc));
-	}
-	if (m->conf.ingest == INGEST_BROKER &&
-	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "broker", "pong") == 0) {
-		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
-		if (rc)
-			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
-			    mosquitto_strerror(rc));
-	}
-	if (m->conf.raw_requests &&
-	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "req", NULL) == 0) {
-		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
-		if (rc)
-			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
-			    mosquitto_strerror(rc));
-	}
-}
-
-/* With ingest = broker this plugin leaves out/ to notegw_broker.so. If the broker
- * does not run it, nobody queues those messages: ask it after every connect (the
- * broker may have been restarted with another configuration) and say so loudly
- * when it does not answer, rather than let out/ messages vanish unnoticed. */
-static void probe_broker(struct mqtt *m)
-{
-	char topic[TOPIC_MAX];
-
-	if (m->conf.ingest != INGEST_BROKER)
-		return;
-	snprintf(m->probe, sizeof(m->probe), "%s/%llu", m->client_id,
-	         (unsigned long long)m->n.connects);
-	m->broker_plugin = -1;
-	m->probe_deadline_ms = mqtt_now_ms() + PROBE_MS;
-	if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "broker", "ping") == 0)
-		mqtt_publish(m, topic, m->probe, strlen(m->probe), false);
-}
-
-void mqtt_check_probe(struct mqtt *m, uint64_t now)
-{
-	char topic[TOPIC_MAX];
-
-	if (m->conf.ingest != INGEST_BROKER || m->broker_plugin != -1 || now < m->probe_deadline_ms)
-		return;
-	m->broker_plugin = 0;
-	LOG(m, LOG_ERR,
-	    "ingest = broker, but the broker did not answer as notegw_broker.so would: "
-	    "nothing queues %s/out/ messages",
-	    m->conf.prefix);
-	if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "out", "#") == 0)
-		mqtt_publish_error(m, topic,
-		                   "ingest = broker but the broker does not run notegw_broker.so: "
-		                   "out/ messages are not queued");
-}
-
-static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
-                       const mosquitto_property *props)
-{
-	struct mqtt *m = ud;
-
-	if (rc != 0) {
-		LOG(m, LOG_ERR, "broker %s:%lld refused the connection: %s", m->conf.host,
-		    m->conf.port,
-		    m->conf.protocol == PROTO_5 ? mosquitto_reason_string(rc)
-		                                : mosquitto_connack_string(rc));
-		/* The broker closes the socket; libmosquitto reports it as a disconnect. */
-		return;
-	}
-	m->connected = true;
-	m->attempt = 0;
-	if (m->n.connects++ > 0)
-		m->n.reconnects++;
-	LOG(m, LOG_INFO, "connected to %s:%lld as %s (%s session)", m->conf.host, m->conf.port,
-	    m->client_id, (flags & 1) ? "resumed" : "new");
-	/* Subscribing again on a resumed session is harmless and covers a broker that
-	 * lost its persistence file. */
-	subscribe(m);
-	mqtt_publish_status(m, true);
-	mqtt_flush_held(m);
-	probe_broker(m);
-	mqtt_arm_timer(m, mqtt_now_ms() + TICK_MS);
-}
-
-static void on_disconnect(struct mosquitto *mosq, void *ud, int rc, const mosquitto_property *props)
-{
-	struct mqtt *m = ud;
-
-	if (!m->stopping)
-		mqtt_conn_lost(m, rc, "disconnected");
-}
-
-static void on_publish(struct mosquitto *mosq, void *ud, int mid, int reason,
-                       const mosquitto_property *props)
-{
-	struct mqtt *m = ud;
-	int64_t id;
-
-	if (mid < 0 || mid > 65535)
-		return;
-	id = m->mid_ids[mid];
-	if (!id)
-		return;
-	m->mid_ids[mid] = 0;
-	/* MQTT 5 reason codes >= 0x80 are refusals (e.g. not authorized): the note
-	 * stays pending and is offered again when the daemon starts. */
-	if (reason >= 0x80) {
-		LOG(m, LOG_WARNING, "broker refused inbound note %lld: %s", (long long)id,
-		    mosquitto_reason_string(reason));
-		return;
-	}
-	if (m->self->host->inbound_done(m->self, id) == 0)
-		m->n.delivered++;
-}
-
-static void on_log(struct mosquitto *mosq, void *ud, int level, const char *str)
-{
-	struct mqtt *m = ud;
-
-	/* libmosquitto's errors say why (e.g. "certificate verify failed"): worth a
-	 * warning the first time, debug while the same failure repeats. */
-	if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
-		LOG(m, m->attempt == 0 ? LOG_WARNING : LOG_DEBUG, "libmosquitto: %s", str);
-}
 
 /* ---- configuration --------------------------------------------------------------- */
 
@@ -410,11 +231,7 @@ static int setup_client(struct mqtt *m)
 		return -errno ? -errno : -ENOMEM;
 	mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION,
 	                     c->protocol == PROTO_5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
-	mosquitto_connect_v5_callback_set(m->mosq, on_connect);
-	mosquitto_disconnect_v5_callback_set(m->mosq, on_disconnect);
-	mosquitto_message_v5_callback_set(m->mosq, mqtt_on_message);
-	mosquitto_publish_v5_callback_set(m->mosq, on_publish);
-	mosquitto_log_callback_set(m->mosq, on_log);
+	mqtt_session_callbacks(m->mosq);
 	/* The PUBACK window, closed: libmosquitto queues the PUBACK for an incoming
 	 * QoS 1 message before it calls on_message, and in its default mode writes it
 	 * to the socket at once. Marked as driven by an external thread, it only

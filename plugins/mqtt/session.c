@@ -1,7 +1,8 @@
 /* The mqtt plugin's broker connection, driven by the daemon's sd-event loop: the
  * socket as an io source, one timer for keepalives and reconnects (exponential
  * backoff with jitter), writes held back while a note waits for its commit, and
- * messages kept in memory while the broker is away. */
+ * messages kept in memory while the broker is away; and the session's events
+ * (connect, disconnect, PUBACK, libmosquitto's log) with what they publish. */
 #include <errno.h>
 #include <jansson.h>
 #include <mosquitto.h>
@@ -281,4 +282,194 @@ void mqtt_arm_timer(struct mqtt *m, uint64_t at_ms)
 	}
 	sd_event_source_set_time(m->timer, usec);
 	sd_event_source_set_enabled(m->timer, SD_EVENT_ONESHOT);
+}
+
+/* ---- publishing ------------------------------------------------------------------ */
+
+void mqtt_publish_error(struct mqtt *m, const char *about, const char *why)
+{
+	char topic[TOPIC_MAX];
+	char *js = mqtt_error_json(about, why);
+
+	if (!js || mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "error", NULL) < 0) {
+		LOG(m, LOG_ERR, "cannot report refusal of %s: %s", about, why);
+		free(js);
+		return;
+	}
+	mqtt_publish(m, topic, js, strlen(js), false);
+	free(js);
+}
+
+/* Retained status: the host's status object plus "online". */
+void mqtt_publish_status(struct mqtt *m, bool online)
+{
+	char topic[TOPIC_MAX];
+	json_t *j = NULL;
+	char *s;
+
+	if (!m->connected)
+		return; /* sent on every connect anyway */
+	if (!online) {
+		j = json_object();
+	} else {
+		if (!m->status)
+			m->status = m->self->host->status_json(m->self);
+		if (m->status)
+			j = json_loads(m->status, 0, NULL);
+		if (!json_is_object(j)) {
+			json_decref(j);
+			j = json_object();
+		}
+	}
+	if (!j)
+		return;
+	json_object_set_new(j, "online", json_boolean(online));
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (s && mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "status", NULL) == 0)
+		mqtt_publish(m, topic, s, strlen(s), true);
+	free(s);
+}
+
+/* ---- connection ------------------------------------------------------------------ */
+
+static void subscribe(struct mqtt *m)
+{
+	char topic[TOPIC_MAX];
+	int rc;
+
+	if (m->conf.ingest == INGEST_CLIENT &&
+	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "out", "#") == 0) {
+		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
+		if (rc)
+			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
+			    mosquitto_strerror(rc));
+	}
+	if (m->conf.ingest == INGEST_BROKER &&
+	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "broker", "pong") == 0) {
+		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
+		if (rc)
+			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
+			    mosquitto_strerror(rc));
+	}
+	if (m->conf.raw_requests &&
+	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "req", NULL) == 0) {
+		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
+		if (rc)
+			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
+			    mosquitto_strerror(rc));
+	}
+}
+
+/* With ingest = broker this plugin leaves out/ to notegw_broker.so. If the broker
+ * does not run it, nobody queues those messages: ask it after every connect (the
+ * broker may have been restarted with another configuration) and say so loudly
+ * when it does not answer, rather than let out/ messages vanish unnoticed. */
+static void probe_broker(struct mqtt *m)
+{
+	char topic[TOPIC_MAX];
+
+	if (m->conf.ingest != INGEST_BROKER)
+		return;
+	snprintf(m->probe, sizeof(m->probe), "%s/%llu", m->client_id,
+	         (unsigned long long)m->n.connects);
+	m->broker_plugin = -1;
+	m->probe_deadline_ms = mqtt_now_ms() + PROBE_MS;
+	if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "broker", "ping") == 0)
+		mqtt_publish(m, topic, m->probe, strlen(m->probe), false);
+}
+
+void mqtt_check_probe(struct mqtt *m, uint64_t now)
+{
+	char topic[TOPIC_MAX];
+
+	if (m->conf.ingest != INGEST_BROKER || m->broker_plugin != -1 || now < m->probe_deadline_ms)
+		return;
+	m->broker_plugin = 0;
+	LOG(m, LOG_ERR,
+	    "ingest = broker, but the broker did not answer as notegw_broker.so would: "
+	    "nothing queues %s/out/ messages",
+	    m->conf.prefix);
+	if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "out", "#") == 0)
+		mqtt_publish_error(m, topic,
+		                   "ingest = broker but the broker does not run notegw_broker.so: "
+		                   "out/ messages are not queued");
+}
+
+static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
+                       const mosquitto_property *props)
+{
+	struct mqtt *m = ud;
+
+	if (rc != 0) {
+		LOG(m, LOG_ERR, "broker %s:%lld refused the connection: %s", m->conf.host,
+		    m->conf.port,
+		    m->conf.protocol == PROTO_5 ? mosquitto_reason_string(rc)
+		                                : mosquitto_connack_string(rc));
+		/* The broker closes the socket; libmosquitto reports it as a disconnect. */
+		return;
+	}
+	m->connected = true;
+	m->attempt = 0;
+	if (m->n.connects++ > 0)
+		m->n.reconnects++;
+	LOG(m, LOG_INFO, "connected to %s:%lld as %s (%s session)", m->conf.host, m->conf.port,
+	    m->client_id, (flags & 1) ? "resumed" : "new");
+	/* Subscribing again on a resumed session is harmless and covers a broker that
+	 * lost its persistence file. */
+	subscribe(m);
+	mqtt_publish_status(m, true);
+	mqtt_flush_held(m);
+	probe_broker(m);
+	mqtt_arm_timer(m, mqtt_now_ms() + TICK_MS);
+}
+
+static void on_disconnect(struct mosquitto *mosq, void *ud, int rc, const mosquitto_property *props)
+{
+	struct mqtt *m = ud;
+
+	if (!m->stopping)
+		mqtt_conn_lost(m, rc, "disconnected");
+}
+
+static void on_publish(struct mosquitto *mosq, void *ud, int mid, int reason,
+                       const mosquitto_property *props)
+{
+	struct mqtt *m = ud;
+	int64_t id;
+
+	if (mid < 0 || mid > 65535)
+		return;
+	id = m->mid_ids[mid];
+	if (!id)
+		return;
+	m->mid_ids[mid] = 0;
+	/* MQTT 5 reason codes >= 0x80 are refusals (e.g. not authorized): the note
+	 * stays pending and is offered again when the daemon starts. */
+	if (reason >= 0x80) {
+		LOG(m, LOG_WARNING, "broker refused inbound note %lld: %s", (long long)id,
+		    mosquitto_reason_string(reason));
+		return;
+	}
+	if (m->self->host->inbound_done(m->self, id) == 0)
+		m->n.delivered++;
+}
+
+static void on_log(struct mosquitto *mosq, void *ud, int level, const char *str)
+{
+	struct mqtt *m = ud;
+
+	/* libmosquitto's errors say why (e.g. "certificate verify failed"): worth a
+	 * warning the first time, debug while the same failure repeats. */
+	if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
+		LOG(m, m->attempt == 0 ? LOG_WARNING : LOG_DEBUG, "libmosquitto: %s", str);
+}
+
+void mqtt_session_callbacks(struct mosquitto *mosq)
+{
+	mosquitto_connect_v5_callback_set(mosq, on_connect);
+	mosquitto_disconnect_v5_callback_set(mosq, on_disconnect);
+	mosquitto_message_v5_callback_set(mosq, mqtt_on_message);
+	mosquitto_publish_v5_callback_set(mosq, on_publish);
+	mosquitto_log_callback_set(mosq, on_log);
 }

@@ -29,38 +29,13 @@ enum mqtt_topic_kind mqtt_topic_classify(const char *prefix, const char *topic, 
 	return MQTT_TOPIC_OTHER;
 }
 
-static int is_name_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '_' || c == '-' || c == '.';
-}
-
 int mqtt_notefile_check(const char *name, const char **why)
 {
-	static const char *const sfx[] = {".qo", ".qos", ".db", ".dbs"};
-	size_t n = strlen(name);
-
-	if (n == 0) {
+	if (!*name) {
 		*why = "missing notefile name after out/";
 		return -EINVAL;
 	}
-	if (n > MQTT_NOTEFILE_MAX) {
-		*why = "notefile name longer than 64 characters";
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (!is_name_char(name[i])) {
-			*why = "notefile name may only hold letters, digits, '-', '_' and '.'";
-			return -EINVAL;
-		}
-	}
-	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
-		size_t k = strlen(sfx[i]);
-		if (n > k && strcmp(name + n - k, sfx[i]) == 0)
-			return 0;
-	}
-	*why = "notefile must end in .qo, .qos, .db or .dbs";
-	return -EINVAL;
+	return ngw_notefile_check_out(name, why);
 }
 
 static int too_deep(const json_t *j, int depth)
@@ -116,16 +91,20 @@ static int object_check(const void *payload, size_t len, size_t max_payload, jso
 	return 0;
 }
 
+int mqtt_out_check_obj(const char *notefile, const void *payload, size_t len, size_t max_payload,
+                       json_t **body, const char **why)
+{
+	int r = mqtt_notefile_check(notefile, why);
+	if (r < 0)
+		return r;
+	return object_check(payload, len, max_payload, body, why);
+}
+
 int mqtt_out_check(const char *notefile, const void *payload, size_t len, size_t max_payload,
                    char **body, const char **why)
 {
 	json_t *j = NULL;
-	int r;
-
-	r = mqtt_notefile_check(notefile, why);
-	if (r < 0)
-		return r;
-	r = object_check(payload, len, max_payload, &j, why);
+	int r = mqtt_out_check_obj(notefile, payload, len, max_payload, &j, why);
 	if (r < 0)
 		return r;
 	*body = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);

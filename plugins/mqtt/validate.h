@@ -6,10 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
+#include "notegw/notefile.h"
 #include "notegw/plugin.h"
 
-/* Longest notefile name accepted (the daemon's own limit, src/util.c). */
-#define MQTT_NOTEFILE_MAX 64
+/* Longest notefile name accepted (the daemon's own limit). */
+#define MQTT_NOTEFILE_MAX NGW_NOTEFILE_MAX
 /* Deepest JSON nesting accepted in a body: enough for any real reading, and a bound
  * on what a hostile publisher can make the store and the Notecard chew on. */
 #define MQTT_JSON_DEPTH_MAX 32
@@ -28,8 +31,8 @@ enum mqtt_topic_kind {
  * "out/" inside topic (borrowed from topic; may be empty or contain '/'). */
 enum mqtt_topic_kind mqtt_topic_classify(const char *prefix, const char *topic, const char **rest);
 
-/* 0 if name is a notefile that can go up (.qo .qos .db .dbs, letters, digits,
- * '-', '_', '.', at most MQTT_NOTEFILE_MAX). Else -EINVAL, *why a static reason. */
+/* 0 if name is a notefile a producer may queue notes for (the rule of
+ * notegw/notefile.h). Else -EINVAL, *why a static reason. */
 int mqtt_notefile_check(const char *name, const char **why);
 
 /* Check an out/<notefile> message: notefile, size (<= max_payload bytes), payload a
@@ -37,6 +40,10 @@ int mqtt_notefile_check(const char *name, const char **why);
  * (caller frees). Otherwise -EINVAL or -EMSGSIZE and *why a static reason. */
 int mqtt_out_check(const char *notefile, const void *payload, size_t len, size_t max_payload,
                    char **body, const char **why);
+/* The same, *body the parsed object (caller decrefs), for a caller that hands it on
+ * to the intake (src/intake.h) without parsing it again. */
+int mqtt_out_check_obj(const char *notefile, const void *payload, size_t len, size_t max_payload,
+                       json_t **body, const char **why);
 
 /* Check a raw request for <prefix>/req: a JSON object naming "req" or "cmd".
  * On 0, *req is compact JSON text (caller frees); else -EINVAL/-EMSGSIZE, *why. */

@@ -14,15 +14,20 @@ first. Names:
   nack        i2c: NACK a transfer (errno `nack_errno`, default EREMOTEIO)
   short_read  i2c: deliver fewer bytes than the master asked for
   bad_sent    i2c: a read header whose `sent` does not match the data that follows
+  err_nocrc   an error answer goes out without its crc field, though the request carried one
+              (card firmware that does so is met in the field; note-c accepts it)
 Card gone: `gone_until` (time.monotonic()); i2c NACKs everything, serial answers nothing.
 """
 import errno
+import json
 import random
 import threading
 import time
 
+from .wire import split_crc
+
 NAMES = ("io", "garble", "drop", "crc", "reset", "reset_response", "nack", "short_read",
-         "bad_sent")
+         "bad_sent", "err_nocrc")
 
 
 class Faults:
@@ -85,6 +90,10 @@ class Faults:
         """Apply response faults (garble, drop, crc) to response bytes."""
         if not rsp or len(rsp) < 3:
             return rsp
+        if "err_nocrc" in self.spec and _is_error(rsp) and self.hit("err_nocrc"):
+            text, seq, _ = split_crc(rsp.rstrip())
+            if seq is not None:
+                rsp = text + b"\r\n"
         b = bytearray(rsp)
         body = len(b) - 2          # keep the final \r\n
         if self.hit("crc"):
@@ -136,3 +145,11 @@ class Timing:
     def i2c_bytes(self, n):
         # address byte + n data bytes, 9 clocks each (8 bits + ACK)
         return (n + 1) * 9.0 / self.i2c_hz if self.real() else 0.0
+
+
+def _is_error(rsp):
+    try:
+        obj = json.loads(rsp)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and isinstance(obj.get("err"), str)

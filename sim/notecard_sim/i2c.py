@@ -8,14 +8,26 @@ Shim framing (documented in tests/lib/i2c_shim.c too), little-endian:
   sim -> shim: [status u8][errno u8][len u16] then len bytes (reads only)
                status 0 = ACK, 1 = NACK/error (the shim fails the call with that errno);
                a read reply shorter than asked is a short read.
-Card side (facts §3): a write [len][len bytes] appends to the request line; a write [0x00][n]
-asks for up to n bytes; the next read returns [available][sent][sent bytes]; a read without a
-preceding request returns [available][0]. Zero-length writes are probes and are ACKed.
+Card side (facts §3): a write [len][len bytes] appends to the request line (len up to 255:
+note-python writes 255-byte chunks, note-c, note-go and note-arduino at most 253); a write
+[0x00][n] asks for up to n bytes, either as its own transfer or combined with the read in one
+I2C_RDWR; the next read returns [available][sent][sent bytes], `sent` being n whenever the card
+holds n bytes. `available` never exceeds 253 (note-go and note-arduino reject more), so a host
+that asks for what was advertised always gets exactly that. Bytes past the answer read 0xff, as
+a released bus does. Zero-length writes are probes and are ACKed.
 
-Pacing is observed, not enforced (the card's real tolerance is undocumented): counters
-`i2c_chunk_gap_short` (a write chunk < 15 ms after the previous one; note-c waits 20 ms),
-`i2c_segment_overruns` (more than 250 bytes of one request without a >= 200 ms pause; note-c
-waits 250 ms) and `i2c_poll_gap_short` (empty polls < 40 ms apart; note-c waits 50 ms).
+Protocol violations are answered as leniently as a card would but counted, so a test can assert
+there were none: `i2c_unrequested_reads` (a read with no [0][n] request before it; it gets
+[available][0]) and `i2c_protocol_errors` (that, and a write whose length byte disagrees with
+its size).
+
+Pacing is observed, not enforced (the card's real tolerance is undocumented); the thresholds
+sit below what note-c and note-python do themselves: `i2c_chunk_gap_short` (a write chunk
+< 15 ms after the previous one; both wait 20 ms plus 5-6 ms), `i2c_segment_overruns` (a chunk
+begun while more than 250 bytes have gone since the last >= 200 ms pause; both pause 250 ms
+once a segment passes 250 bytes, so one chunk may carry it to 255) and `i2c_poll_gap_short`
+(empty polls < 15 ms apart; both poll every 50 ms while waiting, every 20 ms while draining on
+reset).
 """
 import os
 import socket
@@ -25,8 +37,12 @@ import threading
 import traceback
 import time
 
-MAX_CHUNK = 253
-MAX_TRANSFER = 255
+MAX_AVAILABLE = 253     # the most a read header ever advertises
+MAX_TRANSFER = 256      # [len] + 255 bytes
+CHUNK_GAP_MIN = 0.015
+SEGMENT_BYTES = 250
+SEGMENT_PAUSE = 0.2
+POLL_GAP_MIN = 0.015
 
 
 class I2CCard:
@@ -64,27 +80,23 @@ class I2CCard:
         if len(data) == 0:
             return 0, 0
         if data[0] == 0 and len(data) == 2:
-            n = data[1]
-            if n > MAX_CHUNK:
-                self._count("i2c_protocol_errors")
-                n = MAX_CHUNK
             with self.lock:
-                self.asked = n
+                self.asked = data[1]
             return 0, 0
         n = data[0]
-        if n != len(data) - 1 or n > MAX_CHUNK:
+        if n != len(data) - 1:
             self._count("i2c_protocol_errors")
-            n = min(n, len(data) - 1, MAX_CHUNK)
+            n = min(n, len(data) - 1)
         self._count("i2c_write_chunks")
         t = time.monotonic()
-        if t - self.last_chunk < 0.015 and self.inbuf:
+        if t - self.last_chunk < CHUNK_GAP_MIN and self.inbuf:
             self._count("i2c_chunk_gap_short")
-        if t - self.last_chunk >= 0.2 or not self.inbuf:
+        if t - self.last_chunk >= SEGMENT_PAUSE or not self.inbuf:
+            self.segment = 0
+        if self.segment > SEGMENT_BYTES:
+            self._count("i2c_segment_overruns")
             self.segment = 0
         self.segment += n
-        if self.segment > 250:
-            self._count("i2c_segment_overruns")
-            self.segment = n
         self.last_chunk = t
         self.device.card.counters["i2c_max_chunk"] = max(
             self.device.card.counters.get("i2c_max_chunk", 0), n)
@@ -121,23 +133,27 @@ class I2CCard:
             return 1, faults.nack_errno, b""
         self._count("i2c_reads")
         with self.lock:
-            n = self.asked if self.asked is not None else 0
+            n = self.asked
             self.asked = None
+            if n is None:
+                n = 0
+                self._count("i2c_unrequested_reads")
+                self._count("i2c_protocol_errors")
             sent = min(n, len(self.outbuf), max(0, m - 2))
             data = bytes(self.outbuf[:sent])
             del self.outbuf[:sent]
-            avail = min(len(self.outbuf), 255)
+            avail = min(len(self.outbuf), MAX_AVAILABLE)
         if n == 0:
             self._count("i2c_polls")
             t = time.monotonic()
-            if t - self.last_poll < 0.04:
+            if t - self.last_poll < POLL_GAP_MIN:
                 self._count("i2c_poll_gap_short")
             self.last_poll = t
         hdr_sent = sent
         if sent and faults.hit("bad_sent"):
             hdr_sent = min(255, sent + 1)
         out = bytes([avail, hdr_sent]) + data
-        out += b"\0" * max(0, m - len(out))
+        out += b"\xff" * max(0, m - len(out))
         if m > 2 and faults.hit("short_read"):
             out = out[:max(1, len(out) // 2)]
             self._count("i2c_short_reads")

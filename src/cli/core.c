@@ -5,8 +5,9 @@
  * each way. Every response has "ok"; a refusal is {"ok":false,"error":"text",
  * "code":N}. N is for scripts: the control layer uses errno values (13 not allowed,
  * 22 malformed request, 2 unknown command, 7 request too long, 16 too many
- * clients); the commands use 1 (refused) and 2 (bad arguments). The CLI exits 1 on
- * any refusal. Times are UTC epoch milliseconds in "*_ms" fields (epoch seconds in
+ * clients); the commands use 1 (refused), 2 (bad arguments) and 11 (not accepted
+ * now, try again later: a full disk). The CLI exits 4 on 11 and 16, 1 on any other
+ * refusal. Times are UTC epoch milliseconds in "*_ms" fields (epoch seconds in
  * "time"/"oldest"/"last_sync", which the CLI also reads); a field the daemon does not
  * know is left out or null. `--json` prints the daemon's whole response object.
  *
@@ -60,6 +61,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "notegw/notefile.h"
 #include "util.h"
 
 #define CLI_MAX_BODY (60 * 1024) /* under the control socket's 64 KiB line */
@@ -265,68 +267,55 @@ static json_t *card_response(json_t *rsp)
 
 /* ---- status --------------------------------------------------------------------- */
 
-static int run_status(struct cli *cli, int argc, char **argv)
+/* The labels and formats of the sections `notegw status` knows. */
+static const struct field status_daemon[] = {
+    {"version", "version", K_TEXT}, {"pid", "pid", K_TEXT},       {"uptime_s", "uptime", K_SECS},
+    {"uptime", "uptime", K_SECS},   {"config", "config", K_TEXT}, {"reloads", "reloads", K_TEXT},
+    {NULL, NULL, K_TEXT},
+};
+static const struct field status_notecard[] = {
+    {"state", "state", K_TEXT},
+    {"transport", "transport", K_TEXT},
+    {"device", "device", K_TEXT},
+    {"uid", "device UID", K_TEXT},
+    {"sku", "SKU", K_TEXT},
+    {"firmware", "firmware", K_TEXT},
+    {"connected", "connected", K_TEXT},
+    {"signal", "signal", K_SIGNAL},
+    {"error", "last error", K_TEXT},
+    {NULL, NULL, K_TEXT},
+};
+static const struct field status_hub[] = {
+    {"product", "product", K_TEXT},           {"mode", "mode", K_TEXT},
+    {"last_sync_ms", "last sync", K_TIME_MS}, {"last_sync", "last sync", K_TIME},
+    {"sync_error", "sync error", K_TEXT},     {NULL, NULL, K_TEXT},
+};
+static const struct field status_store[] = {
+    {"queued", "queued", K_TEXT},
+    {"bytes", "bytes", K_BYTES},
+    {"oldest_ms", "oldest", K_TIME_MS},
+    {"oldest", "oldest", K_TIME},
+    {"oldest_age_s", "oldest age", K_SECS},
+    {"max_size", "max size", K_BYTES},
+    {NULL, NULL, K_TEXT},
+};
+static const struct field status_none[] = {{NULL, NULL, K_TEXT}};
+
+/* Each plugin's state, then its other keys indented under it. */
+static void print_plugins(json_t *plugins)
 {
-	static const struct field daemon[] = {
-	    {"version", "version", K_TEXT}, {"pid", "pid", K_TEXT},
-	    {"uptime_s", "uptime", K_SECS}, {"uptime", "uptime", K_SECS},
-	    {"config", "config", K_TEXT},   {"reloads", "reloads", K_TEXT},
-	    {NULL, NULL, K_TEXT},
-	};
-	static const struct field notecard[] = {
-	    {"state", "state", K_TEXT},
-	    {"transport", "transport", K_TEXT},
-	    {"device", "device", K_TEXT},
-	    {"uid", "device UID", K_TEXT},
-	    {"sku", "SKU", K_TEXT},
-	    {"firmware", "firmware", K_TEXT},
-	    {"connected", "connected", K_TEXT},
-	    {"signal", "signal", K_SIGNAL},
-	    {"error", "last error", K_TEXT},
-	    {NULL, NULL, K_TEXT},
-	};
-	static const struct field hub[] = {
-	    {"product", "product", K_TEXT},           {"mode", "mode", K_TEXT},
-	    {"last_sync_ms", "last sync", K_TIME_MS}, {"last_sync", "last sync", K_TIME},
-	    {"sync_error", "sync error", K_TEXT},     {NULL, NULL, K_TEXT},
-	};
-	static const struct field store[] = {
-	    {"queued", "queued", K_TEXT},
-	    {"bytes", "bytes", K_BYTES},
-	    {"oldest_ms", "oldest", K_TIME_MS},
-	    {"oldest", "oldest", K_TIME},
-	    {"oldest_age_s", "oldest age", K_SECS},
-	    {"max_size", "max size", K_BYTES},
-	    {NULL, NULL, K_TEXT},
-	};
-	static const struct field none[] = {{NULL, NULL, K_TEXT}};
-	json_t *rsp = NULL;
-	if (!no_args(cli, argc, argv))
-		return CLI_USAGE;
-	int r = call(cli, json_pack("{s:s}", "cmd", "status"), &rsp);
-	if (r != CLI_OK || cli->json)
-		goto out;
-	json_t *st = json_object_get(rsp, "status");
-	if (!json_is_object(st))
-		st = rsp;
-	print_section("daemon", json_object_get(st, "daemon"), daemon);
-	print_section("notecard", json_object_get(st, "notecard"), notecard);
-	print_section("hub", json_object_get(st, "hub"), hub);
-	print_section("store", json_object_get(st, "store"), store);
+	const char *name, *k;
+	json_t *p, *v;
+
 	printf("plugins\n");
-	json_t *plugins = json_object_get(st, "plugins");
 	if (!json_is_object(plugins) || json_object_size(plugins) == 0)
 		printf("  (none)\n");
-	const char *name;
-	json_t *p;
 	json_object_foreach(plugins, name, p)
 	{
 		char state[128];
 		fmt_value(json_is_object(p) ? json_object_get(p, "state") : p, state,
 		          sizeof(state));
 		printf("  %-12s %s\n", name, state);
-		const char *k;
-		json_t *v;
 		if (json_is_object(p))
 			json_object_foreach(p, k, v)
 			{
@@ -337,42 +326,73 @@ static int run_status(struct cli *cli, int argc, char **argv)
 				printf("    %-14s %s\n", k, buf);
 			}
 	}
-	/* bytes per note per notefile (issue 10: what templates save on the air) */
-	json_t *nfs = json_object_get(st, "notefiles");
-	if (json_is_object(nfs) && json_object_size(nfs)) {
-		printf("notefiles\n");
-		json_object_foreach(nfs, name, p)
-		{
-			json_int_t notes = json_integer_value(json_object_get(p, "notes"));
-			json_int_t bj = json_integer_value(json_object_get(p, "bytes_json"));
-			printf("  %-12s %" JSON_INTEGER_FORMAT " notes, %" JSON_INTEGER_FORMAT
-			       " B/note (as JSON %" JSON_INTEGER_FORMAT "), %" JSON_INTEGER_FORMAT
-			       " templated, template %s\n",
-			       name, notes, json_integer_value(json_object_get(p, "bytes_per_note")),
-			       notes ? bj / notes : 0, json_integer_value(json_object_get(p, "templated")),
-			       json_string_value(json_object_get(p, "template")) ?: "-");
-		}
+}
+
+/* Bytes per note per notefile: what templates save on the air. */
+static void print_notefiles(json_t *nfs)
+{
+	const char *name;
+	json_t *p;
+
+	if (!json_is_object(nfs) || !json_object_size(nfs))
+		return;
+	printf("notefiles\n");
+	json_object_foreach(nfs, name, p)
+	{
+		json_int_t notes = json_integer_value(json_object_get(p, "notes"));
+		json_int_t bj = json_integer_value(json_object_get(p, "bytes_json"));
+		printf("  %-12s %" JSON_INTEGER_FORMAT " notes, %" JSON_INTEGER_FORMAT
+		       " B/note (as JSON %" JSON_INTEGER_FORMAT "), %" JSON_INTEGER_FORMAT
+		       " templated, template %s\n",
+		       name, notes, json_integer_value(json_object_get(p, "bytes_per_note")),
+		       notes ? bj / notes : 0, json_integer_value(json_object_get(p, "templated")),
+		       json_string_value(json_object_get(p, "template")) ?: "-");
 	}
-	/* anything else the daemon reports: sections of their own */
+}
+
+/* Anything else the daemon reports: sections of their own. */
+static void print_other_sections(json_t *st)
+{
+	static const char *const shown[] = {"ok",    "status",  "daemon",    "notecard", "hub",
+	                                    "store", "plugins", "notefiles", NULL};
 	const char *k;
 	json_t *v;
+
 	json_object_foreach(st, k, v)
 	{
-		static const char *const shown[] = {"ok",  "status", "daemon",  "notecard", "hub",
-		                                    "store", "plugins", "notefiles", NULL};
 		bool seen = false;
 		for (size_t i = 0; shown[i] && !seen; i++)
 			seen = strcmp(shown[i], k) == 0;
 		if (seen)
 			continue;
 		if (json_is_object(v)) {
-			print_section(k, v, none);
+			print_section(k, v, status_none);
 		} else {
 			char buf[512];
 			fmt_value(v, buf, sizeof(buf));
 			printf("%s: %s\n", k, buf);
 		}
 	}
+}
+
+static int run_status(struct cli *cli, int argc, char **argv)
+{
+	json_t *rsp = NULL;
+	if (!no_args(cli, argc, argv))
+		return CLI_USAGE;
+	int r = call(cli, json_pack("{s:s}", "cmd", "status"), &rsp);
+	if (r != CLI_OK || cli->json)
+		goto out;
+	json_t *st = json_object_get(rsp, "status");
+	if (!json_is_object(st))
+		st = rsp;
+	print_section("daemon", json_object_get(st, "daemon"), status_daemon);
+	print_section("notecard", json_object_get(st, "notecard"), status_notecard);
+	print_section("hub", json_object_get(st, "hub"), status_hub);
+	print_section("store", json_object_get(st, "store"), status_store);
+	print_plugins(json_object_get(st, "plugins"));
+	print_notefiles(json_object_get(st, "notefiles"));
+	print_other_sections(st);
 out:
 	json_decref(rsp);
 	return r;
@@ -468,11 +488,12 @@ static int run_send(struct cli *cli, int argc, char **argv)
 		return CLI_USAGE;
 	}
 	const char *file = argv[1];
-	if (!notefile_is_outbound(file)) {
+	const char *why = NULL;
+	if (ngw_notefile_check_out(file, &why) < 0) {
 		fprintf(stderr,
 		        "%s: '%s' is not an outbound notefile (letters, digits, '_', '-', '.'; "
-		        "ending .qo, .qos, .db or .dbs)\n",
-		        cli->prog, file);
+		        "ending .qo, .qos, .db or .dbs): %s\n",
+		        cli->prog, file, why);
 		return CLI_USAGE;
 	}
 	if (argc == 3) {

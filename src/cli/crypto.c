@@ -185,15 +185,148 @@ static json_t *envelope_of(json_t *obj, bool *is_event)
 	return *is_event ? body : obj;
 }
 
+static int load_decrypt_key(const char *key_path, struct crypto_key **key)
+{
+	int r;
+
+	crypto_secure_heap_init(); /* best effort: the key is wiped on free anyway */
+	if ((r = crypto_key_load_private(key_path, key)) == 0)
+		return 0;
+	fprintf(stderr, "notegw: decrypt: cannot use private key %s: %s\n", key_path,
+	        r == -EINVAL    ? "not a PEM private key (or a passphrase-protected one)"
+	        : r == -ENOTSUP ? "not a P-384 or RSA (>= 2048 bits) key"
+	        : r == -EPERM   ? "group or others may access it (chmod 600 it)"
+	                        : strerror(-r));
+	return r;
+}
+
+/* The input: src itself when it is an event's text, else the file (or stdin, "-").
+ * *in is the caller's to free. 0, or <0 reported. */
+static int read_decrypt_input(const char *src, char **in, size_t *len)
+{
+	int r;
+
+	if (src[0] == '{') {
+		*in = strdup(src);
+		*len = *in ? strlen(*in) : 0;
+		r = *in ? 0 : -ENOMEM;
+	} else {
+		r = read_file(strcmp(src, "-") == 0 ? "/dev/stdin" : src, EVENT_MAX, in, len);
+	}
+	if (r < 0)
+		fprintf(stderr, "notegw: decrypt: cannot read %s: %s\n",
+		        strcmp(src, "-") == 0 ? "standard input" : src, strerror(-r));
+	return r;
+}
+
+/* Open one event (or bare envelope) into *o, which takes obj (stolen) on success.
+ * 0, or <0 reported (obj is then the caller's). */
+static int open_one(struct crypto_key *key, json_t *obj, struct opened *o)
+{
+	bool is_event;
+	const char *why = "";
+	json_t *envl = envelope_of(obj, &is_event);
+
+	*o = (struct opened){0};
+	if (crypto_open(key, envl, &o->pt, &o->len, &why) < 0) {
+		json_t *file = json_object_get(obj, "file");
+		fprintf(stderr, "notegw: decrypt: %s%s%s\n",
+		        json_is_string(file) ? json_string_value(file) : "",
+		        json_is_string(file) ? ": " : "", why);
+		return -EBADMSG;
+	}
+	o->event = obj;
+	return 0;
+}
+
+/* One event, or several as JSON lines (the simulator's hub file), all opened into
+ * *got (n_got of them, the caller frees with free_opened even on failure). 0, or <0
+ * reported. */
+static int open_all(struct crypto_key *key, const char *in, size_t len, struct opened **got,
+                    size_t *n_got)
+{
+	size_t off = 0;
+
+	for (;;) {
+		json_error_t jerr;
+		while (off < len && strchr(" \t\r\n", in[off]))
+			off++;
+		if (off >= len)
+			break;
+		json_t *obj = json_loadb(in + off, len - off, JSON_DISABLE_EOF_CHECK, &jerr);
+		if (!obj) {
+			fprintf(stderr,
+			        "notegw: decrypt: input is not valid JSON (truncated?): %s at "
+			        "byte %zu\n",
+			        jerr.text, off + (size_t)jerr.position);
+			return -EINVAL;
+		}
+		off += (size_t)jerr.position;
+		struct opened *ng = realloc(*got, (*n_got + 1) * sizeof(**got));
+		if (!ng || open_one(key, obj, &ng[*n_got]) < 0) {
+			if (ng)
+				*got = ng;
+			json_decref(obj);
+			return -EBADMSG;
+		}
+		*got = ng;
+		(*n_got)++;
+	}
+	if (*n_got == 0) {
+		fprintf(stderr, "notegw: decrypt: no event on input\n");
+		return -ENODATA;
+	}
+	return 0;
+}
+
+/* Each plaintext on a line, or with --json the event as routed with the plaintext
+ * body in place. 0, or <0 reported. */
+static int print_opened(const struct cli *cli, struct opened *got, size_t n_got)
+{
+	for (size_t i = 0; i < n_got; i++) {
+		bool is_event;
+		if (!cli->json) {
+			fwrite(got[i].pt, 1, got[i].len, stdout);
+			fputc('\n', stdout);
+			continue;
+		}
+		json_error_t jerr;
+		json_t *body = json_loadb(got[i].pt, got[i].len, 0, &jerr);
+		if (!body) {
+			fprintf(stderr, "notegw: decrypt: the plaintext is not JSON: %s\n",
+			        jerr.text);
+			return -EINVAL;
+		}
+		envelope_of(got[i].event, &is_event);
+		if (is_event) {
+			json_object_set_new(got[i].event, "body", body);
+			print_json(got[i].event);
+		} else {
+			print_json(body);
+			json_decref(body);
+		}
+	}
+	return fflush(stdout) == 0 ? 0 : -EIO;
+}
+
+static void free_opened(struct opened *got, size_t n_got)
+{
+	for (size_t i = 0; i < n_got; i++) {
+		crypto_free_plaintext(got[i].pt, got[i].len);
+		json_decref(got[i].event);
+	}
+	free(got);
+}
+
 static int run_decrypt(struct cli *cli, int argc, char **argv)
 {
 	const char *key_path = "uplink.key.pem", *src = "-";
 	struct crypto_key *key = NULL;
 	struct opened *got = NULL;
-	size_t n_got = 0, len = 0, off = 0;
+	size_t n_got = 0, len = 0;
 	char *in = NULL;
 	bool have_src = false;
-	int r, ret = CLI_REFUSED;
+	int ret = CLI_REFUSED;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)
@@ -207,101 +340,13 @@ static int run_decrypt(struct cli *cli, int argc, char **argv)
 			have_src = true;
 		}
 	}
-	crypto_secure_heap_init(); /* best effort: the key is wiped on free anyway */
-	if ((r = crypto_key_load_private(key_path, &key)) < 0) {
-		fprintf(stderr, "notegw: decrypt: cannot use private key %s: %s\n", key_path,
-		        r == -EINVAL    ? "not a PEM private key (or a passphrase-protected one)"
-		        : r == -ENOTSUP ? "not a P-384 or RSA (>= 2048 bits) key"
-		        : r == -EPERM   ? "group or others may access it (chmod 600 it)"
-		                        : strerror(-r));
+	if (load_decrypt_key(key_path, &key) < 0)
 		return CLI_REFUSED;
-	}
-	if (src[0] == '{') {
-		in = strdup(src);
-		len = in ? strlen(in) : 0;
-		r = in ? 0 : -ENOMEM;
-	} else {
-		r = read_file(strcmp(src, "-") == 0 ? "/dev/stdin" : src, EVENT_MAX, &in, &len);
-	}
-	if (r < 0) {
-		fprintf(stderr, "notegw: decrypt: cannot read %s: %s\n",
-		        strcmp(src, "-") == 0 ? "standard input" : src, strerror(-r));
-		goto out;
-	}
-	/* One event, or several as JSON lines (the simulator's hub file). Everything
-	 * is opened before anything is printed: a failure prints no plaintext. */
-	for (;;) {
-		json_error_t jerr;
-		bool is_event;
-		while (off < len && strchr(" \t\r\n", in[off]))
-			off++;
-		if (off >= len)
-			break;
-		json_t *obj = json_loadb(in + off, len - off, JSON_DISABLE_EOF_CHECK, &jerr);
-		if (!obj) {
-			fprintf(stderr,
-			        "notegw: decrypt: input is not valid JSON (truncated?): %s at "
-			        "byte %zu\n",
-			        jerr.text, off + (size_t)jerr.position);
-			goto out;
-		}
-		off += (size_t)jerr.position;
-		struct opened *ng = realloc(got, (n_got + 1) * sizeof(*got));
-		if (!ng) {
-			json_decref(obj);
-			goto out;
-		}
-		got = ng;
-		got[n_got] = (struct opened){0};
-		json_t *envl = envelope_of(obj, &is_event);
-		const char *why = "";
-		r = crypto_open(key, envl, &got[n_got].pt, &got[n_got].len, &why);
-		if (r < 0) {
-			json_t *file = json_object_get(obj, "file");
-			fprintf(stderr, "notegw: decrypt: %s%s%s\n",
-			        json_is_string(file) ? json_string_value(file) : "",
-			        json_is_string(file) ? ": " : "", why);
-			json_decref(obj);
-			goto out;
-		}
-		got[n_got].event = obj;
-		n_got++;
-	}
-	if (n_got == 0) {
-		fprintf(stderr, "notegw: decrypt: no event on input\n");
-		goto out;
-	}
-	for (size_t i = 0; i < n_got; i++) {
-		bool is_event;
-		if (!cli->json) {
-			fwrite(got[i].pt, 1, got[i].len, stdout);
-			fputc('\n', stdout);
-			continue;
-		}
-		/* --json: the event as routed, with the plaintext body in place. */
-		json_error_t jerr;
-		json_t *body = json_loadb(got[i].pt, got[i].len, 0, &jerr);
-		if (!body) {
-			fprintf(stderr, "notegw: decrypt: the plaintext is not JSON: %s\n",
-			        jerr.text);
-			goto out;
-		}
-		envelope_of(got[i].event, &is_event);
-		if (is_event) {
-			json_object_set_new(got[i].event, "body", body);
-			print_json(got[i].event);
-		} else {
-			print_json(body);
-			json_decref(body);
-		}
-	}
-	ret = fflush(stdout) == 0 ? CLI_OK : CLI_REFUSED;
-out:
-	for (size_t i = 0; i < n_got; i++) {
-		crypto_free_plaintext(got[i].pt, got[i].len);
-		json_decref(got[i].event);
-	}
-	free(got);
+	/* Everything is opened before anything is printed: a failure prints no plaintext. */
+	if (read_decrypt_input(src, &in, &len) == 0 && open_all(key, in, len, &got, &n_got) == 0 &&
+	    print_opened(cli, got, n_got) == 0)
+		ret = CLI_OK;
+	free_opened(got, n_got);
 	free(in); /* ciphertext only */
 	crypto_key_free(key);
 	return ret;

@@ -198,7 +198,9 @@ int cli_call(struct cli *cli, json_t *req, json_t **rsp)
 		fprintf(stderr, "%s: %s\n", cli->prog, e ? e : "the daemon said no");
 		if (cli->json)
 			cli_print_json(j); /* scripts get the code too */
-		ret = CLI_REFUSED;
+		/* EAGAIN (not accepted for now) and EBUSY (too many clients) pass */
+		json_int_t code = json_integer_value(json_object_get(j, "code"));
+		ret = code == EAGAIN || code == EBUSY ? CLI_TRY_AGAIN : CLI_REFUSED;
 	}
 out:
 	free(text);
@@ -234,7 +236,8 @@ static void usage(FILE *f, const char *prog)
 			fprintf(f, "  %-8s %-28s %s\n", c->name, c->args ? c->args : "",
 			        c->help ? c->help : "");
 	fprintf(f, "\nexit status: 0 ok, 1 the daemon or the Notecard said no, 2 usage error,\n"
-	           "3 cannot reach the daemon.\n");
+	           "3 cannot reach the daemon, 4 not now: try again later (disk full, too many\n"
+	           "clients).\n");
 }
 
 static void cmd_usage(FILE *f, const char *prog, const struct cli_cmd *c)

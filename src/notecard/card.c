@@ -22,7 +22,8 @@ struct card {
 	bool need_reset;
 	bool crc_seen; /* the card answered with a crc once: from now on it must */
 	uint16_t seq;
-	char *line; /* CARD_LINE_MAX receive buffer */
+	char *line;      /* CARD_LINE_MAX receive buffer */
+	size_t line_len; /* of the last answer line, crc field removed */
 	struct card_counters cnt;
 };
 
@@ -208,9 +209,11 @@ static int ensure_open(struct card *c)
 }
 
 /* Receive the answer to seq. 0 with *rsp, or a retryable -errno (-ETIMEDOUT,
- * -EIO garbled, -EBADMSG crc, -ERANGE seq), or -ENODEV. */
+ * -EBADMSG crc, -ERANGE seq, -EPROTO not a JSON object we accept: garbled, or the
+ * answer itself), or -ENODEV. */
 static int read_answer(struct card *c, uint16_t seq, unsigned first_ms, json_t **rsp)
 {
+	c->line_len = 0;
 	for (;;) {
 		size_t len = 0;
 		int r = c->t->ops->recv_line(c->t, c->line, CARD_LINE_MAX, &len, first_ms);
@@ -221,15 +224,27 @@ static int read_answer(struct card *c, uint16_t seq, unsigned first_ms, json_t *
 		r = card_crc_check(c->line, &len, seq);
 		if (r < 0)
 			return r;
-		if (r == 1 && c->crc_seen)
-			return -EBADMSG;
+		bool crc_missing = r == 1;
 		if (r == 0)
 			c->crc_seen = true;
 		json_error_t jerr;
+		c->line_len = len;
 		json_t *o = json_loadb(c->line, len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!o || !json_is_object(o)) {
 			json_decref(o);
-			return -EIO;
+			if (crc_missing && c->crc_seen)
+				return -EBADMSG;
+			/* with its crc checked the line is what the card said: asking again
+			 * gets the same answer */
+			return r == 0 ? -EPROTO : -EIO;
+		}
+		/* A card that does CRC may still answer an error without one; note-c
+		 * skips the check for any answer carrying "err" (n_request.c, _crcError),
+		 * so the caller sees the card's own error rather than a retried "CRC
+		 * failure". A crc that is present is still checked. */
+		if (crc_missing && c->crc_seen && !json_is_string(json_object_get(o, "err"))) {
+			json_decref(o);
+			return -EBADMSG;
 		}
 		if (card_err_has(o, "{heartbeat}")) {
 			/* progress of a long operation: the answer is still to come */
@@ -331,6 +346,12 @@ int card_request(struct card *c, json_t *req, json_t **rsp)
 		r = read_answer(c, seq, first_ms, &o);
 		if (r == -ENODEV)
 			goto gone;
+		if (r == -EPROTO || r == -EMSGSIZE) {
+			/* the answer is the problem: asking again gets it again (and a
+			 * retried note.get delete:true would take the next note) */
+			c->need_reset = r == -EMSGSIZE; /* the rest of that line is still coming */
+			goto out;
+		}
 		if (r == -ECANCELED) {
 			c->need_reset = true;
 			goto out;
@@ -359,7 +380,7 @@ int card_request(struct card *c, json_t *req, json_t **rsp)
 		r = 0;
 		goto out;
 	}
-	if (r != -ETIMEDOUT)
+	if (r != -ETIMEDOUT && r != -EMSGSIZE)
 		r = -EIO;
 	goto out;
 gone:
@@ -368,6 +389,12 @@ gone:
 out:
 	free(wire);
 	return r;
+}
+
+const char *card_last_answer(struct card *c, size_t *len)
+{
+	*len = c->line_len;
+	return c->line;
 }
 
 int card_request_text(struct card *c, const char *req_text, char **rsp_text)

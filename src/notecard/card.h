@@ -3,9 +3,9 @@
  * One transaction at a time; blocking (link thread only). */
 #ifndef NOTEGW_CARD_H
 #define NOTEGW_CARD_H
+#include "notecard/transport.h"
 #include <jansson.h>
 #include <stdint.h>
-#include "notecard/transport.h"
 
 struct card;
 
@@ -18,8 +18,14 @@ void card_close(struct card *c);
 /* Send a request object (a "req" or "cmd"); borrowed. For a req, *rsp gets the
  * response object (caller decrefs) — which may carry "err": that is a semantic
  * answer, returned as 0. Returns -ETIMEDOUT, -EIO (gave up after retries),
- * -ENODEV (device gone), -EINVAL (not a request). */
+ * -ENODEV (device gone), -EINVAL (not a request), and for an answer that came whole
+ * but cannot be taken: -EPROTO (crc intact, not a JSON object we accept: a body with
+ * \u0000, duplicate keys) or -EMSGSIZE (longer than the receive buffer); neither is
+ * retried. */
 int card_request(struct card *c, json_t *req, json_t **rsp);
+/* The last answer line as received (crc field removed; for -EPROTO, what the card
+ * said). Borrowed until the next request; not NUL-terminated, *len bytes. */
+const char *card_last_answer(struct card *c, size_t *len);
 /* The same from and to text (for `notegw req`). *rsp_text caller-freed. */
 int card_request_text(struct card *c, const char *req_text, char **rsp_text);
 /* Convenience: true if rsp has an err containing token (e.g. "{note-noexist}"). */

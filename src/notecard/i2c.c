@@ -16,6 +16,7 @@
 #include "notecard/rxbuf.h"
 
 #define I2C_FRAME_MAX 255 /* one transfer: 2 header bytes + up to 253 data bytes */
+#define I2C_AVAIL_MAX 253 /* note-go and note-arduino reject a header advertising more */
 #define RX_LIMIT      (1u << 20)
 #define I2C_NACKS_MAX 8 /* NACKs in a row while reading before the channel is reset */
 
@@ -124,12 +125,16 @@ static int bus_error(struct card_transport *t, int r)
 	return -EIO;
 }
 
-static int xfer(struct card_transport *t, const uint8_t *w, size_t wlen, uint8_t *r, size_t rlen)
+/* One transfer. `settle` waits note-c's 6 ms first: note-c does so before each
+ * write chunk and each length poll, but reads data back to back once a poll has
+ * said how much there is (n_i2c.c, _delayIO and _i2cChunkedReceive). */
+static int xfer(struct card_transport *t, bool settle, const uint8_t *w, size_t wlen, uint8_t *r,
+                size_t rlen)
 {
 	struct i2c_priv *p = t->priv;
 	if (p->h < 0)
 		return -ENODEV;
-	if (t->timing->i2c_pre_io_us)
+	if (settle && t->timing->i2c_pre_io_us)
 		t->clock->sleep_us(t->clock->ctx, t->timing->i2c_pre_io_us);
 	int rc = p->bus.xfer(p->bus.ctx, p->h, p->address, w, wlen, r, rlen);
 	return rc < 0 ? bus_error(t, rc) : 0;
@@ -156,7 +161,7 @@ static int write_paced(struct card_transport *t, const uint8_t *buf, size_t len)
 		size_t n = len < cm ? len : cm;
 		frame[0] = (uint8_t)n;
 		memcpy(frame + 1, buf, n);
-		int r = xfer(t, frame, n + 1, NULL, 0);
+		int r = xfer(t, true, frame, n + 1, NULL, 0);
 		if (r < 0)
 			return r == -ENODEV ? r : -EIO;
 		t->bytes_out += n;
@@ -173,17 +178,18 @@ static int write_paced(struct card_transport *t, const uint8_t *buf, size_t len)
 }
 
 /* One read: ask for n bytes, get [available][sent][data]. A header that does not
- * agree with what was asked is the clock-stretching corruption: -EBADMSG. */
+ * agree with what was asked, or advertises more than a transfer can carry, is the
+ * clock-stretching corruption: -EBADMSG. Only a length poll (n == 0) waits first. */
 static int read_chunk(struct card_transport *t, unsigned n, uint8_t *data, unsigned *got)
 {
 	struct i2c_priv *p = t->priv;
 	uint8_t ask[2] = {0, (uint8_t)n};
 	uint8_t frame[I2C_FRAME_MAX];
-	int r = xfer(t, ask, 2, frame, (size_t)n + 2);
+	int r = xfer(t, n == 0, ask, 2, frame, (size_t)n + 2);
 	if (r < 0)
 		return r;
 	unsigned sent = frame[1];
-	if (sent > n) {
+	if (sent > n || frame[0] > I2C_AVAIL_MAX) {
 		t->errors++;
 		return -EBADMSG;
 	}

@@ -9,7 +9,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "../config.h" /* the config module (autoconf's config.h is force-included) */
+#include "cfg.h"
 #include "crypto.h"
 #include "log.h"
 #include "notecard/attn.h"
@@ -176,7 +176,7 @@ static void dispatch(struct link *l)
 		switch (e->kind) {
 		case LEV_INBOUND:
 			if (c->inbound)
-				c->inbound(c->ud, e->id);
+				c->inbound(c->ud);
 			break;
 		case LEV_ENV:
 			if (c->env)
@@ -193,6 +193,10 @@ static void dispatch(struct link *l)
 		case LEV_REPLY:
 			if (e->cb)
 				e->cb(e->ud, e->err, e->b);
+			break;
+		case LEV_ERROR:
+			if (c->error)
+				c->error(c->ud, e->a, e->b);
 			break;
 		}
 		ev_free(e);
@@ -357,7 +361,10 @@ static int work(struct link *l, bool attn_fired, uint64_t now, bool *busy)
 	kicked = l->kicked;
 	l->kicked = false;
 	pthread_mutex_unlock(&l->mu);
-	if (kicked || now >= l->next_store_check) {
+	/* a store that cannot be written holds the queue both ways, not the card */
+	bool store_ok = link_store_ready(l);
+	unsigned trouble = l->hold.events;
+	if (store_ok && (kicked || now >= l->next_store_check)) {
 		bool more = false;
 		r = link_drain(l, DRAIN_BATCH, &more);
 		if (r < 0)
@@ -377,12 +384,14 @@ static int work(struct link *l, bool attn_fired, uint64_t now, bool *busy)
 		if (r < 0)
 			return r;
 	}
-	if (attn_fired || now >= l->next_inbound) {
+	if (store_ok && (attn_fired || now >= l->next_inbound)) {
 		r = link_inbound(l);
 		if (r < 0)
 			return r;
 		l->next_inbound = now + (l->attn ? ATTN_FALLBACK_MS : l->o.poll_ms);
 	}
+	if (store_ok)
+		link_store_settled(l, trouble);
 	if (now >= l->next_env) {
 		r = link_env(l);
 		if (r < 0)
@@ -403,8 +412,9 @@ static uint64_t next_deadline(struct link *l)
 {
 	if (l->state != LINK_READY)
 		return l->retry_at;
-	uint64_t d = l->next_store_check;
-	if (l->next_inbound < d)
+	/* while the store holds the queue, both ways wait for its retry, not their looks */
+	uint64_t d = l->hold.err ? l->hold.retry_at : l->next_store_check;
+	if (!l->hold.err && l->next_inbound < d)
 		d = l->next_inbound;
 	if (l->next_env < d)
 		d = l->next_env;

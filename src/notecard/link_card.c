@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../config.h" /* the config module (autoconf's config.h is force-included) */
+#include "cfg.h"
 #include "log.h"
+#include "notegw/notefile.h"
 #include "notecard/link_int.h"
 #include "store.h"
 #include "util.h"
@@ -49,25 +50,6 @@ static int ask(struct link *l, json_t *req, json_t **rsp)
 static const char *err_of(json_t *rsp)
 {
 	return json_string_value(json_object_get(rsp, "err"));
-}
-
-static bool is_inbound_file(const char *f)
-{
-	size_t n = strlen(f);
-	static const char *const sfx[] = {".qi", ".qis", ".db", ".dbs", NULL};
-	for (int i = 0; sfx[i]; i++) {
-		size_t k = strlen(sfx[i]);
-		if (n > k && strcmp(f + n - k, sfx[i]) == 0)
-			return true;
-	}
-	return false;
-}
-
-static bool is_db(const char *f)
-{
-	size_t n = strlen(f);
-	return (n > 3 && strcmp(f + n - 3, ".db") == 0) ||
-	       (n > 4 && strcmp(f + n - 4, ".dbs") == 0);
 }
 
 static void add_in_file(struct link *l, const char *f)
@@ -230,8 +212,10 @@ static int note_refused(struct link *l, const struct store_out *n, const char *w
 	l->fail_count++;
 	l->cnt.notes_failed++;
 	int r = store_out_failed(l->st, n->id, why);
-	if (r < 0)
-		return r;
+	if (r < 0) {
+		link_store_trouble(l, r, 0, 0);
+		return 0;
+	}
 	if (l->fail_count < SEMANTIC_TRIES)
 		return 0;
 	char *detail = xasprintf("%s seq %lld: %s", n->file, (long long)n->seq, why);
@@ -242,11 +226,15 @@ static int note_refused(struct link *l, const struct store_out *n, const char *w
 	l->cnt.notes_dropped++;
 	l->fail_id = 0;
 	l->fail_count = 0;
-	return store_out_sent(l->st, n->id);
+	r = store_out_sent(l->st, n->id);
+	if (r < 0)
+		link_store_trouble(l, r, n->id, n->seq);
+	return 0;
 }
 
 int link_drain(struct link *l, unsigned max_notes, bool *more)
 {
+	unsigned trouble = l->hold.events; /* a store failure in this pass stops it */
 	*more = false;
 	for (unsigned i = 0; i < max_notes; i++) {
 		bool room;
@@ -257,8 +245,10 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 			return 0;
 		struct store_out *n = NULL;
 		r = store_peek_out(l->st, &n);
-		if (r < 0)
-			return r;
+		if (r < 0) {
+			link_store_trouble(l, r, 0, 0);
+			return 0;
+		}
 		if (!n)
 			return 0;
 		json_t *req = NULL, *rsp = NULL;
@@ -281,6 +271,8 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 			store_out_free(n);
 			if (r < 0)
 				return r;
+			if (l->hold.events != trouble)
+				return 0;
 			continue;
 		}
 		struct link_tmpl_note tn;
@@ -296,11 +288,17 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 		const char *err = err_of(rsp);
 		if (!err) {
 			link_tmpl_sent(l, n->file, &tn);
-			r = store_out_sent(l->st, n->id);
 			l->cnt.notes_sent++;
 			l->pending_on_card++;
 			if (l->fail_id == n->id)
 				l->fail_id = 0;
+			/* The card has it: a mark that cannot commit is the store's trouble,
+			 * never the card's. The mark waits in memory (the link holds); the
+			 * note is not sent again meanwhile. */
+			r = store_out_sent(l->st, n->id);
+			if (r < 0)
+				link_store_trouble(l, r, n->id, n->seq);
+			r = 0;
 		} else if (has_token(err, hold_tokens)) {
 			log_info("card: %s: holding notes (%s)", n->file, err);
 			l->card_full = true;
@@ -315,11 +313,75 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 		store_out_free(n);
 		if (r < 0)
 			return r;
-		if (l->card_full)
+		if (l->card_full || l->hold.events != trouble)
 			return 0;
 	}
 	*more = true;
 	return 0;
+}
+
+/* ---- a store that cannot be written ---------------------------------------------- */
+#define HOLD_MIN_MS 1000
+#define HOLD_MAX_MS 30000
+
+void link_store_trouble(struct link *l, int r, int64_t sent_id, int64_t sent_seq)
+{
+	uint64_t now = clock_ms(l);
+	l->hold.events++;
+	if (sent_id) {
+		l->hold.sent_id = sent_id;
+		l->hold.sent_seq = sent_seq;
+	}
+	if (!l->hold.err) {
+		l->hold.since_ms = now;
+		l->hold.backoff_ms = 0;
+		if (l->hold.sent_id)
+			log_err("link: the store cannot be written (%s): note seq %lld went to the "
+			        "card and waits to be marked sent; holding the queue, the card "
+			        "stays up, retrying with backoff",
+			        r == -EAGAIN ? "disk full" : strerror(-r), (long long)sent_seq);
+		else
+			log_err("link: the store cannot be written (%s): holding the queue, the "
+			        "card stays up, retrying with backoff",
+			        r == -EAGAIN ? "disk full" : strerror(-r));
+		link_emit(l, LEV_AUDIT, 0, "store-hold", r == -EAGAIN ? "disk full" : strerror(-r));
+	}
+	l->hold.err = r;
+	l->hold.backoff_ms = l->hold.backoff_ms ? l->hold.backoff_ms * 2 : HOLD_MIN_MS;
+	if (l->hold.backoff_ms > HOLD_MAX_MS)
+		l->hold.backoff_ms = HOLD_MAX_MS;
+	l->hold.retry_at = now + l->hold.backoff_ms;
+	link_emit(l, LEV_STATUS, 0, NULL, NULL);
+}
+
+bool link_store_ready(struct link *l)
+{
+	if (!l->hold.err)
+		return true;
+	if (clock_ms(l) < l->hold.retry_at)
+		return false;
+	/* a WAL that filled the disk gives its space back only through a checkpoint */
+	(void)store_checkpoint(l->st);
+	if (l->hold.sent_id) {
+		int r = store_out_sent(l->st, l->hold.sent_id);
+		if (r < 0) {
+			link_store_trouble(l, r, 0, 0);
+			return false;
+		}
+		l->hold.sent_id = 0;
+	}
+	return true;
+}
+
+void link_store_settled(struct link *l, unsigned events_before)
+{
+	if (!l->hold.err || l->hold.events != events_before || l->hold.sent_id)
+		return;
+	log_notice("link: the store can be written again after %llu s; the queue drains",
+	           (unsigned long long)((clock_ms(l) - l->hold.since_ms) / 1000));
+	link_emit(l, LEV_AUDIT, 0, "store-resumed", NULL);
+	memset(&l->hold, 0, sizeof(l->hold));
+	link_emit(l, LEV_STATUS, 0, NULL, NULL);
 }
 
 /* ---- inbound ----------------------------------------------------------------------- */
@@ -333,13 +395,63 @@ static int store_note(struct link *l, const char *file, const char *note, json_t
 	int64_t id = 0;
 	int r = store_inbound_add(l->st, file, note, btext, payload, time, &id);
 	free(btext);
-	if (r < 0)
-		return r;
+	if (r < 0) {
+		/* left on the card, which offers it again once the store can take it */
+		link_store_trouble(l, r, 0, 0);
+		return -EAGAIN;
+	}
 	if (r == 0) {
 		l->cnt.inbound++;
 		if (!*first)
 			*first = id;
 	}
+	return 0;
+}
+
+#define QUARANTINE_KEEP 16384 /* bytes of a quarantined answer kept in the audit log */
+
+static bool unreadable(int r)
+{
+	return r == -EPROTO || r == -EMSGSIZE;
+}
+
+/* The head of an inbound queue came whole but cannot be taken (-EPROTO: not a JSON
+ * object we accept, a body with \u0000 or duplicate keys; -EMSGSIZE: longer than the
+ * receive buffer). Asking again gets the same answer, so it would block every note
+ * behind it: its raw text goes to the audit log (durably, before the card forgets
+ * it), then it is taken off the card and reported on the error channels.
+ * 0 when done, -EAGAIN when the store holds, or the card's error. */
+static int quarantine(struct link *l, const char *file, int why)
+{
+	size_t len;
+	const char *raw = card_last_answer(l->card, &len);
+	size_t keep = len > QUARANTINE_KEEP ? QUARANTINE_KEEP : len;
+	const char *what = why == -EMSGSIZE ? "longer than the receive buffer"
+	                                    : "not a JSON object the gateway accepts";
+	char *detail = xasprintf("%s: %s; %zu bytes%s: %.*s", file, what, len,
+	                         keep < len ? " (start kept)" : "", (int)keep, raw);
+	if (!detail)
+		return -ENOMEM;
+	int r = store_audit(l->st, "card", "inbound-quarantined", detail);
+	free(detail);
+	if (r < 0) {
+		link_store_trouble(l, r, 0, 0);
+		return -EAGAIN;
+	}
+	/* note.get with delete answers with that same note: it fails the same way, and
+	 * is not retried (card_request), so only this note goes */
+	json_t *rsp = NULL;
+	r = ask(l, json_pack("{s:s,s:s,s:b}", "req", "note.get", "file", file, "delete", 1), &rsp);
+	json_decref(rsp);
+	if (r < 0 && !unreadable(r))
+		return r; /* the next pass finds it again (and audits it again) */
+	l->cnt.inbound_quarantined++;
+	char *msg = xasprintf("inbound note in %s %s (%zu bytes): taken off the card, its text "
+	                      "kept in the audit log (inbound-quarantined)",
+	                      file, what, len);
+	log_err("card: %s", msg ? msg : file);
+	link_emit(l, LEV_ERROR, 0, "inbound", msg ? msg : file);
+	free(msg);
 	return 0;
 }
 
@@ -351,6 +463,16 @@ static int pull_queue(struct link *l, const char *file, int64_t *first)
 	for (int k = 0; k < 100; k++) {
 		json_t *rsp;
 		int r = ask(l, json_pack("{s:s,s:s}", "req", "note.get", "file", file), &rsp);
+		/* a peek is harmless to repeat: once more, so a line garbled on the way
+		 * (no crc to tell) is not taken for the card's answer */
+		if (unreadable(r))
+			r = ask(l, json_pack("{s:s,s:s}", "req", "note.get", "file", file), &rsp);
+		if (unreadable(r)) {
+			r = quarantine(l, file, r);
+			if (r < 0)
+				return r == -EAGAIN ? 0 : r;
+			continue;
+		}
 		if (r < 0)
 			return r;
 		const char *err = err_of(rsp);
@@ -363,7 +485,8 @@ static int pull_queue(struct link *l, const char *file, int64_t *first)
 		r = store_note(l, file, NULL, rsp, first);
 		json_decref(rsp);
 		if (r < 0)
-			return r;
+			return r == -EAGAIN ? 0
+			                    : r; /* the store holds: the note stays on the card */
 		r = ask(l, json_pack("{s:s,s:s,s:b}", "req", "note.get", "file", file, "delete", 1),
 		        &rsp);
 		if (r < 0)
@@ -374,7 +497,7 @@ static int pull_queue(struct link *l, const char *file, int64_t *first)
 			r = store_note(l, file, NULL, rsp, first);
 		json_decref(rsp);
 		if (r < 0)
-			return r;
+			return r == -EAGAIN ? 0 : r;
 	}
 	return 0;
 }
@@ -409,7 +532,7 @@ static int pull_db(struct link *l, const char *file, int64_t *first)
 		size_t n = json_object_size(notes);
 		json_decref(rsp);
 		if (r < 0)
-			return r;
+			return r == -EAGAIN ? 0 : r;
 		if (n < 10)
 			return 0;
 	}
@@ -418,6 +541,7 @@ static int pull_db(struct link *l, const char *file, int64_t *first)
 
 int link_inbound(struct link *l)
 {
+	unsigned trouble = l->hold.events;
 	json_t *rsp;
 	int r = ask(l, json_pack("{s:s}", "req", "file.changes"), &rsp);
 	if (r < 0)
@@ -428,18 +552,19 @@ int link_inbound(struct link *l)
 	json_t *v;
 	json_object_foreach(info, file, v)
 	{
-		if (!is_inbound_file(file))
+		if (!ngw_notefile_suffix_in(file))
 			continue;
 		add_in_file(l, file);
 		if (json_integer_value(json_object_get(v, "total")) <= 0 &&
 		    json_integer_value(json_object_get(v, "changes")) <= 0)
 			continue;
-		r = is_db(file) ? pull_db(l, file, &first) : pull_queue(l, file, &first);
-		if (r < 0)
+		r = ngw_notefile_is_db(file) ? pull_db(l, file, &first)
+		                             : pull_queue(l, file, &first);
+		if (r < 0 || l->hold.events != trouble)
 			break;
 	}
 	json_decref(rsp);
-	if (r == 0)
+	if (r == 0 && l->hold.events == trouble)
 		l->db_started = true;
 	if (first)
 		link_emit(l, LEV_INBOUND, first, NULL, NULL);
@@ -624,7 +749,7 @@ void link_publish_status(struct link *l)
 	if (l->card)
 		card_counters(l->card, &cc);
 	json_t *c = json_pack(
-	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
+	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
 	    (json_int_t)cc.requests, "retries", (json_int_t)cc.retries, "resets",
 	    (json_int_t)cc.resets, "timeouts", (json_int_t)cc.timeouts, "crc_errors",
 	    (json_int_t)cc.crc_errors, "io_errors", (json_int_t)cc.io_errors, "notes_sent",
@@ -633,10 +758,20 @@ void link_publish_status(struct link *l)
 	    (json_int_t)l->cnt.inbound, "env_changes", (json_int_t)l->cnt.env_changes, "hub_sets",
 	    (json_int_t)l->cnt.hub_sets, "attn", (json_int_t)l->cnt.attn, "probes",
 	    (json_int_t)l->cnt.probes, "bytes_out", (json_int_t)(t ? t->bytes_out : 0), "bytes_in",
-	    (json_int_t)(t ? t->bytes_in : 0));
+	    (json_int_t)(t ? t->bytes_in : 0), "inbound_quarantined",
+	    (json_int_t)l->cnt.inbound_quarantined);
 	json_object_set_new(link, "counters", c);
 	json_object_set_new(link, "pending_on_card", json_integer(l->pending_on_card));
 	json_object_set_new(link, "card_full", json_boolean(l->card_full));
+	if (l->hold.err) {
+		/* the queue is held for the store, not the card: say why and since when */
+		json_t *h = json_pack("{s:s,s:I}", "error",
+		                      l->hold.err == -EAGAIN ? "disk full" : strerror(-l->hold.err),
+		                      "retry_in_ms", (json_int_t)l->hold.backoff_ms);
+		if (h && l->hold.sent_seq && l->hold.sent_id)
+			json_object_set_new(h, "sent_unmarked_seq", json_integer(l->hold.sent_seq));
+		json_object_set_new(link, "store_hold", h);
+	}
 	json_t *snap = json_pack("{s:o,s:o,s:o,s:o*}", "notecard", card, "hub", hub, "link", link,
 	                         "notefiles", link_tmpl_status(l));
 	pthread_mutex_lock(&l->mu);

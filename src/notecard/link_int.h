@@ -65,12 +65,12 @@ int link_note_request(const struct link_opts *o, const struct crypto_key *pub,
                       const char *gateway_id, const struct store_out *n, json_t **req);
 
 /* Events for the loop thread. */
-enum link_ev_kind { LEV_INBOUND, LEV_ENV, LEV_STATUS, LEV_AUDIT, LEV_REPLY };
+enum link_ev_kind { LEV_INBOUND, LEV_ENV, LEV_STATUS, LEV_AUDIT, LEV_REPLY, LEV_ERROR };
 struct link_ev {
 	struct link_ev *next;
 	enum link_ev_kind kind;
 	int64_t id;
-	char *a, *b; /* env name/value, audit action/detail, reply text */
+	char *a, *b; /* env name/value, audit action/detail, error source/text, reply text */
 	int err;
 	ngw_reply_cb cb;
 	void *ud;
@@ -87,7 +87,7 @@ enum link_state { LINK_STARTING, LINK_READY, LINK_ABSENT, LINK_SILENT, LINK_STOR
 
 struct link_counters {
 	uint64_t notes_sent, notes_failed, notes_dropped, inbound, env_changes, hub_sets, attn,
-	    raw_requests, probes;
+	    raw_requests, probes, inbound_quarantined;
 };
 
 struct link {
@@ -130,6 +130,15 @@ struct link {
 	int64_t fail_id; /* the note failing semantically, and how often */
 	unsigned fail_count;
 	bool key_warned; /* said once that sealed notes wait for a key */
+	/* The store cannot be written (a full disk): not the card's failure. The link
+	 * keeps the card, stops taking notes out and in, and tries again with backoff;
+	 * sent_id is a note the card took whose "sent" mark is still to commit. */
+	struct {
+		int err; /* 0: writable (as far as the link knows) */
+		int64_t sent_id, sent_seq;
+		uint64_t since_ms, retry_at, backoff_ms;
+		unsigned events; /* store failures met, to tell a clean pass */
+	} hold;
 	/* inbound */
 	char **in_files;
 	size_t n_in_files;
@@ -147,6 +156,14 @@ int link_inbound(struct link *l);
 int link_env(struct link *l);
 int link_refresh_status(struct link *l);
 int link_attn_arm(struct link *l);
+/* The store failed (r < 0) on a write the link needs: hold (see struct link's hold).
+ * sent_id/sent_seq: the note the card just took, or 0. Logged once per hold. */
+void link_store_trouble(struct link *l, int r, int64_t sent_id, int64_t sent_seq);
+/* Before store work: false while held (not yet time to retry, or the pending mark
+ * still fails). */
+bool link_store_ready(struct link *l);
+/* After a pass of store work that met no failure: the hold, if any, is over. */
+void link_store_settled(struct link *l, unsigned events_before);
 int link_raw(struct link *l, const char *text, char **rsp);
 void link_publish_status(struct link *l);
 /* link_tmpl.c: note templates around each note.add. prepare decides how the built

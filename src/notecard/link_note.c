@@ -1,11 +1,12 @@
 /* Building note.add from a queued note: the gateway's id for end-to-end dedup,
  * the body sealed on the host or handed to the card's own encryption, payload in
- * base64, sync now for urgent notes. Templates will hook in here. */
+ * base64, sync now for urgent notes. A templated notefile's request is fitted to its
+ * template afterwards, by the sender (link_card.c through link_tmpl.c). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../config.h" /* the config module (autoconf's config.h is force-included) */
+#include "cfg.h"
 #include "crypto.h"
 #include "notecard/link_int.h"
 #include "store.h"

@@ -13,8 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../config.h" /* the config module (autoconf's config.h is force-included) */
+#include "cfg.h"
 #include "log.h"
+#include "notegw/notefile.h"
 #include "notecard/link_int.h"
 #include "notecard/template.h"
 #include "store.h"
@@ -125,13 +126,6 @@ static int assign_port(struct link *l, struct link_tmpl *t, const char *file)
 	return port;
 }
 
-static bool is_queue(const char *f)
-{
-	size_t n = strlen(f);
-	return (n > 3 && strcmp(f + n - 3, ".qo") == 0) ||
-	       (n > 4 && strcmp(f + n - 4, ".qos") == 0);
-}
-
 static struct tmpl_entry *add_entry(struct link *l, struct link_tmpl *t, const char *file)
 {
 	if (t->n >= MAX_FILES)
@@ -168,7 +162,7 @@ static struct tmpl_entry *add_entry(struct link *l, struct link_tmpl *t, const c
 			mode = TMPL_FILE;
 		}
 	}
-	if (mode != TMPL_OFF && !is_queue(file)) {
+	if (mode != TMPL_OFF && !ngw_notefile_is_queue_out(file)) {
 		/* note.template applies to outbound queues (.qo/.qos) only */
 		log_warn("template: %s is not a .qo/.qos queue; its notes go untemplated", file);
 		mode = TMPL_OFF;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The notegw CLI against a stand-in daemon on a temporary Unix socket: the requests
 it sends (the shapes written down in src/cli/core.c), how it renders answers, and
-its exit codes (0 ok, 1 refused, 2 usage, 3 unreachable)."""
+its exit codes (0 ok, 1 refused, 2 usage, 3 unreachable, 4 try again later)."""
 import json
 import os
 import socket
@@ -61,6 +61,8 @@ class FakeDaemon:
             return {"ok": True, "response": {"device": "dev:1", "echo": req["req"]}}
         if cmd == "send" and req.get("file") == "full.qo":
             return {"ok": False, "error": "store: full", "code": 28}
+        if cmd == "send" and req.get("file") == "diskfull.qo":
+            return {"ok": False, "error": "not accepted: disk full", "code": 11}
         return ANSWERS.get(cmd, {"ok": False, "error": "unknown command", "code": 2})
 
     def serve(self):
@@ -79,6 +81,20 @@ class FakeDaemon:
                 req = json.loads(data)
                 self.requests.append(req)
                 conn.sendall(json.dumps(self.answer(req)).encode() + b"\n")
+
+
+class Busy(FakeDaemon):
+    """Too many clients: says so at once and hangs up, as notegwd does past its limits."""
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b'{"ok":false,"error":"too many clients of this user, try again",'
+                             b'"code":16}\n')
 
 
 class Refuser(FakeDaemon):
@@ -159,6 +175,9 @@ def main():
         rc, out, err = run(sock, "--json", "send", "full.qo", "{}")
         check(rc == 1 and json.loads(out)["code"] == 28, "refusal with --json prints the answer")
 
+        rc, out, err = run(sock, "send", "diskfull.qo", "{}")
+        check(rc == 4 and "disk full" in err, f"a full disk exits 4 (try again later): {rc} {err}")
+
         rc, out, err = run(sock, "req", "card.version")
         check(rc == 0 and fake.requests[-1] == {"cmd": "req", "req": {"req": "card.version"}},
               f"req by name: {fake.requests[-1]}")
@@ -191,6 +210,14 @@ def main():
             rc, out, err = run(rsock, *args, stdin=big)
             check(rc == 1 and "permission denied" in err, f"refusal at connect: {args} {rc} {err}")
         refuser.sock.close()
+
+        bsock = os.path.join(d, "busy.sock")
+        busy = Busy(bsock)
+        time.sleep(0.1)
+        for args in (["status"], ["send", "x.qo", "{}"]):
+            rc, out, err = run(bsock, *args)
+            check(rc == 4 and "too many clients" in err, f"too many clients exits 4: {args} {rc} {err}")
+        busy.sock.close()
 
         rc, out, err = run(os.path.join(d, "none.sock"), "status")
         check(rc == 3 and "cannot reach the daemon" in err, f"unreachable exits 3: {rc}")

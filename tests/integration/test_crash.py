@@ -1,4 +1,4 @@
-"""Issue 4's crash test: notes accepted through `notegw send` while the daemon is
+"""The crash test: notes accepted through `notegw send` while the daemon is
 SIGKILLed again and again all reach the simulated hub after restarts; duplicates,
 if any, carry the same gateway id."""
 import json

@@ -1,4 +1,4 @@
-"""Issue 9's fault suite: the simulator's faults over both wires (garbled and
+"""The fault suite: the simulator's faults over both wires (garbled and
 dropped bytes, {io}, CRC corruption, a reset mid-transaction, I2C NACKs, short
 reads and bad headers, the card gone and back), SIGHUP storms and SIGKILLs of the
 daemon under load. After each phase the faults stop and every note accepted so far

@@ -1,4 +1,4 @@
-"""Issue 3, end to end: notegwd against notecard-sim over serial (the simulator's pty) and
+"""The link end to end: notegwd against notecard-sim over serial (the simulator's pty) and
 over I2C (the LD_PRELOAD shim, the daemon's real i2c-dev code unchanged).
 - `notegw req '{"req":"card.version"}'` answers;
 - hub.set made to agree with [hub] once, not rewritten by a restart, redone on SIGHUP;
@@ -141,6 +141,12 @@ def run(transport):
         check(len(hub_events(sim, "gone.qo")) == 1, "%s: held note reached the hub" % transport)
 
         gw.stop()
+        if transport == "i2c":
+            c = sim.counters()
+            check(c.get("i2c_unrequested_reads", 0) == 0 and
+                  c.get("i2c_protocol_errors", 0) == 0,
+                  "i2c: no read without a [0][n] request (%d), no protocol errors (%d)"
+                  % (c.get("i2c_unrequested_reads", 0), c.get("i2c_protocol_errors", 0)))
         problems = validate_log(sim.log_path)
         check(not problems, "%s: schema problems: %s" % (transport, problems[:5]))
         log("%s: ok" % transport)

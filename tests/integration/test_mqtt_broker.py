@@ -144,10 +144,71 @@ def test_broker_killed(d):
     b.stop()
 
 
+NOTEFILES_CONF = """# notegwd's configuration, as far as the broker plugin reads it
+[notefile.sat.qo]
+template = auto
+ntn = true
+learn = 1
+
+[notefile.alarm.qo]
+urgent = true
+"""
+
+
+def prio_rows(db, file):
+    c = sqlite3.connect(db, timeout=10)
+    try:
+        return c.execute("SELECT body, prio FROM out WHERE file = ? ORDER BY id", (file,)).fetchall()
+    finally:
+        c.close()
+
+
+def test_notefile_rules(d):
+    """The broker plugin passes every message through the daemon's intake with
+    notegwd's [notefile.*] (plugin_opt_config): an urgent notefile's notes are queued
+    urgent, and a satellite (ntn) notefile refuses what it could never send, with
+    the same reason a producer inside notegwd hears."""
+    conf = d.file("notegw-rules.conf")
+    with open(conf, "w") as f:
+        f.write(NOTEFILES_CONF)
+    db = d.file("store4.db")
+    b = start_broker(d, db, "plugin_opt_config %s\n" % conf)
+    watch = Client(b.port, "watch-rules").connect()
+    watch.subscribe("notecard/error")
+    pub = Client(b.port, "rules").connect()
+    pub.publish("notecard/out/alarm.qo", b'{"fire":1}')
+    pub.publish("notecard/out/plain.qo", b'{"n":1}')
+    check(prio_rows(db, "alarm.qo") == [('{"fire":1}', 1)],
+          "urgent notefile not queued urgent: %r" % prio_rows(db, "alarm.qo"))
+    check(prio_rows(db, "plain.qo") == [('{"n":1}', 0)],
+          "ordinary notefile not queued at normal priority: %r" % prio_rows(db, "plain.qo"))
+
+    pub.publish("notecard/out/sat.qo", b'{"t":21.5,"ok":true}')
+    big = json.dumps({"x": "a" * 300}).encode()
+    pub.publish("notecard/out/sat.qo", big)
+    pub.publish("notecard/out/sat.qo", b'{"nested":{"a":1}}')
+    errs = [json.loads(p)["error"] for t, p, _ in watch.drain(1.0) if t == "notecard/error"]
+    check(any("satellite" in e and "256" in e for e in errs), "oversize ntn body not refused: %r" % errs)
+    check(any("satellite" in e and "flat" in e for e in errs), "nested ntn body not refused: %r" % errs)
+    check([body for body, _ in prio_rows(db, "sat.qo")] == ['{"t":21.5,"ok":true}'],
+          "the satellite notefile holds other than its one fitting note: %r" % prio_rows(db, "sat.qo"))
+
+    # The Notecard's own notefiles are not for producers, through mosquitto either.
+    pub.publish("notecard/out/_env.dbs", b'{"a":1}')
+    errs = [json.loads(p)["error"] for t, p, _ in watch.drain(1.0) if t == "notecard/error"]
+    check(any("system notefiles" in e for e in errs), "_env.dbs not refused: %r" % errs)
+    check(prio_rows(db, "_env.dbs") == [], "a system notefile reached the store")
+    pub.close()
+    watch.close()
+    b.stop()
+
+
 def test_bad_options(d):
     """mosquitto must refuse to start with a plugin it cannot configure."""
     for opts, word in (("plugin_opt_prefix notecard/#\nplugin_opt_store %s\n" % d.file("x.db"), "prefix"),
-                       ("plugin_opt_prefix notecard\n", "plugin_opt_store")):
+                       ("plugin_opt_prefix notecard\n", "plugin_opt_store"),
+                       ("plugin_opt_store %s\nplugin_opt_config %s\n" % (d.file("y.db"), d.file("none.conf")),
+                        "plugin_opt_config")):
         conf = d.file("bad.conf")
         with open(conf, "w") as f:
             f.write("listener %d 127.0.0.1\nuser %s\nplugin %s\n%s"
@@ -165,6 +226,7 @@ def main():
         test_stream_and_refusals(d)
         test_store_busy(d)
         test_broker_killed(d)
+        test_notefile_rules(d)
         test_bad_options(d)
     print("PASS")
 

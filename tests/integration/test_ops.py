@@ -1,4 +1,4 @@
-"""Issue 8's operations features on the simulator: the audit log lists the hub.set
+"""Operations features on the simulator: the audit log lists the hub.set
 the daemon made and a raw request an admin made (with the caller's uid), the
 Prometheus textfile carries queue and link metrics, and the Notecard's time reaches
 a chrony SOCK refclock socket as a well-formed sample, with the offset in status."""

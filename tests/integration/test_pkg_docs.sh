@@ -31,9 +31,9 @@ for o in $opts; do
 done
 
 # 3. notegw.conf(5): each key of the core's table, as '.It Cm key' under its section.
-keys=$(grep -oE 'K\(cfg_[a-z]+, "[a-z_]+"' "$top_srcdir/src/config.c" |
-	sed -E 's/K\(cfg_([a-z]+), "([a-z_]+)"/\1.\2/' | sort -u)
-[ -n "$keys" ] || bad "no keys found in src/config.c"
+keys=$(grep -oE 'NGW_CFG_KEY\(struct cfg_[a-z]+, "[a-z_]+"' "$top_srcdir/src/cfg_core.c" |
+	sed -E 's/NGW_CFG_KEY\(struct cfg_([a-z]+), "([a-z_]+)"/\1.\2/' | sort -u)
+[ -n "$keys" ] || bad "no keys found in src/cfg_core.c"
 for sk in $keys; do
 	section=${sk%%.*} key=${sk#*.}
 	# the page's section header: [notefile.name] for the per-notefile keys

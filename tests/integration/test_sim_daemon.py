@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """notegwd against notecard-sim over serial (pty) and over I2C (the LD_PRELOAD shim, so the
-daemon's real i2c-dev code runs): `notegw req` answers; with 20% injected {io} errors every
-queued note reaches the hub exactly once, and so under garbled, shortened and CRC-damaged
-answers; no request the daemon sent fails the API check (api.json); a daemon-driven transcript
-replays."""
+daemon's real i2c-dev code runs): `notegw req` answers, and shows a card error that came
+without a crc as the card's error; with 20% injected {io} errors every queued note reaches the
+hub exactly once, and so under garbled, shortened and CRC-damaged answers; over I2C every read
+is asked for first (the simulator counts reads without a [0][n] request); no request the daemon
+sent fails the API check (api.json); a daemon-driven transcript replays."""
 import glob
 import json
 import os
@@ -38,6 +39,16 @@ def run(transport):
         rc, out, err = gw.cli("req", '{"req":"card.version"}', check_rc=False)
         check(rc == 0 and json.loads(out).get("device") == "dev:864475040000001",
               "%s: notegw req card.version answers (%d %r %r)" % (transport, rc, out[:80], err))
+        # a card that has shown CRC support answers an error without one: the caller gets the
+        # card's own error, from one attempt (note-c skips the check for answers with err)
+        sim.fault("err_nocrc", p=1.0)
+        rc, out, err = gw.cli("req", '{"req":"note.get","file":"none.qi"}', check_rc=False)
+        sim.clear_faults()
+        tries = [e for e in sim.request_log() if e["req"].get("file") == "none.qi"]
+        check(rc == 1 and "{note-noexist}" in out and "the Notecard said:" in err and
+              "{note-noexist}" in err and len(tries) == 1 and "crc" in tries[0]["req"],
+              "%s: a crc-less {note-noexist} reaches notegw req as the card's error, in one "
+              "attempt (%d %r %r, %d attempts)" % (transport, rc, out[:80], err[:120], len(tries)))
         sim.fault("io", p=0.2)
         for i in range(N):
             gw.cli("send", "t.qo", json.dumps({"i": i}))
@@ -69,6 +80,15 @@ def run(transport):
         if transport == "i2c":
             check(c.get("i2c_protocol_errors", 0) == 0, "i2c: no framing errors")
         gw.stop()
+        if transport == "i2c":
+            # every read the daemon made was asked for with [0][n] first (a read without
+            # one gets [available][0] from a lenient card and would pass unnoticed)
+            c = sim.counters()
+            check(c.get("i2c_reads", 0) > 0 and c.get("i2c_unrequested_reads", 0) == 0 and
+                  c.get("i2c_protocol_errors", 0) == 0,
+                  "i2c: %d reads, %d without a request, %d protocol errors" %
+                  (c.get("i2c_reads", 0), c.get("i2c_unrequested_reads", 0),
+                   c.get("i2c_protocol_errors", 0)))
         for p in sim.problems():
             check(False, "%s: %s" % (transport, p))
         for p in validate_log(sim.log_path):

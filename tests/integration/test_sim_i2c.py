@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """notecard-sim over serial-over-I2C, driven by tests/lib/i2c_probe (real i2c-dev calls) through
-the LD_PRELOAD shim: framing at the edges, chunk sizes, NACK, short reads, bad headers, gone."""
+the LD_PRELOAD shim: framing at the edges, chunk sizes (253 and note-python's 255), what is
+advertised and sent, reads nobody asked for, note-c's pacing, NACK, short reads, bad headers,
+gone."""
 import errno
 import json
 import os
@@ -41,6 +43,7 @@ with Sim(i2c=True) as s:
                   % (len(req) + 1, chunk, out[:1]))
     check(s.counters()["i2c_max_chunk"] == 253, "253-byte chunks reach the card whole")
     check(s.counters().get("i2c_protocol_errors", 0) == 0, "no framing errors")
+    check(s.counters().get("i2c_unrequested_reads", 0) == 0, "every read asked for")
 
     # responses of many sizes: an env var makes env.get answers long
     for n in (0, 1, 200, 252, 253, 254, 500, 3000):
@@ -61,6 +64,54 @@ with Sim(i2c=True) as s:
     chunk = bytes.fromhex(out[3][4:])
     check(chunk[1] == 5 and chunk[2:] == b'"dev:', "plain write+read of 5")
     run(s, "R", "253", "R", "253")     # drain
+
+    # what Blues' hosts send: note-python's [255][255 bytes] chunks are taken whole
+    req = '{"req":"note.add","file":"w.qo","body":{"p":"%s"}}'
+    req = (req % ("x" * (255 - len(req % "")))).encode()
+    out = run(s, "w", "ff" + req.hex(), "s", "30", "w", "010a", "s", "50", "R", "0")
+    check(out[:2] == ["ok", "ok"], "a 256-byte transfer [255][255 bytes] is taken: %r" % out)
+    avail = int(out[2][4:6], 16)
+    out = run(s, "R", str(avail))
+    check(b'"total"' in bytes.fromhex(out[0][4:]), "its request answered %r" % out)
+    check(s.counters()["i2c_max_chunk"] == 255, "255-byte chunks reach the card whole")
+    before = s.counters().get("i2c_oversize", 0)
+    out = run(s, "w", "ff" + "20" * 256)
+    check(out == ["err %d" % errno.EREMOTEIO] and
+          s.counters().get("i2c_oversize", 0) == before + 1, "257 bytes: NACKed %r" % out)
+    # never more advertised than a host may ask for, and what is asked for is sent
+    s.env({"v": "z" * 600}, now=True)
+    line = b'{"req":"env.get","name":"v"}\n'
+    out = run(s, "w", "%02x" % len(line) + line.hex(), "s", "50", "R", "0", "R", "253")
+    check(int(out[1][4:6], 16) == 253, "a 600-byte answer advertises 253: %r" % out[1][:8])
+    b = bytes.fromhex(out[2][4:])
+    check(b[1] == 253 and len(b) == 255, "asked 253 of it, sent 253")
+    run(s, "R", "253", "R", "253", "R", "253")
+    # an idle bus reads 0xff past the header
+    out = run(s, "R", "5")
+    check(out == ["hex 0000ffffffffff"], "past the answer: 0xff %r" % out)
+    # a read nobody asked for is answered leniently, and counted
+    before = s.counters()
+    out = run(s, "b", "2")
+    c = s.counters()
+    check(out == ["hex 0000"] and
+          c.get("i2c_unrequested_reads", 0) == before.get("i2c_unrequested_reads", 0) + 1 and
+          c.get("i2c_protocol_errors", 0) == before.get("i2c_protocol_errors", 0) + 1,
+          "a read without [0][n] counted %r" % out)
+    # note-c's own pacing is not flagged: 253-byte chunks 6 + 20 ms apart with its 250 ms
+    # segment pause, the first poll 6 ms after, polls 20 ms apart (its reset drain)
+    before = s.counters()
+    req = ('{"req":"note.add","file":"nc.qo","body":{"p":"%s"}}' % ("x" * 600)).encode() + b"\n"
+    cmds = []
+    for off in range(0, len(req), 253):
+        piece = req[off:off + 253]
+        cmds += ["s", "6", "w", "%02x" % len(piece) + piece.hex(), "s",
+                 "270" if len(piece) > 250 else "20"]
+    cmds += ["s", "6", "R", "0", "s", "50", "R", "0", "s", "20", "R", "0", "s", "20", "R", "0"]
+    run(s, *cmds)
+    run(s, "R", "253", "R", "253", "R", "253")
+    c = s.counters()
+    for name in ("i2c_chunk_gap_short", "i2c_segment_overruns", "i2c_poll_gap_short"):
+        check(c.get(name, 0) == before.get(name, 0), "note-c's pacing: %s not counted" % name)
 
     # wrong length byte: the card counts a framing error
     before = s.counters().get("i2c_protocol_errors", 0)

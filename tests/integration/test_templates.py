@@ -1,4 +1,4 @@
-"""Issue 10: note templates over the simulator. The daemon learns a template for a
+"""Note templates over the simulator. The daemon learns a template for a
 notefile from its first bodies, registers it (note.template, valid against api.json)
 before the first templated note.add, sends later notes templated (fewer bytes on the
 air by the simulator's accounting), still delivers an out-of-shape body, keeps the

@@ -1,4 +1,4 @@
-"""Issue 11 end to end on the simulator: a signed package is fetched in chunks,
+"""Host updates end to end on the simulator: a signed package is fetched in chunks,
 verified and handed to the installer while notes keep flowing; refusals (wrong
 signer, flipped bit, truncated image, MD5 mismatch, downgrade) each say why; a
 daemon killed halfway through a download resumes from its offset."""

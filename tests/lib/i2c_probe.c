@@ -8,6 +8,7 @@
  *   z            a zero-length write (probe)               -> "ok" | "err ERRNO"
  *   r N          write [0][N], then read(N+2) (plain)      -> "hex BYTES" | "err ERRNO"
  *   R N          the same as one I2C_RDWR transaction      -> "hex BYTES" | "err ERRNO"
+ *   b N          a bare read(N), no [0][n] request first   -> "hex BYTES" | "err ERRNO"
  *   q JSON       a whole transaction: JSON + "\n" in CHUNK-byte writes, then poll and read the
  *                response line in 253-byte reads           -> "rsp LINE" | "err ERRNO"
  *   s MS         sleep MS milliseconds                     -> (nothing)
@@ -200,6 +201,14 @@ int main(int argc, char **argv)
 				else
 					print_hex(buf, (size_t)got);
 			}
+			i++;
+		} else if (strcmp(cmd, "b") == 0) {
+			size_t n = strtoul(arg, NULL, 0);
+			ssize_t got = read(fd, buf, n < sizeof(buf) ? n : sizeof(buf));
+			if (got < 0)
+				printf("err %d\n", errno);
+			else
+				print_hex(buf, (size_t)got);
 			i++;
 		} else if (strcmp(cmd, "q") == 0) {
 			if (transaction(fd, arg, chunk) < 0)

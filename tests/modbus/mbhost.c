@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fakehost.h"
+#include "../fakehost/fakehost.h"
 
 static const struct ngw_plugin_desc *desc;
 static struct fakehost host;

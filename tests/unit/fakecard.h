@@ -17,7 +17,7 @@ struct fakecard {
 	struct card_timing tm;
 	json_t *hub;   /* hub.get answer */
 	json_t *added; /* array of note.add requests received */
-	json_t *inq;   /* array of inbound notes in data.qi */
+	json_t *inq;   /* array of inbound notes in data.qi (a string: raw answer text) */
 	json_t *env;   /* env vars */
 	long long env_time;
 	long long pending; /* unsynced notes */
@@ -153,7 +153,9 @@ static inline int fc_send(struct card_transport *t, const char *buf, size_t len)
 		json_decref(rsp);
 		return 0;
 	}
-	char *text = json_dumps(rsp, JSON_COMPACT);
+	/* a string in inq is an answer's raw text, sent as it is (what jansson refuses) */
+	char *text =
+	    json_is_string(rsp) ? strdup(json_string_value(rsp)) : json_dumps(rsp, JSON_COMPACT);
 	json_decref(rsp);
 	f->rsp_len = card_crc_append(text, strlen(text), (uint16_t)seq, f->rsp, sizeof(f->rsp));
 	free(text);

@@ -1,7 +1,9 @@
 /* A stand-in for notegwd that loads one plugin (mqtt.so) through the real plugin
- * ABI and the real config binder, so the integration tests can drive the plugin
- * against a real mosquitto without the Notecard link. Its "store" is a JSON-lines
- * file, fsync'd before note_put_sync returns (the same promise the daemon makes).
+ * ABI under the tests' fake plugin host (tests/fakehost: the daemon's config reader
+ * and binder), so the integration tests can drive the plugin against a real
+ * mosquitto without the Notecard link. What lies below the plugin is replaced here:
+ * its "store" is a JSON-lines file, group committed like notegwd's, fsync'd before
+ * note_put_sync returns (the same promise the daemon makes).
  *
  *   mqtt_fakehost PLUGIN.so CONFIG NOTES.jsonl
  * stdin, one command a line:
@@ -14,17 +16,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <syslog.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
-#include "../../src/config.h" /* not autoconf's config.h */
+#include "../fakehost/fakehost.h"
 #include "notegw/plugin.h"
 
 /* A note given to note_put, committed with the others of its batch. */
@@ -38,13 +41,10 @@ struct pend {
 };
 
 struct fake {
+	struct fakehost host; /* config, log, event loop: the shared fake host */
 	sd_event *loop;
-	struct cfg_doc *doc;
-	struct cfg_diag diag;
 	int notes_fd;
 	const struct ngw_plugin_desc *desc;
-	struct ngw_plugin pub;
-	bool bad;
 	bool flaky_failed;
 	struct pend *pend, **pend_tail; /* notes waiting for the group commit */
 	bool commit_armed;
@@ -53,49 +53,6 @@ struct fake {
 };
 
 static struct fake F;
-
-static sd_event *h_event(struct ngw_plugin *self)
-{
-	return F.loop;
-}
-
-static void h_log(struct ngw_plugin *self, int level, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "<%d> %s: ", level, F.desc->name); /* as notegwd does */
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
-
-static int h_cfg_sections(struct ngw_plugin *self, const char *pattern, const char ***names)
-{
-	return (int)cfg_doc_match(F.doc, pattern, names);
-}
-
-static int h_cfg_bind(struct ngw_plugin *self, const char *section, const struct ngw_cfg_key *keys,
-                      size_t n, void *out)
-{
-	return cfg_bind(F.doc, section, keys, n, out, &F.diag);
-}
-
-static void h_cfg_free(const struct ngw_cfg_key *keys, size_t n, void *out)
-{
-	cfg_free_bound(keys, n, out);
-}
-
-static void h_cfg_error(struct ngw_plugin *self, const char *section, const char *key,
-                        const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "config: [%s] %s: ", section, key ? key : "");
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	F.bad = true;
-}
 
 /* JSON line for a note, newline-terminated. Caller frees. */
 static char *note_line(const char *file, const char *body)
@@ -263,22 +220,17 @@ static void h_emit(struct ngw_plugin *self, const char *topic, const char *json)
 {
 }
 
-static const struct ngw_host_api host = {
-    .abi = NGW_PLUGIN_ABI,
-    .event = h_event,
-    .log = h_log,
-    .cfg_sections = h_cfg_sections,
-    .cfg_bind = h_cfg_bind,
-    .cfg_free = h_cfg_free,
-    .cfg_error = h_cfg_error,
-    .note_put = h_note_put,
-    .note_put_sync = h_note_put_sync,
-    .inbound_done = h_inbound_done,
-    .card_request = h_card_request,
-    .status_json = h_status_json,
-    .state_dir = h_state_dir,
-    .emit = h_emit,
-};
+/* What lies below the plugin, in place of the shared host's defaults. */
+static void below(struct ngw_host_api *api)
+{
+	api->note_put = h_note_put;
+	api->note_put_sync = h_note_put_sync;
+	api->inbound_done = h_inbound_done;
+	api->card_request = h_card_request;
+	api->status_json = h_status_json;
+	api->state_dir = h_state_dir;
+	api->emit = h_emit;
+}
 
 /* Split "a b rest..." into up to n words, the last taking the rest of the line. */
 static size_t words(char *s, char **w, size_t n)
@@ -315,17 +267,17 @@ static void command(char *l)
 	if (strcmp(l, "inbound") == 0 && d->on_inbound && words(rest, w, 3) == 3) {
 		struct ngw_note note = {
 		    .id = atoll(w[0]), .file = w[1], .body = w[2], .time = 1700000000};
-		d->on_inbound(&F.pub, &note);
+		d->on_inbound(&F.host.plugin, &note);
 	} else if (strcmp(l, "status") == 0 && d->on_status) {
-		d->on_status(&F.pub, rest);
+		d->on_status(&F.host.plugin, rest);
 	} else if (strcmp(l, "env") == 0 && d->on_env && (n = words(rest, w, 2)) >= 1) {
-		d->on_env(&F.pub, w[0], n > 1 ? w[1] : NULL);
+		d->on_env(&F.host.plugin, w[0], n > 1 ? w[1] : NULL);
 	} else if (strcmp(l, "error") == 0 && d->on_error && words(rest, w, 2) == 2) {
-		d->on_error(&F.pub, w[0], w[1]);
+		d->on_error(&F.host.plugin, w[0], w[1]);
 	} else if (strcmp(l, "emit") == 0 && d->on_emit && words(rest, w, 2) == 2) {
-		d->on_emit(&F.pub, "test", w[0], w[1]);
+		d->on_emit(&F.host.plugin, "test", w[0], w[1]);
 	} else if (strcmp(l, "stats") == 0 && d->stats_json) {
-		char *s = d->stats_json(&F.pub);
+		char *s = d->stats_json(&F.host.plugin);
 		printf("stats %s\n", s ? s : "null");
 		fflush(stdout);
 		free(s);
@@ -380,15 +332,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fakehost: not a notegw plugin of this ABI\n");
 		return 1;
 	}
-	F.doc = cfg_doc_load(argv[2], "/nonexistent", &F.diag);
+	sd_event_default(&F.loop);
 	F.notes_fd = open(argv[3], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (!F.doc || F.notes_fd < 0) {
+	if (fakehost_init(&F.host, argv[2], NULL, F.loop) < 0 || F.notes_fd < 0) {
 		fprintf(stderr, "fakehost: cannot read %s or open %s\n", argv[2], argv[3]);
 		return 1;
 	}
-	F.pub.host = &host;
+	F.host.name = F.desc->name;
+	F.host.log_max = LOG_DEBUG;
+	below(&F.host.api);
 	F.pend_tail = &F.pend;
-	sd_event_default(&F.loop);
 	sigset_t ss;
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGTERM);
@@ -398,18 +351,16 @@ int main(int argc, char **argv)
 	sd_event_add_signal(F.loop, NULL, SIGINT, NULL, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (F.desc->configure(&F.pub) < 0 || F.bad || F.diag.n) {
-		for (size_t i = 0; i < F.diag.n; i++)
-			fprintf(stderr, "%s\n", F.diag.msgs[i]);
+	if (F.desc->configure(&F.host.plugin) < 0 || F.host.errors) {
 		fprintf(stderr, "fakehost: configure failed\n");
 		goto out;
 	}
-	if (F.desc->disabled && F.desc->disabled(&F.pub)) {
+	if (F.desc->disabled && F.desc->disabled(&F.host.plugin)) {
 		printf("disabled\n");
 		rc = 0;
 		goto out;
 	}
-	if (F.desc->start(&F.pub) < 0) {
+	if (F.desc->start(&F.host.plugin) < 0) {
 		fprintf(stderr, "fakehost: start failed\n");
 		goto out;
 	}
@@ -417,16 +368,15 @@ int main(int argc, char **argv)
 	printf("ready\n");
 	rc = sd_event_loop(F.loop) < 0;
 	if (F.desc->stop)
-		F.desc->stop(&F.pub);
+		F.desc->stop(&F.host.plugin);
 	commit_now(NULL, 0, NULL); /* as notegwd: producers stop, then their notes commit */
 	/* Let the goodbye (retained offline status, DISCONNECT) reach the broker. */
 	for (int i = 0; i < 20 && sd_event_run(F.loop, 10 * 1000) > 0; i++)
 		;
 out:
 	if (F.desc->destroy)
-		F.desc->destroy(&F.pub);
-	cfg_doc_free(F.doc);
-	cfg_diag_clear(&F.diag);
+		F.desc->destroy(&F.host.plugin);
+	fakehost_fini(&F.host);
 	close(F.notes_fd);
 	sd_event_unref(F.loop);
 	dlclose(dl);

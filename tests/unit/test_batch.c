@@ -267,7 +267,7 @@ static void t_disk_full(void **state)
 		                 0);
 	RUN_UNTIL(fx, g[1].calls == 1);
 	for (int i = 0; i < 2; i++) {
-		assert_int_equal(g[i].err, -ENOSPC);
+		assert_int_equal(g[i].err, -EAGAIN);
 		assert_string_equal(g[i].why, "disk full");
 	}
 	assert_int_equal(queued(fx), 0);

@@ -1,7 +1,7 @@
 /* The request layer on a scripted fake transport and a fake clock: CRC known
  * answers, the crc field, sequence numbers, and the retry/reset policy for each
- * fault (timeout, garbled, crc and sequence mismatch, {io}, {io}{not-supported},
- * semantic errors, {bad-bin}, heartbeats), timeouts per request. */
+ * fault (timeout, garbled, crc and sequence mismatch, a card error without a crc, {io},
+ * {io}{not-supported}, semantic errors, {bad-bin}, heartbeats), timeouts per request. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -276,6 +276,22 @@ static void test_missing_crc(void **state)
 	script(A_CRC, "{\"ok\":4}");
 	assert_int_equal(req("{\"req\":\"card.status\"}", &rsp), 0);
 	assert_int_equal(json_integer_value(json_object_get(rsp, "ok")), 4);
+	json_decref(rsp);
+	/* but an error answer without one is the card's own error, as note-c takes it:
+	 * one attempt, no reset, the error handed to the caller */
+	size_t sent = F->n_sent;
+	int resets = F->resets;
+	script(A_LINE, "{\"err\":\"note not found {note-noexist}\"}");
+	assert_int_equal(req("{\"req\":\"note.get\",\"file\":\"x.qi\"}", &rsp), 0);
+	assert_true(card_err_has(rsp, "{note-noexist}"));
+	json_decref(rsp);
+	assert_int_equal(F->n_sent, sent + 1);
+	assert_int_equal(F->resets, resets);
+	/* an "err" only inside a body does not excuse a missing crc */
+	script(A_LINE, "{\"body\":{\"err\":\"x\"}}");
+	script(A_CRC, "{\"ok\":5}");
+	assert_int_equal(req("{\"req\":\"card.status\"}", &rsp), 0);
+	assert_int_equal(json_integer_value(json_object_get(rsp, "ok")), 5);
 	json_decref(rsp);
 }
 

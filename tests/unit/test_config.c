@@ -1,5 +1,6 @@
-/* Unit tests of config.c: syntax, conf.d merging, value parsers, the core's tables
- * and binding a plugin's own section through a custom key table. */
+/* Unit tests of the config module (cfg_doc.c, cfg_bind.c, cfg_core.c): syntax, conf.d
+ * merging, value parsers, the core's tables and binding a plugin's own section through
+ * a custom key table. */
 /* cmocka needs these first, in this order */
 /* clang-format off */
 #include <stdarg.h>
@@ -16,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../src/config.h" /* not autoconf's config.h */
+#include "cfg.h"
 
 /* ---- helpers -------------------------------------------------------------------- */
 
@@ -209,6 +210,11 @@ static void t_valid_file(void **s)
 	assert_int_equal(line, 11);
 	assert_null(cfg_where(cfg->doc, "store", "nope", &line));
 	assert_null(cfg_where(cfg->doc, "nope", NULL, &line));
+	/* a problem about an unset key points at its section's header */
+	line = 0;
+	assert_non_null(cfg_blame(cfg->doc, "hub", "nope", &line));
+	assert_int_equal(line, 11);
+	assert_null(cfg_blame(cfg->doc, "nope", "x", &line));
 	cfg_free(cfg);
 }
 
@@ -329,10 +335,10 @@ static void t_comments_and_quotes(void **s)
 		char *host, *url, *quoted, *empty;
 	} p = {0};
 	const struct ngw_cfg_key keys[] = {
-	    {"host", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct plug, host), NULL, 0},
-	    {"url", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct plug, url), NULL, 0},
-	    {"quoted", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct plug, quoted), NULL, 0},
-	    {"empty", NGW_CFG_STR, "x", 0, 0, NULL, offsetof(struct plug, empty), NULL, 0},
+	    NGW_CFG_KEY(struct plug, "host", NGW_CFG_STR, NULL, host),
+	    NGW_CFG_KEY(struct plug, "url", NGW_CFG_STR, NULL, url),
+	    NGW_CFG_KEY(struct plug, "quoted", NGW_CFG_STR, NULL, quoted),
+	    NGW_CFG_KEY(struct plug, "empty", NGW_CFG_STR, "x", empty),
 	};
 	assert_int_equal(cfg_bind(doc, "mqtt", keys, 4, &p, &d), 0);
 	assert_string_equal(p.host, "localhost");
@@ -579,15 +585,15 @@ static int check_url(const char *v, char *err, size_t errlen)
 	return -1;
 }
 static const struct ngw_cfg_key plug_keys[] = {
-    {"enabled", NGW_CFG_BOOL, "false", 0, 0, NULL, offsetof(struct plugcfg, enabled), NULL, 0},
-    {"url", NGW_CFG_STR, NULL, 0, 0, NULL, offsetof(struct plugcfg, url), check_url, 1},
-    {"unit", NGW_CFG_INT, "1", 1, 247, NULL, offsetof(struct plugcfg, unit), NULL, 0},
-    {"interval", NGW_CFG_DURATION, "10s", 100, 86400000, NULL,
-     offsetof(struct plugcfg, interval_ms), NULL, 0},
-    {"buffer", NGW_CFG_SIZE, "4K", 0, 0, NULL, offsetof(struct plugcfg, buf), NULL, 0},
-    {"parity", NGW_CFG_ENUM, "N", 0, 0, parities, offsetof(struct plugcfg, parity), NULL, 0},
-    {"scale", NGW_CFG_DOUBLE, "1.0", -1000, 1000, NULL, offsetof(struct plugcfg, scale), NULL, 0},
-    {"notefile", NGW_CFG_STR, "meter.qo", 0, 0, NULL, offsetof(struct plugcfg, notefile), NULL, 0},
+    NGW_CFG_KEY(struct plugcfg, "enabled", NGW_CFG_BOOL, "false", enabled),
+    NGW_CFG_KEY(struct plugcfg, "url", NGW_CFG_STR, NULL, url, .check = check_url, .required = 1),
+    NGW_CFG_KEY(struct plugcfg, "unit", NGW_CFG_INT, "1", unit, .min = 1, .max = 247),
+    NGW_CFG_KEY(struct plugcfg, "interval", NGW_CFG_DURATION, "10s", interval_ms, .min = 100,
+                .max = 86400000),
+    NGW_CFG_KEY(struct plugcfg, "buffer", NGW_CFG_SIZE, "4K", buf),
+    NGW_CFG_KEY(struct plugcfg, "parity", NGW_CFG_ENUM, "N", parity, .choices = parities),
+    NGW_CFG_KEY(struct plugcfg, "scale", NGW_CFG_DOUBLE, "1.0", scale, .min = -1000, .max = 1000),
+    NGW_CFG_KEY(struct plugcfg, "notefile", NGW_CFG_STR, "meter.qo", notefile),
 };
 
 static void t_plugin_bind(void **s)

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <jansson.h>
+#include <poll.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -599,6 +601,165 @@ static void t_too_many_clients(void **s)
 	free(out);
 }
 
+/* Child: as uid (group gid), connect n sockets, count how many the server refused
+ * with EBUSY, report "refused K" on out, keep the rest open until hold closes. */
+static pid_t crowd(uid_t uid, gid_t gid, int n, int out, const int hold[2])
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid)
+		return pid;
+	close(hold[1]); /* EOF on hold[0] once the test closes its end */
+	if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+		_exit(10);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	struct pollfd p[64];
+	int refused = 0;
+	for (int i = 0; i < n; i++) {
+		p[i] = (struct pollfd){.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0),
+		                       .events = POLLIN};
+		if (p[i].fd < 0 || connect(p[i].fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			_exit(12);
+	}
+	/* the server answers a refusal when it accepts; an accepted socket stays silent:
+	 * count until a second passes without news */
+	while (poll(p, (nfds_t)n, 1000) > 0) {
+		for (int i = 0; i < n; i++) {
+			if (!(p[i].revents & POLLIN))
+				continue;
+			char buf[256];
+			ssize_t k = recv(p[i].fd, buf, sizeof(buf) - 1, 0);
+			if (k > 0) {
+				buf[k] = '\0';
+				if (strstr(buf, "\"code\":16") && strstr(buf, "too many clients"))
+					refused++;
+			}
+			p[i].fd = -p[i].fd - 1; /* seen: poll ignores it from now on */
+		}
+	}
+	dprintf(out, "refused %d\n", refused);
+	char c;
+	(void)!read(hold[0], &c, 1); /* until the test lets go */
+	_exit(0);
+}
+
+/* Run the loop until the child reports on fd; returns the number it refused. */
+static int crowd_result(int fd)
+{
+	char buf[64];
+	size_t have = 0;
+	for (int i = 0; i < 3000 && !memchr(buf, '\n', have); i++) {
+		sd_event_run(gw.loop, 10 * 1000);
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 0) > 0) {
+			ssize_t k = read(fd, buf + have, sizeof(buf) - 1 - have);
+			if (k > 0)
+				have += (size_t)k;
+		}
+	}
+	buf[have] = '\0';
+	int n = -1;
+	assert_int_equal(sscanf(buf, "refused %d", &n), 1);
+	return n;
+}
+
+/* One read-only user cannot take every place: a per-uid limit, and the last places
+ * are kept for admins, so root's request still gets through. */
+static void t_per_uid_and_reserve(void **s)
+{
+	struct who w;
+	if (!become_nobody(&w)) {
+		print_message("skipped: needs root and a 'nobody' user\n");
+		skip();
+	}
+	open_server(group_name(w.gid), "root");
+	int out[2], hold[2];
+	assert_int_equal(pipe(out), 0);
+	assert_int_equal(pipe(hold), 0);
+	/* one user with 40 connections: 8 are kept, 32 refused */
+	pid_t kids[4];
+	kids[0] = crowd(w.uid, w.gid, 40, out[1], hold);
+	assert_int_equal(crowd_result(out[0]), 32);
+	/* three more read-only uids of the same group: together no more than 24 */
+	int refused = 0;
+	for (int i = 1; i < 4; i++) {
+		kids[i] = crowd(w.uid - (uid_t)i, w.gid, 8, out[1], hold);
+		refused += crowd_result(out[0]);
+	}
+	assert_int_equal(refused, 8); /* 8 + 8 + 8 fit, the fourth user's 8 do not */
+	/* root still gets in, into the admins' reserve */
+	const char *reqs[] = {"{\"cmd\":\"echo\"}\n"};
+	char *o = run_client(NULL, reqs, 1, READ);
+	json_t *j = line_json(o, 0);
+	expect_ok(j);
+	json_decref(j);
+	free(o);
+	close(hold[1]);
+	for (int i = 0; i < 4; i++) {
+		int st;
+		while (waitpid(kids[i], &st, WNOHANG) == 0)
+			sd_event_run(gw.loop, 10 * 1000);
+		assert_true(WIFEXITED(st));
+		assert_int_equal(WEXITSTATUS(st), 0);
+	}
+	close(hold[0]);
+	close(out[0]);
+	close(out[1]);
+}
+
+/* A client that trickles a byte now and then is closed once its request has taken
+ * longer than the request time; one that finished its request may idle only so long. */
+static void t_trickle_does_not_extend(void **s)
+{
+	open_server("root", "root");
+	control_set_timeouts(ctl, 1500, 400);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	const char *req = "{\"cmd\":\"echo\"}";
+	bool closed = false;
+	int sent = 0;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 30 && !closed; i++) {
+		/* one byte every 100 ms: never idle for long, never a whole request */
+		if (send(fd, req + (i % 10), 1, MSG_NOSIGNAL) < 0) {
+			closed = true;
+			break;
+		}
+		sent++;
+		for (int k = 0; k < 10; k++)
+			sd_event_run(gw.loop, 10 * 1000);
+		char b;
+		closed = recv(fd, &b, 1, MSG_DONTWAIT) == 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(closed);
+	double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	assert_true(took < 1.5); /* the request time, not the idle time, and not forever */
+	close(fd);
+
+	/* a complete request, then silence: closed after the idle time */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(send(fd, "{\"cmd\":\"echo\"}\n", 15, MSG_NOSIGNAL), 15);
+	closed = false;
+	char buf[512];
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 400 && !closed; i++) {
+		sd_event_run(gw.loop, 10 * 1000);
+		ssize_t k = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		closed = k == 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(closed);
+	took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	assert_true(took >= 1.4);
+	close(fd);
+}
+
 static void t_register_args(void **s)
 {
 	open_server(NULL, NULL);
@@ -620,6 +781,8 @@ int main(void)
 	    cmocka_unit_test_teardown(t_access_refused, each_teardown),
 	    cmocka_unit_test_teardown(t_access_supplementary, each_teardown),
 	    cmocka_unit_test_teardown(t_too_many_clients, each_teardown),
+	    cmocka_unit_test_teardown(t_per_uid_and_reserve, each_teardown),
+	    cmocka_unit_test_teardown(t_trickle_does_not_extend, each_teardown),
 	    cmocka_unit_test_teardown(t_register_args, each_teardown),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,6 +1,7 @@
 /* The i2c transport's framing, byte by byte, on a fake bus and a fake clock:
  * chunk sizes and prefixes, the pacing, the [available][sent] read header at the
- * edges, corrupted headers, NACKs, timeouts and the resync. */
+ * edges, corrupted headers (sent or available out of range), NACKs, timeouts and
+ * the resync. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,6 +40,7 @@ struct fakebus {
 	int fail_read_data;          /* a read of data bytes breaks after the card sent them */
 	int nack_reads;              /* NACK the next read transfers */
 	int bad_sent_next;           /* header claims one byte more than asked */
+	int bad_avail_next;          /* header advertises 254 bytes, more than a card may */
 	int garbage_on_reset;        /* answer this many resets with garbage */
 	int answer_resets;           /* answer a lone "\n" with "\r\n" */
 	unsigned reveal_after_polls; /* hold the answer back for this many polls */
@@ -128,7 +130,11 @@ static int fb_xfer(void *ctx, int h, unsigned addr, const uint8_t *w, size_t wle
 	memset(r, 0xee, rlen);
 	memcpy(r + 2, b->out + b->out_pos, n);
 	b->out_pos += n;
-	r[0] = (uint8_t)((held - n) > 255 ? 255 : held - n);
+	r[0] = (uint8_t)((held - n) > 253 ? 253 : held - n); /* a card never says more */
+	if (b->bad_avail_next) {
+		b->bad_avail_next = 0;
+		r[0] = 254;
+	}
 	r[1] = (uint8_t)n;
 	if (b->bad_sent_next && n) {
 		b->bad_sent_next = 0;
@@ -256,6 +262,10 @@ static void check_recv(size_t len)
 	assert_int_equal(bus->out_pos, bus->out_len); /* everything drained */
 	/* reads: the poll plus ceil((len+2)/253) chunks */
 	assert_int_equal(bus->nx, 1 + (len + 2 + 252) / 253);
+	/* the data reads follow the poll back to back: note-c waits its 6 ms before
+	 * writes and length polls only */
+	for (size_t i = 1; i < bus->nx; i++)
+		assert_int_equal(bus->x[i].at_us, bus->x[0].at_us);
 	free(want);
 }
 
@@ -311,6 +321,11 @@ static void test_recv_bad_header(void **state)
 	bus->bad_sent_next = 1;
 	char got[64];
 	size_t glen;
+	assert_int_equal(t->ops->recv_line(t, got, sizeof(got), &glen, 30000), -EIO);
+	/* more than 253 advertised: corrupt too (note-go and note-arduino say so) */
+	bus->out_len = bus->out_pos = 0;
+	card_hold(bus, "{\"a\":1}\r\n", 9);
+	bus->bad_avail_next = 1;
 	assert_int_equal(t->ops->recv_line(t, got, sizeof(got), &glen, 30000), -EIO);
 }
 

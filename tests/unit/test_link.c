@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "../../src/config.h"
+#include "cfg.h"
 #include "crypto.h"
 #include "fakecard.h"
 #include "notecard/attn.h"
@@ -36,6 +36,7 @@ struct store {
 };
 static struct store fake_store;
 static int store_open_err;
+static int store_sent_err, store_in_err; /* a full disk: marks and inbound fail */
 
 int store_open(const char *path, const struct store_opts *opts, struct store **out)
 {
@@ -103,6 +104,8 @@ static int fs_find(int64_t id)
 }
 int store_out_sent(struct store *st, int64_t id)
 {
+	if (store_sent_err)
+		return store_sent_err;
 	int i = fs_find(id);
 	assert_true(i >= 0);
 	store_out_free(st->out[i]);
@@ -120,6 +123,8 @@ int store_out_failed(struct store *st, int64_t id, const char *why)
 int store_inbound_add(struct store *st, const char *file, const char *note, const char *body,
                       const char *payload, int64_t time, int64_t *id_out)
 {
+	if (store_in_err)
+		return store_in_err;
 	for (size_t i = 0; i < st->n_in; i++)
 		if (!strcmp(st->in[i].file, file) && st->in[i].time == time &&
 		    !strcmp(st->in[i].body ?: "", body ?: ""))
@@ -129,6 +134,20 @@ int store_inbound_add(struct store *st, const char *file, const char *note, cons
 	st->in[st->n_in].time = time;
 	st->n_in++;
 	*id_out = (int64_t)st->n_in + 100;
+	return 0;
+}
+int store_checkpoint(struct store *st)
+{
+	return 0;
+}
+static char *audited[8]; /* "action detail" of store_audit rows */
+static size_t n_audited;
+int store_audit(struct store *st, const char *actor, const char *action, const char *detail)
+{
+	if (store_in_err)
+		return store_in_err;
+	if (n_audited < 8)
+		audited[n_audited++] = xasprintf("%s %s", action, detail ? detail : "");
 	return 0;
 }
 /* the kv the link keeps learned templates in (link_tmpl.c): nothing kept here */
@@ -150,6 +169,10 @@ static void fs_clear(void)
 		free(fake_store.in[i].body);
 	}
 	memset(&fake_store, 0, sizeof(fake_store));
+	store_sent_err = store_in_err = 0;
+	for (size_t i = 0; i < n_audited; i++)
+		free(audited[i]);
+	n_audited = 0;
 }
 
 /* ---- a stand-in for the crypto module: reversible, visibly "sealed" ---------- */
@@ -404,6 +427,66 @@ static void test_io_errors_retried(void **state)
 	assert_int_equal(json_array_size(F->added), 10);
 }
 
+/* The card took a note but its "sent" mark cannot commit (a full disk): the store's
+ * condition, not the card's. The link keeps the card, holds the queue (the note is
+ * never sent again), leaves inbound notes on the card, says so in the status, and
+ * commits the mark and drains by itself once the store can be written. */
+static void test_store_full_holds(void **state)
+{
+	for (int i = 0; i < 5; i++)
+		fs_add("data.qo", "{}", 0);
+	json_array_append_new(F->inq, json_pack("{s:{s:i},s:i}", "body", "cmd", 1, "time", 100));
+	assert_int_equal(link_probe(L), 0);
+	L->state = LINK_READY;
+	store_sent_err = store_in_err = -EAGAIN;
+	bool more;
+	assert_int_equal(link_drain(L, 16, &more), 0); /* not a card failure */
+	assert_int_equal(json_array_size(F->added), 1);
+	assert_int_equal(L->hold.err, -EAGAIN);
+	assert_int_equal(L->hold.sent_id, 1);
+	struct link_ev *e = take_ev(LEV_AUDIT);
+	assert_non_null(e);
+	assert_string_equal(e->a, "store-hold");
+	ev_done(e);
+	/* an inbound note stays on the card */
+	assert_int_equal(link_inbound(L), 0);
+	assert_int_equal(json_array_size(F->inq), 1);
+	link_publish_status(L);
+	json_t *h = json_object_get(json_object_get(L->status, "link"), "store_hold");
+	assert_string_equal(json_string_value(json_object_get(h, "error")), "disk full");
+	assert_int_equal(json_integer_value(json_object_get(h, "sent_unmarked_seq")), 1);
+	/* held: retries back off and never send the note again */
+	for (int i = 0; i < 20; i++) {
+		fakeclock_sleep_us(&F->clk, 500 * 1000);
+		if (link_store_ready(L)) {
+			unsigned ev = L->hold.events;
+			assert_int_equal(link_drain(L, 16, &more), 0);
+			link_store_settled(L, ev);
+		}
+	}
+	assert_int_equal(json_array_size(F->added), 1);
+	assert_int_equal(fake_store.n_out, 5);
+	assert_true(L->hold.backoff_ms >= 4000);
+	assert_null(take_ev(LEV_AUDIT)); /* said once */
+	/* space returns: the mark commits, the queue drains, the hold is over */
+	store_sent_err = store_in_err = 0;
+	fakeclock_sleep_us(&F->clk, 31 * 1000 * 1000);
+	assert_true(link_store_ready(L));
+	unsigned ev = L->hold.events;
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(link_inbound(L), 0);
+	link_store_settled(L, ev);
+	assert_int_equal(L->hold.err, 0);
+	assert_int_equal(fake_store.n_out, 0);
+	assert_int_equal(json_array_size(F->added), 5); /* each note once */
+	assert_int_equal(json_array_size(F->inq), 0);
+	assert_int_equal(fake_store.n_in, 1);
+	e = take_ev(LEV_AUDIT);
+	assert_non_null(e);
+	assert_string_equal(e->a, "store-resumed");
+	ev_done(e);
+}
+
 static void test_inbound_crash_safe(void **state)
 {
 	json_array_append_new(F->inq, json_pack("{s:{s:i},s:i}", "body", "cmd", 1, "time", 100));
@@ -429,6 +512,38 @@ static void test_inbound_crash_safe(void **state)
 	assert_int_equal(e->id, 102); /* the first new one of this pass */
 	ev_done(e);
 	assert_int_equal(L->cnt.inbound, 2);
+}
+
+/* An inbound note the gateway cannot parse (a body with \u0000, duplicate keys) is
+ * moved off the card into the audit log and reported; the notes behind it arrive. */
+static void test_inbound_unparseable_quarantined(void **state)
+{
+	json_array_append_new(F->inq, json_string("{\"body\":{\"a\":\"x\\u0000y\"},\"time\":100}"));
+	json_array_append_new(F->inq, json_string("{\"body\":{\"a\":1,\"a\":2},\"time\":101}"));
+	json_array_append_new(F->inq,
+	                      json_pack("{s:{s:s},s:i}", "body", "write", "coil", "time", 102));
+	assert_int_equal(link_probe(L), 0);
+	assert_int_equal(link_inbound(L), 0); /* not a card failure */
+	assert_int_equal(json_array_size(F->inq), 0);
+	assert_int_equal(fake_store.n_in, 1);
+	assert_string_equal(fake_store.in[0].body, "{\"write\":\"coil\"}");
+	assert_int_equal(L->cnt.inbound_quarantined, 2);
+	assert_int_equal(n_audited, 2);
+	assert_non_null(strstr(audited[0], "inbound-quarantined data.qi"));
+	assert_non_null(strstr(audited[0], "x\\u0000y")); /* the raw text is kept */
+	assert_non_null(strstr(audited[1], "\"a\":1,\"a\":2"));
+	int errors = 0;
+	struct link_ev *e;
+	while ((e = take_ev(LEV_ERROR))) {
+		assert_string_equal(e->a, "inbound");
+		assert_non_null(strstr(e->b, "data.qi"));
+		errors++;
+		ev_done(e);
+	}
+	assert_int_equal(errors, 2);
+	link_publish_status(L);
+	json_t *c = json_object_get(json_object_get(L->status, "link"), "counters");
+	assert_int_equal(json_integer_value(json_object_get(c, "inbound_quarantined")), 2);
 }
 
 static void test_attn_arm(void **state)
@@ -643,6 +758,8 @@ int main(void)
 	    T(test_sealed_waits_for_key),
 	    T(test_io_errors_retried),
 	    T(test_inbound_crash_safe),
+	    T(test_store_full_holds),
+	    T(test_inbound_unparseable_quarantined),
 	    T(test_attn_arm),
 	    T(test_env),
 	    T(test_note_request_seal),

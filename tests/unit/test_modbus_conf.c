@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "../modbus/fakehost.h"
+#include "../fakehost/fakehost.h"
 #include "bus.h"
 #include "conf.h"
 #include "server.h"

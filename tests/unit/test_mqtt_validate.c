@@ -66,6 +66,9 @@ static void test_notefile(void **state)
 	assert_int_equal(mqtt_notefile_check("a/b.qo", &why), -EINVAL);
 	assert_int_equal(mqtt_notefile_check("a b.qo", &why), -EINVAL);
 	assert_int_equal(mqtt_notefile_check("dätä.qo", &why), -EINVAL);
+	/* the Notecard's own (system) notefiles are not for producers */
+	assert_int_equal(mqtt_notefile_check("_env.dbs", &why), -EINVAL);
+	assert_non_null(strstr(why, "system notefiles"));
 
 	memset(longname, 'a', sizeof(longname));
 	strcpy(longname + MQTT_NOTEFILE_MAX - 3, ".qo"); /* exactly 64 */

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "../../src/config.h"
+#include "cfg.h"
 #include "notecard/link_int.h"
 #include "notecard/template.h"
 #include "store.h"

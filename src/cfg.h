@@ -1,6 +1,9 @@
 /* Configuration: INI files (main file + every conf.d/NAME.conf in name order) parsed into a
  * document of sections, then bound to structs through tables of keys (one table per
  * section kind), so every key's type, default and check is declared in one place.
+ * Three files, as fluent-bit keeps config_format/, flb_config_map.c and flb_config.c:
+ * cfg_doc.c the file format (document, diagnostics, section claims), cfg_bind.c the
+ * binder the core and plugins share, cfg_core.c the core's own tables.
  *
  * Syntax: "[section]" (letters, digits, '_', '-', dot-separated components),
  * "key = value", comments from '#' or ';' at the start of a line or after blank
@@ -12,8 +15,8 @@
  * true/false/yes/no/on/off/1/0; integers are decimal or 0x-hex; an empty value
  * leaves a string key unset. Limits: 4096 bytes a line, 1 MiB a file, 256 conf.d
  * files, 4096 sections, 256 keys a section. */
-#ifndef NOTEGW_CONFIG_H
-#define NOTEGW_CONFIG_H
+#ifndef NOTEGW_CFG_H
+#define NOTEGW_CFG_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +26,8 @@
 
 struct cfg_doc;     /* parsed text: sections with key/value/file/line */
 struct cfg_section; /* one [section] (merged across files)            */
+
+/* ---- the document (cfg_doc.c) ------------------------------------------------------ */
 
 /* Diagnostics collector: every problem as "FILE:LINE: message". */
 struct cfg_diag {
@@ -50,6 +55,19 @@ bool cfg_pattern_match(const char *pattern, const char *name);
 void cfg_doc_claim(struct cfg_doc *doc, const char *pattern);
 void cfg_doc_report_unclaimed(const struct cfg_doc *doc, struct cfg_diag *diag);
 
+/* Where a key was set ("file", line) for later cross-checks; NULL if unset. key NULL:
+ * where the section was opened (first file). The string is borrowed from doc. */
+const char *cfg_where(const struct cfg_doc *doc, const char *section, const char *key,
+                      unsigned *line);
+/* Where to point a problem about key in section (key NULL: the section): the key's
+ * line, else the section's header; NULL when the section is absent. Borrowed. */
+const char *cfg_blame(const struct cfg_doc *doc, const char *section, const char *key,
+                      unsigned *line);
+/* Number of syntax errors met while parsing doc. */
+size_t cfg_doc_errors(const struct cfg_doc *doc);
+
+/* ---- the binder (cfg_bind.c) ------------------------------------------------------- */
+
 /* Bind a section through a key table into out. Reports unknown keys, bad values and
  * missing required keys. Returns 0 or -EINVAL. A missing section yields the defaults.
  * Every key's field is written (defaults first) without freeing what was there:
@@ -60,17 +78,15 @@ void cfg_doc_report_unclaimed(const struct cfg_doc *doc, struct cfg_diag *diag);
 int cfg_bind(const struct cfg_doc *doc, const char *section, const struct ngw_cfg_key *keys,
              size_t n_keys, void *out, struct cfg_diag *diag);
 void cfg_free_bound(const struct ngw_cfg_key *keys, size_t n_keys, void *out);
-/* Where a key was set ("file", line) for later cross-checks; NULL if unset. key NULL:
- * where the section was opened (first file). The string is borrowed from doc. */
-const char *cfg_where(const struct cfg_doc *doc, const char *section, const char *key,
-                      unsigned *line);
 
 /* Value parsers shared with the CLI and tests. Return 0 or -EINVAL. */
 int cfg_parse_size(const char *s, uint64_t *out);
 int cfg_parse_duration_ms(const char *s, uint64_t *out);
 int cfg_parse_bool(const char *s, bool *out);
+/* Decimal (optionally signed) or 0x-hex; a leading zero does not mean octal. */
+int cfg_parse_int(const char *s, long long *out);
 
-/* ---- the core's own sections --------------------------------------------------- */
+/* ---- the core's own sections (cfg_core.c) ------------------------------------------ */
 enum cfg_transport { CFG_TRANSPORT_I2C, CFG_TRANSPORT_SERIAL };
 enum cfg_when_full { CFG_DROP_OLDEST, CFG_REFUSE_NEW };
 enum cfg_uplink { CFG_UPLINK_OFF, CFG_UPLINK_HOST, CFG_UPLINK_NOTECARD };
@@ -163,8 +179,6 @@ struct cfg {
  * caller still owns doc, so --check-config can go on validating plugin sections. */
 struct cfg *cfg_load(const char *file, struct cfg_diag *diag);
 struct cfg *cfg_from_doc(struct cfg_doc *doc, const char *file, struct cfg_diag *diag);
-/* Number of syntax errors met while parsing doc. */
-size_t cfg_doc_errors(const struct cfg_doc *doc);
 void cfg_free(struct cfg *cfg);
 const struct cfg_notefile *cfg_notefile(const struct cfg *cfg, const char *name);
 /* The core's section patterns, for claiming (cfg_from_doc claims them). NULL-terminated. */

@@ -1,0 +1,79 @@
+/* The daemon's status; see status.h. */
+#include <stdlib.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "gw.h"
+#include "link.h"
+#include "metrics.h"
+#include "ota.h"
+#include "plugins.h"
+#include "status.h"
+#include "store.h"
+#include "util.h"
+
+static json_t *store_part(struct store *st)
+{
+	struct store_stats ss;
+	if (!st || store_stats(st, &ss) < 0)
+		return NULL;
+	json_t *s = json_pack(
+	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "queued", (json_int_t)ss.queued, "bytes",
+	    (json_int_t)ss.bytes, "oldest_ms", (json_int_t)ss.oldest_ms, "dropped",
+	    (json_int_t)ss.dropped, "refused", (json_int_t)ss.refused, "sent", (json_int_t)ss.sent,
+	    "inbound", (json_int_t)ss.inbound, "inbound_pending", (json_int_t)ss.inbound_pending,
+	    "bytes_written", (json_int_t)ss.bytes_written);
+	if (ss.oldest_ms > 0)
+		json_object_set_new(
+		    s, "oldest_age_s",
+		    json_integer((json_int_t)((int64_t)now_real_ms() - ss.oldest_ms) / 1000));
+	return s;
+}
+
+json_t *status_snapshot(struct gw *gw)
+{
+	json_t *st = json_object();
+	json_t *d = json_pack("{s:s,s:I,s:I,s:I,s:s?}", "version", PACKAGE_VERSION, "pid",
+	                      (json_int_t)getpid(), "uptime_s",
+	                      (json_int_t)((now_ms() - gw->started_ms) / 1000), "reloads",
+	                      (json_int_t)gw->reloads, "config", gw->config_file);
+	json_object_set_new(st, "daemon", d);
+	if (gw->link) {
+		json_t *l = link_status(gw->link);
+		if (json_is_object(l))
+			json_object_update(st, l);
+		json_decref(l);
+	}
+	json_t *s = store_part(gw->store);
+	if (s)
+		json_object_set_new(st, "store", s);
+	if (gw->plugins)
+		json_object_set_new(st, "plugins", plugins_stats(gw->plugins));
+	if (gw->ota)
+		json_object_set_new(st, "update", ota_status(gw->ota));
+	json_t *t = metrics_time_status(gw->metrics);
+	if (t)
+		json_object_set_new(st, "time", t);
+	return st;
+}
+
+char *status_text(struct gw *gw)
+{
+	json_t *st = status_snapshot(gw);
+	char *s = json_dumps(st, JSON_COMPACT);
+	json_decref(st);
+	return s;
+}
+
+void status_push(struct gw *gw)
+{
+	char *s = status_text(gw);
+	if (!s)
+		return;
+	plugins_status(gw->plugins, s);
+	free(s);
+	struct store_stats ss;
+	if (store_stats(gw->store, &ss) == 0)
+		sd_notifyf(0, "STATUS=%lld queued, %lld sent", (long long)ss.queued,
+		           (long long)ss.sent);
+}
