@@ -147,6 +147,8 @@ in_box() { # limit command
 # are the optional extras from outside the repository (name<TAB>why).
 optional_skips="
 tests/integration/test_notecard_api_blues	Blues' schema set: only with NOTEGW_SCHEMA_DIR
+tests/integration/test_blues_notec	Blues' note-c: only with NOTEGW_BLUES_HOSTS
+tests/integration/test_blues_python	Blues' note-python: only with NOTEGW_BLUES_HOSTS
 "
 check_skips() { # make-check-output builddir label
 	local t why bad=0
