@@ -217,7 +217,9 @@ class Daemon:
 
 
 class Broker:
-    """mosquitto on a free 127.0.0.1 port, persistence in the test dir."""
+    """mosquitto on a free 127.0.0.1 port, persistence in the test dir. A test that
+    gives clients a name sets bind to it before start(): mosquitto then listens on
+    every address the name resolves to."""
 
     def __init__(self, tdir, name="broker", extra=""):
         self.t = tdir
@@ -226,6 +228,7 @@ class Broker:
         self.port = free_port()
         self.conf = os.path.join(self.dir, "mosquitto.conf")
         self.extra = extra
+        self.bind = "127.0.0.1"
         self.proc = None
         tdir.procs.append(self)
 
@@ -233,8 +236,9 @@ class Broker:
         if not shutil.which("mosquitto") and not os.path.exists("/usr/sbin/mosquitto"):
             skip("mosquitto is not installed")
         with open(self.conf, "w") as f:
-            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                    "persistence_location %s/\nautosave_interval 1\n%s\n" % (self.port, self.dir, self.extra))
+            f.write("listener %d %s\nallow_anonymous true\npersistence true\n"
+                    "persistence_location %s/\nautosave_interval 1\n%s\n"
+                    % (self.port, self.bind, self.dir, self.extra))
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.logf = open(os.path.join(self.dir, "mosquitto.log"), "ab")
         self.proc = subprocess.Popen([exe, "-c", self.conf], stdout=self.logf, stderr=subprocess.STDOUT)
