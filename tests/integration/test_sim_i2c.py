@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from simtest import check, finish
 from sim import Sim, asan_runtime, shim_path, TOP_BUILDDIR
@@ -26,6 +27,26 @@ def run(s, *args, chunk=None):
     if r.returncode != 0:
         print("probe failed:", r.returncode, r.stdout, r.stderr)
     return r.stdout.splitlines()
+
+
+def wait_avail(s, timeout=20):
+    """Poll ([0][0] then a 2-byte read, as a host does) until the card has an answer
+    ready; its bytes available, or 0 at the timeout. The simulator answers on a thread
+    of its own, so a fixed sleep is not enough on a loaded machine."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        out = run(s, "R", "0")
+        if out and out[0].startswith("hex") and int(out[0][4:6], 16) > 0:
+            return int(out[0][4:6], 16)
+        time.sleep(0.03)
+    return 0
+
+
+def wait_awake(s, timeout=20):
+    """Wait out a reset's deaf time (the card reboots) before the next step."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and s.control("faults").get("gone"):
+        time.sleep(0.05)
 
 
 with Sim(i2c=True) as s:
@@ -131,6 +152,7 @@ with Sim(i2c=True) as s:
     s.control("nack_errno", errno="EREMOTEIO")
 
     run(s, "w", "".join("%02x" % b for b in bytes([18]) + b'{"req":"hub.get"}\n'), "s", "50")
+    check(wait_avail(s) > 20, "hub.get answered before the read faults")
     s.fault("short_read", count=1)
     out = run(s, "r", "20")
     check(out and out[0].startswith("hex") and len(out[0][4:]) // 2 < 22, "short read %r" % out)
@@ -147,13 +169,14 @@ with Sim(i2c=True) as s:
     # a reset halfway through the answer: half a line, then nothing
     s.fault("reset_response", count=1)
     line = b'{"req":"hub.get"}\n'
-    out = run(s, "w", "%02x" % len(line) + line.hex(), "s", "300", "R", "0")
-    avail = int(out[1][4:6], 16)
+    run(s, "w", "%02x" % len(line) + line.hex(), "s", "300")
+    avail = wait_avail(s)
     out = run(s, "R", str(avail), "s", "50", "R", "0")
     data = bytes.fromhex(out[0][4:])[2:]
     check(0 < avail < 60 and data.startswith(b'{"device"') and b"\n" not in data,
           "reset mid-answer over i2c: half a line (%d bytes)" % avail)
     check(out[1] == "hex 0000", "nothing more after the reset")
+    wait_awake(s)
 
     s.gone(30)
     out = run(s, "q", '{"req":"card.version"}')
