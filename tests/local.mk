@@ -52,6 +52,14 @@ tests_unit_test_chrony_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_chrony
 endif
 
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_metrics
+tests_unit_test_metrics_SOURCES = tests/unit/test_metrics.c src/metrics.c src/metrics.h
+tests_unit_test_metrics_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_metrics_LDADD = $(UNIT_LIBS)
+TESTS += tests/unit/test_metrics
+endif
+
 TESTS += tests/integration/test_daemon.py
 TESTS += tests/integration/test_store_layout.py
 
