@@ -791,7 +791,8 @@ static int open_once(struct store *st, int timeout_ms, uint64_t full_max)
 static void record_damage(struct store *st, const char *what)
 {
 	char *count = NULL, num[24], *v = NULL;
-	long long n = store_kv_get(st, "store.damage_count", &count) == 0 ? atoll(count) : 0;
+	long long n =
+	    store_kv_get(st, "store.damage_count", &count) == 0 ? strtoll(count, NULL, 10) : 0;
 	free(count);
 	log_err("store: %s: DAMAGED: %s; continuing with gateway id %s", st->path, what,
 	        st->gateway_id);

@@ -229,7 +229,7 @@ int store_damage(struct store *st, int64_t *count, char **last)
 		return 0;
 	if (err < 0)
 		return err;
-	*count = atoll(c);
+	*count = strtoll(c, NULL, 10);
 	free(c);
 	err = store_kv_get(st, "store.damage", last);
 	return err == -ENOENT ? 0 : err;

@@ -28,6 +28,20 @@
 
 #define STATE_SEQ_BLOCK 1024
 
+/* line is "<key><decimal>\n": 0 and *n, or -EINVAL */
+static int state_number(const char *line, const char *key, long long *n)
+{
+	size_t kl = strlen(key);
+	if (strncmp(line, key, kl) != 0)
+		return -EINVAL;
+	char *end = NULL;
+	errno = 0;
+	*n = strtoll(line + kl, &end, 10);
+	if (errno || end == line + kl || (*end && *end != '\n'))
+		return -EINVAL;
+	return 0;
+}
+
 int store_state_read(const char *path, struct store_state *ss)
 {
 	char p[PATH_MAX], line[128];
@@ -42,9 +56,9 @@ int store_state_read(const char *path, struct store_state *ss)
 		long long n;
 		if (sscanf(line, "gateway_id %16[0-9a-f]", hex) == 1 && strlen(hex) == 16)
 			memcpy(ss->gateway_id, hex, sizeof(hex));
-		else if (sscanf(line, "seq_limit %lld", &n) == 1 && n > 0)
+		else if (state_number(line, "seq_limit ", &n) == 0 && n > 0)
 			ss->seq_limit = n;
-		else if (sscanf(line, "open %lld", &n) == 1)
+		else if (state_number(line, "open ", &n) == 0)
 			ss->open = n != 0;
 	}
 	fclose(f);

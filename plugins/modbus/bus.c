@@ -304,7 +304,7 @@ static int tcp_read(modbus_t *ctx, const struct mb_device *d, const struct mb_bl
 	    [MB_HOLDING] = 3, [MB_INPUT] = 4, [MB_COIL] = 1, [MB_DISCRETE] = 2};
 	static _Thread_local uint16_t tid; /* one worker thread per TCP connection */
 	int fd = modbus_get_socket(ctx);
-	uint8_t fc = fcs[b->kind], h[7], pdu[256];
+	uint8_t fc = fcs[b->kind], h[7], pdu[256] = {0};
 	bool bits = mb_kind_is_bits(b->kind);
 	unsigned want = bits ? (b->count + 7u) / 8u : 2u * b->count;
 
@@ -347,7 +347,7 @@ static int tcp_read(modbus_t *ctx, const struct mb_device *d, const struct mb_bl
 		errno = pdu[1] >= 1 && pdu[1] <= 11 ? (int)(MODBUS_ENOBASE + pdu[1]) : EMBBADEXC;
 		return -1;
 	}
-	bool whole = r >= (ssize_t)(2 + want) && pdu[1] == want; /* by its byte count */
+	bool whole = r >= (ssize_t)want + 2 && pdu[1] == want; /* by its byte count */
 	if (r != (ssize_t)(len - 1) && !whole) {
 		errno = ETIMEDOUT; /* cut short: a timeout, as libmodbus says it */
 		return -1;

@@ -100,7 +100,9 @@ static size_t delivery_key(const struct mqtt *m, const struct mosquitto_message 
 		h = (h ^ p[i]) * 0x100000001b3ULL;
 	if (idl + 10 > size)
 		idl = size - 10; /* a longer client id is cut: it only tells our sessions apart */
-	memcpy(key, m->client_id, idl);
+	/* NOLINT(bugprone-not-null-terminated-result): a binary key of known length, never
+	 * read as a string */
+	memcpy(key, m->client_id, idl); // NOLINT(bugprone-not-null-terminated-result)
 	key[idl] = (unsigned char)(msg->mid >> 8);
 	key[idl + 1] = (unsigned char)msg->mid;
 	for (i = 0; i < 8; i++)
