@@ -218,12 +218,14 @@ static struct result run(struct mosquitto *pub, const char *topic, int n, struct
 			t1 = last;
 		w->stop = true;
 		pthread_join(th, NULL);
-		uint64_t *lat = calloc((size_t)n, sizeof(*lat));
+		/* n > 0 said to the compiler too: at -O1 on arm64 gcc sees a negative int */
+		uint64_t *lat = n > 0 ? calloc((size_t)n, sizeof(*lat)) : NULL;
 		int k = 0;
-		for (int i = 0; i < n; i++)
+		for (int i = 0; lat && i < n; i++)
 			if (w->seen_us[i])
 				lat[k++] = w->seen_us[i] - w->pub_us[i];
-		qsort(lat, (size_t)k, sizeof(*lat), cmp_u64);
+		if (k)
+			qsort(lat, (size_t)k, sizeof(*lat), cmp_u64);
 		if (k) {
 			r.p50_ms = lat[k / 2] / 1000.0;
 			r.p99_ms = lat[(k * 99) / 100] / 1000.0;
