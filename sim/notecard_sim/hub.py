@@ -29,9 +29,15 @@ class Hub:
     def _write(self, ev):
         self.events.append(ev)
         if self.hub_file:
-            with open(self.hub_file, "a") as f:
-                f.write(json.dumps(ev, separators=(",", ":")) + "\n")
-                f.flush()
+            # one write(2) of the whole line on an O_APPEND descriptor: a reader polling the
+            # file sees whole lines, or at most the end of the last one still arriving
+            line = (json.dumps(ev, separators=(",", ":")) + "\n").encode()
+            fd = os.open(self.hub_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                while line:
+                    line = line[os.write(fd, line):]
+            finally:
+                os.close(fd)
 
     def emit(self, card, name, note):
         h = card.state["hub"]

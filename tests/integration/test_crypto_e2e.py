@@ -15,7 +15,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "lib"))
-from harness import NOTEGW, NOTEGWD, TOP_SRCDIR, Broker, Daemon, TestDir, check, fail, plugin_so, skip, wait_for  # noqa: E402
+from harness import NOTEGW, NOTEGWD, TOP_SRCDIR, Broker, Daemon, TestDir, check, plugin_so, skip, wait_for  # noqa: E402
 from sim import Sim  # noqa: E402
 
 if not os.path.exists(NOTEGWD) or not os.path.exists(NOTEGW):
@@ -78,12 +78,7 @@ def scenario(t, kind):
                 gw.cli("send", "sensors.qo", json.dumps(b))
             gw.cli("send", "plain.qo", json.dumps({"open": OPEN}))
 
-            def hub_events():
-                try:
-                    with open(s.hub_path) as f:
-                        return [json.loads(x) for x in f if x.strip()]
-                except FileNotFoundError:
-                    return []
+            hub_events = s.hub_file_events
 
             wait_for(lambda: len(hub_events()) >= 4, 30, 0.2, "four notes at the simulated hub")
             events = hub_events()

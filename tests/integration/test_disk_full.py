@@ -6,7 +6,6 @@ counted: each one published reaches the simulated Notehub, each stored note (its
 is added to the card exactly once — no livelock re-sending the oldest note — and a
 message acknowledged while the disk was full is never lost. Needs root (mount);
 otherwise SKIP."""
-import json
 import os
 import signal
 import subprocess
@@ -16,22 +15,14 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from harness import Daemon, TestDir, check, log, skip, wait_for  # noqa: E402
-from mqtthelp import BROKER_SO, MQTT_SO, Client, Publisher, broker  # noqa: E402
+from mqtthelp import BROKER_SO, MQTT_SO, Publisher, broker  # noqa: E402
 from sim import Sim  # noqa: E402
 
 N = 120  # messages per phase
 
 
-def hub_events(s):
-    try:
-        with open(s.hub_path) as f:
-            return [json.loads(x) for x in f if x.strip()]
-    except FileNotFoundError:
-        return []
-
-
 def hub_nums(s, file):
-    return [e["body"].get("n") for e in hub_events(s) if e.get("file") == file]
+    return [e["body"].get("n") for e in s.hub_file_events() if e.get("file") == file]
 
 
 def mount_tmpfs(path, size):
@@ -124,9 +115,9 @@ def run_phase(d, s, name, ingest, disk):
         st = status(gw)
         held = held or st.get("link", {}).get("store_hold")
     log("%s: while full: card %s, store_hold %r, %d acknowledged, hub has %d" %
-        (name, st["notecard"]["state"], held, len(p2.acked), len(hub_events(s))))
+        (name, st["notecard"]["state"], held, len(p2.acked), len(s.hub_file_events())))
     check(st["notecard"]["state"] == "ready", "the card was taken for failed on a full disk: %r" % st["notecard"])
-    ids = [e["body"].get("_id") for e in hub_events(s)]
+    ids = [e["body"].get("_id") for e in s.hub_file_events()]
     check(len(ids) == len(set(ids)), "a note was added to the card more than once while the disk was full")
     acked_full = set(p2.acked)
 
@@ -139,7 +130,7 @@ def run_phase(d, s, name, ingest, disk):
              "every message at the simulated hub")
     wait_for(lambda: status(gw)["store"]["queued"] == 0, 60, 0.5, "an empty queue")
     check(acked_full <= set(hub_nums(s, b_file)), "a message acknowledged on a full disk was lost")
-    ev = [e for e in hub_events(s) if e.get("file") in (a_file, b_file)]
+    ev = [e for e in s.hub_file_events() if e.get("file") in (a_file, b_file)]
     ids = [e["body"].get("_id") for e in ev]
     dup_ids = len(ids) - len(set(ids))
     dup_msgs = len(ids) - len(set((e["file"], e["body"]["n"]) for e in ev))

@@ -22,12 +22,7 @@ N = 1000
 
 
 def hub(s, file):
-    try:
-        with open(s.hub_path) as f:
-            ev = [json.loads(x) for x in f if x.strip()]
-    except FileNotFoundError:
-        return []
-    return [e["body"].get("n") for e in ev if e.get("file") == file]
+    return [e["body"].get("n") for e in s.hub_file_events() if e.get("file") == file]
 
 
 def retained(port, topic):

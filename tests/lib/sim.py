@@ -168,6 +168,18 @@ class Sim:
     def hub_notes(self):
         return self.control("hub")["events"]
 
+    def hub_file_events(self):
+        """The events in the hub file (it outlives a simulator restart, unlike hub_notes()).
+        Read while the simulator may be appending: a last line without its newline is still
+        arriving and is left for the next read; any whole line that is not JSON is an error."""
+        try:
+            with open(self.hub_path) as f:
+                text = f.read()
+        except FileNotFoundError:
+            return []
+        lines = text.split("\n")
+        return [json.loads(x) for x in lines[:-1] if x.strip()]
+
     def attn(self):
         return self.control("attn")
 
