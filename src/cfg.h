@@ -51,6 +51,16 @@ void cfg_doc_free(struct cfg_doc *doc);
 size_t cfg_doc_match(const struct cfg_doc *doc, const char *pattern, const char ***out);
 const struct cfg_section *cfg_doc_section(const struct cfg_doc *doc, const char *name);
 bool cfg_pattern_match(const char *pattern, const char *name);
+/* Read one more file into doc after the others (the fleet overlay): its keys
+ * override. A missing file is no error. 0, or -errno (reported in diag). */
+int cfg_doc_add_overlay(struct cfg_doc *doc, const char *path, struct cfg_diag *diag);
+/* The raw text of key in section (the last file's), or NULL. Borrowed from doc. */
+const char *cfg_doc_value(const struct cfg_doc *doc, const char *section, const char *key);
+/* Call fn for every key of doc read from file (every key when file is NULL), in
+ * section order; all strings borrowed for the call. */
+typedef void (*cfg_entry_fn)(void *ud, const char *section, const char *key, const char *value,
+                             const char *file, unsigned line);
+void cfg_doc_foreach(const struct cfg_doc *doc, const char *file, cfg_entry_fn fn, void *ud);
 /* Mark sections claimed by an owner; cfg_doc_unclaimed reports the rest. */
 void cfg_doc_claim(struct cfg_doc *doc, const char *pattern);
 void cfg_doc_report_unclaimed(const struct cfg_doc *doc, struct cfg_diag *diag);
@@ -158,6 +168,21 @@ struct cfg_update {
 	uint64_t chunk;         /* bytes per dfu.get */
 };
 
+/* Configuration from Notehub (docs/fleet.md): environment variables named
+ * <env_prefix><section>.<key> become the generated overlay, read after conf.d. */
+struct cfg_fleet {
+	char *env_prefix;       /* "notegw." */
+	char *allow;            /* comma-separated patterns; NULL: nothing (off) */
+	char *overlay;          /* the generated file; NULL: <state_dir>/fleet.conf */
+	char *notefile;         /* refusals and rollbacks reported to Notehub here */
+};
+
+/* The health note (docs/fleet.md). */
+struct cfg_health {
+	char *notefile;
+	uint64_t interval_ms;   /* 0: no health notes */
+};
+
 struct cfg {
 	struct cfg_doc *doc;    /* kept for plugins' own sections */
 	char *main_file;
@@ -168,6 +193,8 @@ struct cfg {
 	struct cfg_control control;
 	struct cfg_crypto crypto;
 	struct cfg_update update;
+	struct cfg_fleet fleet;
+	struct cfg_health health;
 	struct cfg_notefile *notefiles;
 	size_t n_notefiles;
 };
@@ -181,6 +208,25 @@ struct cfg *cfg_load(const char *file, struct cfg_diag *diag);
 struct cfg *cfg_from_doc(struct cfg_doc *doc, const char *file, struct cfg_diag *diag);
 void cfg_free(struct cfg *cfg);
 const struct cfg_notefile *cfg_notefile(const struct cfg *cfg, const char *name);
+/* Does name ("section.key") match one of the comma-separated patterns of allow
+ * (NULL: none)? A pattern is a name, '*' standing for one dot-free component, and
+ * a final ".*" for one or more components: "modbus.*" matches
+ * "modbus.meter1.interval", "hub.outbound" only itself. */
+bool cfg_fleet_allowed(const char *allow, const char *name);
+/* Why name ("section.key") can never be set from Notehub, whatever [fleet] allow
+ * says (the control socket, keys, the fleet's own rules, paths, anything that
+ * widens access), or NULL when it may be allowed. value may be NULL (any value). */
+const char *cfg_fleet_forbidden(const char *name, const char *value);
+/* Where the fleet overlay of doc is read from: [fleet] overlay, else
+ * <[daemon] state_dir>/fleet.conf, from the raw text (the binder checks it). 0 with
+ * buf filled; -ENOENT when the fleet is off ([fleet] allow unset); -EINVAL when the
+ * path is not absolute or too long. */
+int cfg_fleet_overlay_path(const struct cfg_doc *doc, char *buf, size_t len);
+/* Read the fleet overlay into doc after everything else: path, or (NULL) where
+ * cfg_fleet_overlay_path says; nothing when the fleet is off or the file is
+ * missing. Each key it sets that is forbidden or not allowed is a FILE:LINE
+ * error. 0, or -errno when it cannot be read (reported). */
+int cfg_fleet_read_overlay(struct cfg_doc *doc, const char *path, struct cfg_diag *diag);
 /* The core's section patterns, for claiming (cfg_from_doc claims them). NULL-terminated. */
 extern const char *const cfg_core_sections[];
 #endif

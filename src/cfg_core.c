@@ -10,14 +10,18 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "cfg.h"
+#include "cfg-private.h"
 #include "log.h"
+#include "notegw/notefile.h"
 #include "util.h"
+
+#define CFG_FLEET_MAX_PATTERN 128
 
 /* ---- the core's sections -------------------------------------------------------- */
 
-const char *const cfg_core_sections[] = {"daemon", "notecard", "hub",         "store", "control",
-                                         "crypto", "update",   "notefile.**", NULL};
+const char *const cfg_core_sections[] = {"daemon", "notecard", "hub",    "store",       "control",
+                                         "crypto", "update",   "fleet",  "health",      "notefile.**",
+                                         NULL};
 
 /* hub.set also knows "dfu" and "dfu-completed": transient states for a host MCU's
  * firmware update, not a mode to keep a gateway in, so they are not offered. */
@@ -91,6 +95,200 @@ static int check_template(const char *v, char *err, size_t errlen)
 		return 0;
 	snprintf(err, errlen, "'%s' is not off, auto or an absolute path", v);
 	return -EINVAL;
+}
+
+/* ---- the fleet's rules ------------------------------------------------------------ */
+
+/* Sections Notehub may never set, whatever [fleet] allow says. */
+static const struct {
+	const char *section;
+	const char *why;
+} never_sections[] = {
+    {"control", "the control socket's access is set on the gateway only"},
+    {"crypto", "keys and encryption are set on the gateway only"},
+    {"fleet", "the fleet's own rules are set on the gateway only"},
+};
+
+/* Keys (the last component) Notehub may never set in any section: each names a
+ * path, an identity, an address or something that widens access. */
+static const char *const never_keys[] = {
+    "host",        "port",   "url",       "server",    "server_unit", "insecure",
+    "raw_requests", "writable", "username", "client_id", "tls",        "prefix",
+    "enabled",     "encrypt", "group",    "admin_group", "sn",         "product",
+    "transport",   "address", "plugin_dir", "state_dir", "path",       "socket",
+    "device",      "attn",    "spool",    "trusted_keys", "allow",     NULL};
+static const char *const never_suffixes[] = {"_file", "_dir", "_key", "_keys", "_socket", NULL};
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+const char *cfg_fleet_forbidden(const char *name, const char *value)
+{
+	const char *dot = strrchr(name, '.');
+	const char *key = dot ? dot + 1 : name;
+	for (size_t i = 0; i < sizeof(never_sections) / sizeof(never_sections[0]); i++) {
+		size_t k = strlen(never_sections[i].section);
+		if (strncmp(name, never_sections[i].section, k) == 0 &&
+		    (name[k] == '.' || name[k] == '\0'))
+			return never_sections[i].why;
+	}
+	for (size_t i = 0; never_keys[i]; i++)
+		if (strcmp(key, never_keys[i]) == 0)
+			return "that key names a path, an identity or an address, or widens access: "
+			       "set on the gateway only";
+	for (size_t i = 0; never_suffixes[i]; i++)
+		if (ends_with(key, never_suffixes[i]))
+			return "that key names a path or a key: set on the gateway only";
+	if (value && (value[0] == '/' || value[0] == '~' || strncmp(value, "./", 2) == 0 ||
+	              strncmp(value, "../", 3) == 0 || strstr(value, "://")))
+		return "a path or an address is set on the gateway only";
+	return NULL;
+}
+
+/* One allow pattern (len bytes of p) against name. */
+static bool allow_one(const char *p, size_t len, const char *name)
+{
+	char pat[CFG_FLEET_MAX_PATTERN + 4];
+	if (len == 0 || len > CFG_FLEET_MAX_PATTERN)
+		return false;
+	memcpy(pat, p, len);
+	pat[len] = '\0';
+	if (len >= 2 && strcmp(pat + len - 2, ".*") == 0) {
+		/* ".*" at the end: one or more components */
+		pat[len - 1] = '*';
+		pat[len] = '*';
+		pat[len + 1] = '\0';
+	}
+	return cfg_pattern_match(pat, name);
+}
+
+bool cfg_fleet_allowed(const char *allow, const char *name)
+{
+	for (const char *p = allow; p && *p;) {
+		p += strspn(p, " \t,");
+		size_t n = strcspn(p, ",");
+		size_t t = n;
+		while (t > 0 && (p[t - 1] == ' ' || p[t - 1] == '\t'))
+			t--;
+		if (t > 0 && allow_one(p, t, name))
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+/* [fleet] allow: comma-separated patterns of name characters, '.' and '*', none of
+ * them reaching a section Notehub may never set. */
+static int check_allow(const char *v, char *err, size_t errlen)
+{
+	for (const char *p = v; *p;) {
+		p += strspn(p, " \t,");
+		size_t n = strcspn(p, ",");
+		size_t t = n;
+		while (t > 0 && (p[t - 1] == ' ' || p[t - 1] == '\t'))
+			t--;
+		if (t == 0) {
+			p += n;
+			continue;
+		}
+		bool ok = t <= CFG_FLEET_MAX_PATTERN && p[0] != '.' && p[t - 1] != '.';
+		for (size_t i = 0; ok && i < t; i++)
+			ok = isalnum((unsigned char)p[i]) || strchr("_-.*", p[i]);
+		if (!ok) {
+			snprintf(err, errlen,
+			         "'%.*s' is not a pattern (SECTION.KEY; '*' for one component, a final "
+			         "'.*' for any below)",
+			         (int)t, p);
+			return -EINVAL;
+		}
+		for (size_t i = 0; i < sizeof(never_sections) / sizeof(never_sections[0]); i++) {
+			const char *sec = never_sections[i].section;
+			size_t k = strlen(sec);
+			if (strncmp(p, sec, k) == 0 && (t == k || p[k] == '.')) {
+				snprintf(err, errlen, "'%.*s' can never be allowed: %s", (int)t, p,
+				         never_sections[i].why);
+				return -EINVAL;
+			}
+		}
+		p += n;
+	}
+	return 0;
+}
+
+static int check_env_prefix(const char *v, char *err, size_t errlen)
+{
+	bool ok = strlen(v) <= 32;
+	for (const char *c = v; ok && *c; c++)
+		ok = isalnum((unsigned char)*c) || strchr("_-.", *c);
+	if (ok)
+		return 0;
+	snprintf(err, errlen, "'%s' is not a prefix (letters, digits, '_', '-', '.'; 32 at most)",
+	         v);
+	return -EINVAL;
+}
+
+static int check_outbound_notefile(const char *v, char *err, size_t errlen)
+{
+	if (notefile_is_outbound(v))
+		return 0;
+	snprintf(err, errlen,
+	         "'%s' is not an outbound notefile (letters, digits, '_', '-', '.', ending in "
+	         ".qo, .qos, .db or .dbs)",
+	         v);
+	return -EINVAL;
+}
+
+int cfg_fleet_overlay_path(const struct cfg_doc *doc, char *buf, size_t len)
+{
+	const char *allow = cfg_doc_value(doc, "fleet", "allow");
+	const char *path = cfg_doc_value(doc, "fleet", "overlay");
+	if (!allow || !*allow)
+		return -ENOENT;
+	if (path && *path)
+		return path[0] == '/' && xsnprintf(buf, len, "%s", path) >= 0 ? 0 : -EINVAL;
+	const char *dir = cfg_doc_value(doc, "daemon", "state_dir");
+	if (!dir || !*dir)
+		dir = LOCALSTATEDIR "/lib/notegw";
+	return dir[0] == '/' && xsnprintf(buf, len, "%s/fleet.conf", dir) >= 0 ? 0 : -EINVAL;
+}
+
+int cfg_fleet_read_overlay(struct cfg_doc *doc, const char *path, struct cfg_diag *diag)
+{
+	char buf[PATH_MAX];
+	const char *allow = cfg_doc_value(doc, "fleet", "allow");
+	if (!path) {
+		if (cfg_fleet_overlay_path(doc, buf, sizeof(buf)) < 0)
+			return 0; /* off, or a bad path the binder reports */
+		path = buf;
+	}
+	size_t before = doc->n_files;
+	int r = cfg_doc_add_overlay(doc, path, diag);
+	if (r < 0 || doc->n_files == before)
+		return r;
+	const char *file = doc->files[before];
+	for (size_t i = 0; i < doc->n; i++) {
+		const struct cfg_section *sec = doc->s[i];
+		for (size_t j = 0; j < sec->n; j++) {
+			const struct cfg_entry *e = &sec->e[j];
+			char name[2 * 130];
+			if (e->file != file)
+				continue;
+			if (xsnprintf(name, sizeof(name), "%s.%s", sec->name, e->key) < 0)
+				continue; /* names are at most 128 bytes each */
+			const char *why = cfg_fleet_forbidden(name, e->value);
+			if (why)
+				cfg_diag_add(diag, file, e->line, "%s: %s", name, why);
+			else if (!cfg_fleet_allowed(allow, name))
+				cfg_diag_add(diag, file, e->line, "%s: not in [fleet] allow", name);
+			else
+				continue;
+			doc->errors++;
+		}
+	}
+	return 0;
 }
 
 #define K(S, name, type, def, min, max, choices, field, check, req)                                \
@@ -177,6 +375,23 @@ static const struct ngw_cfg_key update_keys[] = {
     NGW_CFG_KEY(struct cfg_update, "auto_apply", NGW_CFG_BOOL, "true", auto_apply),
     /* dfu.get returns at most 8192 bytes per request in Blues' host libraries */
     NGW_CFG_KEY(struct cfg_update, "chunk", NGW_CFG_SIZE, "8K", chunk, .min = 256, .max = 8192),
+};
+
+static const struct ngw_cfg_key fleet_keys[] = {
+    NGW_CFG_KEY(struct cfg_fleet, "env_prefix", NGW_CFG_STR, "notegw.", env_prefix,
+                .check = check_env_prefix),
+    NGW_CFG_KEY(struct cfg_fleet, "allow", NGW_CFG_STR, NULL, allow, .check = check_allow),
+    NGW_CFG_KEY(struct cfg_fleet, "overlay", NGW_CFG_STR, NULL, overlay, .check = check_abs_path),
+    NGW_CFG_KEY(struct cfg_fleet, "notefile", NGW_CFG_STR, "notegw.qo", notefile,
+                .check = check_outbound_notefile),
+};
+
+static const struct ngw_cfg_key health_keys[] = {
+    NGW_CFG_KEY(struct cfg_health, "notefile", NGW_CFG_STR, "health.qo", notefile,
+                .check = check_outbound_notefile),
+    /* 0 (the default): no health notes */
+    NGW_CFG_KEY(struct cfg_health, "interval", NGW_CFG_DURATION, "0", interval_ms,
+                .max = 7 * 24 * 3600 * 1000LL),
 };
 
 static const struct ngw_cfg_key notefile_keys[] = {
@@ -293,6 +508,8 @@ struct cfg *cfg_from_doc(struct cfg_doc *doc, const char *file, struct cfg_diag 
 	    {"control", control_keys, N(control_keys), offsetof(struct cfg, control)},
 	    {"crypto", crypto_keys, N(crypto_keys), offsetof(struct cfg, crypto)},
 	    {"update", update_keys, N(update_keys), offsetof(struct cfg, update)},
+	    {"fleet", fleet_keys, N(fleet_keys), offsetof(struct cfg, fleet)},
+	    {"health", health_keys, N(health_keys), offsetof(struct cfg, health)},
 	};
 	for (size_t i = 0; i < N(core); i++)
 		if (cfg_bind(doc, core[i].section, core[i].keys, core[i].n,
@@ -300,6 +517,10 @@ struct cfg *cfg_from_doc(struct cfg_doc *doc, const char *file, struct cfg_diag 
 			r = -EINVAL;
 	if (check_crypto(cfg, diag) < 0)
 		r = -EINVAL;
+	if (cfg->health.interval_ms > 0 && cfg->health.interval_ms < 1000) {
+		cross_err(cfg, diag, "health", "interval", "interval is 0 (off) or 1s at least");
+		r = -EINVAL;
+	}
 	if (bind_notefiles(cfg, diag) < 0)
 		r = -EINVAL;
 	if (r < 0 || cfg_doc_errors(doc) > 0)
@@ -333,6 +554,8 @@ void cfg_free(struct cfg *cfg)
 	cfg_free_bound(update_keys, N(update_keys), &cfg->update);
 	cfg_free_bound(control_keys, N(control_keys), &cfg->control);
 	cfg_free_bound(crypto_keys, N(crypto_keys), &cfg->crypto);
+	cfg_free_bound(fleet_keys, N(fleet_keys), &cfg->fleet);
+	cfg_free_bound(health_keys, N(health_keys), &cfg->health);
 	for (size_t i = 0; i < cfg->n_notefiles; i++) {
 		cfg_free_bound(notefile_keys, N(notefile_keys), &cfg->notefiles[i]);
 		free(cfg->notefiles[i].name);

@@ -516,6 +516,30 @@ struct cfg_doc *cfg_doc_load(const char *file, const char *confd, struct cfg_dia
 	return doc;
 }
 
+int cfg_doc_add_overlay(struct cfg_doc *doc, const char *path, struct cfg_diag *diag)
+{
+	struct stat st;
+	if (stat(path, &st) < 0 && errno == ENOENT)
+		return 0;
+	return doc_add_file(doc, path, diag);
+}
+
+const char *cfg_doc_value(const struct cfg_doc *doc, const char *section, const char *key)
+{
+	const struct cfg_entry *e = cfg_section_entry(cfg_doc_section(doc, section), key);
+	return e ? e->value : NULL;
+}
+
+void cfg_doc_foreach(const struct cfg_doc *doc, const char *file, cfg_entry_fn fn, void *ud)
+{
+	for (size_t i = 0; doc && i < doc->n; i++)
+		for (size_t j = 0; j < doc->s[i]->n; j++) {
+			const struct cfg_entry *e = &doc->s[i]->e[j];
+			if (!file || strcmp(e->file, file) == 0)
+				fn(ud, doc->s[i]->name, e->key, e->value, e->file, e->line);
+		}
+}
+
 /* ---- patterns and claims -------------------------------------------------------- */
 
 bool cfg_pattern_match(const char *pattern, const char *name)

@@ -1,5 +1,5 @@
 /* The daemon's side of the control-socket commands that belong to the core:
- * status, queue, send, req, sync, audit, reload, update, salvage. Each states the access it needs;
+ * status, queue, send, req, sync, audit, reload, update, salvage, fleet. Each states the access it needs;
  * every admin request is written to the audit log with the caller's uid. */
 #include <errno.h>
 #include <stdlib.h>
@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "control.h"
+#include "fleet.h"
 #include "gw.h"
 #include "lifecycle.h"
 #include "link.h"
@@ -177,6 +178,15 @@ static void cmd_salvage(struct gw *gw, json_t *args, struct control_reply *r)
 		control_reply_ok(r, json_pack("{s:I}", "requeued", (json_int_t)n));
 }
 
+static void cmd_fleet(struct gw *gw, json_t *args, struct control_reply *r)
+{
+	if (!gw->fleet) {
+		control_reply_err(r, 1, "fleet: not running (see the log)");
+		return;
+	}
+	control_reply_ok(r, json_pack("{s:o}", "fleet", fleet_status(gw->fleet, true)));
+}
+
 static void cmd_reload(struct gw *gw, json_t *args, struct control_reply *r)
 {
 	audit_peer(gw, r, "reload", "via control socket");
@@ -231,7 +241,7 @@ int commands_register(struct control *c)
 	    {"audit", CONTROL_READ, cmd_audit},    {"send", CONTROL_ADMIN, cmd_send},
 	    {"req", CONTROL_ADMIN, cmd_req},       {"sync", CONTROL_ADMIN, cmd_sync},
 	    {"reload", CONTROL_ADMIN, cmd_reload}, {"update", CONTROL_READ, cmd_update},
-	    {"salvage", CONTROL_ADMIN, cmd_salvage},
+	    {"salvage", CONTROL_ADMIN, cmd_salvage}, {"fleet", CONTROL_READ, cmd_fleet},
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		int e = control_register(c, table[i].name, table[i].access, table[i].fn);

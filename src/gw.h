@@ -20,6 +20,8 @@ struct crypto_key;
 struct ota;
 struct metrics;
 struct chrony;
+struct fleet;
+struct health;
 
 struct gw {
 	sd_event *loop;
@@ -35,6 +37,9 @@ struct gw {
 	struct ota *ota;                /* host updates, or NULL */
 	struct metrics *metrics;        /* textfile, or NULL */
 	struct chrony *clock;           /* the card's time, to status and chrony */
+	struct fleet *fleet;            /* configuration from Notehub */
+	struct health *health;          /* health notes to Notehub */
+	char *last_error;               /* the last error told on the error channels */
 	bool foreground;
 	uint64_t started_ms;
 	uint64_t reloads;

@@ -15,7 +15,9 @@
 #include "control.h"
 #include "crypto.h"
 #include "delivery.h"
+#include "fleet.h"
 #include "gw.h"
+#include "health.h"
 #include "lifecycle.h"
 #include "link.h"
 #include "log.h"
@@ -47,18 +49,13 @@ static json_t *metrics_status(void *ud)
 
 /* ---- loading ---------------------------------------------------------------------- */
 
-/* The one check --check-config, a start and a reload make of file: the core's
- * sections, every plugin in the plugin directory the file names configured against
- * its own (disabled ones too), and no section left unclaimed. env is the plugins'
- * environment (borrowed by *psp; its cfg is set here). 0 with *cfgp and *psp
- * (configured, not started; caller frees both); -ENOENT when file cannot be read;
- * -EINVAL with every problem in diag as FILE:LINE. */
-static int config_check(const char *file, struct plugin_env *env, bool quiet, struct cfg_diag *diag,
-                        struct cfg **cfgp, struct plugins **psp)
+int config_check(const char *file, const char *overlay, struct plugin_env *env, bool quiet,
+                 struct cfg_diag *diag, struct cfg **cfgp, struct plugins **psp)
 {
 	struct cfg_doc *doc = cfg_doc_load(file, NULL, diag);
 	if (!doc)
 		return -ENOENT;
+	cfg_fleet_read_overlay(doc, overlay, diag);
 	for (const char *const *s = cfg_core_sections; *s; s++)
 		cfg_doc_claim(doc, *s);
 	struct cfg *cfg = cfg_from_doc(doc, file, diag); /* takes doc */
@@ -89,7 +86,7 @@ int gw_load(struct gw *gw, const char *file, struct cfg_diag *diag)
 	    .reoffer = env_reoffer,
 	    .ud = gw,
 	};
-	int r = config_check(file, &gw->penv, false, diag, &gw->cfg, &gw->plugins);
+	int r = config_check(file, NULL, &gw->penv, false, diag, &gw->cfg, &gw->plugins);
 	if (r < 0)
 		return r;
 	gw->submit.cfg = gw->cfg;
@@ -142,6 +139,8 @@ static void ev_inbound(void *ud)
 static void ev_env(void *ud, const char *name, const char *value)
 {
 	struct gw *gw = ud;
+	if (gw->fleet)
+		fleet_env(gw->fleet, name, value);
 	plugins_env(gw->plugins, name, value);
 }
 
@@ -159,7 +158,10 @@ static void ev_audit(void *ud, const char *action, const char *detail)
 static void ev_error(void *ud, const char *source, const char *text)
 {
 	struct gw *gw = ud;
+	free(gw->last_error);
+	gw->last_error = xasprintf("%s: %s", source ? source : "", text ? text : "");
 	plugins_error(gw->plugins, source, text);
+	status_push(gw);
 }
 
 static void batch_committed(void *ud)
@@ -259,6 +261,10 @@ static void open_extras(struct gw *gw)
 		if (r < 0)
 			log_err("metrics: disabled: %s", strerror(-r));
 	}
+	if ((r = fleet_new(gw, &gw->fleet)) < 0)
+		log_err("fleet: disabled: %s", strerror(-r));
+	if ((r = health_new(gw, &gw->health)) < 0)
+		log_err("health: disabled: %s", strerror(-r));
 	/* The clock is read even without chrony: `notegw status` shows the offset. */
 	r = chrony_new(gw->loop, gw->link, cfg->daemon.chrony_socket, on_clock_sample, gw,
 	               &gw->clock);
@@ -296,6 +302,12 @@ void gw_stop(struct gw *gw)
 	/* Orderly drain: producers stop first, their pending notes are committed, then
 	 * the link finishes the transaction under way. */
 	plugins_stop(gw->plugins);
+	health_free(gw->health);
+	gw->health = NULL;
+	fleet_free(gw->fleet);
+	gw->fleet = NULL;
+	free(gw->last_error);
+	gw->last_error = NULL;
 	ota_free(gw->ota);
 	gw->ota = NULL;
 	chrony_free(gw->clock);
@@ -369,7 +381,7 @@ int gw_reload(struct gw *gw)
 	struct cfg *cfg = NULL;
 	struct plugins *checked = NULL;
 	sd_notify(0, "RELOADING=1");
-	int r = config_check(gw->config_file, &env, true, &diag, &cfg, &checked);
+	int r = config_check(gw->config_file, NULL, &env, true, &diag, &cfg, &checked);
 	plugins_free(checked); /* configured to check them; the running ones stay */
 	if (r == 0 && (r = reload_apply(gw, cfg, &diag)) < 0)
 		cfg_free(cfg);

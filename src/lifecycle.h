@@ -4,8 +4,23 @@
 #ifndef NOTEGW_LIFECYCLE_H
 #define NOTEGW_LIFECYCLE_H
 
+#include <stdbool.h>
+
 struct gw;
+struct cfg;
 struct cfg_diag;
+struct plugins;
+struct plugin_env;
+
+/* The one check --check-config, a start, a reload and a change from Notehub make of
+ * file: the core's sections, the fleet overlay (overlay, or NULL for the one the
+ * file names), every plugin in the plugin directory the file names configured
+ * against its own (disabled ones too), and no section left unclaimed. env is the
+ * plugins' environment (borrowed by *psp; its cfg is set here). 0 with *cfgp and
+ * *psp (configured, not started; caller frees both); -ENOENT when file cannot be
+ * read; -EINVAL with every problem in diag as FILE:LINE. */
+int config_check(const char *file, const char *overlay, struct plugin_env *env, bool quiet,
+                 struct cfg_diag *diag, struct cfg **cfgp, struct plugins **psp);
 
 /* Load file's core sections into gw->cfg and the plugins (validating their
  * sections) into gw->plugins; nothing unclaimed may remain. 0; -ENOENT when the

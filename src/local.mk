@@ -12,7 +12,8 @@ libngw_la_SOURCES += src/intake.c src/intake.h src/submit.c src/submit.h \
 sbin_PROGRAMS += notegwd
 notegwd_SOURCES = src/main.c src/lifecycle.c src/lifecycle.h src/status.c src/status.h \
 	src/commands.c src/commands.h src/ota.c src/ota.h src/metrics.c src/metrics.h \
-	src/watchdog.c src/watchdog.h
+	src/watchdog.c src/watchdog.h src/fleet.c src/fleet.h src/health.c src/health.h \
+	src/health_note.c src/health_note.h
 notegwd_CFLAGS = $(NGW_CFLAGS)
 notegwd_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD)
 notegwd_LDFLAGS = $(AM_LDFLAGS) -export-dynamic

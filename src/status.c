@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include "chrony.h"
+#include "fleet.h"
 #include "gw.h"
+#include "health.h"
 #include "link.h"
 #include "ota.h"
 #include "plugins.h"
@@ -60,6 +62,11 @@ json_t *status_snapshot(struct gw *gw)
 		json_object_set_new(st, "plugins", plugins_stats(gw->plugins));
 	if (gw->ota)
 		json_object_set_new(st, "update", ota_status(gw->ota));
+	if (gw->fleet)
+		json_object_set_new(st, "fleet", fleet_status(gw->fleet, false));
+	if (gw->last_error)
+		json_object_set_new(json_object_get(st, "daemon"), "last_error",
+		                    json_string(gw->last_error));
 	json_t *t = chrony_status(gw->clock);
 	if (t)
 		json_object_set_new(st, "time", t);
@@ -81,6 +88,7 @@ void status_push(struct gw *gw)
 		return;
 	plugins_status(gw->plugins, s);
 	free(s);
+	health_poke(gw->health);
 	struct store_stats ss;
 	if (store_stats(gw->store, &ss) == 0)
 		sd_notifyf(0, "STATUS=%lld queued, %lld sent", (long long)ss.queued,

@@ -89,3 +89,7 @@ TESTS += tests/integration/test_stop.py
 TESTS += tests/integration/test_watchdog.py
 # every docs/ page cited in the tree exists
 TESTS += tests/integration/test_docs_paths.sh
+if ENABLE_MQTT
+# configuration from Notehub and health notes (the MQTT error channel among them)
+TESTS += tests/integration/test_fleet.py
+endif

@@ -24,7 +24,7 @@
 struct example_cfg {
 	bool enabled;
 	char *file;
-	int fail;           /* 0 none, 1 configure, 2 start */
+	int fail;           /* 0 none, 1 configure, 2 start, 3 reload */
 	uint64_t heartbeat_ms;
 	char *notefile;
 };
@@ -36,7 +36,7 @@ struct example {
 	long long beats, inbound;
 };
 
-static const char *const fail_modes[] = {"none", "configure", "start", NULL};
+static const char *const fail_modes[] = {"none", "configure", "start", "reload", NULL};
 
 static const struct ngw_cfg_key keys[] = {
     NGW_CFG_KEY(struct example_cfg, "enabled", NGW_CFG_BOOL, "true", enabled),
@@ -129,6 +129,11 @@ static void ex_stop(struct ngw_plugin *self)
 static int ex_reload(struct ngw_plugin *self, void *fresh)
 {
 	struct example *ex = self->priv, *nx = fresh;
+	if (nx->cfg.fail == 3) { /* a reload a plugin refuses after a good check */
+		self->host->cfg_free(keys, N_KEYS, &nx->cfg);
+		free(nx);
+		return -ECANCELED;
+	}
 	/* Keep the open file and timer; take the new settings. */
 	self->host->cfg_free(keys, N_KEYS, &ex->cfg);
 	ex->cfg = nx->cfg;

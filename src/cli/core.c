@@ -53,6 +53,14 @@
  *   < {"ok":true,"audit":[{"time_ms":1764036000000,"actor":"uid:0","action":"send",
  *                          "detail":"data.qo"},...]}           ("entries" is read too)
  *
+ * fleet (read): configuration from Notehub (docs/fleet.md)
+ *   > {"cmd":"fleet"}
+ *   < {"ok":true,"fleet":{"enabled":true,"revision":3,"allow":"modbus.*","env_prefix":"notegw.",
+ *      "overlay":"/var/lib/notegw/fleet.conf","text":"...the overlay...",
+ *      "variables":{"modbus.meter1.interval":"30s"},"applied":{...},
+ *      "last":"refused","last_ms":1764036000000,
+ *      "refused":[{"var":"notegw.control.socket","why":"..."}]}}
+ *
  * salvage (admin): re-queue the notes readable from a store file (docs/store.md)
  *   > {"cmd":"salvage","file":"/var/lib/notegw/queue/store.db.corrupt-1764036000"}
  *   < {"ok":true,"requeued":128}
@@ -405,6 +413,50 @@ out:
 	return r;
 }
 
+/* ---- fleet --------------------------------------------------------------------- */
+
+static int run_fleet(struct cli *cli, int argc, char **argv)
+{
+	json_t *rsp = NULL;
+	if (!no_args(cli, argc, argv))
+		return CLI_USAGE;
+	int r = call(cli, json_pack("{s:s}", "cmd", "fleet"), &rsp);
+	if (r != CLI_OK || cli->json)
+		goto out;
+	json_t *f = json_object_get(rsp, "fleet");
+	if (!json_is_true(json_object_get(f, "enabled"))) {
+		printf("configuration from Notehub is off ([fleet] allow is not set)\n");
+		goto out;
+	}
+	char when[64];
+	fmt_time(json_object_get(f, "last_ms"), true, when, sizeof(when));
+	printf("allow        %s\n", json_string_value(json_object_get(f, "allow")));
+	printf("variables    %s<section>.<key>\n",
+	       json_string_value(json_object_get(f, "env_prefix")));
+	printf("revision     %" JSON_INTEGER_FORMAT "\n",
+	       json_integer_value(json_object_get(f, "revision")));
+	printf("last change  %s %s\n", json_string_value(json_object_get(f, "last")) ?: "-", when);
+	json_t *refused = json_object_get(f, "refused");
+	size_t i;
+	json_t *e;
+	if (json_array_size(refused) > 0)
+		printf("refused (nothing of that batch was applied)\n");
+	json_array_foreach(refused, i, e)
+	{
+		printf("  %s: %s\n", json_string_value(json_object_get(e, "var")),
+		       json_string_value(json_object_get(e, "why")));
+	}
+	const char *text = json_string_value(json_object_get(f, "text"));
+	printf("overlay      %s\n", json_string_value(json_object_get(f, "overlay")) ?: "-");
+	if (text)
+		fputs(text, stdout);
+	else
+		printf("  (none yet)\n");
+out:
+	json_decref(rsp);
+	return r;
+}
+
 /* ---- queue ---------------------------------------------------------------------- */
 
 static int run_queue(struct cli *cli, int argc, char **argv)
@@ -691,6 +743,7 @@ const struct cli_cmd cli_cmds_core[] = {
     {"req", "JSON|NAME|-", "one raw Notecard request (admin group)", run_req},
     {"sync", "", "ask the Notecard to sync now (admin group)", run_sync},
     {"audit", "[-n COUNT]", "the audit log: time, actor, change", run_audit},
+    {"fleet", "", "configuration from Notehub: the overlay, what was refused and why", run_fleet},
     {"store", "salvage FILE", "re-queue the notes readable from a store file (admin group)",
      run_store},
     {NULL, NULL, NULL, NULL},
