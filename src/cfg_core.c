@@ -19,9 +19,9 @@
 
 /* ---- the core's sections -------------------------------------------------------- */
 
-const char *const cfg_core_sections[] = {"daemon", "notecard", "hub",    "store",       "control",
-                                         "crypto", "update",   "fleet",  "health",      "notefile.**",
-                                         NULL};
+const char *const cfg_core_sections[] = {"daemon",  "notecard",    "hub",    "store",
+                                         "control", "crypto",      "update", "fleet",
+                                         "health",  "notefile.**", NULL};
 
 /* hub.set also knows "dfu" and "dfu-completed": transient states for a host MCU's
  * firmware update, not a mode to keep a gateway in, so they are not offered. */
@@ -112,11 +112,11 @@ static const struct {
 /* Keys (the last component) Notehub may never set in any section: each names a
  * path, an identity, an address or something that widens access. */
 static const char *const never_keys[] = {
-    "host",        "port",   "url",       "server",    "server_unit", "insecure",
-    "raw_requests", "writable", "username", "client_id", "tls",        "prefix",
-    "enabled",     "encrypt", "group",    "admin_group", "sn",         "product",
-    "transport",   "address", "plugin_dir", "state_dir", "path",       "socket",
-    "device",      "attn",    "spool",    "trusted_keys", "allow",     NULL};
+    "host",         "port",     "url",        "server",       "server_unit", "insecure",
+    "raw_requests", "writable", "username",   "client_id",    "tls",         "prefix",
+    "enabled",      "encrypt",  "group",      "admin_group",  "sn",          "product",
+    "transport",    "address",  "plugin_dir", "state_dir",    "path",        "socket",
+    "device",       "attn",     "spool",      "trusted_keys", "allow",       NULL};
 static const char *const never_suffixes[] = {"_file", "_dir", "_key", "_keys", "_socket", NULL};
 
 static bool ends_with(const char *s, const char *suffix)
@@ -137,7 +137,8 @@ const char *cfg_fleet_forbidden(const char *name, const char *value)
 	}
 	for (size_t i = 0; never_keys[i]; i++)
 		if (strcmp(key, never_keys[i]) == 0)
-			return "that key names a path, an identity or an address, or widens access: "
+			return "that key names a path, an identity or an address, or widens "
+			       "access: "
 			       "set on the gateway only";
 	for (size_t i = 0; never_suffixes[i]; i++)
 		if (ends_with(key, never_suffixes[i]))
@@ -198,10 +199,11 @@ static int check_allow(const char *v, char *err, size_t errlen)
 		for (size_t i = 0; ok && i < t; i++)
 			ok = isalnum((unsigned char)p[i]) || strchr("_-.*", p[i]);
 		if (!ok) {
-			snprintf(err, errlen,
-			         "'%.*s' is not a pattern (SECTION.KEY; '*' for one component, a final "
-			         "'.*' for any below)",
-			         (int)t, p);
+			snprintf(
+			    err, errlen,
+			    "'%.*s' is not a pattern (SECTION.KEY; '*' for one component, a final "
+			    "'.*' for any below)",
+			    (int)t, p);
 			return -EINVAL;
 		}
 		for (size_t i = 0; i < sizeof(never_sections) / sizeof(never_sections[0]); i++) {

@@ -1,6 +1,6 @@
 /* The daemon's side of the control-socket commands that belong to the core:
- * status, queue, send, req, sync, audit, reload, update, salvage, fleet. Each states the access it needs;
- * every admin request is written to the audit log with the caller's uid. */
+ * status, queue, send, req, sync, audit, reload, update, salvage, fleet. Each states the access it
+ * needs; every admin request is written to the audit log with the caller's uid. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,10 +237,10 @@ int commands_register(struct control *c)
 		int access;
 		control_fn fn;
 	} table[] = {
-	    {"status", CONTROL_READ, cmd_status},  {"queue", CONTROL_READ, cmd_queue},
-	    {"audit", CONTROL_READ, cmd_audit},    {"send", CONTROL_ADMIN, cmd_send},
-	    {"req", CONTROL_ADMIN, cmd_req},       {"sync", CONTROL_ADMIN, cmd_sync},
-	    {"reload", CONTROL_ADMIN, cmd_reload}, {"update", CONTROL_READ, cmd_update},
+	    {"status", CONTROL_READ, cmd_status},    {"queue", CONTROL_READ, cmd_queue},
+	    {"audit", CONTROL_READ, cmd_audit},      {"send", CONTROL_ADMIN, cmd_send},
+	    {"req", CONTROL_ADMIN, cmd_req},         {"sync", CONTROL_ADMIN, cmd_sync},
+	    {"reload", CONTROL_ADMIN, cmd_reload},   {"update", CONTROL_READ, cmd_update},
 	    {"salvage", CONTROL_ADMIN, cmd_salvage}, {"fleet", CONTROL_READ, cmd_fleet},
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {

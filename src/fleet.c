@@ -30,8 +30,8 @@
 
 struct fleet {
 	struct gw *gw;
-	json_t *vars;     /* the prefix's variables as Notehub has them: name (no prefix) -> text */
-	json_t *applied;  /* what the overlay in force sets: name -> text */
+	json_t *vars;    /* the prefix's variables as Notehub has them: name (no prefix) -> text */
+	json_t *applied; /* what the overlay in force sets: name -> text */
 	long long revision;
 	json_t *refused;  /* [{"var","why"}] of the last batch refused, or empty */
 	const char *last; /* "applied", "refused", "rolled back", or NULL */
@@ -115,7 +115,8 @@ static char *render(json_t *vars, long long rev, const char **lines, size_t max_
 			k = snprintf(chunk, sizeof(chunk), "[%s]\n", section);
 			line++;
 		}
-		k += snprintf(chunk + k, sizeof(chunk) - (size_t)k, "%s = \"%s\"\n", dot + 1, value);
+		k +=
+		    snprintf(chunk + k, sizeof(chunk) - (size_t)k, "%s = \"%s\"\n", dot + 1, value);
 		if (line < max_lines)
 			lines[line] = name;
 		line++;
@@ -183,7 +184,8 @@ static void sync_dir(const char *path)
 static void note_done(void *ud, int err, const char *why)
 {
 	if (err < 0)
-		log_warn("fleet: the report to Notehub was not queued: %s", why ? why : strerror(-err));
+		log_warn("fleet: the report to Notehub was not queued: %s",
+		         why ? why : strerror(-err));
 }
 
 static void refuse(json_t *refused, const char *var, const char *why)
@@ -204,21 +206,25 @@ static void report(struct fleet *f, const char *what, json_t *refused)
 		const char *why = json_string_value(json_object_get(r, "why"));
 		char *detail = xasprintf("%s: %s", var, why);
 		log_warn("fleet: %s %s", what, detail ? detail : var);
-		if (store_audit(gw->store, "notehub", strcmp(what, "refused") == 0 ? "fleet-refused"
-		                                                                   : "fleet-rolled-back",
+		if (store_audit(gw->store, "notehub",
+		                strcmp(what, "refused") == 0 ? "fleet-refused"
+		                                             : "fleet-rolled-back",
 		                detail ? detail : var) < 0)
 			log_warn("audit: could not record a fleet refusal");
 		plugins_error(gw->plugins, var, why);
 		json_t *body = json_pack("{s:s,s:s,s:s,s:I}", "fleet", what, "var", var, "why", why,
 		                         "rev", (json_int_t)f->revision);
 		const char *qwhy = NULL;
-		if (body && submit_note_obj(&gw->submit, "fleet", cfg->fleet.notefile, body, NULL, 0,
-		                            note_done, NULL, &qwhy) < 0)
-			log_warn("fleet: the report to Notehub was not queued: %s", qwhy ? qwhy : "?");
+		if (body && submit_note_obj(&gw->submit, "fleet", cfg->fleet.notefile, body, NULL,
+		                            0, note_done, NULL, &qwhy) < 0)
+			log_warn("fleet: the report to Notehub was not queued: %s",
+			         qwhy ? qwhy : "?");
 		json_decref(body);
-		if (detail) {
+		if (detail) { /* without the prefix: the health note keeps only its start */
+			size_t k = strlen(cfg->fleet.env_prefix);
 			free(gw->last_error);
-			gw->last_error = xasprintf("fleet: %s", detail);
+			gw->last_error = strdup(
+			    strncmp(detail, cfg->fleet.env_prefix, k) == 0 ? detail + k : detail);
 		}
 		free(detail);
 	}
@@ -238,8 +244,9 @@ static bool name_ok(const char *s, bool section)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		          c == '_' || c == '-' || (section && c == '.' && s[i + 1] != '.');
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		          (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+		          (section && c == '.' && s[i + 1] != '.');
 		if (!ok)
 			return false;
 	}
@@ -301,8 +308,8 @@ static void diag_refusals(struct fleet *f, const char *cand, const struct cfg_di
 
 /* The candidate checked as --check-config checks a file. 0, or -EINVAL with the
  * refusals added. */
-static int check_candidate(struct fleet *f, const char *cand, const char **lines,
-                           size_t max_lines, json_t *refused)
+static int check_candidate(struct fleet *f, const char *cand, const char **lines, size_t max_lines,
+                           json_t *refused)
 {
 	struct gw *gw = f->gw;
 	struct cfg_diag diag = {0};
@@ -359,9 +366,9 @@ static void audit_changes(struct fleet *f, json_t *old)
 		const char *before = json_string_value(was);
 		if ((!now && !before) || (now && before && strcmp(now, before) == 0))
 			continue;
-		char *detail = xasprintf("%s: %s -> %s (revision %lld)", name,
-		                         before ? before : "(unset)", now ? now : "(unset)",
-		                         f->revision);
+		char *detail =
+		    xasprintf("%s: %s -> %s (revision %lld)", name, before ? before : "(unset)",
+		              now ? now : "(unset)", f->revision);
 		if (!detail || store_audit(f->gw->store, "notehub", "fleet-set", detail) < 0)
 			log_warn("audit: could not record a fleet change of %s", name);
 		else
@@ -415,8 +422,9 @@ static void apply(struct fleet *f, const char *path, const char *cand)
 			json_t *a = json_object_get(f->applied, name);
 			if (a && json_equal(a, v))
 				continue;
-			n += (size_t)snprintf(var + n, n < sizeof(var) ? sizeof(var) - n : 0, "%s%s%s",
-			                      n ? "," : "", gw->cfg->fleet.env_prefix, name);
+			n += (size_t)snprintf(var + n, n < sizeof(var) ? sizeof(var) - n : 0,
+			                      "%s%s%s", n ? "," : "", gw->cfg->fleet.env_prefix,
+			                      name);
 			if (n >= sizeof(var))
 				break;
 		}
@@ -453,9 +461,10 @@ static int on_settle(sd_event_source *s, uint64_t usec, void *ud)
 	if (!cfg->fleet.allow || !*cfg->fleet.allow ||
 	    cfg_fleet_overlay_path(cfg->doc, path, sizeof(path)) < 0) {
 		if (!f->said_off && json_object_size(f->vars) > 0)
-			log_notice("fleet: Notehub variables named %s... are not used: [fleet] allow "
-			           "is not set",
-			           cfg->fleet.env_prefix);
+			log_notice(
+			    "fleet: Notehub variables named %s... are not used: [fleet] allow "
+			    "is not set",
+			    cfg->fleet.env_prefix);
 		f->said_off = true;
 		return 0;
 	}
@@ -505,8 +514,8 @@ bool fleet_env(struct fleet *f, const char *name, const char *value)
 	else
 		json_object_del(f->vars, name + k);
 	if (!f->settle) {
-		if (sd_event_add_time_relative(f->gw->loop, &f->settle, CLOCK_MONOTONIC, SETTLE_US, 0,
-		                               on_settle, f) < 0)
+		if (sd_event_add_time_relative(f->gw->loop, &f->settle, CLOCK_MONOTONIC, SETTLE_US,
+		                               0, on_settle, f) < 0)
 			log_err("fleet: cannot arm a timer; the change waits for the next one");
 	} else {
 		sd_event_source_set_time_relative(f->settle, SETTLE_US);

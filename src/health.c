@@ -45,8 +45,8 @@ static void send_note(struct health *h, json_t *body, char *state)
 {
 	struct gw *gw = h->gw;
 	const char *why = NULL;
-	if (submit_note_obj(&gw->submit, "health", gw->cfg->health.notefile, body, NULL, 0, put_done,
-	                    NULL, &why) < 0)
+	if (submit_note_obj(&gw->submit, "health", gw->cfg->health.notefile, body, NULL, 0,
+	                    put_done, NULL, &why) < 0)
 		log_warn("health: a note was not queued: %s", why ? why : "?");
 	free(h->state);
 	h->state = state;
@@ -103,8 +103,8 @@ int health_new(struct gw *gw, struct health **out)
 	if (!h)
 		return -ENOMEM;
 	h->gw = gw;
-	int r = sd_event_add_time_relative(gw->loop, &h->timer, CLOCK_MONOTONIC, TICK_US, 0, on_tick,
-	                                   h);
+	int r = sd_event_add_time_relative(gw->loop, &h->timer, CLOCK_MONOTONIC, TICK_US, 0,
+	                                   on_tick, h);
 	if (r < 0) {
 		free(h);
 		return r;

@@ -23,10 +23,12 @@ static long long num(json_t *obj, const char *key)
 	return json_integer_value(json_object_get(obj, key));
 }
 
-/* "8.1.3.17184" or "0.1.0" to 0x080103: a byte each for major, minor, patch. */
+/* "notecard-8.1.3.17184" or "0.1.0" to 0x080103: a byte each for major, minor,
+ * patch, from the first digit on. */
 static long long version_code(const char *v)
 {
 	unsigned a = 0, b = 0, c = 0;
+	v = v ? v + strcspn(v, "0123456789") : NULL;
 	if (!v || sscanf(v, "%u.%u.%u", &a, &b, &c) < 1)
 		return 0;
 	return (long long)(((a & 0xff) << 16) | ((b & 0xff) << 8) | (c & 0xff));
@@ -35,8 +37,8 @@ static long long version_code(const char *v)
 /* The link's card states, in the order docs/fleet.md gives their codes. */
 static long long card_code(const char *state)
 {
-	static const char *const states[] = {"starting", "ready", "absent", "not answering",
-	                                     "store unavailable", NULL};
+	static const char *const states[] = {
+	    "starting", "ready", "absent", "not answering", "store unavailable", NULL};
 	for (size_t i = 0; state && states[i]; i++)
 		if (strcmp(state, states[i]) == 0)
 			return (long long)i;
@@ -65,7 +67,7 @@ static void plugin_letters(json_t *plugins, char *out)
 	for (size_t i = 0; i < n && k < PL_SLOTS; i++) {
 		const char *st =
 		    json_string_value(json_object_get(json_object_get(plugins, names[i]), "state"));
-		out[k++] = !st                            ? 's'
+		out[k++] = !st                           ? 's'
 		           : strcmp(st, "running") == 0  ? 'r'
 		           : strcmp(st, "disabled") == 0 ? 'd'
 		           : strcmp(st, "failed") == 0   ? 'f'
@@ -92,20 +94,24 @@ json_t *health_note_body(json_t *status, uint64_t disk_free, long long revision,
 	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:s}", "v",
 	    (json_int_t)version_code(json_string_value(json_object_get(d, "version"))), "fw",
 	    (json_int_t)version_code(json_string_value(json_object_get(card, "firmware"))), "up",
-	    (json_int_t)cap(num(d, "uptime_s"), U32_MAX), "q", (json_int_t)cap(num(st, "queued"), U24_MAX),
-	    "age", (json_int_t)cap(num(st, "oldest_age_s"), U24_MAX), "dr",
+	    (json_int_t)cap(num(d, "uptime_s"), U32_MAX), "q",
+	    (json_int_t)cap(num(st, "queued"), U24_MAX), "age",
+	    (json_int_t)cap(num(st, "oldest_age_s"), U24_MAX), "dr",
 	    (json_int_t)cap(num(st, "dropped"), U24_MAX), "rf",
 	    (json_int_t)cap(num(st, "refused"), U24_MAX), "pl", pl, "cs",
 	    (json_int_t)card_code(json_string_value(json_object_get(card, "state"))), "bars",
 	    (json_int_t)cap(num(sig, "bars"), 255), "rssi",
-	    (json_int_t)(rssi < -128 ? -128 : rssi > 127 ? 127 : rssi), "df",
-	    (json_int_t)cap((long long)(disk_free >> 20), U24_MAX), "rev",
+	    (json_int_t)(rssi < -128  ? -128
+	                 : rssi > 127 ? 127
+	                              : rssi),
+	    "df", (json_int_t)cap((long long)(disk_free >> 20), U24_MAX), "rev",
 	    (json_int_t)cap(revision, U16_MAX), "er", er);
 }
 
 char *health_note_state(const json_t *body)
 {
-	return xasprintf("%lld/%s/%lld/%s", (long long)json_integer_value(json_object_get(body, "cs")),
+	return xasprintf("%lld/%s/%lld/%s",
+	                 (long long)json_integer_value(json_object_get(body, "cs")),
 	                 json_string_value(json_object_get(body, "pl")),
 	                 (long long)json_integer_value(json_object_get(body, "rev")),
 	                 json_string_value(json_object_get(body, "er")));

@@ -8,14 +8,15 @@ notecard-sim (its env vars set as Notehub would) and a real mosquitto:
   in `notegw fleet` and in a note on the gateway notefile at the hub;
 - a change that passes the check but that a plugin refuses at reload is rolled back:
   the previous overlay is in force again, and that is reported the same ways;
-- health notes reach the hub, templated, with their fields and the overlay's revision."""
+- health notes reach the hub, templated compact, with their fields and the overlay's
+  revision, in under 60 bytes on the air (the simulator's count and bench/health_bench's)."""
 import json
 import os
+import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import TOP_SRCDIR, Daemon, TestDir, check, wait_for  # noqa: E402
+from harness import TOP_BUILDDIR, TOP_SRCDIR, Daemon, TestDir, check, wait_for  # noqa: E402
 from mqtthelp import broker  # noqa: E402
 from mqttmini import Client  # noqa: E402
 from sim import Sim  # noqa: E402
@@ -79,7 +80,9 @@ def main():
             "update": {"enabled": False},
             "fleet": {"allow": "hub.outbound, example.*"},
             "health": {"interval": "2s"},
-            "notefile.health.qo": {"template": os.path.join(TOP_SRCDIR, "etc", "health-template.json")},
+            # compact, as on a satellite notefile: no time and location from the card
+            "notefile.health.qo": {"template": os.path.join(TOP_SRCDIR, "etc", "health-template.json"),
+                                   "ntn": True},
         }, plugins=["mqtt", "example"])
         overlay = os.path.join(gw.dir, "fleet.conf")
         gw.start()
@@ -137,6 +140,12 @@ def main():
         hf = files.get("health.qo", {})
         check(hf.get("templated", 0) >= 1, "health notes go templated: %r" % hf)
         print("health note: %d B/note on the air templated (%r)" % (hf.get("bytes_per_note", -1), h))
+        check(0 < hf.get("bytes_per_note", 0) < 60, "a health note takes under 60 B on the air: %r" % hf)
+        bench = subprocess.run([os.path.join(TOP_BUILDDIR, "bench", "health_bench")], capture_output=True,
+                               text=True, timeout=60)
+        print(bench.stdout, end="")
+        check(bench.returncode == 0, "health_bench: the body fits the shipped template, under 60 B: %r"
+              % (bench.stdout + bench.stderr))
         watch.close()
         check(gw.stop() == 0, "daemon stopped cleanly")
     print("PASS: test_fleet")
