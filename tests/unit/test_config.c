@@ -679,6 +679,61 @@ static void t_diag_format(void **s)
 }
 
 /* The shipped example must load: only the plugins' sections are left unclaimed. */
+/* [fleet] and [health]: their keys with FILE:LINE, the allow patterns, what is never
+ * allowed, and the overlay read last with each key it sets checked. */
+static void t_fleet(void **s)
+{
+	expect_error("[fleet]\nallow = hub.*, control.socket\n", "bad.conf:2: [fleet] allow");
+	expect_error("[fleet]\nallow = crypto.*\n", "can never be allowed");
+	expect_error("[fleet]\nallow = hub/outbound\n", "is not a pattern");
+	expect_error("[fleet]\nenv_prefix = no spaces\n", "bad.conf:2: [fleet] env_prefix");
+	expect_error("[fleet]\nnotefile = x.qi\n", "is not an outbound notefile");
+	expect_error("[health]\ninterval = 500ms\n", "bad.conf:2: [health] interval is 0");
+	expect_error("[health]\nnotefile = h.txt\n", "bad.conf:2: [health] notefile");
+
+	assert_true(cfg_fleet_allowed("hub.outbound, modbus.*", "modbus.meter1.interval"));
+	assert_true(cfg_fleet_allowed("hub.outbound, modbus.*", "hub.outbound"));
+	assert_false(cfg_fleet_allowed("hub.outbound, modbus.*", "hub.inbound"));
+	assert_false(cfg_fleet_allowed("modbus.*", "modbusx.a"));
+	assert_true(cfg_fleet_allowed("modbus.*.interval", "modbus.m1.interval"));
+	assert_false(cfg_fleet_allowed("modbus.*.interval", "modbus.m1.v.interval"));
+	assert_false(cfg_fleet_allowed(NULL, "hub.outbound"));
+	assert_non_null(cfg_fleet_forbidden("control.socket", "x"));
+	assert_non_null(cfg_fleet_forbidden("fleet.allow", "*"));
+	assert_non_null(cfg_fleet_forbidden("mqtt.host", "example.com"));
+	assert_non_null(cfg_fleet_forbidden("mqtt.password_file", "x"));
+	assert_non_null(cfg_fleet_forbidden("notefile.a.qo.template", "/etc/passwd"));
+	assert_non_null(cfg_fleet_forbidden("modbus.m1.interval", "tcp://10.0.0.1"));
+	assert_null(cfg_fleet_forbidden("modbus.m1.interval", "30s"));
+	assert_null(cfg_fleet_forbidden("notefile.a.qo.template", "auto"));
+
+	/* the overlay: read after conf.d, overriding; a key it may not set is FILE:LINE */
+	char text[512];
+	snprintf(text, sizeof(text),
+	         "[daemon]\nstate_dir = %s\n[hub]\noutbound = 60\n[fleet]\nallow = hub.outbound\n",
+	         tmpdir);
+	put("fleet.conf", "# revision 4\n[hub]\noutbound = 30\n");
+	struct cfg_diag d = {0};
+	const char *f = put("notegw.conf", text);
+	struct cfg_doc *doc = cfg_doc_load(f, NULL, &d);
+	assert_non_null(doc);
+	assert_int_equal(cfg_fleet_read_overlay(doc, NULL, &d), 0);
+	struct cfg *cfg = cfg_from_doc(doc, f, &d);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->hub.outbound, 30);
+	cfg_free(cfg);
+	const char *bad = put("fleet.conf", "[hub]\noutbound = 30\ninbound = 5\n");
+	doc = cfg_doc_load(f, NULL, &d);
+	assert_int_equal(cfg_fleet_read_overlay(doc, NULL, &d), 0);
+	char want[300];
+	snprintf(want, sizeof(want), "%s:3: hub.inbound: not in [fleet] allow", bad);
+	assert_true(diag_has(&d, want));
+	assert_null(cfg_from_doc(doc, f, &d));
+	cfg_doc_free(doc);
+	cfg_diag_clear(&d);
+	unlink(bad);
+}
+
 static void t_example_file(void **s)
 {
 	const char *top = getenv("top_srcdir");
@@ -718,6 +773,7 @@ int main(void)
 	    cmocka_unit_test(t_parsers),
 	    cmocka_unit_test(t_plugin_bind),
 	    cmocka_unit_test(t_diag_format),
+	    cmocka_unit_test(t_fleet),
 	    cmocka_unit_test(t_example_file),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
