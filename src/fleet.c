@@ -460,12 +460,13 @@ static int on_settle(sd_event_source *s, uint64_t usec, void *ud)
 
 	if (!cfg->fleet.allow || !*cfg->fleet.allow ||
 	    cfg_fleet_overlay_path(cfg->doc, path, sizeof(path)) < 0) {
-		if (!f->said_off && json_object_size(f->vars) > 0)
+		if (!f->said_off && json_object_size(f->vars) > 0) {
 			log_notice(
 			    "fleet: Notehub variables named %s... are not used: [fleet] allow "
 			    "is not set",
 			    cfg->fleet.env_prefix);
-		f->said_off = true;
+			f->said_off = true;
+		}
 		return 0;
 	}
 	json_t *refused = json_array();
@@ -505,9 +506,11 @@ out:
 
 bool fleet_env(struct fleet *f, const char *name, const char *value)
 {
+	if (!f || !name)
+		return false;
 	const char *prefix = f->gw->cfg->fleet.env_prefix;
 	size_t k = prefix ? strlen(prefix) : 0;
-	if (!f || !name || k == 0 || strncmp(name, prefix, k) != 0 || !name[k])
+	if (k == 0 || strncmp(name, prefix, k) != 0 || !name[k])
 		return false;
 	if (value)
 		json_object_set_new(f->vars, name + k, json_string(value));

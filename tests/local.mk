@@ -34,6 +34,11 @@ tests_unit_test_plugin_host_SOURCES = tests/unit/test_plugin_host.c
 tests_unit_test_plugin_host_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_plugin_host_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_delivery tests/unit/test_plugin_host
+check_PROGRAMS += tests/unit/test_health_note
+tests_unit_test_health_note_SOURCES = tests/unit/test_health_note.c src/health_note.c
+tests_unit_test_health_note_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_health_note_LDADD = $(UNIT_LIBS)
+TESTS += tests/unit/test_health_note
 endif
 
 if HAVE_CMOCKA
