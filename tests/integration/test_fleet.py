@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import TOP_BUILDDIR, TOP_SRCDIR, Daemon, TestDir, check, wait_for  # noqa: E402
+from harness import NOTEGWD, TOP_BUILDDIR, TOP_SRCDIR, Daemon, TestDir, check, wait_for  # noqa: E402
 from mqtthelp import broker  # noqa: E402
 from mqttmini import Client  # noqa: E402
 from sim import Sim  # noqa: E402
@@ -85,6 +85,23 @@ def main():
                                    "ntn": True},
         }, plugins=["mqtt", "example"])
         overlay = os.path.join(gw.dir, "fleet.conf")
+
+        # --check-config knows [fleet] and [health], and says FILE:LINE
+        good = open(gw.config).read()
+        bad = good.replace("allow = hub.outbound, example.*", "allow = hub.outbound, crypto.*")
+        bad = bad.replace("[health]\n", "[health]\nfrequency = 3\n")
+        with open(gw.config, "w") as f:
+            f.write(bad)
+        lines = bad.splitlines()
+        at = {k: "%s:%d:" % (gw.config, 1 + next(i for i, s in enumerate(lines) if s.startswith(k)))
+              for k in ("allow", "frequency")}
+        p = subprocess.run([NOTEGWD, "--check-config", "-c", gw.config], capture_output=True, text=True,
+                           timeout=60)
+        check(p.returncode != 0 and at["allow"] + " [fleet] allow: 'crypto.*' can never be allowed" in p.stderr
+              and at["frequency"] + " unknown key 'frequency' in [health]" in p.stderr,
+              "--check-config refuses [fleet]/[health] problems at FILE:LINE: %r" % p.stderr)
+        with open(gw.config, "w") as f:
+            f.write(good)
         gw.start()
         mqtt_seen = []
 
