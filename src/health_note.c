@@ -27,11 +27,16 @@ static long long num(json_t *obj, const char *key)
  * patch, from the first digit on. */
 static long long version_code(const char *v)
 {
-	unsigned a = 0, b = 0, c = 0;
-	v = v ? v + strcspn(v, "0123456789") : NULL;
-	if (!v || sscanf(v, "%u.%u.%u", &a, &b, &c) < 1)
+	unsigned long part[3] = {0, 0, 0};
+	if (!v)
 		return 0;
-	return (long long)(((a & 0xff) << 16) | ((b & 0xff) << 8) | (c & 0xff));
+	v += strcspn(v, "0123456789");
+	for (size_t i = 0; i < 3 && *v >= '0' && *v <= '9'; i++) {
+		char *end;
+		part[i] = strtoul(v, &end, 10);
+		v = *end == '.' ? end + 1 : end;
+	}
+	return (long long)(((part[0] & 0xff) << 16) | ((part[1] & 0xff) << 8) | (part[2] & 0xff));
 }
 
 /* The link's card states, in the order docs/fleet.md gives their codes. */
