@@ -113,6 +113,8 @@ static char *render(json_t *vars, long long rev, const char **lines, size_t max_
 		    strncmp(section, name, (size_t)(dot - name)) != 0) {
 			snprintf(section, sizeof(section), "%.*s", (int)(dot - name), name);
 			k = snprintf(chunk, sizeof(chunk), "[%s]\n", section);
+			if (line < max_lines) /* a problem with the section: its first variable */
+				lines[line] = name;
 			line++;
 		}
 		k +=

@@ -59,7 +59,10 @@ int config_check(const char *file, const char *overlay, struct plugin_env *env, 
 	for (const char *const *s = cfg_core_sections; *s; s++)
 		cfg_doc_claim(doc, *s);
 	struct cfg *cfg = cfg_from_doc(doc, file, diag); /* takes doc */
-	const char *dir = cfg ? cfg->daemon.plugin_dir : PLUGINDIR;
+	/* A bad core key must not hide the plugins' own problems behind "unknown section":
+	 * without a bound [daemon], its plugin_dir as written, if absolute. */
+	const char *raw = cfg_doc_value(doc, "daemon", "plugin_dir");
+	const char *dir = cfg ? cfg->daemon.plugin_dir : raw && raw[0] == '/' ? raw : PLUGINDIR;
 	struct plugins *ps = NULL;
 	env->cfg = cfg;
 	plugins_load(env, dir, cfg ? cfg->doc : doc, quiet, diag, &ps);

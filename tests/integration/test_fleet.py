@@ -3,7 +3,7 @@
 notecard-sim (its env vars set as Notehub would) and a real mosquitto:
 - an allowed variable becomes the overlay, is applied by the reload and audited with
   its old and new value;
-- a forbidden one ([control]) and a malformed one (a bad duration) are refused whole,
+- a forbidden one ([control]) and malformed ones (a bad value, an unknown key) are refused whole,
   each named with its reason in the audit log, on <prefix>/error, in `notegw status`,
   in `notegw fleet` and in a note on the gateway notefile at the hub;
 - a change that passes the check but that a plugin refuses at reload is rolled back:
@@ -124,12 +124,17 @@ def main():
               "a refused batch left the overlay alone")
 
         # a malformed one, checked as --check-config checks a file
-        sim.env({PREFIX + "control.socket": "", PREFIX + "hub.outbound": "soon"})
-        refused_everywhere(gw, sim, watch, mqtt_seen, PREFIX + "hub.outbound", "soon")
+        # (a bad value and an unknown key, each named with its own reason)
+        sim.env({PREFIX + "control.socket": "", PREFIX + "hub.outbound": "soon",
+                 PREFIX + "example.nonsense": "1"})
+        refused_everywhere(gw, sim, watch, mqtt_seen, PREFIX + "hub.outbound", "'soon' is not an integer")
+        refused_everywhere(gw, sim, watch, mqtt_seen, PREFIX + "example.nonsense",
+                           "unknown key 'nonsense' in [example]")
         check(fleet(gw)["revision"] == 1, "a malformed batch left revision 1")
 
         # a change a plugin refuses at reload: rolled back to revision 1
-        sim.env({PREFIX + "hub.outbound": "45", PREFIX + "example.fail": "reload"})
+        sim.env({PREFIX + "hub.outbound": "45", PREFIX + "example.nonsense": "",
+                 PREFIX + "example.fail": "reload"})
         refused_everywhere(gw, sim, watch, mqtt_seen, PREFIX + "example.fail", "revision 1 is back",
                            what="rolled back")
         f = fleet(gw)
