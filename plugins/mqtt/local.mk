@@ -4,7 +4,8 @@
 if ENABLE_MQTT
 plugin_LTLIBRARIES += plugins/mqtt/mqtt.la
 plugins_mqtt_mqtt_la_SOURCES = plugins/mqtt/mqtt.c plugins/mqtt/session.c \
-	plugins/mqtt/ingest.c plugins/mqtt/mqtt-private.h plugins/mqtt/validate.c \
+	plugins/mqtt/ingest.c plugins/mqtt/share.c plugins/mqtt/mqtt-private.h \
+	plugins/mqtt/validate.c \
 	plugins/mqtt/validate.h
 plugins_mqtt_mqtt_la_CFLAGS = $(AM_CFLAGS) $(SYSTEMD_CFLAGS) $(JANSSON_CFLAGS) $(MOSQUITTO_CFLAGS)
 plugins_mqtt_mqtt_la_LIBADD = $(JANSSON_LIBS) $(MOSQUITTO_LIBS) $(SYSTEMD_LIBS)
@@ -31,7 +32,8 @@ tests_unit_mqtt_fakehost_LDADD = tests/libfakehost.la $(NGW_LIBS) $(libngw_la_LI
 TESTS += tests/integration/test_mqtt_client.py tests/integration/test_mqtt_loss.py \
 	tests/integration/test_mqtt_tls.py tests/integration/test_mqtt_broker.py \
 	tests/integration/test_mqtt_daemon.py tests/integration/test_disk_full.py \
-	tests/integration/test_mqtt_redeliver.py
+	tests/integration/test_mqtt_redeliver.py tests/integration/test_mqtt_share.py \
+	tests/integration/test_mqtt_share_gone.py
 
 # The broker plugin runs inside mosquitto, not notegwd: it cannot use the daemon's
 # host API, so it carries its own copy of the store code, of the intake every note

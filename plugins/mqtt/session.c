@@ -258,8 +258,10 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
 		mqtt_conn_lost(m, MOSQ_ERR_CONN_LOST, "connect timed out");
 		return 0;
 	}
-	if (m->connected)
+	if (m->connected) {
 		mqtt_check_probe(m, now);
+		mqtt_share_check(m, now);
+	}
 	rc = mosquitto_loop_misc(m->mosq);
 	if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN) {
 		mqtt_conn_lost(m, rc, "keepalive failed");
@@ -291,7 +293,7 @@ void mqtt_publish_error(struct mqtt *m, const char *about, const char *why)
 	char topic[TOPIC_MAX];
 	char *js = mqtt_error_json(about, why);
 
-	if (!js || mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "error", NULL) < 0) {
+	if (!js || mqtt_topic_build(topic, sizeof(topic), m->own, "error", NULL) < 0) {
 		LOG(m, LOG_ERR, "cannot report refusal of %s: %s", about, why);
 		free(js);
 		return;
@@ -326,7 +328,7 @@ void mqtt_publish_status(struct mqtt *m, bool online)
 	json_object_set_new(j, "online", json_boolean(online));
 	s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
-	if (s && mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "status", NULL) == 0)
+	if (s && mqtt_topic_build(topic, sizeof(topic), m->own, "status", NULL) == 0)
 		mqtt_publish(m, topic, s, strlen(s), true);
 	free(s);
 }
@@ -338,13 +340,8 @@ static void subscribe(struct mqtt *m)
 	char topic[TOPIC_MAX];
 	int rc;
 
-	if (m->conf.ingest == INGEST_CLIENT &&
-	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "out", "#") == 0) {
-		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
-		if (rc)
-			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
-			    mosquitto_strerror(rc));
-	}
+	if (m->conf.ingest == INGEST_CLIENT)
+		mqtt_subscribe_out(m);
 	if (m->conf.ingest == INGEST_BROKER &&
 	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "broker", "pong") == 0) {
 		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
@@ -353,7 +350,7 @@ static void subscribe(struct mqtt *m)
 			    mosquitto_strerror(rc));
 	}
 	if (m->conf.raw_requests &&
-	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "req", NULL) == 0) {
+	    mqtt_topic_build(topic, sizeof(topic), m->own, "req", NULL) == 0) {
 		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
 		if (rc)
 			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
