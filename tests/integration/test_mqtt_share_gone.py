@@ -2,13 +2,15 @@
 (share_group, share_leave_after = 2s), each with its own simulated Notecard. When one
 card is gone, that gateway unsubscribes once share_leave_after has passed, and the
 other takes every message the publisher sends meanwhile; when the card is back, the
-gateway joins again and takes its share. Every acknowledged message reaches a hub."""
+gateway joins again and takes its share. Every acknowledged message reaches a hub.
+First, --check-config reports bad share keys as FILE:LINE: message."""
 import os
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Daemon, TestDir, check, log, wait_for  # noqa: E402
+from harness import NOTEGWD, Daemon, TestDir, check, log, wait_for  # noqa: E402
 from mqtthelp import MQTT_SO, Publisher, broker  # noqa: E402
 from sim import Sim  # noqa: E402
 
@@ -31,11 +33,33 @@ def mqtt(g):
     return g.status()["status"]["plugins"]["mqtt"]
 
 
+def check_config(d):
+    """Each bad share key is named with FILE:LINE; a good share section passes."""
+    bad = {"share_group": {"share_group": "site/a"},
+           "share_leave_after": {"share_group": "site", "share_leave_after": "0"},
+           "ingest": {"share_group": "site", "ingest": "broker"}}
+    for i, (word, keys) in enumerate(sorted(bad.items())):
+        gw = Daemon(d, {"notecard": {"transport": "serial", "device": d.file("none")},
+                        "mqtt": keys}, plugins=["mqtt"], name="conf%d" % i)
+        p = subprocess.run([NOTEGWD, "--check-config", "-c", gw.config], capture_output=True,
+                           text=True, timeout=30)
+        check(p.returncode != 0, "bad %s passed --check-config" % word)
+        check(any(l.startswith(gw.config + ":") and "share_" in l for l in p.stderr.splitlines()),
+              "no FILE:LINE message about %s: %r" % (word, p.stderr))
+    gw = Daemon(d, {"notecard": {"transport": "serial", "device": d.file("none")},
+                    "mqtt": {"share_group": "site", "share_leave_after": "90s"}},
+                plugins=["mqtt"], name="confok")
+    p = subprocess.run([NOTEGWD, "--check-config", "-c", gw.config], capture_output=True,
+                       text=True, timeout=30)
+    check(p.returncode == 0, "a good share section refused: %r" % p.stderr)
+
+
 def main():
     if not os.path.exists(MQTT_SO):
         print("SKIP: mqtt plugin not built")
         sys.exit(77)
     with TestDir("mqtt-share-gone") as d:
+        check_config(d)
         sims = [Sim(serial=True, workdir=d.file("sim%d" % i)) for i in range(2)]
         try:
             run(d, sims)
