@@ -29,7 +29,14 @@ check_PROGRAMS += tests/unit/mqtt_fakehost
 tests_unit_mqtt_fakehost_SOURCES = tests/unit/mqtt_fakehost.c
 tests_unit_mqtt_fakehost_CFLAGS = $(NGW_CFLAGS)
 tests_unit_mqtt_fakehost_LDADD = tests/libfakehost.la $(NGW_LIBS) $(libngw_la_LIBADD)
+# A host name resolving to several addresses in a chosen order, for test_mqtt_addrs.py.
+check_LTLIBRARIES += tests/lib/libresolvshim.la
+tests_lib_libresolvshim_la_SOURCES = tests/lib/resolv_shim.c
+tests_lib_libresolvshim_la_CFLAGS = $(WARN_CFLAGS)
+tests_lib_libresolvshim_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
+tests_lib_libresolvshim_la_LIBADD = -ldl
 TESTS += tests/integration/test_mqtt_client.py tests/integration/test_mqtt_loss.py \
+	tests/integration/test_mqtt_addrs.py \
 	tests/integration/test_mqtt_tls.py tests/integration/test_mqtt_broker.py \
 	tests/integration/test_mqtt_daemon.py tests/integration/test_disk_full.py \
 	tests/integration/test_mqtt_redeliver.py tests/integration/test_mqtt_share.py \

@@ -18,6 +18,8 @@
 #define TICK_MS      1000  /* loop_misc cadence while connected */
 #define HELD_MAX     4096u /* messages kept while the broker is away */
 #define PROBE_MS     5000u /* how long the broker plugin has to answer the ping */
+#define ADDRS_MAX    8     /* broker addresses tried in turn per round */
+#define ADDR_LEN     64    /* INET6_ADDRSTRLEN and a scope (%ifname) */
 
 enum { PROTO_311, PROTO_5 };
 enum { INGEST_CLIENT, INGEST_BROKER };
@@ -89,8 +91,13 @@ struct mqtt {
 	int io_fd;
 	sd_event_source *timer; /* loop_misc while up, reconnect while down */
 	bool lib_init, started, stopping, connected, down;
-	unsigned attempt;       /* failed connects since the last success */
-	uint64_t connect_at_ms; /* when down: next attempt (monotonic) */
+	unsigned attempt; /* failed rounds of connects since the last success */
+	/* The broker's addresses, resolved at the start of each round of connects and
+	 * tried in turn (session.c); without TLS each connect goes to one address. */
+	char addrs[ADDRS_MAX][ADDR_LEN];
+	unsigned n_addrs, addr_i; /* addr_i == n_addrs: resolve again */
+	const char *target;       /* what the current connect goes to */
+	uint64_t connect_at_ms;   /* when down: next attempt (monotonic) */
 	uint64_t connect_start_ms;
 	char *status;     /* last status JSON from the host */
 	int64_t *mid_ids; /* [65536]: mid -> inbound note id awaiting PUBACK */
