@@ -208,9 +208,10 @@ static int resolve(struct mqtt *m)
 		char *dst = m->addrs[m->n_addrs];
 		if (getnameinfo(a->ai_addr, a->ai_addrlen, dst, ADDR_LEN, NULL, 0, NI_NUMERICHOST))
 			continue;
-		for (i = 0; i < m->n_addrs && strcmp(m->addrs[i], dst) != 0; i++)
-			;
-		if (i == m->n_addrs)
+		bool seen = false;
+		for (i = 0; i < m->n_addrs; i++)
+			seen = seen || strcmp(m->addrs[i], dst) == 0;
+		if (!seen) /* getaddrinfo lists an address once per socket type asked */
 			m->n_addrs++;
 	}
 	freeaddrinfo(res);
@@ -456,6 +457,7 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
                        const mosquitto_property *props)
 {
 	struct mqtt *m = ud;
+	bool at;
 
 	if (rc != 0) {
 		LOG(m, LOG_ERR, "broker %s:%lld refused the connection: %s", m->conf.host,
@@ -469,10 +471,9 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
 	m->attempt = 0;
 	if (m->n.connects++ > 0)
 		m->n.reconnects++;
+	at = m->target && strcmp(m->target, m->conf.host) != 0;
 	LOG(m, LOG_INFO, "connected to %s:%lld%s%s as %s (%s session)", m->conf.host, m->conf.port,
-	    m->target && strcmp(m->target, m->conf.host) ? " at " : "",
-	    m->target && strcmp(m->target, m->conf.host) ? m->target : "", m->client_id,
-	    (flags & 1) ? "resumed" : "new");
+	    at ? " at " : "", at ? m->target : "", m->client_id, (flags & 1) ? "resumed" : "new");
 	/* Subscribing again on a resumed session is harmless and covers a broker that
 	 * lost its persistence file. */
 	subscribe(m);
