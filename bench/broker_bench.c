@@ -9,12 +9,16 @@
  * mosquitto's only thread, however many publishers there are. The ceiling is then
  * the disk's rate of small synchronous commits. Each round, on DIR (default
  * /var/tmp: a real disk, so fsync costs what it costs), paired and in this order:
- *   fsync    append 128 bytes to a file and fdatasync it, COUNT times
+ *   fsync    write 128 bytes in place into a file already on disk and fdatasync
+ *            it, COUNT times (what a commit into a WAL at its steady size costs
+ *            the disk; appending would add a metadata commit per write)
  *   sqlite   one INSERT per transaction, WAL, synchronous=FULL (what the store does
  *            for a note outside a batch), COUNT times
  *   broker   COUNT QoS 1 messages from PUBLISHERS clients (20 in flight each) to
  *            benchb/out/bench.qo through notegw_broker.so; the clock stops at the
  *            last PUBACK, which the plugin lets mosquitto send only after the commit
+ * Odd rounds run the three in the reverse order, so drift in the disk or the load
+ * falls on each alike; the database and the broker are warmed up before the first.
  * Prints the machine, its load, fdatasync latency, each round's rates and ratios,
  * and the median of the rounds. */
 #include <errno.h>
@@ -64,19 +68,23 @@ static double median(double *v, int n)
 
 /* ---- the bare baselines ----------------------------------------------------------- */
 
-/* COUNT appends of 128 bytes, each followed by fdatasync. Returns syncs/s; lat
- * (COUNT entries) gets each fdatasync's latency in ms. */
+/* COUNT writes of 128 bytes in place, each followed by fdatasync, over a file of
+ * FSYNC_SPAN bytes written and synced first. Returns syncs/s; lat (COUNT entries)
+ * gets each fdatasync's latency in ms. */
+#define FSYNC_SPAN (1 << 20)
 static double bare_fsync(const char *dir, int n, double *lat)
 {
 	char path[512], buf[128];
+	static char zero[FSYNC_SPAN];
 	snprintf(path, sizeof(path), "%s/fsync.bin", dir);
 	memset(buf, 'x', sizeof(buf));
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
-	if (fd < 0)
-		die("cannot create the fsync file");
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, zero, sizeof(zero)) != (ssize_t)sizeof(zero) || fsync(fd) < 0)
+		die("cannot make the fsync file");
 	double t0 = now_s();
 	for (int i = 0; i < n; i++) {
-		if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+		off_t at = (off_t)(i % (FSYNC_SPAN / sizeof(buf))) * (off_t)sizeof(buf);
+		if (pwrite(fd, buf, sizeof(buf), at) != (ssize_t)sizeof(buf))
 			die("write");
 		double t = now_s();
 		if (fdatasync(fd) < 0)
@@ -89,40 +97,37 @@ static double bare_fsync(const char *dir, int n, double *lat)
 	return rate;
 }
 
-/* COUNT single-row transactions at the store's durability. Returns commits/s. */
-static double bare_sqlite(const char *dir, int n)
+/* The bare database, opened once and kept across rounds like the store. */
+static sqlite3 *bare_db;
+static sqlite3_stmt *bare_ins;
+
+static void bare_open(const char *dir)
 {
-	char path[512], wal[520], shm[520];
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	char path[512];
 	snprintf(path, sizeof(path), "%s/bare.db", dir);
-	snprintf(wal, sizeof(wal), "%s-wal", path);
-	snprintf(shm, sizeof(shm), "%s-shm", path);
-	unlink(path);
-	if (sqlite3_open(path, &db) != SQLITE_OK ||
-	    sqlite3_exec(db,
+	if (sqlite3_open(path, &bare_db) != SQLITE_OK ||
+	    sqlite3_exec(bare_db,
 	                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 	                 "CREATE TABLE out(id INTEGER PRIMARY KEY, file TEXT, body TEXT)",
 	                 NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "INSERT INTO out(file, body) VALUES ('bench.qo', ?)", -1, &st,
-	                       NULL) != SQLITE_OK)
+	    sqlite3_prepare_v2(bare_db, "INSERT INTO out(file, body) VALUES ('bench.qo', ?)", -1,
+	                       &bare_ins, NULL) != SQLITE_OK)
 		die("sqlite baseline");
+}
+
+/* COUNT single-row transactions at the store's durability. Returns commits/s. */
+static double bare_sqlite(int n)
+{
 	double t0 = now_s();
 	for (int i = 0; i < n; i++) {
 		char body[64];
 		int len = snprintf(body, sizeof(body), "{\"i\":%d}", i);
-		sqlite3_bind_text(st, 1, body, len, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_DONE)
+		sqlite3_bind_text(bare_ins, 1, body, len, SQLITE_STATIC);
+		if (sqlite3_step(bare_ins) != SQLITE_DONE)
 			die("sqlite insert");
-		sqlite3_reset(st);
+		sqlite3_reset(bare_ins);
 	}
-	double rate = n / (now_s() - t0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	unlink(path);
-	unlink(wal);
-	unlink(shm);
-	return rate;
+	return n / (now_s() - t0);
 }
 
 /* ---- through mosquitto and the plugin --------------------------------------------- */
@@ -306,20 +311,32 @@ int main(int argc, char **argv)
 	printf("round  fdatasync/s  sqlite commit/s  broker msg/s  broker/fsync  broker/sqlite  "
 	       "fsync p50/p99 ms\n");
 	mosquitto_lib_init();
+	int port = free_port(), warm = n < 1000 ? n : 1000;
+	pid_t b = start_broker(dir, rso, port);
+	bare_open(dir);
+	bare_sqlite(warm);
+	if (through_broker(port, warm, npub) == 0)
+		die("the broker did not acknowledge the warm-up (see mosquitto.log in DIR)");
 	for (int r = 0; r < rounds; r++) {
-		int port = free_port();
-		pid_t b = start_broker(dir, rso, port);
-		fs[r] = bare_fsync(dir, n, lat);
-		sq[r] = bare_sqlite(dir, n);
-		br[r] = through_broker(port, n, npub);
-		kill(b, SIGTERM);
-		waitpid(b, NULL, 0);
+		if (r % 2 == 0) {
+			fs[r] = bare_fsync(dir, n, lat);
+			sq[r] = bare_sqlite(n);
+			br[r] = through_broker(port, n, npub);
+		} else {
+			br[r] = through_broker(port, n, npub);
+			sq[r] = bare_sqlite(n);
+			fs[r] = bare_fsync(dir, n, lat);
+		}
 		rf[r] = br[r] / fs[r];
 		rs[r] = br[r] / sq[r];
 		qsort(lat, (size_t)n, sizeof(*lat), cmp_double);
 		printf("%5d  %11.0f  %15.0f  %12.0f  %12.2f  %13.2f  %.2f/%.2f\n", r + 1, fs[r],
 		       sq[r], br[r], rf[r], rs[r], lat[n / 2], lat[(n * 99) / 100]);
 	}
+	kill(b, SIGTERM);
+	waitpid(b, NULL, 0);
+	sqlite3_finalize(bare_ins);
+	sqlite3_close(bare_db);
 	printf("median %11.0f  %15.0f  %12.0f  %12.2f  %13.2f\n", median(fs, rounds),
 	       median(sq, rounds), median(br, rounds), median(rf, rounds), median(rs, rounds));
 	mosquitto_lib_cleanup();
