@@ -40,8 +40,8 @@ void cfg_diag_add(struct cfg_diag *d, const char *file, unsigned line, const cha
 void cfg_diag_clear(struct cfg_diag *d);
 
 /* Parse a main file and its conf.d directory (dir may be NULL: derive
- * "<dirname(file)>/conf.d"). Returns a document (caller frees with cfg_doc_free)
- * even with errors (in diag), or NULL when the main file cannot be read. */
+ * "<dirname(file)>/conf.d"; "": the main file alone). Returns a document (caller frees with
+ * cfg_doc_free) even with errors (in diag), or NULL when the main file cannot be read. */
 struct cfg_doc *cfg_doc_load(const char *file, const char *confd, struct cfg_diag *diag);
 struct cfg_doc *cfg_doc_parse_string(const char *text, const char *name, struct cfg_diag *diag);
 void cfg_doc_free(struct cfg_doc *doc);

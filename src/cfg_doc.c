@@ -511,7 +511,8 @@ struct cfg_doc *cfg_doc_load(const char *file, const char *confd, struct cfg_dia
 		}
 		confd = dir;
 	}
-	doc_add_dir(doc, confd, diag);
+	if (*confd)
+		doc_add_dir(doc, confd, diag);
 	free(dir);
 	return doc;
 }

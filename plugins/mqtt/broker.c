@@ -60,6 +60,7 @@ struct broker {
 	struct store_opts opts;
 	struct cfg *cfg;  /* the [notefile.*] rules; NULL: none */
 	char *rules;      /* the file they come from; NULL: plugin_opt_config none */
+	bool rules_given; /* named by plugin_opt_config, not notefiles.conf */
 	struct stat seen; /* that file as last read (st_ino 0: not there) */
 	uint64_t queued, refused, failed;
 };
@@ -118,7 +119,13 @@ static int load_rules(struct broker *b)
 		memset(&b->seen, 0, sizeof(b->seen));
 		return -ENOENT;
 	}
-	cfg = cfg_load(b->rules, &diag);
+	/* notefiles.conf is whole as notegwd wrote it: no conf.d beside it is read (the
+	 * queue directory is not a configuration directory); a file named by
+	 * plugin_opt_config is read as notegwd reads its own, conf.d included. */
+	struct cfg_doc *doc = cfg_doc_load(b->rules, b->rules_given ? NULL : "", &diag);
+	cfg = doc ? cfg_from_doc(doc, b->rules, &diag) : NULL;
+	if (doc && !cfg)
+		cfg_doc_free(doc);
 	for (size_t i = 0; i < diag.n; i++)
 		mosquitto_log_printf(MOSQ_LOG_ERR, "notegw: notefile rules: %s", diag.msgs[i]);
 	if (!cfg && diag.n == 0)
@@ -175,6 +182,7 @@ static int open_rules(struct broker *b, bool given)
 	}
 	if (!b->rules)
 		return 0; /* plugin_opt_config none */
+	b->rules_given = given;
 	r = load_rules(b);
 	if (r == -ENOENT && !given) {
 		mosquitto_log_printf(MOSQ_LOG_NOTICE,

@@ -173,6 +173,11 @@ def test_notefile_rules(d, default=False):
         os.makedirs(d.file("default"), exist_ok=True)
         db = os.path.join(d.file("default"), "store.db")
         conf = os.path.join(d.file("default"), "notefiles.conf")
+        # The queue directory is no configuration directory: a conf.d there is not read
+        # (plain.qo below must stay at normal priority).
+        os.makedirs(os.path.join(d.file("default"), "conf.d"), exist_ok=True)
+        with open(os.path.join(d.file("default"), "conf.d", "x.conf"), "w") as f:
+            f.write("[notefile.plain.qo]\nurgent = true\n")
     else:
         db = d.file("store4.db")
         conf = d.file("notegw-rules.conf")
