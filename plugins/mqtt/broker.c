@@ -339,6 +339,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 			config_given = true;
 			free(b->rules);
 			b->rules = strcmp(v, "none") == 0 ? NULL : strdup(v);
+			if (strcmp(v, "none") != 0 && !b->rules)
+				goto fail;
 		} else if (strcmp(k, "when_full") == 0) {
 			if (strcmp(v, "drop-oldest") == 0)
 				b->opts.when_full = STORE_DROP_OLDEST;
