@@ -73,3 +73,12 @@ bench_mqtt_bench_SOURCES = bench/mqtt_bench.c
 bench_mqtt_bench_CFLAGS = $(AM_CFLAGS) $(MOSQUITTO_CFLAGS) $(SQLITE_CFLAGS)
 bench_mqtt_bench_LDADD = $(MOSQUITTO_LIBS) $(SQLITE_LIBS) -lpthread
 endif
+
+# bench/broker_bench: the broker plugin's ingest ceiling next to the bare fdatasync
+# and SQLite commit rates of the same disk (not run by make check).
+if ENABLE_MQTT_BROKER
+noinst_PROGRAMS += bench/broker_bench
+bench_broker_bench_SOURCES = bench/broker_bench.c
+bench_broker_bench_CFLAGS = $(AM_CFLAGS) $(MOSQUITTO_CFLAGS) $(SQLITE_CFLAGS)
+bench_broker_bench_LDADD = $(MOSQUITTO_LIBS) $(SQLITE_LIBS)
+endif
