@@ -17,10 +17,11 @@
  * files, 4096 sections, 256 keys a section. */
 #ifndef NOTEGW_CFG_H
 #define NOTEGW_CFG_H
+#include "notegw/plugin.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "notegw/plugin.h"
+#include <stdio.h>
 
 #define CFG_DEFAULT_FILE SYSCONFDIR "/notegw/notegw.conf"
 
@@ -35,12 +36,12 @@ struct cfg_diag {
 	size_t n;
 };
 void cfg_diag_add(struct cfg_diag *d, const char *file, unsigned line, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 void cfg_diag_clear(struct cfg_diag *d);
 
 /* Parse a main file and its conf.d directory (dir may be NULL: derive
- * "<dirname(file)>/conf.d"). Returns a document (caller frees with cfg_doc_free)
- * even with errors (in diag), or NULL when the main file cannot be read. */
+ * "<dirname(file)>/conf.d"; "": the main file alone). Returns a document (caller frees with
+ * cfg_doc_free) even with errors (in diag), or NULL when the main file cannot be read. */
 struct cfg_doc *cfg_doc_load(const char *file, const char *confd, struct cfg_diag *diag);
 struct cfg_doc *cfg_doc_parse_string(const char *text, const char *name, struct cfg_diag *diag);
 void cfg_doc_free(struct cfg_doc *doc);
@@ -75,6 +76,9 @@ const char *cfg_blame(const struct cfg_doc *doc, const char *section, const char
                       unsigned *line);
 /* Number of syntax errors met while parsing doc. */
 size_t cfg_doc_errors(const struct cfg_doc *doc);
+/* Write the sections whose names match pattern, with their merged keys (conf.d
+ * applied), as an INI text the loader reads back to the same values. 0 or -errno. */
+int cfg_doc_write(const struct cfg_doc *doc, const char *pattern, FILE *f);
 
 /* ---- the binder (cfg_bind.c) ------------------------------------------------------- */
 
@@ -103,18 +107,18 @@ enum cfg_uplink { CFG_UPLINK_OFF, CFG_UPLINK_HOST, CFG_UPLINK_NOTECARD };
 enum cfg_tristate { CFG_INHERIT = -1, CFG_OFF = 0, CFG_ON = 1 };
 
 struct cfg_notecard {
-	int transport;          /* enum cfg_transport */
+	int transport; /* enum cfg_transport */
 	char *device;
 	long long address;
 	long long baud;
-	char *attn;             /* "gpiochip0:17" or NULL */
-	uint64_t poll_ms;       /* inbound poll interval without ATTN */
+	char *attn;                 /* "gpiochip0:17" or NULL */
+	uint64_t poll_ms;           /* inbound poll interval without ATTN */
 	long long timing_scale_pct; /* pacing scale for tests/tuning; 100 = note-c, 1..1000 */
 };
 
 struct cfg_hub {
 	char *product;
-	int mode;               /* index into cfg_hub_modes, -1 when unset */
+	int mode;                    /* index into cfg_hub_modes, -1 when unset */
 	long long outbound, inbound; /* minutes, -1 unset */
 	char *sn;
 };
@@ -123,49 +127,49 @@ extern const char *const cfg_hub_modes[];
 struct cfg_store {
 	char *path;
 	uint64_t max_size;
-	int when_full;          /* enum cfg_when_full */
-	uint64_t commit_delay_ms; /* group-commit window */
+	int when_full;              /* enum cfg_when_full */
+	uint64_t commit_delay_ms;   /* group-commit window */
 	long long card_max_pending; /* notes allowed on the card at once */
 };
 
 struct cfg_control {
 	char *socket;
-	char *group;            /* read-only access */
-	char *admin_group;      /* mutating access  */
+	char *group;       /* read-only access */
+	char *admin_group; /* mutating access  */
 };
 
 struct cfg_crypto {
-	int uplink;             /* enum cfg_uplink */
+	int uplink; /* enum cfg_uplink */
 	char *public_key;
-	char *private_key;      /* for downlink */
-	char *key_name;         /* Notehub env var name for uplink = notecard */
+	char *private_key; /* for downlink */
+	char *key_name;    /* Notehub env var name for uplink = notecard */
 };
 
 struct cfg_notefile {
-	char *name;             /* after "notefile." */
-	char *template_;        /* "off", "auto" or a path */
-	int encrypt;            /* enum cfg_tristate */
+	char *name;      /* after "notefile." */
+	char *template_; /* "off", "auto" or a path */
+	int encrypt;     /* enum cfg_tristate */
 	bool urgent;
-	long long learn;        /* notes to learn a template from */
-	bool ntn;               /* satellite notefile: templates enforced */
+	long long learn; /* notes to learn a template from */
+	bool ntn;        /* satellite notefile: templates enforced */
 };
 
 struct cfg_daemon {
 	char *plugin_dir;
 	char *state_dir;
 	char *log_level;
-	uint64_t watchdog_ms;   /* 0: from WATCHDOG_USEC */
-	char *metrics_file;     /* Prometheus textfile, or NULL */
-	char *chrony_socket;    /* chrony SOCK refclock path, or NULL */
+	uint64_t watchdog_ms; /* 0: from WATCHDOG_USEC */
+	char *metrics_file;   /* Prometheus textfile, or NULL */
+	char *chrony_socket;  /* chrony SOCK refclock path, or NULL */
 };
 
 struct cfg_update {
-	bool enabled;           /* watch dfu.status for host images */
-	uint64_t interval_ms;   /* how often to ask */
-	char *trusted_dir;      /* public keys allowed to sign images */
-	char *spool_dir;        /* where images are downloaded (state_dir/update) */
-	bool auto_apply;        /* hand a verified image to the installer at once */
-	uint64_t chunk;         /* bytes per dfu.get */
+	bool enabled;         /* watch dfu.status for host images */
+	uint64_t interval_ms; /* how often to ask */
+	char *trusted_dir;    /* public keys allowed to sign images */
+	char *spool_dir;      /* where images are downloaded (state_dir/update) */
+	bool auto_apply;      /* hand a verified image to the installer at once */
+	uint64_t chunk;       /* bytes per dfu.get */
 };
 
 /* Configuration from Notehub (docs/fleet.md): environment variables named
@@ -184,7 +188,7 @@ struct cfg_health {
 };
 
 struct cfg {
-	struct cfg_doc *doc;    /* kept for plugins' own sections */
+	struct cfg_doc *doc; /* kept for plugins' own sections */
 	char *main_file;
 	struct cfg_daemon daemon;
 	struct cfg_notecard notecard;

@@ -511,7 +511,8 @@ struct cfg_doc *cfg_doc_load(const char *file, const char *confd, struct cfg_dia
 		}
 		confd = dir;
 	}
-	doc_add_dir(doc, confd, diag);
+	if (*confd)
+		doc_add_dir(doc, confd, diag);
 	free(dir);
 	return doc;
 }
@@ -584,6 +585,21 @@ size_t cfg_doc_match(const struct cfg_doc *doc, const char *pattern, const char 
 			names[k++] = doc->s[i]->name;
 	*out = names;
 	return k;
+}
+
+int cfg_doc_write(const struct cfg_doc *doc, const char *pattern, FILE *f)
+{
+	for (size_t i = 0; doc && i < doc->n; i++) {
+		const struct cfg_section *sec = doc->s[i];
+		if (!cfg_pattern_match(pattern, sec->name))
+			continue;
+		fprintf(f, "[%s]\n", sec->name);
+		/* Quoted: a value keeps its '#', ';' and edge spaces (none holds '"'). */
+		for (size_t k = 0; k < sec->n; k++)
+			fprintf(f, "%s = \"%s\"\n", sec->e[k].key, sec->e[k].value);
+		fputc('\n', f);
+	}
+	return ferror(f) ? -EIO : 0;
 }
 
 void cfg_doc_claim(struct cfg_doc *doc, const char *pattern)

@@ -899,11 +899,40 @@ out:
 	return r;
 }
 
+/* AES-256-GCM open of the ct_len bytes at ct (their tag right after them) into a new
+ * NUL-terminated text: 0 with *pt (caller frees) and *len, or -errno with *why and
+ * nothing allocated. */
+static int open_text(const uint8_t key[CRYPTO_GCM_KEY_LEN],
+                     const uint8_t nonce[CRYPTO_GCM_NONCE_LEN], const uint8_t *aad, size_t aad_len,
+                     const uint8_t *ct, size_t ct_len, char **pt, size_t *len, const char **why)
+{
+	uint8_t *out = malloc(ct_len + 1);
+	int r;
+
+	if (!out) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	r = crypto_gcm_open(key, nonce, aad, aad_len, ct, ct_len, ct + ct_len, out);
+	if (r < 0) {
+		*why = r == -EBADMSG ? "wrong key, or the note was tampered with or truncated "
+		                       "(authentication failed)"
+		                     : "internal error decrypting";
+		OPENSSL_cleanse(out, ct_len + 1);
+		free(out);
+		return r;
+	}
+	out[ct_len] = '\0';
+	*pt = (char *)out;
+	*len = ct_len;
+	return 0;
+}
+
 int crypto_open(const struct crypto_key *priv, json_t *env, char **pt, size_t *len,
                 const char **why)
 {
 	uint8_t key[CRYPTO_GCM_KEY_LEN], nonce[CRYPTO_GCM_NONCE_LEN];
-	uint8_t *raw = NULL, *aad = NULL, *out = NULL;
+	uint8_t *raw = NULL, *aad = NULL;
 	size_t raw_len = 0, aad_len = 0, env_len, ct_len = 0;
 	const char *alg, *data;
 	enum crypto_key_type type;
@@ -969,32 +998,15 @@ int crypto_open(const struct crypto_key *priv, json_t *env, char **pt, size_t *l
 	if (r < 0)
 		goto out;
 	aad = make_aad(alg, raw, env_len, &aad_len);
-	out = malloc(ct_len + 1);
-	if (!aad || !out) {
+	if (!aad) {
 		*why = "out of memory";
 		r = -ENOMEM;
 		goto out;
 	}
-	r = crypto_gcm_open(key, nonce, aad, aad_len, raw + env_len, ct_len, raw + env_len + ct_len,
-	                    out);
-	if (r < 0) {
-		*why = r == -EBADMSG ? "wrong key, or the note was tampered with or truncated "
-		                       "(authentication failed)"
-		                     : "internal error decrypting";
-		goto out;
-	}
-	out[ct_len] = '\0';
-	*pt = (char *)out;
-	*len = ct_len;
-	out = NULL;
-	r = 0;
+	r = open_text(key, nonce, aad, aad_len, raw + env_len, ct_len, pt, len, why);
 out:
 	OPENSSL_cleanse(key, sizeof(key));
 	OPENSSL_cleanse(nonce, sizeof(nonce));
-	if (out) {
-		OPENSSL_cleanse(out, ct_len + 1);
-		free(out);
-	}
 	free(aad);
 	free(raw);
 	return r;
@@ -1102,7 +1114,6 @@ int crypto_open_payload(const struct crypto_key *priv, const uint8_t *p, size_t 
                         size_t *len, const char **why)
 {
 	uint8_t key[CRYPTO_GCM_KEY_LEN], nonce[CRYPTO_GCM_NONCE_LEN], base[CRYPTO_GCM_NONCE_LEN];
-	uint8_t *out = NULL;
 	size_t ct_len = 0;
 	uint32_t seq;
 	int r;
@@ -1135,30 +1146,11 @@ int crypto_open_payload(const struct crypto_key *priv, const uint8_t *p, size_t 
 	if ((r = open_setup_p384(priv, HPKE_INFO_V2, p + 1, key, base, why)) < 0)
 		goto out;
 	seq_nonce(base, seq, nonce);
-	if (!(out = malloc(ct_len + 1))) {
-		*why = "out of memory";
-		r = -ENOMEM;
-		goto out;
-	}
-	r = crypto_gcm_open(key, nonce, p, CRYPTO_PAYLOAD_HDR_LEN, p + CRYPTO_PAYLOAD_HDR_LEN,
-	                    ct_len, p + CRYPTO_PAYLOAD_HDR_LEN + ct_len, out);
-	if (r < 0) {
-		*why = r == -EBADMSG ? "wrong key, or the note was tampered with or truncated "
-		                       "(authentication failed)"
-		                     : "internal error decrypting";
-		goto out;
-	}
-	out[ct_len] = '\0';
-	*pt = (char *)out;
-	*len = ct_len;
-	out = NULL;
+	r = open_text(key, nonce, p, CRYPTO_PAYLOAD_HDR_LEN, p + CRYPTO_PAYLOAD_HDR_LEN, ct_len, pt,
+	              len, why);
 out:
 	OPENSSL_cleanse(key, sizeof(key));
 	OPENSSL_cleanse(nonce, sizeof(nonce));
 	OPENSSL_cleanse(base, sizeof(base));
-	if (out) {
-		OPENSSL_cleanse(out, ct_len + 1);
-		free(out);
-	}
 	return r;
 }

@@ -17,6 +17,11 @@ struct cfg;
 #define INTAKE_BODY_MAX    (8 * 1024)
 #define INTAKE_PAYLOAD_MAX (8 * 1024)
 
+/* notegwd writes its [notefile.*] rules under this name beside the store, at every
+ * start and reload; the broker plugin, which may not read notegwd's configuration,
+ * judges its notes by them (docs/mqtt.md). */
+#define INTAKE_RULES_FILE "notefiles.conf"
+
 /* What the intake judges a note by. */
 struct intake_rules {
 	const struct cfg *cfg; /* [notefile.*] (urgent, ntn); NULL: none (borrowed) */

@@ -3,11 +3,13 @@
  * in here as each collaborator opens and re-pointed here when a reload replaces the
  * configuration. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include "batch.h"
 #include "cfg.h"
@@ -18,6 +20,7 @@
 #include "fleet.h"
 #include "gw.h"
 #include "health.h"
+#include "intake.h"
 #include "lifecycle.h"
 #include "link.h"
 #include "log.h"
@@ -174,6 +177,49 @@ static void batch_committed(void *ud)
 		link_kick(gw->link);
 }
 
+/* ---- the rules the broker plugin reads ---------------------------------------------- */
+
+/* [notefile.*], whole and nothing else, beside the store as notefiles.conf
+ * (docs/mqtt.md): the broker plugin runs as mosquitto, which reaches the queue
+ * directory through notegw-store and may not read this configuration (0640
+ * root:notegw; it may name keys and a password file). Written under a temporary
+ * name and renamed, so a reader sees the old rules or the new ones. A failure only
+ * leaves the broker's rules as they were: logged, not fatal. */
+static void export_rules(const struct cfg *cfg)
+{
+	char dir[PATH_MAX], tmp[PATH_MAX], dst[PATH_MAX];
+	const char *slash = strrchr(cfg->store.path, '/');
+	int len = slash ? (int)(slash - cfg->store.path) : 1;
+	const char *base = slash ? cfg->store.path : ".";
+
+	if (xsnprintf(dir, sizeof(dir), "%.*s", len, base) < 0 ||
+	    xsnprintf(dst, sizeof(dst), "%s/" INTAKE_RULES_FILE, dir) < 0 ||
+	    xsnprintf(tmp, sizeof(tmp), "%s.tmp", dst) < 0)
+		return;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd >= 0)
+		(void)fchmod(fd, 0640); /* whatever the umask: notegw-store reads it */
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	int r = f ? 0 : -errno;
+	if (!f && fd >= 0)
+		close(fd);
+	if (f) {
+		fprintf(f, "# notegwd's [notefile.*] rules for the mosquitto broker plugin; "
+		           "rewritten at every start and reload\n\n");
+		r = cfg_doc_write(cfg->doc, "notefile.**", f);
+		if (r == 0 && (fflush(f) != 0 || fsync(fileno(f)) < 0))
+			r = -errno;
+		if (fclose(f) != 0 && r == 0)
+			r = -errno;
+	}
+	if (r == 0 && rename(tmp, dst) < 0)
+		r = -errno;
+	if (r < 0) {
+		log_warn("store: cannot write %s for the broker plugin: %s", dst, strerror(-r));
+		unlink(tmp);
+	}
+}
+
 /* ---- start and stop --------------------------------------------------------------- */
 
 static int open_store(struct gw *gw)
@@ -281,6 +327,8 @@ int gw_start(struct gw *gw)
 	gw->penv.loop = gw->loop;
 	gw->delivery.plugins = gw->plugins;
 	int r = open_store(gw);
+	if (r == 0)
+		export_rules(gw->cfg);
 	if (r == 0)
 		r = open_key(gw);
 	if (r < 0)
@@ -391,6 +439,7 @@ int gw_reload(struct gw *gw)
 	for (size_t i = 0; i < diag.n; i++)
 		log_err("%s", diag.msgs[i]);
 	if (r == 0) {
+		export_rules(gw->cfg);
 		log_notice("notegwd: configuration reloaded");
 		store_audit(gw->store, "daemon", "reload", gw->config_file);
 	} else {

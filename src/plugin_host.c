@@ -143,6 +143,12 @@ static const char *h_state_dir(struct ngw_plugin *self)
 	return cfg ? cfg->daemon.state_dir : LOCALSTATEDIR "/lib/notegw";
 }
 
+static const char *h_gateway_id(struct ngw_plugin *self)
+{
+	struct store *st = P(self)->owner->env->store;
+	return st ? store_gateway_id(st) : NULL;
+}
+
 static void h_emit(struct ngw_plugin *self, const char *topic, const char *json)
 {
 	struct plugins *ps = P(self)->owner;
@@ -169,4 +175,5 @@ const struct ngw_host_api plugin_host_api = {
     .state_dir = h_state_dir,
     .emit = h_emit,
     .note_put_once = h_note_put_once,
+    .gateway_id = h_gateway_id,
 };

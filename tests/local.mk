@@ -44,8 +44,20 @@ endif
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_plugin_abi
 tests_unit_test_plugin_abi_SOURCES = tests/unit/test_plugin_abi.c
-tests_unit_test_plugin_abi_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_plugin_abi_LDADD = $(UNIT_LIBS)
+tests_unit_test_plugin_abi_CFLAGS = $(UNIT_CFLAGS) \
+	-DTEST_PLUGIN_DIR='"$(abs_top_builddir)/tests/plugins/.libs"'
+tests_unit_test_plugin_abi_LDADD = $(UNIT_LIBS) -ldl
+# Real plugins built for plugin ABI minor 0, for test_plugin_abi: one as minor 0 is
+# today, one whose descriptor ends before on_emit (a newer host's older minor).
+check_LTLIBRARIES += tests/plugins/oldminor.la tests/plugins/oldminor_short.la
+tests_plugins_oldminor_la_SOURCES = tests/plugins/oldminor.c
+tests_plugins_oldminor_la_CFLAGS = $(AM_CFLAGS) $(SYSTEMD_CFLAGS)
+tests_plugins_oldminor_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere $(AM_LDFLAGS)
+tests_plugins_oldminor_short_la_SOURCES = tests/plugins/oldminor.c
+tests_plugins_oldminor_short_la_CFLAGS = $(AM_CFLAGS) $(SYSTEMD_CFLAGS) \
+	-DDESC_END='offsetof(struct ngw_plugin_desc, on_emit)'
+tests_plugins_oldminor_short_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere \
+	$(AM_LDFLAGS)
 TESTS += tests/unit/test_plugin_abi
 endif
 

@@ -364,6 +364,23 @@ if [ "${n:-0}" -ge 3 ]; then echo "ok: 3 messages through mosquitto (as user mos
 	fail "$n of 3 broker messages at the hub"; cexec tail -20 /var/log/mosquitto/mosquitto.log || true; fi
 bp=$(cexec notegw status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); s=s.get("status", s); print(s["plugins"]["mqtt"].get("broker_plugin"))' 2>&1)
 [ "$bp" = True ] && echo "ok: the client plugin heard the broker plugin" || fail "broker_plugin: $bp"
+# notegwd's [notefile.*] reach the plugin through notefiles.conf beside the store,
+# written under the unit and readable by mosquitto through notegw-store only.
+cexec sh -c 'printf "[notefile.sat.qo]\ntemplate = auto\nntn = true\n" >/etc/notegw/conf.d/93-sat.conf'
+cexec timeout 30 systemctl reload notegwd || fail "reload for [notefile.sat.qo]"
+m=$(cexec stat -c '%a %U:%G' /var/lib/notegw/queue/notefiles.conf 2>&1)
+[ "$m" = "640 notegw:notegw-store" ] && echo "ok: notefiles.conf $m" || fail "notefiles.conf is $m"
+cexec grep -q 'notefile.sat.qo' /var/lib/notegw/queue/notefiles.conf || fail "the reload did not export [notefile.sat.qo]"
+big=$(python3 -c 'import json; print(json.dumps({"x": "a" * 300}))')
+cexec mosquitto_pub -h localhost -q 1 -t notecard/out/sat.qo -m "$big" || fail "mosquitto_pub sat.qo"
+sleep 1
+if cexec grep -q 'refused notecard/out/sat.qo.*satellite' /var/log/mosquitto/mosquitto.log ||
+	cexec journalctl --no-pager -u mosquitto -o cat | grep -q 'refused notecard/out/sat.qo.*satellite'; then
+	echo "ok: the broker plugin refused an oversize satellite body under mosquitto.service"
+else
+	fail "no satellite refusal in mosquitto's log"; cexec tail -20 /var/log/mosquitto/mosquitto.log || true
+fi
+cexec rm -f /etc/notegw/conf.d/93-sat.conf
 cexec ps -o user=,group=,supgrp=,comm= -C mosquitto
 cexec timeout 60 systemctl stop notegwd mosquitto || fail "stop notegwd and mosquitto"
 expect Result success

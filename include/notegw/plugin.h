@@ -23,7 +23,7 @@ extern "C" {
  *   of an older plugin is never read past; to the host, such a field is absent (NULL).
  * Neither struct is ever reordered or shrunk within a major. */
 #define NGW_PLUGIN_ABI_MAJOR 1
-#define NGW_PLUGIN_ABI_MINOR 1
+#define NGW_PLUGIN_ABI_MINOR 2
 #define NGW_PLUGIN_ABI ((NGW_PLUGIN_ABI_MAJOR << 16) | NGW_PLUGIN_ABI_MINOR)
 
 /* ---- configuration map: one row per key of a section ---------------------------- */
@@ -135,6 +135,12 @@ struct ngw_host_api {
 	int (*note_put_once)(struct ngw_plugin *self, const void *key, size_t key_len,
 	                     const char *notefile, const char *body, const void *payload,
 	                     size_t payload_len, ngw_put_cb cb, void *userdata, const char **why);
+
+	/* Minor 2. The gateway id the store keeps in its state file: 16 hex digits, the
+	 * same across restarts and store repairs, the first half of every note's "_id".
+	 * Borrowed until the plugin stops; NULL while no store is open (--check-config).
+	 * Use it only when (host->abi & 0xffff) >= 2. */
+	const char *(*gateway_id)(struct ngw_plugin *self);
 };
 
 /* A loaded plugin as the plugin sees it; the daemon keeps more behind it. */

@@ -11,12 +11,24 @@
  *   plugin_opt_max_payload 8192         (bytes, K/M suffix; default 8K)
  *   plugin_opt_max_size 256M            (match [store] max_size; default unlimited)
  *   plugin_opt_when_full drop-oldest    (match [store] when_full)
- *   plugin_opt_config /etc/notegw/notegw.conf  (its [notefile.*]: urgent, ntn)
+ *   plugin_opt_config /path/rules.conf  (default: notefiles.conf beside the store)
  *
  * Every message goes through the daemon's own intake (src/intake.c, compiled in):
  * the same notefile rule, body limits, satellite (ntn) check and urgent priority
  * as a note from any producer inside notegwd. This is the one sanctioned way into
  * the store that does not pass through notegwd.
+ *
+ * The [notefile.*] rules come from notefiles.conf beside the store, which notegwd
+ * writes at every start and reload from its own configuration (main file and
+ * conf.d): mosquitto reaches the queue directory through the notegw-store group
+ * and needs no access to notegwd's configuration, which may name keys and a
+ * password file. plugin_opt_config names another file of [notefile.*] sections;
+ * "plugin_opt_config none" reads none. The file is looked at (one stat) before each
+ * message and read again when it changed, so a notegwd reload reaches the broker
+ * without a mosquitto restart. A default file not there (yet) means no rules; one
+ * there but unreadable or wrong at start stops the plugin, as notegwd would stop:
+ * rules silently left out would queue urgent notes as ordinary ones and satellite
+ * notes the card can never send.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -25,6 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
@@ -44,7 +58,10 @@ struct broker {
 	char prefix[MQTT_PREFIX_MAX + 1];
 	uint64_t max_payload;
 	struct store_opts opts;
-	struct cfg *cfg; /* plugin_opt_config's, for [notefile.*]; NULL without */
+	struct cfg *cfg;  /* the [notefile.*] rules; NULL: none */
+	char *rules;      /* the file they come from; NULL: plugin_opt_config none */
+	bool rules_given; /* named by plugin_opt_config, not notefiles.conf */
+	struct stat seen; /* that file as last read (st_ino 0: not there) */
 	uint64_t queued, refused, failed;
 };
 
@@ -90,6 +107,98 @@ static int rewrite_as_error(struct broker *b, struct mosquitto_evt_message *ed, 
 	return MOSQ_ERR_SUCCESS;
 }
 
+/* Read the rules file into b->cfg. Returns 0, -ENOENT when it is not there (b->cfg
+ * left alone), or -EINVAL with every problem logged (b->cfg left alone). */
+static int load_rules(struct broker *b)
+{
+	struct cfg_diag diag = {0};
+	struct stat st;
+	struct cfg *cfg;
+
+	if (stat(b->rules, &st) < 0 && errno == ENOENT) {
+		memset(&b->seen, 0, sizeof(b->seen));
+		return -ENOENT;
+	}
+	/* notefiles.conf is whole as notegwd wrote it: no conf.d beside it is read (the
+	 * queue directory is not a configuration directory); a file named by
+	 * plugin_opt_config is read as notegwd reads its own, conf.d included. */
+	struct cfg_doc *doc = cfg_doc_load(b->rules, b->rules_given ? NULL : "", &diag);
+	cfg = doc ? cfg_from_doc(doc, b->rules, &diag) : NULL;
+	if (doc && !cfg)
+		cfg_doc_free(doc);
+	for (size_t i = 0; i < diag.n; i++)
+		mosquitto_log_printf(MOSQ_LOG_ERR, "notegw: notefile rules: %s", diag.msgs[i]);
+	if (!cfg && diag.n == 0)
+		mosquitto_log_printf(MOSQ_LOG_ERR, "notegw: notefile rules %s: cannot read it",
+		                     b->rules);
+	if (!cfg && access(b->rules, R_OK) < 0 && errno == EACCES)
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+		                     "notegw: notefile rules %s: mosquitto's user may not read it "
+		                     "(is it in group notegw-store?)",
+		                     b->rules);
+	cfg_diag_clear(&diag);
+	if (!cfg)
+		return -EINVAL;
+	cfg_free(b->cfg);
+	b->cfg = cfg;
+	b->seen = st;
+	return 0;
+}
+
+/* Before each message: the rules again if notegwd rewrote them (a rename gives a new
+ * inode). A file gone or wrong now keeps the rules last read. */
+static void refresh_rules(struct broker *b)
+{
+	struct stat st;
+
+	if (!b->rules || stat(b->rules, &st) < 0)
+		return;
+	if (st.st_ino == b->seen.st_ino && st.st_dev == b->seen.st_dev &&
+	    st.st_size == b->seen.st_size && st.st_mtim.tv_sec == b->seen.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == b->seen.st_mtim.tv_nsec)
+		return;
+	if (load_rules(b) == 0)
+		mosquitto_log_printf(MOSQ_LOG_INFO, "notegw: notefile rules read again from %s",
+		                     b->rules);
+	else
+		b->seen = st; /* logged once, not before every message */
+}
+
+/* At start: the rules file named, or notefiles.conf beside the store. */
+static int open_rules(struct broker *b, bool given)
+{
+	const char *slash;
+	size_t len;
+	int r;
+
+	if (!given) {
+		slash = strrchr(b->path, '/');
+		len = slash ? (size_t)(slash - b->path) + 1 : 0;
+		b->rules = malloc(len + sizeof(INTAKE_RULES_FILE));
+		if (!b->rules)
+			return -ENOMEM;
+		memcpy(b->rules, b->path, len);
+		memcpy(b->rules + len, INTAKE_RULES_FILE, sizeof(INTAKE_RULES_FILE));
+	}
+	if (!b->rules)
+		return 0; /* plugin_opt_config none */
+	b->rules_given = given;
+	r = load_rules(b);
+	if (r == -ENOENT && !given) {
+		mosquitto_log_printf(MOSQ_LOG_NOTICE,
+		                     "notegw: no %s yet (notegwd writes it when it starts): no "
+		                     "notefile is urgent or satellite until then",
+		                     b->rules);
+		return 0;
+	}
+	if (r == -ENOENT)
+		mosquitto_log_printf(MOSQ_LOG_ERR, "notegw: plugin_opt_config %s: no such file",
+		                     b->rules);
+	if (r == 0)
+		mosquitto_log_printf(MOSQ_LOG_INFO, "notegw: notefile rules from %s", b->rules);
+	return r;
+}
+
 static int on_message(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_message *ed = event_data;
@@ -118,6 +227,7 @@ static int on_message(int event, void *event_data, void *userdata)
 	r = mqtt_out_check_obj(notefile, ed->payload, ed->payloadlen, (size_t)b->max_payload, &obj,
 	                       &why);
 	if (r == 0) {
+		refresh_rules(b);
 		struct intake_rules rules = {.cfg = b->cfg};
 		r = intake_prepare_obj(&rules, notefile, obj, 0, &n, &why);
 	}
@@ -179,24 +289,9 @@ static void broker_free(struct broker *b)
 		return;
 	store_close(b->st);
 	cfg_free(b->cfg);
+	free(b->rules);
 	free(b->path);
 	free(b);
-}
-
-/* notegwd's configuration, for its [notefile.*] rules; any error in it is logged
- * and refuses the plugin, as notegwd would refuse to start. */
-static int load_config(struct broker *b, const char *file)
-{
-	struct cfg_diag diag = {0};
-	cfg_free(b->cfg);
-	b->cfg = cfg_load(file, &diag);
-	for (size_t i = 0; i < diag.n; i++)
-		mosquitto_log_printf(MOSQ_LOG_ERR, "notegw: plugin_opt_config: %s", diag.msgs[i]);
-	if (!b->cfg && diag.n == 0)
-		mosquitto_log_printf(MOSQ_LOG_ERR, "notegw: plugin_opt_config %s: cannot read it",
-		                     file);
-	cfg_diag_clear(&diag);
-	return b->cfg ? 0 : -EINVAL;
 }
 
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
@@ -204,6 +299,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 {
 	struct broker *b = calloc(1, sizeof(*b));
 	const char *why = NULL;
+	bool config_given = false;
 	int r;
 
 	if (!b)
@@ -240,7 +336,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 				goto fail;
 			}
 		} else if (strcmp(k, "config") == 0) {
-			if (load_config(b, v) < 0)
+			config_given = true;
+			free(b->rules);
+			b->rules = strcmp(v, "none") == 0 ? NULL : strdup(v);
+			if (strcmp(v, "none") != 0 && !b->rules)
 				goto fail;
 		} else if (strcmp(k, "when_full") == 0) {
 			if (strcmp(v, "drop-oldest") == 0)
@@ -263,6 +362,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		                                   "(the path of notegwd's store.db)");
 		goto fail;
 	}
+	if (open_rules(b, config_given) < 0)
+		goto fail;
 	r = store_open(b->path, &b->opts, &b->st);
 	if (r < 0) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, "notegw: cannot open store %s: %s", b->path,

@@ -190,7 +190,7 @@ static void publish_answer(struct mqtt *m, struct req_ctx *c, const char *respon
 	int rc;
 
 	if (!t) {
-		if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "rsp", NULL) < 0)
+		if (mqtt_topic_build(topic, sizeof(topic), m->own, "rsp", NULL) < 0)
 			return;
 		t = topic;
 	}
@@ -228,7 +228,7 @@ static void on_reply(void *ud, int err, const char *response)
 			}
 		}
 		if (err < 0) {
-			mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "req", NULL);
+			mqtt_topic_build(topic, sizeof(topic), m->own, "req", NULL);
 			mqtt_publish_error(m, topic, "no answer from the notecard");
 		} else {
 			publish_answer(m, c, response);
@@ -249,7 +249,8 @@ static void take_response_props(struct mqtt *m, struct req_ctx *c, const mosquit
 		return;
 	if (mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &rt, false) && rt) {
 		if (mosquitto_pub_topic_check(rt) == MOSQ_ERR_SUCCESS &&
-		    mqtt_topic_classify(m->conf.prefix, rt, NULL) == MQTT_TOPIC_OTHER)
+		    mqtt_topic_classify(m->conf.prefix, rt, NULL) == MQTT_TOPIC_OTHER &&
+		    mqtt_classify(m, rt, NULL) == MQTT_TOPIC_OTHER)
 			c->response_topic = strdup(rt);
 		free(rt);
 	}
@@ -302,7 +303,7 @@ void mqtt_on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_me
 	struct mqtt *m = ud;
 	const char *rest = NULL;
 
-	switch (mqtt_topic_classify(m->conf.prefix, msg->topic, &rest)) {
+	switch (mqtt_classify(m, msg->topic, &rest)) {
 	case MQTT_TOPIC_OUT:
 		if (m->conf.ingest == INGEST_CLIENT)
 			ingest_out(m, msg, rest);

@@ -4,7 +4,8 @@
 if ENABLE_MQTT
 plugin_LTLIBRARIES += plugins/mqtt/mqtt.la
 plugins_mqtt_mqtt_la_SOURCES = plugins/mqtt/mqtt.c plugins/mqtt/session.c \
-	plugins/mqtt/ingest.c plugins/mqtt/mqtt-private.h plugins/mqtt/validate.c \
+	plugins/mqtt/ingest.c plugins/mqtt/share.c plugins/mqtt/mqtt-private.h \
+	plugins/mqtt/validate.c \
 	plugins/mqtt/validate.h
 plugins_mqtt_mqtt_la_CFLAGS = $(AM_CFLAGS) $(SYSTEMD_CFLAGS) $(JANSSON_CFLAGS) $(MOSQUITTO_CFLAGS)
 plugins_mqtt_mqtt_la_LIBADD = $(JANSSON_LIBS) $(MOSQUITTO_LIBS) $(SYSTEMD_LIBS)
@@ -28,10 +29,18 @@ check_PROGRAMS += tests/unit/mqtt_fakehost
 tests_unit_mqtt_fakehost_SOURCES = tests/unit/mqtt_fakehost.c
 tests_unit_mqtt_fakehost_CFLAGS = $(NGW_CFLAGS)
 tests_unit_mqtt_fakehost_LDADD = tests/libfakehost.la $(NGW_LIBS) $(libngw_la_LIBADD)
+# A host name resolving to several addresses in a chosen order, for test_mqtt_addrs.py.
+check_LTLIBRARIES += tests/lib/libresolvshim.la
+tests_lib_libresolvshim_la_SOURCES = tests/lib/resolv_shim.c
+tests_lib_libresolvshim_la_CFLAGS = $(WARN_CFLAGS)
+tests_lib_libresolvshim_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
+tests_lib_libresolvshim_la_LIBADD = -ldl
 TESTS += tests/integration/test_mqtt_client.py tests/integration/test_mqtt_loss.py \
+	tests/integration/test_mqtt_addrs.py \
 	tests/integration/test_mqtt_tls.py tests/integration/test_mqtt_broker.py \
 	tests/integration/test_mqtt_daemon.py tests/integration/test_disk_full.py \
-	tests/integration/test_mqtt_redeliver.py
+	tests/integration/test_mqtt_redeliver.py tests/integration/test_mqtt_share.py \
+	tests/integration/test_mqtt_share_gone.py tests/integration/test_mqtt_share_topics.py
 
 # The broker plugin runs inside mosquitto, not notegwd: it cannot use the daemon's
 # host API, so it carries its own copy of the store code, of the intake every note
@@ -63,4 +72,13 @@ noinst_PROGRAMS += bench/mqtt_bench
 bench_mqtt_bench_SOURCES = bench/mqtt_bench.c
 bench_mqtt_bench_CFLAGS = $(AM_CFLAGS) $(MOSQUITTO_CFLAGS) $(SQLITE_CFLAGS)
 bench_mqtt_bench_LDADD = $(MOSQUITTO_LIBS) $(SQLITE_LIBS) -lpthread
+endif
+
+# bench/broker_bench: the broker plugin's ingest ceiling next to the bare fdatasync
+# and SQLite commit rates of the same disk (not run by make check).
+if ENABLE_MQTT_BROKER
+noinst_PROGRAMS += bench/broker_bench
+bench_broker_bench_SOURCES = bench/broker_bench.c
+bench_broker_bench_CFLAGS = $(AM_CFLAGS) $(MOSQUITTO_CFLAGS) $(SQLITE_CFLAGS)
+bench_broker_bench_LDADD = $(MOSQUITTO_LIBS) $(SQLITE_LIBS)
 endif

@@ -1,6 +1,7 @@
-/* Inside the mqtt plugin: the state its three files share. mqtt.c is the plugin
+/* Inside the mqtt plugin: the state its files share. mqtt.c is the plugin
  * (configuration, lifecycle, what the host tells it), session.c the broker connection
- * in the daemon's event loop, ingest.c what arrives from the broker. Not installed. */
+ * in the daemon's event loop, ingest.c what arrives from the broker, share.c the
+ * share group (several gateways on one site). Not installed. */
 #ifndef NOTEGW_MQTT_PRIVATE_H
 #define NOTEGW_MQTT_PRIVATE_H
 #include <mosquitto.h>
@@ -9,13 +10,16 @@
 #include <systemd/sd-event.h>
 
 #include "notegw/plugin.h"
+#include "validate.h"
 
 #define TOPIC_MAX 512
 /* A delivery key (ingest.c): client id (cut to fit), message id, hash. */
-#define MQTT_KEY_MAX 256 /* STORE_KEY_MAX */
-#define TICK_MS   1000  /* loop_misc cadence while connected */
-#define HELD_MAX  4096u /* messages kept while the broker is away */
-#define PROBE_MS  5000u /* how long the broker plugin has to answer the ping */
+#define MQTT_KEY_MAX 256   /* STORE_KEY_MAX */
+#define TICK_MS      1000  /* loop_misc cadence while connected */
+#define HELD_MAX     4096u /* messages kept while the broker is away */
+#define PROBE_MS     5000u /* how long the broker plugin has to answer the ping */
+#define ADDRS_MAX    8     /* broker addresses tried in turn per round */
+#define ADDR_LEN     64    /* INET6_ADDRSTRLEN and a scope (%ifname) */
 
 enum { PROTO_311, PROTO_5 };
 enum { INGEST_CLIENT, INGEST_BROKER };
@@ -43,6 +47,8 @@ struct mqtt_conf {
 	uint64_t reconnect_max;  /* ms */
 	uint64_t session_expiry; /* ms; 0 = never (MQTT 5 only) */
 	int ingest;
+	char *share_group;          /* NULL: this gateway alone takes <prefix>/out/# */
+	uint64_t share_leave_after; /* ms the Notecard may be gone before leaving the group */
 };
 
 /* An out/ message handed to the host's group commit, its PUBACK held until then. */
@@ -76,14 +82,22 @@ struct mqtt {
 	struct mqtt_conf conf;
 	bool conf_bound;
 	char *client_id; /* conf.client_id or notegw-<hostname> */
-	char *password;  /* from password_file, wiped on free */
+	/* Where this gateway's own topics live (status, env, in, req, rsp, error, emits):
+	 * the prefix alone, or <prefix>/gw/<gateway id> in a share group (docs/fleet.md). */
+	char own[TOPIC_MAX];
+	char *password; /* from password_file, wiped on free */
 	struct mosquitto *mosq;
 	sd_event_source *io; /* broker socket, while there is one */
 	int io_fd;
 	sd_event_source *timer; /* loop_misc while up, reconnect while down */
 	bool lib_init, started, stopping, connected, down;
-	unsigned attempt;       /* failed connects since the last success */
-	uint64_t connect_at_ms; /* when down: next attempt (monotonic) */
+	unsigned attempt; /* failed rounds of connects since the last success */
+	/* The broker's addresses, resolved at the start of each round of connects and
+	 * tried in turn (session.c); without TLS each connect goes to one address. */
+	char addrs[ADDRS_MAX][ADDR_LEN];
+	unsigned n_addrs, addr_i; /* addr_i == n_addrs: resolve again */
+	const char *target;       /* what the current connect goes to */
+	uint64_t connect_at_ms;   /* when down: next attempt (monotonic) */
 	uint64_t connect_start_ms;
 	char *status;     /* last status JSON from the host */
 	int64_t *mid_ids; /* [65536]: mid -> inbound note id awaiting PUBACK */
@@ -95,6 +109,10 @@ struct mqtt {
 	/* ingest = broker: is notegw_broker.so answering on this broker? */
 	int broker_plugin; /* -1 not known yet, 0 no answer, 1 answered */
 	char probe[96];
+	/* share group: taking shared out/ messages while the Notecard is there */
+	bool shared;           /* the shared subscription is (being) made */
+	bool card_ok;          /* the last status said the Notecard is ready */
+	uint64_t card_lost_ms; /* when it stopped being ready (monotonic), 0 if ready */
 	uint64_t probe_deadline_ms;
 	struct {
 		uint64_t received, queued, refused, failed, published, delivered, reconnects,
@@ -130,6 +148,17 @@ void mqtt_session_callbacks(struct mosquitto *mosq);
 void mqtt_publish_error(struct mqtt *m, const char *about, const char *why);
 /* Retained <prefix>/status: the host's status plus "online". */
 void mqtt_publish_status(struct mqtt *m, bool online);
+/* Set m->own from the prefix and, in a share group, the gateway id. 0 or -errno. */
+int mqtt_own_topics(struct mqtt *m, const char *gateway_id);
+/* What topic means to us: out/ under the prefix; req, broker ping/pong under own. */
+enum mqtt_topic_kind mqtt_classify(const struct mqtt *m, const char *topic, const char **rest);
+/* After a connect: subscribe to out/ (shared in a group, unless the card is gone). */
+void mqtt_subscribe_out(struct mqtt *m);
+/* The host's status changed: note whether the Notecard is there (share group). */
+void mqtt_card_seen(struct mqtt *m, const char *status_json);
+/* Share group: leave it when the card has been gone share_leave_after, join again
+ * when it is back. Called from the timer and on status changes. */
+void mqtt_share_check(struct mqtt *m, uint64_t now);
 /* ingest = broker: report when the broker plugin did not answer in time. */
 void mqtt_check_probe(struct mqtt *m, uint64_t now);
 

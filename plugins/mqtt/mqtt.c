@@ -30,6 +30,20 @@
 static const char *const protocol_names[] = {"3.1.1", "5", NULL};
 static const char *const ingest_names[] = {"client", "broker", NULL};
 
+/* A share name is one topic level (MQTT 5 4.8.2: no '/', '+' or '#'), short enough
+ * that $share/<name>/<prefix>/out/# stays well inside TOPIC_MAX. */
+static int check_share_group(const char *v, char *err, size_t errlen)
+{
+	if (!*v || strpbrk(v, "/+#") || strlen(v) > MQTT_SHARE_GROUP_MAX) {
+		snprintf(err, errlen,
+		         "'%s' is not a share group name: one topic level of 1 to %d bytes, "
+		         "without '/', '+' or '#'",
+		         v, MQTT_SHARE_GROUP_MAX);
+		return -1;
+	}
+	return 0;
+}
+
 static const struct ngw_cfg_key keys[] = {
     NGW_CFG_KEY(struct mqtt_conf, "enabled", NGW_CFG_BOOL, "true", enabled),
     NGW_CFG_KEY(struct mqtt_conf, "host", NGW_CFG_STR, "localhost", host),
@@ -63,6 +77,12 @@ static const struct ngw_cfg_key keys[] = {
                 .max = 4294967000LL),
     NGW_CFG_KEY(struct mqtt_conf, "ingest", NGW_CFG_ENUM, "client", ingest,
                 .choices = ingest_names),
+    NGW_CFG_KEY(struct mqtt_conf, "share_group", NGW_CFG_STR, NULL, share_group,
+                .check = check_share_group),
+    /* Long enough that a card re-enumerating (a few seconds) does not shake the
+     * group; short enough that the site's messages do not pile up here meanwhile. */
+    NGW_CFG_KEY(struct mqtt_conf, "share_leave_after", NGW_CFG_DURATION, "60s", share_leave_after,
+                .min = 1000, .max = 86400000),
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -124,6 +144,12 @@ static int mqtt_configure(struct ngw_plugin *self)
 	}
 	if (m->conf.password_file && !m->conf.username) {
 		h->cfg_error(self, "mqtt", "password_file", "password_file needs a username");
+		bad = 1;
+	}
+	if (m->conf.share_group && m->conf.ingest != INGEST_CLIENT) {
+		h->cfg_error(self, "mqtt", "share_group",
+		             "share_group needs ingest = client (with ingest = broker the broker "
+		             "queues out/ messages itself)");
 		bad = 1;
 	}
 	if (!m->conf.host || !*m->conf.host) {
@@ -240,7 +266,7 @@ static int setup_client(struct mqtt *m)
 	 * broker hears PUBACK only for notes already in the store. (No thread is
 	 * started; the flag only changes when packets are written, and adds locks.) */
 	mosquitto_threaded_set(m->mosq, true);
-	if (mqtt_topic_build(topic, sizeof(topic), c->prefix, "status", NULL) < 0)
+	if (mqtt_topic_build(topic, sizeof(topic), m->own, "status", NULL) < 0)
 		return -ENAMETOOLONG;
 	rc = mosquitto_will_set(m->mosq, topic, (int)strlen(will), will, (int)c->qos, true);
 	if (rc)
@@ -303,6 +329,15 @@ static int mqtt_start(struct ngw_plugin *self)
 	}
 	m->stopping = m->connected = m->down = false;
 	m->attempt = 0;
+	r = mqtt_own_topics(m, (self->host->abi & 0xffff) >= 2 && self->host->gateway_id
+	                           ? self->host->gateway_id(self)
+	                           : NULL);
+	if (r < 0)
+		return r;
+	m->card_ok = true; /* until a status says otherwise */
+	m->card_lost_ms = 0;
+	if (m->status)
+		mqtt_card_seen(m, m->status); /* the last one, kept across a reload */
 	r = setup_client(m);
 	if (r < 0)
 		return r;
@@ -310,6 +345,9 @@ static int mqtt_start(struct ngw_plugin *self)
 	LOG(m, LOG_INFO, "broker %s:%lld, prefix %s, ingest by %s%s", m->conf.host, m->conf.port,
 	    m->conf.prefix, ingest_names[m->conf.ingest],
 	    m->conf.raw_requests ? ", raw requests on" : "");
+	if (m->conf.share_group)
+		LOG(m, LOG_INFO, "share group %s: out/ shared, this gateway's own topics under %s/",
+		    m->conf.share_group, m->own);
 	mqtt_connect(m);
 	return 0;
 }
@@ -425,7 +463,7 @@ static void mqtt_on_inbound(struct ngw_plugin *self, const struct ngw_note *note
 		    (long long)note->id);
 		return;
 	}
-	if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "in", note->file) < 0)
+	if (mqtt_topic_build(topic, sizeof(topic), m->own, "in", note->file) < 0)
 		return;
 	js = mqtt_inbound_json(note);
 	if (!js)
@@ -443,7 +481,11 @@ static void mqtt_on_status(struct ngw_plugin *self, const char *status_json)
 		return;
 	free(m->status);
 	m->status = s;
-	if (m->started && m->connected)
+	if (!m->started)
+		return;
+	mqtt_card_seen(m, s);
+	mqtt_share_check(m, mqtt_now_ms());
+	if (m->connected)
 		mqtt_publish_status(m, true);
 }
 
@@ -458,7 +500,7 @@ static void mqtt_on_env(struct ngw_plugin *self, const char *name, const char *v
 		LOG(m, LOG_WARNING, "environment variable name unusable as a topic level");
 		return;
 	}
-	if (mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "env", name) < 0)
+	if (mqtt_topic_build(topic, sizeof(topic), m->own, "env", name) < 0)
 		return;
 	/* A deleted variable clears the retained message (empty retained payload). */
 	mqtt_publish(m, topic, value ? value : "", value ? strlen(value) : 0, true);
@@ -486,7 +528,7 @@ static void mqtt_on_emit(struct ngw_plugin *self, const char *from, const char *
 		LOG(m, LOG_WARNING, "%s emitted on unusable topic '%s'", from ? from : "?", topic);
 		return;
 	}
-	if (mqtt_topic_build(full, sizeof(full), m->conf.prefix, topic, NULL) < 0)
+	if (mqtt_topic_build(full, sizeof(full), m->own, topic, NULL) < 0)
 		return;
 	mqtt_publish(m, full, json, strlen(json), false);
 }
@@ -502,6 +544,11 @@ static char *mqtt_stats_json(struct ngw_plugin *self)
 	              "connected", m->connected, "ingest", ingest_names[m->conf.ingest]);
 	char *s;
 
+	if (j && m->conf.share_group) {
+		json_object_set_new(j, "share_group", json_string(m->conf.share_group));
+		json_object_set_new(j, "topics", json_string(m->own));
+		json_object_set_new(j, "sharing", json_boolean(m->shared && m->connected));
+	}
 	if (j && m->conf.ingest == INGEST_BROKER)
 		json_object_set_new(j, "broker_plugin",
 		                    m->broker_plugin < 0 ? json_null()

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+#include <netdb.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -183,6 +184,53 @@ void mqtt_update_io(struct mqtt *m)
 	sd_event_source_set_io_events(m->io, ev);
 }
 
+/* The broker's addresses for this round of connects, in getaddrinfo's order (e.g.
+ * ::1 before 127.0.0.1 for "localhost"). libmosquitto's own connect stops at the
+ * first address whose non-blocking connect is merely under way, so a broker that
+ * listens on only one of them would never be reached. 0 or -errno. */
+static int resolve(struct mqtt *m)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+	struct addrinfo *res = NULL, *a;
+	char port[8];
+	unsigned i;
+	int r;
+
+	m->n_addrs = m->addr_i = 0;
+	snprintf(port, sizeof(port), "%lld", m->conf.port);
+	r = getaddrinfo(m->conf.host, port, &hints, &res);
+	if (r != 0) {
+		LOG(m, m->attempt == 0 ? LOG_WARNING : LOG_DEBUG, "cannot resolve %s: %s",
+		    m->conf.host, r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+		return -EHOSTUNREACH;
+	}
+	for (a = res; a && m->n_addrs < ADDRS_MAX; a = a->ai_next) {
+		char *dst = m->addrs[m->n_addrs];
+		if (getnameinfo(a->ai_addr, a->ai_addrlen, dst, ADDR_LEN, NULL, 0, NI_NUMERICHOST))
+			continue;
+		bool seen = false;
+		for (i = 0; i < m->n_addrs; i++)
+			seen = seen || strcmp(m->addrs[i], dst) == 0;
+		if (!seen) /* getaddrinfo lists an address once per socket type asked */
+			m->n_addrs++;
+	}
+	freeaddrinfo(res);
+	return m->n_addrs ? 0 : -EHOSTUNREACH;
+}
+
+/* Where this connect goes: the next resolved address, or with TLS the name itself
+ * (libmosquitto checks the server's certificate against the name it connects to,
+ * so it resolves and walks the addresses itself). NULL when the name resolves to
+ * nothing. */
+static const char *next_target(struct mqtt *m)
+{
+	if (m->conf.tls)
+		return m->conf.host;
+	if (m->addr_i >= m->n_addrs && resolve(m) < 0)
+		return NULL;
+	return m->addrs[m->addr_i];
+}
+
 void mqtt_connect(struct mqtt *m)
 {
 	mosquitto_property *props = NULL;
@@ -191,6 +239,12 @@ void mqtt_connect(struct mqtt *m)
 
 	m->down = false;
 	m->connect_start_ms = mqtt_now_ms();
+	m->target = next_target(m);
+	if (!m->target) {
+		m->target = m->conf.host;
+		mqtt_conn_lost(m, MOSQ_ERR_EAI, "cannot connect");
+		return;
+	}
 	if (m->conf.protocol == PROTO_5) {
 		/* MQTT 5 needs a session expiry for the broker to keep the session at
 		 * all; libmosquitto 2.0 only sends CONNECT properties from its blocking
@@ -198,11 +252,11 @@ void mqtt_connect(struct mqtt *m)
 		uint32_t exp =
 		    m->conf.session_expiry ? (uint32_t)(m->conf.session_expiry / 1000) : UINT32_MAX;
 		mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, exp);
-		rc = mosquitto_connect_bind_v5(m->mosq, m->conf.host, (int)m->conf.port, keepalive,
+		rc = mosquitto_connect_bind_v5(m->mosq, m->target, (int)m->conf.port, keepalive,
 		                               NULL, props);
 		mosquitto_property_free_all(&props);
 	} else {
-		rc = mosquitto_connect_async(m->mosq, m->conf.host, (int)m->conf.port, keepalive);
+		rc = mosquitto_connect_async(m->mosq, m->target, (int)m->conf.port, keepalive);
 	}
 	if (rc != MOSQ_ERR_SUCCESS) {
 		mqtt_conn_lost(m, rc, "cannot connect");
@@ -221,8 +275,12 @@ void mqtt_conn_lost(struct mqtt *m, int rc, const char *what)
 		return;
 	m->down = true;
 	if (m->connected || m->attempt == 0)
-		LOG(m, LOG_WARNING, "%s (%s:%lld): %s", what, m->conf.host, m->conf.port,
-		    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+		LOG(m, LOG_WARNING, "%s (%s:%lld): %s", what, m->target ? m->target : m->conf.host,
+		    m->conf.port, rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+	/* A connect that failed moves on to the broker's next address at once; a lost
+	 * connection, or the last address, starts a new round after the backoff. */
+	bool next = !m->connected && !m->conf.tls && m->addr_i + 1 < m->n_addrs;
+	m->addr_i = next ? m->addr_i + 1 : m->n_addrs;
 	m->connected = false;
 	if (m->io)
 		m->io = sd_event_source_disable_unref(m->io);
@@ -231,8 +289,10 @@ void mqtt_conn_lost(struct mqtt *m, int rc, const char *what)
 	 * suppress our will. The next connect closes whatever socket is left. */
 	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
 		rnd = (uint32_t)mqtt_now_ms();
-	delay = mqtt_backoff_ms(m->conf.reconnect_min, m->conf.reconnect_max, m->attempt, rnd);
-	if (m->attempt < 32)
+	delay =
+	    next ? 0
+	         : mqtt_backoff_ms(m->conf.reconnect_min, m->conf.reconnect_max, m->attempt, rnd);
+	if (!next && m->attempt < 32)
 		m->attempt++;
 	m->connect_at_ms = mqtt_now_ms() + delay;
 	mqtt_arm_timer(m, m->connect_at_ms);
@@ -258,8 +318,10 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
 		mqtt_conn_lost(m, MOSQ_ERR_CONN_LOST, "connect timed out");
 		return 0;
 	}
-	if (m->connected)
+	if (m->connected) {
 		mqtt_check_probe(m, now);
+		mqtt_share_check(m, now);
+	}
 	rc = mosquitto_loop_misc(m->mosq);
 	if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN) {
 		mqtt_conn_lost(m, rc, "keepalive failed");
@@ -291,7 +353,7 @@ void mqtt_publish_error(struct mqtt *m, const char *about, const char *why)
 	char topic[TOPIC_MAX];
 	char *js = mqtt_error_json(about, why);
 
-	if (!js || mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "error", NULL) < 0) {
+	if (!js || mqtt_topic_build(topic, sizeof(topic), m->own, "error", NULL) < 0) {
 		LOG(m, LOG_ERR, "cannot report refusal of %s: %s", about, why);
 		free(js);
 		return;
@@ -326,7 +388,7 @@ void mqtt_publish_status(struct mqtt *m, bool online)
 	json_object_set_new(j, "online", json_boolean(online));
 	s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
-	if (s && mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "status", NULL) == 0)
+	if (s && mqtt_topic_build(topic, sizeof(topic), m->own, "status", NULL) == 0)
 		mqtt_publish(m, topic, s, strlen(s), true);
 	free(s);
 }
@@ -338,13 +400,8 @@ static void subscribe(struct mqtt *m)
 	char topic[TOPIC_MAX];
 	int rc;
 
-	if (m->conf.ingest == INGEST_CLIENT &&
-	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "out", "#") == 0) {
-		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
-		if (rc)
-			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
-			    mosquitto_strerror(rc));
-	}
+	if (m->conf.ingest == INGEST_CLIENT)
+		mqtt_subscribe_out(m);
 	if (m->conf.ingest == INGEST_BROKER &&
 	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "broker", "pong") == 0) {
 		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
@@ -353,7 +410,7 @@ static void subscribe(struct mqtt *m)
 			    mosquitto_strerror(rc));
 	}
 	if (m->conf.raw_requests &&
-	    mqtt_topic_build(topic, sizeof(topic), m->conf.prefix, "req", NULL) == 0) {
+	    mqtt_topic_build(topic, sizeof(topic), m->own, "req", NULL) == 0) {
 		rc = mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos);
 		if (rc)
 			LOG(m, LOG_ERR, "cannot subscribe to %s: %s", topic,
@@ -400,6 +457,7 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
                        const mosquitto_property *props)
 {
 	struct mqtt *m = ud;
+	bool at;
 
 	if (rc != 0) {
 		LOG(m, LOG_ERR, "broker %s:%lld refused the connection: %s", m->conf.host,
@@ -413,8 +471,9 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
 	m->attempt = 0;
 	if (m->n.connects++ > 0)
 		m->n.reconnects++;
-	LOG(m, LOG_INFO, "connected to %s:%lld as %s (%s session)", m->conf.host, m->conf.port,
-	    m->client_id, (flags & 1) ? "resumed" : "new");
+	at = m->target && strcmp(m->target, m->conf.host) != 0;
+	LOG(m, LOG_INFO, "connected to %s:%lld%s%s as %s (%s session)", m->conf.host, m->conf.port,
+	    at ? " at " : "", at ? m->target : "", m->client_id, (flags & 1) ? "resumed" : "new");
 	/* Subscribing again on a resumed session is harmless and covers a broker that
 	 * lost its persistence file. */
 	subscribe(m);

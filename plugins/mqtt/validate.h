@@ -18,6 +18,8 @@
 #define MQTT_JSON_DEPTH_MAX 32
 /* Longest prefix accepted; topics we build are prefix + a short suffix + a notefile. */
 #define MQTT_PREFIX_MAX 128
+/* Longest share group name accepted ($share/<name>/<prefix>/out/#). */
+#define MQTT_SHARE_GROUP_MAX 64
 
 enum mqtt_topic_kind {
 	MQTT_TOPIC_OTHER, /* not ours: ignore                                   */

@@ -72,43 +72,35 @@ class FakeDaemon:
             except OSError:
                 return
             with conn:
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                req = json.loads(data)
-                self.requests.append(req)
-                conn.sendall(json.dumps(self.answer(req)).encode() + b"\n")
+                self.handle(conn)
+
+    def handle(self, conn):
+        """One request line in, one answer line out."""
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        req = json.loads(data)
+        self.requests.append(req)
+        conn.sendall(json.dumps(self.answer(req)).encode() + b"\n")
 
 
 class Busy(FakeDaemon):
     """Too many clients: says so at once and hangs up, as notegwd does past its limits."""
 
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(b'{"ok":false,"error":"too many clients of this user, try again",'
-                             b'"code":16}\n')
+    def handle(self, conn):
+        conn.sendall(b'{"ok":false,"error":"too many clients of this user, try again",'
+                     b'"code":16}\n')
 
 
 class Refuser(FakeDaemon):
     """Says no at once and hangs up without reading, as notegwd does to a stranger."""
 
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(b'{"ok":false,"error":"permission denied: not in the notegw '
-                             b'groups","code":13}\n')
+    def handle(self, conn):
+        conn.sendall(b'{"ok":false,"error":"permission denied: not in the notegw '
+                     b'groups","code":13}\n')
 
 
 failures = []

@@ -163,16 +163,27 @@ def prio_rows(db, file):
         c.close()
 
 
-def test_notefile_rules(d):
+def test_notefile_rules(d, default=False):
     """The broker plugin passes every message through the daemon's intake with
-    notegwd's [notefile.*] (plugin_opt_config): an urgent notefile's notes are queued
-    urgent, and a satellite (ntn) notefile refuses what it could never send, with
-    the same reason a producer inside notegwd hears."""
-    conf = d.file("notegw-rules.conf")
+    notegwd's [notefile.*]: an urgent notefile's notes are queued urgent, and a
+    satellite (ntn) notefile refuses what it could never send, with the same reason
+    a producer inside notegwd hears. default: no plugin_opt_config; the rules come
+    from notefiles.conf beside the store, where notegwd writes them."""
+    if default:
+        os.makedirs(d.file("default"), exist_ok=True)
+        db = os.path.join(d.file("default"), "store.db")
+        conf = os.path.join(d.file("default"), "notefiles.conf")
+        # The queue directory is no configuration directory: a conf.d there is not read
+        # (plain.qo below must stay at normal priority).
+        os.makedirs(os.path.join(d.file("default"), "conf.d"), exist_ok=True)
+        with open(os.path.join(d.file("default"), "conf.d", "x.conf"), "w") as f:
+            f.write("[notefile.plain.qo]\nurgent = true\n")
+    else:
+        db = d.file("store4.db")
+        conf = d.file("notegw-rules.conf")
     with open(conf, "w") as f:
         f.write(NOTEFILES_CONF)
-    db = d.file("store4.db")
-    b = start_broker(d, db, "plugin_opt_config %s\n" % conf)
+    b = start_broker(d, db, "" if default else "plugin_opt_config %s\n" % conf)
     watch = Client(b.port, "watch-rules").connect()
     watch.subscribe("notecard/error")
     pub = Client(b.port, "rules").connect()
@@ -198,17 +209,47 @@ def test_notefile_rules(d):
     errs = [json.loads(p)["error"] for t, p, _ in watch.drain(1.0) if t == "notecard/error"]
     check(any("system notefiles" in e for e in errs), "_env.dbs not refused: %r" % errs)
     check(prio_rows(db, "_env.dbs") == [], "a system notefile reached the store")
+
+    if default:
+        # notegwd reloaded without the urgent rule: it renames a new file in, and the
+        # plugin reads it before the next message, mosquitto still running.
+        with open(conf + ".tmp", "w") as f:
+            f.write(NOTEFILES_CONF.replace("urgent = true", "urgent = false"))
+        os.rename(conf + ".tmp", conf)
+        pub.publish("notecard/out/alarm.qo", b'{"fire":2}')
+        check(prio_rows(db, "alarm.qo") == [('{"fire":1}', 1), ('{"fire":2}', 0)],
+              "rewritten rules not read again: %r" % prio_rows(db, "alarm.qo"))
     pub.close()
     watch.close()
     b.stop()
 
 
+def test_no_rules(d):
+    """plugin_opt_config none: no rules even where notefiles.conf has them."""
+    os.makedirs(d.file("none"), exist_ok=True)
+    db = os.path.join(d.file("none"), "store.db")
+    with open(os.path.join(d.file("none"), "notefiles.conf"), "w") as f:
+        f.write(NOTEFILES_CONF)
+    b = start_broker(d, db, "plugin_opt_config none\n")
+    pub = Client(b.port, "none").connect()
+    pub.publish("notecard/out/alarm.qo", b'{"fire":1}')
+    check(prio_rows(db, "alarm.qo") == [('{"fire":1}', 0)], "plugin_opt_config none still read the rules")
+    pub.close()
+    b.stop()
+
+
 def test_bad_options(d):
     """mosquitto must refuse to start with a plugin it cannot configure."""
+    os.makedirs(d.file("wrong"), exist_ok=True)
+    with open(os.path.join(d.file("wrong"), "notefiles.conf"), "w") as f:
+        f.write("[notefile.a.qo]\nurgent = maybe\n")
     for opts, word in (("plugin_opt_prefix notecard/#\nplugin_opt_store %s\n" % d.file("x.db"), "prefix"),
                        ("plugin_opt_prefix notecard\n", "plugin_opt_store"),
                        ("plugin_opt_store %s\nplugin_opt_config %s\n" % (d.file("y.db"), d.file("none.conf")),
-                        "plugin_opt_config")):
+                        "plugin_opt_config"),
+                       # the rules beside the store, there but wrong: refused, not ignored
+                       ("plugin_opt_store %s\n" % os.path.join(d.file("wrong"), "store.db"),
+                        "notefiles.conf")):
         conf = d.file("bad.conf")
         with open(conf, "w") as f:
             f.write("listener %d 127.0.0.1\nuser %s\nplugin %s\n%s"
@@ -227,6 +268,8 @@ def main():
         test_store_busy(d)
         test_broker_killed(d)
         test_notefile_rules(d)
+        test_notefile_rules(d, default=True)
+        test_no_rules(d)
         test_bad_options(d)
     print("PASS")
 

@@ -182,6 +182,43 @@ def test_broker_path(d, s):
     b.stop()
 
 
+def test_rules_for_broker(d, s):
+    """notegwd writes its [notefile.*] rules, and nothing else of its configuration,
+    beside the store (notefiles.conf, 0640) at start and again at a reload, conf.d
+    included; the broker plugin, given no plugin_opt_config, judges its notes by
+    them (an oversize satellite body refused; urgent is shown in
+    test_mqtt_broker.py)."""
+    gw = Daemon(d, {"notecard": {"transport": "serial", "device": s.serial_path, "poll_interval": "1s"},
+                    "hub": {"mode": "continuous"}, "mqtt": {"enabled": False},
+                    "notefile.alarm.qo": {"urgent": True}}, plugins=["mqtt"], name="gwr")
+    rules = os.path.join(os.path.dirname(gw.store), "notefiles.conf")
+    gw.start()
+    text = open(rules).read()
+    check(os.stat(rules).st_mode & 0o777 == 0o640, "notefiles.conf mode %o" % (os.stat(rules).st_mode & 0o777))
+    check('[notefile.alarm.qo]\nurgent = "true"' in text, "urgent rule not exported: %r" % text)
+    check("[mqtt]" not in text and "[store]" not in text and "[daemon]" not in text,
+          "more than the notefile rules exported: %r" % text)
+    os.makedirs(os.path.join(gw.dir, "conf.d"), exist_ok=True)
+    with open(os.path.join(gw.dir, "conf.d", "50-sat.conf"), "w") as f:
+        f.write("[notefile.sat.qo]\ntemplate = auto\nntn = true\n")
+    gw.signal(signal.SIGHUP)
+    wait_for(lambda: "[notefile.sat.qo]" in open(rules).read(), 20, 0.1, "the reload to rewrite notefiles.conf")
+
+    b = broker(d, name="broker-rules",
+               extra="plugin %s\nplugin_opt_store %s\nplugin_opt_prefix notecard\n" % (BROKER_SO, gw.store))
+    b.start()
+    watch = Client(b.port, "watch-gwr").connect()
+    watch.subscribe("notecard/error")
+    pub = Client(b.port, "pub-gwr").connect()
+    pub.publish("notecard/out/sat.qo", json.dumps({"x": "a" * 300}).encode())
+    errs = [json.loads(p)["error"] for t, p, _ in watch.drain(1.0) if t == "notecard/error"]
+    check(any("satellite" in e and "256" in e for e in errs), "oversize ntn body not refused: %r" % errs)
+    pub.close()
+    watch.close()
+    b.stop()
+    gw.stop()
+
+
 def test_inbound_across_reload(d, s, b):
     """A reload replaces the plugin's instance and drops what it held: an inbound note
     offered while the broker was out of reach must be offered to the new instance,
@@ -229,6 +266,7 @@ def main():
             b.stop()
             if os.path.exists(BROKER_SO):
                 test_broker_path(d, s)
+                test_rules_for_broker(d, s)
             else:
                 print("broker plugin not built: its end-to-end part not run")
     print("PASS")

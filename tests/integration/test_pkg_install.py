@@ -11,7 +11,8 @@ keeps sending notes through `notegw send` across the upgrade and every note it
 was told was accepted reaches the simulated Notehub (nothing lost); mosquitto,
 started as root with the package's example configuration, drops to its own user
 and its broker plugin commits into the daemon's store (through the notegw-store
-group) before and after the upgrade; a store left where earlier releases kept it
+group) before and after the upgrade, and can read the notefile rules the daemon
+writes beside it; a store left where earlier releases kept it
 is taken along by the new daemon; purge removes the state, the configuration and
 the statoverride, and leaves what Debian policy leaves (the system user and
 group)."""
@@ -340,6 +341,12 @@ def test(debs, work):
     # The broker plugin (as mosquitto) and the daemon (as notegw) write one store.
     check(mode_owner(STORE)[0] == 0o660 and mode_owner(STORE)[2] == "notegw-store",
           "%s: %r" % (STORE, mode_owner(STORE)))
+    # Its [notefile.*] rules, for the broker plugin: beside the store, readable through
+    # notegw-store (mosquitto is not in notegw, checked above).
+    rules = QUEUE + "/notefiles.conf"
+    check(mode_owner(rules) == (0o640, "notegw", "notegw-store"), "%s: %r" % (rules, mode_owner(rules)))
+    check(run("setpriv", "--reuid=mosquitto", "--regid=mosquitto", "--init-groups", "--",
+              "cat", rules, ok=False).returncode == 0, "mosquitto cannot read " + rules)
     broker.publish("notecard/out/broker.qo", ['{"b":%d}' % i for i in range(10)])
     wait_for(lambda: (gw_status().get("plugins", {}).get("mqtt", {}).get("broker_plugin") is True),
              30, "the client plugin to hear the broker plugin (ingest = broker)")

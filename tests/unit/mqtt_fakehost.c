@@ -220,6 +220,11 @@ static void h_emit(struct ngw_plugin *self, const char *topic, const char *json)
 {
 }
 
+static const char *h_gateway_id(struct ngw_plugin *self)
+{
+	return "fa4e000000000001";
+}
+
 /* What lies below the plugin, in place of the shared host's defaults. */
 static void below(struct ngw_host_api *api)
 {
@@ -230,6 +235,7 @@ static void below(struct ngw_host_api *api)
 	api->status_json = h_status_json;
 	api->state_dir = h_state_dir;
 	api->emit = h_emit;
+	api->gateway_id = h_gateway_id;
 }
 
 /* Split "a b rest..." into up to n words, the last taking the rest of the line. */

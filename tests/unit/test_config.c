@@ -479,6 +479,50 @@ static void t_notefiles(void **s)
 	cfg_free(cfg);
 }
 
+/* cfg_doc_write: the sections asked for, and only they, as text the loader reads back
+ * to the same values, a value's '#', ';' and edge spaces included. */
+static void t_write_sections(void **s)
+{
+	struct cfg_diag d = {0};
+	struct cfg_doc *doc = cfg_doc_parse_string("[mqtt]\npassword_file = /etc/x\n"
+	                                           "[notefile.a.qo]\nurgent = true\n"
+	                                           "note = \"  x # y ; z  \"\n"
+	                                           "[notefile.b.qo]\nntn = on\n",
+	                                           "w.conf", &d);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(doc);
+	assert_non_null(f);
+	assert_int_equal(cfg_doc_write(doc, "notefile.**", f), 0);
+	fclose(f);
+	assert_null(strstr(text, "mqtt"));
+	assert_null(strstr(text, "password_file"));
+	struct cfg_doc *back = cfg_doc_parse_string(text, "back.conf", &d);
+	assert_non_null(back);
+	assert_int_equal(d.n, 0);
+	const char **names = NULL;
+	assert_int_equal(cfg_doc_match(back, "**", &names), 2);
+	assert_string_equal(names[0], "notefile.a.qo");
+	assert_string_equal(names[1], "notefile.b.qo");
+	free(names);
+	struct nf {
+		char *urgent, *note;
+	} a = {0};
+	const struct ngw_cfg_key keys[] = {
+	    NGW_CFG_KEY(struct nf, "urgent", NGW_CFG_STR, NULL, urgent),
+	    NGW_CFG_KEY(struct nf, "note", NGW_CFG_STR, NULL, note),
+	};
+	assert_int_equal(cfg_bind(back, "notefile.a.qo", keys, 2, &a, &d), 0);
+	assert_string_equal(a.urgent, "true");
+	assert_string_equal(a.note, "  x # y ; z  ");
+	cfg_free_bound(keys, 2, &a);
+	cfg_doc_free(back);
+	cfg_doc_free(doc);
+	free(text);
+}
+
 static void t_patterns(void **s)
 {
 	assert_true(cfg_pattern_match("modbus", "modbus"));
@@ -770,6 +814,7 @@ int main(void)
 	    cmocka_unit_test(t_confd_order),
 	    cmocka_unit_test(t_notefiles),
 	    cmocka_unit_test(t_patterns),
+	    cmocka_unit_test(t_write_sections),
 	    cmocka_unit_test(t_parsers),
 	    cmocka_unit_test(t_plugin_bind),
 	    cmocka_unit_test(t_diag_format),

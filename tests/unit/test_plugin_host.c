@@ -73,6 +73,11 @@ int store_inbound_done(struct store *st, const char *consumer, int64_t id)
 	return 0;
 }
 
+const char *store_gateway_id(struct store *st)
+{
+	return "0123456789abcdef";
+}
+
 int link_request(struct link *l, const char *req_json, ngw_reply_cb cb, void *ud)
 {
 	seen.requests++;
@@ -234,6 +239,17 @@ static void test_status_and_state_dir(void **state)
 	assert_string_equal(self->host->state_dir(self), LOCALSTATEDIR "/lib/notegw");
 }
 
+/* the gateway id is the store's, and absent while no store is open (--check-config) */
+static void test_gateway_id(void **state)
+{
+	struct fx *fx = *state;
+	struct ngw_plugin *self = &fx->demo.pub;
+	assert_true((self->host->abi & 0xffff) >= 2);
+	assert_string_equal(self->host->gateway_id(self), "0123456789abcdef");
+	fx->env.store = NULL;
+	assert_null(self->host->gateway_id(self));
+}
+
 /* emit reaches the other running plugins, never the emitter itself */
 static void test_emit(void **state)
 {
@@ -289,6 +305,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_inbound_done_names_the_plugin, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_card_request, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_status_and_state_dir, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gateway_id, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_emit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config, setup, teardown),
 	};

@@ -877,26 +877,27 @@ static void wal_path(struct fx *fx, char *wal, size_t cap)
 	snprintf(wal, cap, "%s-wal", fx->path);
 }
 
-static void t_damage_db_emptied(void **state)
+/* The database file lost at a crash, emptied or deleted, with its WAL: the store
+ * starts again empty and says so. */
+static void lose_db(void **state, bool deleted)
 {
 	struct fx *fx = *state;
 	char gw[17], wal[160];
 	fill_and_die(fx, gw);
 	wal_path(fx, wal, sizeof(wal));
-	assert_int_equal(truncate(fx->path, 0), 0);
+	assert_int_equal(deleted ? unlink(fx->path) : truncate(fx->path, 0), 0);
 	unlink(wal); /* a stale WAL would be replayed into nothing */
 	assert_carried_on(fx, gw, "missing or empty", 0, 0);
 }
 
+static void t_damage_db_emptied(void **state)
+{
+	lose_db(state, false);
+}
+
 static void t_damage_db_deleted(void **state)
 {
-	struct fx *fx = *state;
-	char gw[17], wal[160];
-	fill_and_die(fx, gw);
-	wal_path(fx, wal, sizeof(wal));
-	assert_int_equal(unlink(fx->path), 0);
-	unlink(wal);
-	assert_carried_on(fx, gw, "missing or empty", 0, 0);
+	lose_db(state, true);
 }
 
 static void t_damage_wal_deleted(void **state)
