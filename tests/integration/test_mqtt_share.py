@@ -11,8 +11,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Daemon, TestDir, check, log, wait_for  # noqa: E402
-from mqtthelp import MQTT_SO, Client, Publisher, broker  # noqa: E402
+from harness import TestDir, check, log, wait_for  # noqa: E402
+from mqtthelp import MQTT_SO, Client, Publisher, broker, share_gateway  # noqa: E402
 from sim import Sim  # noqa: E402
 
 COUNT = int(os.environ.get("SHARE_COUNT", "3000"))
@@ -21,14 +21,7 @@ GATEWAYS = 3
 
 
 def gateway(d, s, port, i):
-    return Daemon(d, {"notecard": {"transport": "serial", "device": s.serial_path,
-                                   "poll_interval": "1s", "timing_scale": 5},
-                      "hub": {"mode": "continuous"}, "update": {"enabled": False},
-                      "mqtt": {"enabled": True, "host": "127.0.0.1", "port": port,
-                               "client_id": "notegw-share-%d" % i, "qos": 1,
-                               "share_group": "site",
-                               "reconnect_min": "100ms", "reconnect_max": "1s"}},
-                  plugins=["mqtt"], name="gw%d" % i)
+    return share_gateway(d, s, port, i, "notegw-share")
 
 
 def main():

@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 
-from harness import TOP_BUILDDIR, Broker, fail, log, wait_for
+from harness import TOP_BUILDDIR, Broker, Daemon, fail, log, wait_for
 from mqttmini import Client, MqttError
 
 FAKEHOST = os.path.join(TOP_BUILDDIR, "tests", "unit", "mqtt_fakehost")
@@ -47,6 +47,20 @@ def broker(tdir, name="broker", extra=""):
     me = pwd.getpwuid(os.getuid()).pw_name
     cls = PluginBroker if BROKER_SO in extra else Broker
     return cls(tdir, name, "user %s\n%s" % (me, extra))
+
+
+def share_gateway(d, s, port, i, client_prefix, **mqtt):
+    """Gateway i of a share group "site": a daemon on simulator s (serial) with the MQTT
+    client plugin on the broker at port; extra [mqtt] keys in mqtt."""
+    conf = {"enabled": True, "host": "127.0.0.1", "port": port,
+            "client_id": "%s-%d" % (client_prefix, i), "qos": 1, "share_group": "site",
+            "reconnect_min": "100ms", "reconnect_max": "1s"}
+    conf.update(mqtt)
+    return Daemon(d, {"notecard": {"transport": "serial", "device": s.serial_path,
+                                   "poll_interval": "1s", "timing_scale": 5},
+                      "hub": {"mode": "continuous"}, "update": {"enabled": False},
+                      "mqtt": conf},
+                  plugins=["mqtt"], name="gw%d" % i)
 
 
 def render(sections):
