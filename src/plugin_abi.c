@@ -14,7 +14,9 @@
 /* Where each minor's descriptor ends. A minor that appends a field to the descriptor
  * adds its row here (and bumps NGW_PLUGIN_ABI_MINOR); the rows never change. */
 static const size_t desc_end[NGW_PLUGIN_ABI_MINOR + 1] = {
-    [0] = END_OF(stats_json), [1] = END_OF(stats_json), /* minor 1 appended to the host API only */
+    [0] = END_OF(stats_json),
+    [1] = END_OF(stats_json), /* minor 1 appended to the host API only */
+    [2] = END_OF(stats_json), /* so did minor 2 */
 };
 _Static_assert(END_OF(stats_json) == sizeof(struct ngw_plugin_desc),
                "a field was appended to struct ngw_plugin_desc: give its minor a row in "

@@ -16,6 +16,7 @@
 #define TICK_MS   1000  /* loop_misc cadence while connected */
 #define HELD_MAX  4096u /* messages kept while the broker is away */
 #define PROBE_MS  5000u /* how long the broker plugin has to answer the ping */
+#define READ_BURST 1024u /* packets read per wake-up, committed together */
 
 enum { PROTO_311, PROTO_5 };
 enum { INGEST_CLIENT, INGEST_BROKER };
@@ -90,6 +91,7 @@ struct mqtt {
 	struct req_ctx *reqs;
 	struct put_ctx *puts; /* notes waiting for their commit */
 	unsigned n_puts;      /* while > 0, nothing is written to the broker */
+	uint64_t unacked;     /* messages not committed since the last commit */
 	struct held *held, **held_tail;
 	unsigned n_held;
 	/* ingest = broker: is notegw_broker.so answering on this broker? */
