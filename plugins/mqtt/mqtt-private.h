@@ -49,8 +49,8 @@ struct mqtt_conf {
 /* An out/ message handed to the host's group commit, its PUBACK held until then. */
 struct put_ctx {
 	struct mqtt *m; /* NULL once the plugin stopped: nothing to release */
-	struct put_ctx *next;
-	char topic[]; /* for an error report */
+	struct put_ctx *next, **pprev; /* in m->puts: unlinked in O(1) on its commit */
+	char topic[];                  /* for an error report */
 };
 
 /* A message waiting for the broker to come back. */
