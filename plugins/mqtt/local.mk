@@ -31,7 +31,7 @@ tests_unit_mqtt_fakehost_LDADD = tests/libfakehost.la $(NGW_LIBS) $(libngw_la_LI
 TESTS += tests/integration/test_mqtt_client.py tests/integration/test_mqtt_loss.py \
 	tests/integration/test_mqtt_tls.py tests/integration/test_mqtt_broker.py \
 	tests/integration/test_mqtt_daemon.py tests/integration/test_disk_full.py \
-	tests/integration/test_mqtt_redeliver.py
+	tests/integration/test_mqtt_redeliver.py tests/integration/test_mqtt_drain.py
 
 # The broker plugin runs inside mosquitto, not notegwd: it cannot use the daemon's
 # host API, so it carries its own copy of the store code, of the intake every note
