@@ -16,7 +16,7 @@
 static const size_t desc_end[NGW_PLUGIN_ABI_MINOR + 1] = {
     [0] = END_OF(stats_json),
     [1] = END_OF(stats_json), /* minor 1 appended to the host API only */
-    [2] = END_OF(stats_json), /* minor 2 too (gateway_id) */
+    [2] = END_OF(stats_json), /* minor 2 too (gateway_id, note_put_json, note_flush) */
 };
 _Static_assert(END_OF(stats_json) == sizeof(struct ngw_plugin_desc),
                "a field was appended to struct ngw_plugin_desc: give its minor a row in "

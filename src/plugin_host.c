@@ -118,6 +118,19 @@ static int h_note_put_once(struct ngw_plugin *self, const void *key, size_t key_
 	                        notefile, body, payload, payload_len, cb, ud, why);
 }
 
+static int h_note_put_json(struct ngw_plugin *self, const void *key, size_t key_len,
+                           const char *notefile, struct json_t *body, const void *payload,
+                           size_t payload_len, ngw_put_cb cb, void *ud, const char **why)
+{
+	return submit_note_obj_once(P(self)->owner->env->submit, P(self)->desc->name, key, key_len,
+	                            notefile, body, payload, payload_len, cb, ud, why);
+}
+
+static void h_note_flush(struct ngw_plugin *self)
+{
+	submit_flush(P(self)->owner->env->submit);
+}
+
 static int h_inbound_done(struct ngw_plugin *self, int64_t id)
 {
 	return store_inbound_done(P(self)->owner->env->store, P(self)->desc->name, id);
@@ -176,4 +189,6 @@ const struct ngw_host_api plugin_host_api = {
     .emit = h_emit,
     .note_put_once = h_note_put_once,
     .gateway_id = h_gateway_id,
+    .note_put_json = h_note_put_json,
+    .note_flush = h_note_flush,
 };

@@ -67,6 +67,33 @@ int submit_note_obj(const struct submit *s, const char *actor, const char *file,
 	return put(s, actor, file, r, &n, payload, payload_len, cb, ud, why);
 }
 
+int submit_note_obj_once(const struct submit *s, const char *actor, const void *key, size_t key_len,
+                         const char *file, json_t *body, const void *payload, size_t payload_len,
+                         ngw_put_cb cb, void *ud, const char **why)
+{
+	struct intake_rules rules = rules_of(s);
+	struct intake_note n;
+	int r;
+
+	if (!key)
+		return submit_note_obj(s, actor, file, body, payload, payload_len, cb, ud, why);
+	r = intake_prepare_obj(&rules, file, body, payload_len, &n, why);
+	if (r < 0)
+		return r;
+	r = batch_put_once(s->batch, key, key_len, file, n.body, payload, payload_len, n.prio, cb,
+	                   ud, why);
+	intake_note_clear(&n);
+	if (r < 0)
+		log_info("%s: note for %s refused: %s", actor, file, *why ? *why : strerror(-r));
+	return r;
+}
+
+void submit_flush(const struct submit *s)
+{
+	if (s->batch)
+		batch_flush(s->batch);
+}
+
 int submit_note_sync(const struct submit *s, const char *actor, const char *file, const char *body,
                      const void *payload, size_t payload_len, const char **why)
 {

@@ -37,6 +37,12 @@ int submit_note_once(const struct submit *s, const char *actor, const void *key,
 int submit_note_obj(const struct submit *s, const char *actor, const char *file, json_t *body,
                     const void *payload, size_t payload_len, ngw_put_cb cb, void *ud,
                     const char **why);
+/* submit_note_obj with a delivery key as submit_note_once (NULL: none). */
+int submit_note_obj_once(const struct submit *s, const char *actor, const void *key, size_t key_len,
+                         const char *file, json_t *body, const void *payload, size_t payload_len,
+                         ngw_put_cb cb, void *ud, const char **why);
+/* Commit what the group commit holds now; its callbacks run before it returns. */
+void submit_flush(const struct submit *s);
 /* The same, durable in the store before it returns 0. */
 int submit_note_sync(const struct submit *s, const char *actor, const char *file, const char *body,
                      const void *payload, size_t payload_len, const char **why);

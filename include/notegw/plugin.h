@@ -9,6 +9,10 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+/* jansson's object type, for a body a plugin has already parsed (note_put_json);
+ * a plugin that uses it includes <jansson.h> itself. */
+struct json_t;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -141,6 +145,18 @@ struct ngw_host_api {
 	 * Borrowed until the plugin stops; NULL while no store is open (--check-config).
 	 * Use it only when (host->abi & 0xffff) >= 2. */
 	const char *(*gateway_id)(struct ngw_plugin *self);
+	/* Minor 2. note_put_once (key NULL: note_put) for a body the plugin has already
+	 * parsed: body is a jansson object, borrowed for the call, that the host does not
+	 * parse again (one parse per body on its way in). Use it only when
+	 * (host->abi & 0xffff) >= 2. */
+	int (*note_put_json)(struct ngw_plugin *self, const void *key, size_t key_len,
+	                     const char *notefile, struct json_t *body, const void *payload,
+	                     size_t payload_len, ngw_put_cb cb, void *userdata, const char **why);
+	/* Minor 2. Commit every note put so far now, without waiting for the group
+	 * commit's delay: for a producer that has nothing more to give until it hears
+	 * back (an MQTT client whose broker waits for PUBACKs). The callbacks of those
+	 * notes run before it returns. */
+	void (*note_flush)(struct ngw_plugin *self);
 };
 
 /* A loaded plugin as the plugin sees it; the daemon keeps more behind it. */

@@ -38,34 +38,46 @@ static bool is_refusal(int err)
 /* A note that was not committed for a reason that may pass: the broker must not get
  * its PUBACK. Shut the connection down before anything queued is written; the broker
  * sends the message again on the resumed session (committed notes whose PUBACK dies
- * with the connection come again too: duplicates, never losses). */
+ * with the connection come again too: duplicates, never losses). A full disk fails
+ * every message the broker sends until space returns: the log says so once when
+ * commits start failing and once when they succeed again, not once per message. */
 static void not_acked(struct mqtt *m, const char *topic, const char *why)
 {
 	m->n.failed++;
-	LOG(m, LOG_ERR,
-	    "note from %s not committed (%s): not acknowledged, dropping the connection so "
-	    "the broker sends it again",
-	    topic, why);
+	if (m->unacked++ == 0)
+		LOG(m, LOG_ERR,
+		    "note from %s not committed (%s): not acknowledged, dropping the connection "
+		    "so the broker sends it again (said once until a commit succeeds)",
+		    topic, why);
 	mqtt_publish_error(m, topic, "store could not commit the note; not acknowledged");
 	if (m->mosq && mosquitto_socket(m->mosq) >= 0)
 		shutdown(mosquitto_socket(m->mosq), SHUT_RDWR);
 }
 
+/* A commit succeeded: if commits failed before, say once that they work again. */
+static void committed(struct mqtt *m)
+{
+	m->n.queued++;
+	if (!m->unacked)
+		return;
+	LOG(m, LOG_NOTICE, "notes commit again; %llu message(s) were not acknowledged meanwhile",
+	    (unsigned long long)m->unacked);
+	m->unacked = 0;
+}
+
 static void on_put(void *ud, int err, const char *why)
 {
-	struct put_ctx *c = ud, **pp;
+	struct put_ctx *c = ud;
 	struct mqtt *m = c->m;
 
 	if (m) {
-		for (pp = &m->puts; *pp; pp = &(*pp)->next) {
-			if (*pp == c) {
-				*pp = c->next;
-				break;
-			}
-		}
+		/* A read burst puts hundreds at once: no walk of the list per commit. */
+		*c->pprev = c->next;
+		if (c->next)
+			c->next->pprev = c->pprev;
 		m->n_puts--;
 		if (err == 0) {
-			m->n.queued++;
+			committed(m);
 		} else if (is_refusal(err)) {
 			m->n.refused++;
 			LOG(m, LOG_NOTICE, "refused message on %s: %s", c->topic,
@@ -111,25 +123,39 @@ static size_t delivery_key(const struct mqtt *m, const struct mosquitto_message 
 }
 
 /* Into the host's group commit: once per delivery where the host can tell (QoS 1
- * and 2 carry a message id), plainly otherwise. */
+ * and 2 carry a message id), plainly otherwise. body is the parsed object (borrowed):
+ * a host of ABI minor >= 2 takes it as it is; an older one gets its text. */
 static int put_note(struct mqtt *m, const struct mosquitto_message *msg, const char *notefile,
-                    const char *body, struct put_ctx *c, const char **why)
+                    json_t *body, struct put_ctx *c, const char **why)
 {
 	const struct ngw_host_api *h = m->self->host;
 	unsigned char key[MQTT_KEY_MAX];
+	bool once = msg->qos > 0 && (h->abi & 0xffff) >= 1 && h->note_put_once;
+	size_t n = once ? delivery_key(m, msg, key, sizeof(key)) : 0;
+	char *text;
+	int r;
 
-	if (msg->qos > 0 && (h->abi & 0xffff) >= 1 && h->note_put_once) {
-		size_t n = delivery_key(m, msg, key, sizeof(key));
-		return h->note_put_once(m->self, key, n, notefile, body, NULL, 0, on_put, c, why);
+	if ((h->abi & 0xffff) >= 2 && h->note_put_json)
+		return h->note_put_json(m->self, once ? key : NULL, n, notefile, body, NULL, 0,
+		                        on_put, c, why);
+	text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (!text) {
+		*why = "out of memory";
+		return -ENOMEM;
 	}
-	return h->note_put(m->self, notefile, body, NULL, 0, on_put, c, why);
+	if (once)
+		r = h->note_put_once(m->self, key, n, notefile, text, NULL, 0, on_put, c, why);
+	else
+		r = h->note_put(m->self, notefile, text, NULL, 0, on_put, c, why);
+	free(text);
+	return r;
 }
 
 static void ingest_out(struct mqtt *m, const struct mosquitto_message *msg, const char *notefile)
 {
 	const char *why = NULL;
 	struct put_ctx *c;
-	char *body = NULL;
+	json_t *body = NULL;
 	size_t tlen;
 	int r;
 
@@ -143,8 +169,9 @@ static void ingest_out(struct mqtt *m, const struct mosquitto_message *msg, cons
 		r = -EINVAL;
 		goto refused;
 	}
-	r = mqtt_out_check(notefile, msg->payload, (size_t)msg->payloadlen,
-	                   (size_t)m->conf.max_payload, &body, &why);
+	/* The one parse of this body: the host takes the object as it is. */
+	r = mqtt_out_check_obj(notefile, msg->payload, (size_t)msg->payloadlen,
+	                       (size_t)m->conf.max_payload, &body, &why);
 	if (r < 0)
 		goto refused;
 	/* Into the host's group commit. The PUBACK libmosquitto has queued for this
@@ -153,16 +180,19 @@ static void ingest_out(struct mqtt *m, const struct mosquitto_message *msg, cons
 	tlen = strlen(msg->topic);
 	c = malloc(sizeof(*c) + tlen + 1);
 	if (!c) {
-		free(body);
+		json_decref(body);
 		not_acked(m, msg->topic, "out of memory");
 		return;
 	}
 	c->m = m;
 	memcpy(c->topic, msg->topic, tlen + 1);
 	r = put_note(m, msg, notefile, body, c, &why);
-	free(body);
+	json_decref(body);
 	if (r == 0) {
 		c->next = m->puts;
+		c->pprev = &m->puts;
+		if (m->puts)
+			m->puts->pprev = &c->next;
 		m->puts = c;
 		m->n_puts++;
 		return;

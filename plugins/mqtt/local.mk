@@ -40,7 +40,8 @@ TESTS += tests/integration/test_mqtt_client.py tests/integration/test_mqtt_loss.
 	tests/integration/test_mqtt_tls.py tests/integration/test_mqtt_broker.py \
 	tests/integration/test_mqtt_daemon.py tests/integration/test_disk_full.py \
 	tests/integration/test_mqtt_redeliver.py tests/integration/test_mqtt_share.py \
-	tests/integration/test_mqtt_share_gone.py tests/integration/test_mqtt_share_topics.py
+	tests/integration/test_mqtt_share_gone.py tests/integration/test_mqtt_share_topics.py \
+	tests/integration/test_mqtt_drain.py
 
 # The broker plugin runs inside mosquitto, not notegwd: it cannot use the daemon's
 # host API, so it carries its own copy of the store code, of the intake every note

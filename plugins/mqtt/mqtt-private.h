@@ -20,6 +20,7 @@
 #define PROBE_MS     5000u /* how long the broker plugin has to answer the ping */
 #define ADDRS_MAX    8     /* broker addresses tried in turn per round */
 #define ADDR_LEN     64    /* INET6_ADDRSTRLEN and a scope (%ifname) */
+#define READ_BURST   1024u /* packets read per wake-up, committed together */
 
 enum { PROTO_311, PROTO_5 };
 enum { INGEST_CLIENT, INGEST_BROKER };
@@ -53,9 +54,9 @@ struct mqtt_conf {
 
 /* An out/ message handed to the host's group commit, its PUBACK held until then. */
 struct put_ctx {
-	struct mqtt *m; /* NULL once the plugin stopped: nothing to release */
-	struct put_ctx *next;
-	char topic[]; /* for an error report */
+	struct mqtt *m;                /* NULL once the plugin stopped: nothing to release */
+	struct put_ctx *next, **pprev; /* in m->puts: unlinked in O(1) on its commit */
+	char topic[];                  /* for an error report */
 };
 
 /* A message waiting for the broker to come back. */
@@ -104,6 +105,7 @@ struct mqtt {
 	struct req_ctx *reqs;
 	struct put_ctx *puts; /* notes waiting for their commit */
 	unsigned n_puts;      /* while > 0, nothing is written to the broker */
+	uint64_t unacked;     /* messages not committed since the last commit */
 	struct held *held, **held_tail;
 	unsigned n_held;
 	/* ingest = broker: is notegw_broker.so answering on this broker? */

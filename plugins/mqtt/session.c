@@ -137,13 +137,38 @@ void mqtt_release_writes(struct mqtt *m)
 	mqtt_update_io(m);
 }
 
+/* Read every packet the socket holds (up to READ_BURST): libmosquitto's
+ * loop_read takes one packet per call, and it leaves errno at EAGAIN once the
+ * socket is empty (a callback that happened to leave EAGAIN behind only ends the
+ * burst early; the level-triggered io source comes back for the rest). */
+static int read_burst(struct mqtt *m)
+{
+	int rc = MOSQ_ERR_SUCCESS;
+
+	for (unsigned i = 0; i < READ_BURST && rc == MOSQ_ERR_SUCCESS; i++) {
+		errno = 0;
+		rc = mosquitto_loop_read(m->mosq, 1);
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			break;
+	}
+	return rc;
+}
+
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
 {
 	struct mqtt *m = ud;
+	const struct ngw_host_api *h = m->self->host;
 	int rc = MOSQ_ERR_SUCCESS;
 
 	if (revents & (EPOLLIN | EPOLLERR | EPOLLHUP))
-		rc = mosquitto_loop_read(m->mosq, 1);
+		rc = read_burst(m);
+	/* The broker sends no more than its in-flight window until it hears PUBACKs,
+	 * so waiting for the group commit's delay would only idle: commit what this
+	 * burst brought now, in one transaction (the callbacks release the writes). */
+	if (m->n_puts && (h->abi & 0xffff) >= 2 && h->note_flush)
+		h->note_flush(m->self);
+	if (m->stopping || m->down)
+		return 0; /* a callback stopped the plugin or lost the connection */
 	/* Every on_message of that read has returned (committed): what was queued,
 	 * PUBACKs included, may go now. */
 	if (rc == MOSQ_ERR_SUCCESS && m->n_puts == 0 &&

@@ -144,6 +144,9 @@ def run_phase(d, s, name, ingest, disk):
           "%d redelivered messages stored again; link hold logged %d time(s), disk full %d time(s)"
           % (name, N, N, len(acked_full), dup_ids, dup_msgs, holds, fulls))
     check(holds <= 5 and fulls <= 10, "the full disk flooded the log (%d, %d lines)" % (holds, fulls))
+    # the client plugin says once that commits fail, not once per unacknowledged message
+    unacked = text.count("not committed (")
+    check(unacked <= 5, "the client plugin logged %d lines for unacknowledged messages" % unacked)
     check(os.path.exists(store + ".reserve"), "the disk reserve was not made again")
     b.stop()
     gw.stop()

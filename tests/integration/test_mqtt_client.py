@@ -283,6 +283,30 @@ def test_protocol5(d, b):
     h.stop()
 
 
+def test_full_disk_log(d, b, h):
+    """A disk full for three deliveries of one message: none is acknowledged (the
+    broker sends it again each time) but the log says so once, and once more when
+    the commit works; every failure is still reported on error/."""
+    before = len(h.log_text())
+    s0 = h.stats()
+    watch = Client(b.port, "watch-full").connect()
+    watch.subscribe("notecard/error")
+    pub = Client(b.port, "pub-full").connect()
+    pub.publish("notecard/out/full.qo", b'{"full":1}')
+    pub.close()
+    wait_for(lambda: [n for n in h.notes() if n["file"] == "full.qo"], 30, 0.1, "the note once the disk had room")
+    s = h.stats()
+    text = h.log_text()[before:]
+    check(s["failed"] - s0["failed"] == 3 and len([n for n in h.notes() if n["file"] == "full.qo"]) == 1,
+          "full disk: %d failures, want 3: %r" % (s["failed"] - s0["failed"], s))
+    check(text.count("not committed (") == 1 and text.count("notes commit again; 3 message(s)") == 1,
+          "full disk: not one line each way:\n%s" % text)
+    reports = errors_for(watch.drain(0.5), "notecard/out/full.qo")
+    # (a report queued as the connection was dropped may come twice: QoS 1 resends it)
+    check(len(reports) >= 3, "full disk: %d reports on error/, want one per failure" % len(reports))
+    watch.close()
+
+
 def main():
     if not os.path.exists(MQTT_SO):
         skip("mqtt plugin not built (configure --disable-mqtt)")
@@ -290,6 +314,7 @@ def main():
         b = broker(d).start()
         h = test_main_path(d, b)
         test_persistent_session(d, b, h)
+        test_full_disk_log(d, b, h)
         test_will(d, b, h)
         test_inbound_across_broker_restart(d, b)
         test_password_file(d, b)

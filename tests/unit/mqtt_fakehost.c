@@ -11,7 +11,8 @@
  *   emit TOPIC JSON | stats | quit
  * stdout: "ready", "done ID" (inbound_done), "stats JSON", "req JSON" (card_request).
  * A note for "refuse.qo" is refused as if the store were full; the first note for
- * "flaky.qo" fails as if the disk had an I/O error. */
+ * "flaky.qo" fails as if the disk had an I/O error; the first FULL_TRIES notes for
+ * "full.qo" fail as if the disk were full. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -40,12 +41,15 @@ struct pend {
 	void *ud;
 };
 
+#define FULL_TRIES 3
+
 struct fake {
 	struct fakehost host; /* config, log, event loop: the shared fake host */
 	sd_event *loop;
 	int notes_fd;
 	const struct ngw_plugin_desc *desc;
 	bool flaky_failed;
+	int full_failed;
 	struct pend *pend, **pend_tail; /* notes waiting for the group commit */
 	bool commit_armed;
 	char line[65536];
@@ -115,6 +119,11 @@ static int h_note_put(struct ngw_plugin *self, const char *file, const char *bod
 		F.flaky_failed = true; /* an I/O error once, then fine: the retry commits */
 		p->err = -EIO;
 		p->why = "store could not commit the note";
+	}
+	if (strcmp(file, "full.qo") == 0 && F.full_failed < FULL_TRIES) {
+		F.full_failed++; /* a full disk for a while, then room: the retry commits */
+		p->err = -EAGAIN;
+		p->why = "disk full";
 	}
 	p->cb = cb;
 	p->ud = ud;

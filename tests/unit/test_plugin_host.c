@@ -25,7 +25,9 @@
 
 static struct {
 	char actor[32], file[32], body[64];
-	int puts, sync_puts;
+	int puts, sync_puts, obj_puts, flushes;
+	json_t *obj;
+	size_t key_len;
 	const struct submit *submit;
 	char consumer[32];
 	int64_t done_id;
@@ -64,6 +66,25 @@ int submit_note_sync(const struct submit *s, const char *actor, const char *file
 	snprintf(seen.actor, sizeof(seen.actor), "%s", actor);
 	*why = "store full";
 	return -ENOSPC;
+}
+
+int submit_note_obj_once(const struct submit *s, const char *actor, const void *key, size_t key_len,
+                         const char *file, json_t *body, const void *payload, size_t payload_len,
+                         ngw_put_cb cb, void *ud, const char **why)
+{
+	seen.obj_puts++;
+	seen.submit = s;
+	seen.obj = body;
+	seen.key_len = key ? key_len : 0;
+	snprintf(seen.actor, sizeof(seen.actor), "%s", actor);
+	snprintf(seen.file, sizeof(seen.file), "%s", file);
+	return 0;
+}
+
+void submit_flush(const struct submit *s)
+{
+	seen.flushes++;
+	seen.submit = s;
 }
 
 int store_inbound_done(struct store *st, const char *consumer, int64_t id)
@@ -203,6 +224,34 @@ static void test_notes_go_to_submit(void **state)
 	assert_string_equal(why, "store full");
 }
 
+/* Minor 2: a body the plugin parsed reaches submit as the same object (no text in
+ * between, so nothing parses it again), with its delivery key; a flush asks submit
+ * to commit now. */
+static void test_parsed_bodies_and_flush(void **state)
+{
+	struct fx *fx = *state;
+	struct ngw_plugin *self = &fx->demo.pub;
+	const char *why = NULL;
+	json_t *body = json_pack("{si}", "a", 1);
+
+	assert_true((self->host->abi & 0xffff) >= 2);
+	assert_non_null(self->host->note_put_json);
+	assert_int_equal(
+	    self->host->note_put_json(self, "k1", 2, "data.qo", body, NULL, 0, NULL, NULL, &why),
+	    0);
+	assert_int_equal(seen.obj_puts, 1);
+	assert_ptr_equal(seen.obj, body);
+	assert_int_equal(seen.key_len, 2);
+	assert_string_equal(seen.actor, "demo");
+	assert_string_equal(seen.file, "data.qo");
+	assert_int_equal(seen.puts, 0);
+	json_decref(body);
+
+	self->host->note_flush(self);
+	assert_int_equal(seen.flushes, 1);
+	assert_ptr_equal(seen.submit, &fx->submit);
+}
+
 static void test_inbound_done_names_the_plugin(void **state)
 {
 	struct fx *fx = *state;
@@ -302,6 +351,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_notes_go_to_submit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_parsed_bodies_and_flush, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inbound_done_names_the_plugin, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_card_request, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_status_and_state_dir, setup, teardown),
