@@ -113,6 +113,8 @@ struct mqtt {
 	char probe[96];
 	/* share group: taking shared out/ messages while the Notecard is there */
 	bool shared;           /* the shared subscription is (being) made */
+	bool share_live;       /* the broker confirmed it (SUBACK; cleared at UNSUBACK) */
+	int share_mid;         /* the message id of the last join or leave asked */
 	bool card_ok;          /* the last status said the Notecard is ready */
 	uint64_t card_lost_ms; /* when it stopped being ready (monotonic), 0 if ready */
 	uint64_t probe_deadline_ms;
@@ -156,6 +158,8 @@ int mqtt_own_topics(struct mqtt *m, const char *gateway_id);
 enum mqtt_topic_kind mqtt_classify(const struct mqtt *m, const char *topic, const char **rest);
 /* After a connect: subscribe to out/ (shared in a group, unless the card is gone). */
 void mqtt_subscribe_out(struct mqtt *m);
+/* The broker's SUBACK/UNSUBACK for mid: the shared subscription is live or gone. */
+void mqtt_share_acked(struct mqtt *m, int mid, bool joined, bool granted);
 /* The host's status changed: note whether the Notecard is there (share group). */
 void mqtt_card_seen(struct mqtt *m, const char *status_json);
 /* Share group: leave it when the card has been gone share_leave_after, join again

@@ -547,7 +547,7 @@ static char *mqtt_stats_json(struct ngw_plugin *self)
 	if (j && m->conf.share_group) {
 		json_object_set_new(j, "share_group", json_string(m->conf.share_group));
 		json_object_set_new(j, "topics", json_string(m->own));
-		json_object_set_new(j, "sharing", json_boolean(m->shared && m->connected));
+		json_object_set_new(j, "sharing", json_boolean(m->share_live && m->connected));
 	}
 	if (j && m->conf.ingest == INGEST_BROKER)
 		json_object_set_new(j, "broker_plugin",

@@ -299,6 +299,7 @@ void mqtt_conn_lost(struct mqtt *m, int rc, const char *what)
 	if (m->down || m->stopping)
 		return;
 	m->down = true;
+	m->share_live = false;
 	if (m->connected || m->attempt == 0)
 		LOG(m, LOG_WARNING, "%s (%s:%lld): %s", what, m->target ? m->target : m->conf.host,
 		    m->conf.port, rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
@@ -508,6 +509,19 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
 	mqtt_arm_timer(m, mqtt_now_ms() + TICK_MS);
 }
 
+static void on_subscribe(struct mosquitto *mosq, void *ud, int mid, int count, const int *granted,
+                         const mosquitto_property *props)
+{
+	/* one filter per SUBSCRIBE: a granted QoS of 0x80 or more is a refusal */
+	mqtt_share_acked(ud, mid, true, count == 1 && granted[0] < 0x80);
+}
+
+static void on_unsubscribe(struct mosquitto *mosq, void *ud, int mid,
+                           const mosquitto_property *props)
+{
+	mqtt_share_acked(ud, mid, false, true);
+}
+
 static void on_disconnect(struct mosquitto *mosq, void *ud, int rc, const mosquitto_property *props)
 {
 	struct mqtt *m = ud;
@@ -555,5 +569,7 @@ void mqtt_session_callbacks(struct mosquitto *mosq)
 	mosquitto_disconnect_v5_callback_set(mosq, on_disconnect);
 	mosquitto_message_v5_callback_set(mosq, mqtt_on_message);
 	mosquitto_publish_v5_callback_set(mosq, on_publish);
+	mosquitto_subscribe_v5_callback_set(mosq, on_subscribe);
+	mosquitto_unsubscribe_v5_callback_set(mosq, on_unsubscribe);
 	mosquitto_log_callback_set(mosq, on_log);
 }

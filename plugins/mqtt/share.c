@@ -83,8 +83,8 @@ static int join(struct mqtt *m, bool in)
 
 	if (shared_filter(m, topic, sizeof(topic)) < 0)
 		return -ENAMETOOLONG;
-	rc = in ? mosquitto_subscribe(m->mosq, NULL, topic, (int)m->conf.qos)
-	        : mosquitto_unsubscribe(m->mosq, NULL, topic);
+	rc = in ? mosquitto_subscribe(m->mosq, &m->share_mid, topic, (int)m->conf.qos)
+	        : mosquitto_unsubscribe(m->mosq, &m->share_mid, topic);
 	if (rc) {
 		LOG(m, LOG_ERR, "cannot %s share group %s: %s", in ? "join" : "leave",
 		    m->conf.share_group, mosquitto_strerror(rc));
@@ -93,6 +93,17 @@ static int join(struct mqtt *m, bool in)
 	m->shared = in;
 	mqtt_update_io(m);
 	return 0;
+}
+
+void mqtt_share_acked(struct mqtt *m, int mid, bool joined, bool granted)
+{
+	if (!m->conf.share_group || mid != m->share_mid)
+		return;
+	/* "sharing" in status says what the broker holds, not what was asked: a
+	 * message published before the SUBACK may still find no one in the group. */
+	if (joined && !granted)
+		LOG(m, LOG_ERR, "the broker refused share group %s", m->conf.share_group);
+	m->share_live = joined && granted;
 }
 
 void mqtt_subscribe_out(struct mqtt *m)
