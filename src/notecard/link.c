@@ -49,8 +49,9 @@ int link_opts_from_cfg(const struct cfg *cfg, struct link_opts *o)
 	o->store_path = dup_or_null(cfg->store.path);
 	o->store_max_size = cfg->store.max_size;
 	o->store_when_full = cfg->store.when_full;
+	/* 0: as many as the card's storage takes (link_card.c learns it) */
 	o->card_max_pending =
-	    cfg->store.card_max_pending > 0 ? (unsigned)cfg->store.card_max_pending : 25;
+	    cfg->store.card_max_pending > 0 ? (unsigned)cfg->store.card_max_pending : 0;
 	o->uplink = cfg->crypto.uplink;
 	o->public_key = dup_or_null(cfg->crypto.public_key);
 	o->key_name = dup_or_null(cfg->crypto.key_name);
@@ -64,8 +65,8 @@ int link_opts_from_cfg(const struct cfg *cfg, struct link_opts *o)
 				goto nomem;
 			o->nf[i].encrypt = cfg->notefiles[i].encrypt;
 			o->nf[i].urgent = cfg->notefiles[i].urgent;
-			o->nf[i].learn = cfg->notefiles[i].learn > 0 ? (unsigned)cfg->notefiles[i].learn
-			                                              : 10;
+			o->nf[i].learn =
+			    cfg->notefiles[i].learn > 0 ? (unsigned)cfg->notefiles[i].learn : 10;
 			o->nf[i].ntn = cfg->notefiles[i].ntn;
 			if (cfg->notefiles[i].template_ &&
 			    !(o->nf[i].template_ = strdup(cfg->notefiles[i].template_))) {
