@@ -322,6 +322,10 @@ static int has_room(struct link *l, bool *room)
 			return r;
 		if (l->storage_pct >= STORAGE_HIGH_PCT)
 			return card_now_full(l, FULL_STORAGE);
+		/* half way there with notes still coming: a sync now makes room before
+		 * the card is full, so the feed need not stop */
+		if (l->storage_pct >= STORAGE_HIGH_PCT / 2 && (r = ask_sync(l)) < 0)
+			return r;
 	}
 	*room = true;
 	return 0;
