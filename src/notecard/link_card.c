@@ -15,10 +15,11 @@
 #include "store.h"
 #include "util.h"
 
-#define SEMANTIC_TRIES      3     /* a note the card refuses this often is dropped */
-#define STORAGE_HIGH_PCT    70    /* a card this full takes no more notes: room for inbound */
-#define ROOM_LOOK_NOTES     64    /* storage looked at after this many notes ... */
-#define ROOM_LOOK_NEAR      8     /* ... and this often within 15 points of the top */
+#define SEMANTIC_TRIES      3  /* a note the card refuses this often is dropped */
+#define STORAGE_HIGH_PCT    70 /* a card this full takes no more notes: room for inbound */
+#define ROOM_LOOK_NOTES     64 /* storage looked at after this many notes at first, */
+#define ROOM_LOOK_NEAR      8  /* then as its filling rate says, within these bounds */
+#define ROOM_LOOK_MAX       512
 #define FULL_RECHECK_MIN_MS 1000  /* a full card is looked at again after this, */
 #define FULL_RECHECK_MAX_MS 15000 /* doubling up to this */
 #define SYNC_ASK_MS         60000 /* hub.sync asked again this often while full */
@@ -192,6 +193,7 @@ int link_probe(struct link *l)
 	l->card_full = false;
 	l->storage_pct = -1;
 	l->notes_since_look = ROOM_LOOK_NOTES; /* look at its storage before the first note */
+	l->look_next = 0;
 	l->attn_armed = false;
 	l->db_started = false;
 	link_tmpl_card_reset(l);
@@ -276,15 +278,30 @@ static int look_storage(struct link *l)
 	if (r < 0)
 		return r;
 	json_t *v = json_object_get(rsp, "storage");
-	l->storage_pct = json_is_integer(v) ? json_integer_value(v) : -1;
+	int64_t prev = l->storage_pct, now = json_is_integer(v) ? json_integer_value(v) : -1;
+	uint64_t n = l->notes_since_look;
+	l->storage_pct = now;
 	l->notes_since_look = 0;
 	json_decref(rsp);
+	/* the next look: half way to the next mark (the early sync's, then the top) at the
+	 * rate the last notes filled it; twice as far while they left no trace */
+	uint64_t next = ROOM_LOOK_NOTES;
+	int64_t mark = now < STORAGE_HIGH_PCT / 2 ? STORAGE_HIGH_PCT / 2 : STORAGE_HIGH_PCT;
+	if (prev >= 0 && now >= 0 && n > 0)
+		next = now > prev ? n * (uint64_t)(mark > now ? mark - now : 0) /
+		                        (2 * (uint64_t)(now - prev))
+		                  : 2 * n;
+	else if (now >= STORAGE_HIGH_PCT - 15)
+		next = ROOM_LOOK_NEAR;
+	l->look_next = next < ROOM_LOOK_NEAR  ? ROOM_LOOK_NEAR
+	               : next > ROOM_LOOK_MAX ? ROOM_LOOK_MAX
+	                                      : (unsigned)next;
 	return 0;
 }
 
 static unsigned look_every(const struct link *l)
 {
-	return l->storage_pct >= STORAGE_HIGH_PCT - 15 ? ROOM_LOOK_NEAR : ROOM_LOOK_NOTES;
+	return l->look_next ? l->look_next : ROOM_LOOK_NOTES;
 }
 
 /* Whether the card has room for one more note; asks it only when due. */

@@ -138,6 +138,7 @@ struct link {
 	uint64_t full_recheck_at, full_backoff_ms;
 	int64_t storage_pct;       /* card.status storage at the last look, -1 unknown */
 	unsigned notes_since_look; /* note.adds since storage was looked at */
+	unsigned look_next;        /* ... and how many before the next look (0: the first) */
 	bool sync_asked;           /* hub.sync asked at sync_asked_at */
 	uint64_t sync_asked_at;
 	/* sent marks waiting in the store for one commit (store_out_sent_later) */
