@@ -129,7 +129,7 @@ struct cfg_store {
 	uint64_t max_size;
 	int when_full;              /* enum cfg_when_full */
 	uint64_t commit_delay_ms;   /* group-commit window */
-	long long card_max_pending; /* notes allowed on the card at once */
+	long long card_max_pending; /* unsynced notes on the card at most; 0: its storage decides */
 };
 
 struct cfg_control {

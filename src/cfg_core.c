@@ -346,7 +346,7 @@ static const struct ngw_cfg_key store_keys[] = {
                 .choices = when_full),
     NGW_CFG_KEY(struct cfg_store, "commit_delay", NGW_CFG_DURATION, "5ms", commit_delay_ms,
                 .max = 1000),
-    NGW_CFG_KEY(struct cfg_store, "card_max_pending", NGW_CFG_INT, "25", card_max_pending, .min = 1,
+    NGW_CFG_KEY(struct cfg_store, "card_max_pending", NGW_CFG_INT, "0", card_max_pending, .min = 0,
                 .max = 1000),
 };
 

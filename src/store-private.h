@@ -74,6 +74,10 @@ struct store {
 	uint64_t bytes_written;
 	int64_t seq_limit; /* reserved in <path>.state: a higher seq reserves more first */
 	bool fresh;        /* this open created the schema */
+	/* notes the card took whose "sent" marks wait for store_out_commit_marks: one
+	 * commit for many notes spares the disk; peeks skip them meanwhile */
+	int64_t *marks;
+	size_t n_marks, cap_marks;
 };
 
 /* The statement for q, reset and with bindings cleared; NULL on error (logged). */

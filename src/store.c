@@ -944,6 +944,12 @@ void store_close(struct store *st)
 		return;
 	if (st->db && st->in_txn)
 		store_rollback(st);
+	/* a mark that cannot commit now only means the note is sent again */
+	if (st->db && !st->readonly && st->n_marks && store_out_commit_marks(st) < 0)
+		log_warn("store: %zu sent marks not committed at close; those notes go to the "
+		         "card again (same _id)",
+		         st->n_marks);
+	free(st->marks);
 	bool was_open = st->db && !st->readonly && st->seq_limit > 0;
 	close_db(st);
 	if (was_open)

@@ -116,6 +116,16 @@ int store_peek_outs(struct store *st, size_t max, struct store_out ***out, size_
 /* Mark sent (the card accepted note.add): removes it. 0 also if already gone
  * (dropped meanwhile). */
 int store_out_sent(struct store *st, int64_t id);
+/* Mark sent later: the note is skipped by peeks from now on and removed by the
+ * next store_out_commit_marks (or store_close), so many marks share one commit.
+ * A crash before that commit sends the note again (with its seq, so its _id).
+ * 0 or -ENOMEM. */
+int store_out_sent_later(struct store *st, int64_t id);
+/* Commit every mark store_out_sent_later recorded, in one transaction. On an error
+ * they stay recorded, to be committed by a later call. 0 or -errno. */
+int store_out_commit_marks(struct store *st);
+/* How many marks wait for store_out_commit_marks. */
+size_t store_out_marks(const struct store *st);
 /* Record a failed attempt (kept; counted; why may be NULL). */
 int store_out_failed(struct store *st, int64_t id, const char *why);
 /* Did the last write of this connection meet a full disk (and no commit succeed

@@ -318,15 +318,25 @@ static struct store_out *row_out(sqlite3_stmt *s)
 	return n;
 }
 
-/* Append up to max - *k rows of query q to v. */
+static bool marked(const struct store *st, int64_t id)
+{
+	for (size_t i = 0; i < st->n_marks; i++)
+		if (st->marks[i] == id)
+			return true;
+	return false;
+}
+
+/* Append up to max - *k rows of query q to v, past the notes marked sent. */
 static int peek_rows(struct store *st, enum store_q q, struct store_out **v, size_t max, size_t *k)
 {
 	sqlite3_stmt *s = store_stmt(st, q);
 	if (!s)
 		return -EIO;
 	int err = 0, rc = SQLITE_DONE;
-	sqlite3_bind_int64(s, 1, (int64_t)(max - *k));
+	sqlite3_bind_int64(s, 1, (int64_t)(max - *k + st->n_marks));
 	while (*k < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (marked(st, sqlite3_column_int64(s, 0)))
+			continue;
 		if (!(v[*k] = row_out(s))) {
 			err = -ENOMEM;
 			break;
@@ -401,6 +411,53 @@ int store_out_sent(struct store *st, int64_t id)
 	if (err == 0 && sqlite3_changes(st->db) == 1)
 		err = store_step_done(st, store_stmt(st, Q_META_SENT));
 	return store_wend(st, began, err);
+}
+
+int store_out_sent_later(struct store *st, int64_t id)
+{
+	if (st->n_marks == st->cap_marks) {
+		size_t nc = st->cap_marks ? st->cap_marks * 2 : 64;
+		int64_t *v = realloc(st->marks, nc * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		st->marks = v;
+		st->cap_marks = nc;
+	}
+	st->marks[st->n_marks++] = id;
+	return 0;
+}
+
+size_t store_out_marks(const struct store *st)
+{
+	return st->n_marks;
+}
+
+int store_out_commit_marks(struct store *st)
+{
+	if (!st->n_marks)
+		return 0;
+	int began = store_wbegin(st);
+	if (began < 0)
+		return began;
+	/* the out_del trigger updates the meta row: bring it up to date first */
+	int err = store_flush_counts(st);
+	st->room_valid = false;
+	for (size_t i = 0; err == 0 && i < st->n_marks; i++) {
+		sqlite3_stmt *s = store_stmt(st, Q_OUT_DELETE);
+		if (!s) {
+			err = -EIO;
+			break;
+		}
+		sqlite3_bind_int64(s, 1, st->marks[i]);
+		err = store_step_done(st, s);
+		/* 0 changes: dropped meanwhile (drop-oldest), not sent */
+		if (err == 0 && sqlite3_changes(st->db) == 1)
+			err = store_step_done(st, store_stmt(st, Q_META_SENT));
+	}
+	err = store_wend(st, began, err);
+	if (err == 0)
+		st->n_marks = 0;
+	return err;
 }
 
 int store_out_failed(struct store *st, int64_t id, const char *why)

@@ -88,6 +88,7 @@ tests_unit_test_update_LDADD = $(UNIT_LIBS)
 TESTS += tests/unit/test_update
 endif
 TESTS += tests/integration/test_crash.py
+TESTS += tests/integration/test_card_full.py
 TESTS += tests/integration/test_update.py
 EXTRA_DIST += tools
 

@@ -45,9 +45,10 @@ class Device:
                 self.reset()
                 return None
             name = _req_name(line)
+            # the card's processing time is the whole of it, its flash write (the state
+            # file here, which grows with the notes it holds) included
             delay = self.timing.processing(name)
-            if delay:
-                time.sleep(delay)
+            began = time.monotonic()
             if self.replay is not None:
                 rsp = self.replay.answer(line)
             else:
@@ -55,14 +56,23 @@ class Device:
             if getattr(self.card, "restart_pending", False):
                 self.card.restart_pending = False
                 self.card.save()
+                _rest(delay, began)
                 # the card answers, then restarts once the host has had time to read it
                 threading.Timer(0.25 if self.timing.real() else 0.1, self.reset,
                                 args=(1.5 if self.timing.real() else 0.1,)).start()
                 return rsp
             self.card.save()
+            _rest(delay, began)
             if gen != self.generation:
                 return None
             return self.faults.mangle(rsp) if rsp else rsp
+
+
+def _rest(delay, began):
+    """Sleep out what is left of the processing time since began."""
+    left = delay - (time.monotonic() - began) if delay else 0
+    if left > 0:
+        time.sleep(left)
 
 
 def _req_name(line):

@@ -256,22 +256,10 @@ static int read_answer(struct card *c, uint16_t seq, unsigned first_ms, json_t *
 	}
 }
 
-int card_request(struct card *c, json_t *req, json_t **rsp)
+/* The request as it goes on the wire: compact JSON, the layer's own crc with seq (a
+ * "cmd" goes without: no answer to match) and a newline. *wire caller frees. */
+static int frame(json_t *req, bool is_cmd, uint16_t seq, char **wire, size_t *wlen)
 {
-	const struct card_timing *tm = c->t->timing;
-	if (rsp)
-		*rsp = NULL;
-	if (!json_is_object(req))
-		return -EINVAL;
-	const char *name = json_string_value(json_object_get(req, "req"));
-	bool is_cmd = false;
-	if (!name) {
-		name = json_string_value(json_object_get(req, "cmd"));
-		is_cmd = true;
-	}
-	if (!name || !*name || (!is_cmd && !rsp))
-		return -EINVAL;
-
 	/* a caller's own crc field would be stale: the layer owns it */
 	json_t *copy = NULL;
 	if (json_object_get(req, "crc")) {
@@ -287,27 +275,143 @@ int card_request(struct card *c, json_t *req, json_t **rsp)
 		return -ENOMEM;
 	size_t tlen = strlen(text);
 	size_t cap = tlen + CRC_FIELD_LEN + 2;
-	char *wire = malloc(cap);
-	if (!wire) {
+	char *w = malloc(cap);
+	if (!w) {
 		free(text);
 		return -ENOMEM;
 	}
-	uint16_t seq = c->seq++;
-	size_t wlen;
+	size_t n;
 	if (is_cmd) {
 		/* length-counted, sent by length: no NUL needed */
-		memcpy(wire, text, tlen); // NOLINT(bugprone-not-null-terminated-result)
-		wlen = tlen;
+		memcpy(w, text, tlen); // NOLINT(bugprone-not-null-terminated-result)
+		n = tlen;
 	} else {
-		wlen = card_crc_append(text, tlen, seq, wire, cap);
+		n = card_crc_append(text, tlen, seq, w, cap);
 	}
 	free(text);
-	int r = -EIO;
-	if (!wlen)
-		goto out;
-	wire[wlen++] = '\n';
+	if (!n) {
+		free(w);
+		return -EIO;
+	}
+	w[n++] = '\n';
+	*wire = w;
+	*wlen = n;
+	return 0;
+}
 
-	unsigned first_ms = request_timeout(tm, name, req);
+/* A framed request and what its attempts need to know. */
+struct wire_req {
+	char *wire;
+	size_t len;
+	uint16_t seq;
+	const char *name;
+	unsigned first_ms; /* how long the answer may take */
+	bool is_cmd;       /* no answer comes */
+};
+
+/* What one attempt leaves: done (answered, or a final error), or worth another. */
+enum attempt_end { ATTEMPT_DONE, ATTEMPT_AGAIN };
+
+static enum attempt_end gone(struct card *c, int *err)
+{
+	card_close(c);
+	*err = -ENODEV;
+	return ATTEMPT_DONE;
+}
+
+/* One attempt: open, resync when due, send, read the answer. *err is 0 with *rsp
+ * set (left alone for a cmd), or the error: final with ATTEMPT_DONE, the reason for
+ * trying again with ATTEMPT_AGAIN. */
+static enum attempt_end attempt(struct card *c, const struct wire_req *q, unsigned a, json_t **rsp,
+                                int *err)
+{
+	int r = ensure_open(c);
+	*err = r;
+	if (r < 0)
+		return ATTEMPT_DONE; /* -ENODEV and friends: the link backs off */
+	if (c->need_reset) {
+		c->cnt.resets++;
+		r = c->t->ops->reset(c->t);
+		if (r == -ENODEV)
+			return gone(c, err);
+		if (r < 0) {
+			log_debug("card: resync failed (%s)", strerror(-r));
+			*err = r;
+			return ATTEMPT_AGAIN;
+		}
+		c->need_reset = false;
+	}
+	r = c->t->ops->send(c->t, q->wire, q->len);
+	*err = r;
+	if (r == -ENODEV)
+		return gone(c, err);
+	if (r < 0) {
+		c->need_reset = true;
+		return ATTEMPT_AGAIN;
+	}
+	if (q->is_cmd)
+		return ATTEMPT_DONE;
+	json_t *o = NULL;
+	r = read_answer(c, q->seq, q->first_ms, &o);
+	*err = r;
+	if (r == -ENODEV)
+		return gone(c, err);
+	if (r == -EPROTO || r == -EMSGSIZE) {
+		/* the answer is the problem: asking again gets it again (and a
+		 * retried note.get delete:true would take the next note) */
+		c->need_reset = r == -EMSGSIZE; /* the rest of that line is still coming */
+		return ATTEMPT_DONE;
+	}
+	if (r == -ECANCELED) {
+		c->need_reset = true;
+		return ATTEMPT_DONE;
+	}
+	if (r < 0) {
+		if (r == -ETIMEDOUT)
+			c->cnt.timeouts++;
+		else if (r == -EBADMSG || r == -ERANGE)
+			c->cnt.crc_errors++;
+		log_debug("card: %s attempt %u: %s", q->name, a + 1, strerror(-r));
+		c->need_reset = true;
+		return ATTEMPT_AGAIN;
+	}
+	if (card_err_has(o, "{io}") && !card_err_has(o, "{not-supported}") &&
+	    !card_err_has(o, "{bad-bin}")) {
+		/* the card's own I/O trouble; the channel is in sync. A bad binary
+		 * buffer stays bad however often it is asked: not retried. */
+		c->cnt.io_errors++;
+		log_debug("card: %s attempt %u: %s", q->name, a + 1,
+		          json_string_value(json_object_get(o, "err")));
+		json_decref(o);
+		*err = -EIO;
+		return ATTEMPT_AGAIN;
+	}
+	*rsp = o;
+	*err = 0;
+	return ATTEMPT_DONE;
+}
+
+int card_request(struct card *c, json_t *req, json_t **rsp)
+{
+	const struct card_timing *tm = c->t->timing;
+	if (rsp)
+		*rsp = NULL;
+	if (!json_is_object(req))
+		return -EINVAL;
+	struct wire_req q = {.name = json_string_value(json_object_get(req, "req"))};
+	if (!q.name) {
+		q.name = json_string_value(json_object_get(req, "cmd"));
+		q.is_cmd = true;
+	}
+	if (!q.name || !*q.name || (!q.is_cmd && !rsp))
+		return -EINVAL;
+	q.seq = c->seq;
+	int r = frame(req, q.is_cmd, q.seq, &q.wire, &q.len);
+	if (r != -ENOMEM)
+		c->seq++; /* spent once framing got as far as the crc */
+	if (r < 0)
+		return r;
+	q.first_ms = request_timeout(tm, q.name, req);
 	unsigned attempts = tm->retries ? tm->retries : 1;
 	c->cnt.requests++;
 	for (unsigned a = 0; a < attempts; a++) {
@@ -319,75 +423,13 @@ int card_request(struct card *c, json_t *req, json_t **rsp)
 			c->cnt.retries++;
 			pause_ms(c, tm->retry_delay_ms);
 		}
-		r = ensure_open(c);
-		if (r < 0)
-			goto out; /* -ENODEV and friends: the link backs off */
-		if (c->need_reset) {
-			c->cnt.resets++;
-			r = c->t->ops->reset(c->t);
-			if (r == -ENODEV)
-				goto gone;
-			if (r < 0) {
-				log_debug("card: resync failed (%s)", strerror(-r));
-				continue;
-			}
-			c->need_reset = false;
-		}
-		r = c->t->ops->send(c->t, wire, wlen);
-		if (r == -ENODEV)
-			goto gone;
-		if (r < 0) {
-			c->need_reset = true;
-			continue;
-		}
-		if (is_cmd)
+		if (attempt(c, &q, a, rsp, &r) == ATTEMPT_DONE)
 			goto out;
-		json_t *o = NULL;
-		r = read_answer(c, seq, first_ms, &o);
-		if (r == -ENODEV)
-			goto gone;
-		if (r == -EPROTO || r == -EMSGSIZE) {
-			/* the answer is the problem: asking again gets it again (and a
-			 * retried note.get delete:true would take the next note) */
-			c->need_reset = r == -EMSGSIZE; /* the rest of that line is still coming */
-			goto out;
-		}
-		if (r == -ECANCELED) {
-			c->need_reset = true;
-			goto out;
-		}
-		if (r < 0) {
-			if (r == -ETIMEDOUT)
-				c->cnt.timeouts++;
-			else if (r == -EBADMSG || r == -ERANGE)
-				c->cnt.crc_errors++;
-			log_debug("card: %s attempt %u: %s", name, a + 1, strerror(-r));
-			c->need_reset = true;
-			continue;
-		}
-		if (card_err_has(o, "{io}") && !card_err_has(o, "{not-supported}") &&
-		    !card_err_has(o, "{bad-bin}")) {
-			/* the card's own I/O trouble; the channel is in sync. A bad binary
-			 * buffer stays bad however often it is asked: not retried. */
-			c->cnt.io_errors++;
-			log_debug("card: %s attempt %u: %s", name, a + 1,
-			          json_string_value(json_object_get(o, "err")));
-			json_decref(o);
-			r = -EIO;
-			continue;
-		}
-		*rsp = o;
-		r = 0;
-		goto out;
 	}
 	if (r != -ETIMEDOUT && r != -EMSGSIZE)
 		r = -EIO;
-	goto out;
-gone:
-	card_close(c);
-	r = -ENODEV;
 out:
-	free(wire);
+	free(q.wire);
 	return r;
 }
 

@@ -49,8 +49,9 @@ int link_opts_from_cfg(const struct cfg *cfg, struct link_opts *o)
 	o->store_path = dup_or_null(cfg->store.path);
 	o->store_max_size = cfg->store.max_size;
 	o->store_when_full = cfg->store.when_full;
+	/* 0: as many as the card's storage takes (link_card.c learns it) */
 	o->card_max_pending =
-	    cfg->store.card_max_pending > 0 ? (unsigned)cfg->store.card_max_pending : 25;
+	    cfg->store.card_max_pending > 0 ? (unsigned)cfg->store.card_max_pending : 0;
 	o->uplink = cfg->crypto.uplink;
 	o->public_key = dup_or_null(cfg->crypto.public_key);
 	o->key_name = dup_or_null(cfg->crypto.key_name);
@@ -64,8 +65,8 @@ int link_opts_from_cfg(const struct cfg *cfg, struct link_opts *o)
 				goto nomem;
 			o->nf[i].encrypt = cfg->notefiles[i].encrypt;
 			o->nf[i].urgent = cfg->notefiles[i].urgent;
-			o->nf[i].learn = cfg->notefiles[i].learn > 0 ? (unsigned)cfg->notefiles[i].learn
-			                                              : 10;
+			o->nf[i].learn =
+			    cfg->notefiles[i].learn > 0 ? (unsigned)cfg->notefiles[i].learn : 10;
 			o->nf[i].ntn = cfg->notefiles[i].ntn;
 			if (cfg->notefiles[i].template_ &&
 			    !(o->nf[i].template_ = strdup(cfg->notefiles[i].template_))) {
@@ -386,6 +387,30 @@ static void open_key(struct link *l)
 		        l->o.public_key, strerror(-r));
 }
 
+/* The card is not ready and its retry is due: open the store, load the key, open and
+ * probe the card. Ready with every look due now, or lost with backoff. */
+static void reconnect(struct link *l, uint64_t now)
+{
+	int r = open_store(l);
+	if (r < 0) {
+		lost(l, -ESTALE); /* -ESTALE: the store, not the card */
+		l->last_err = r;
+		return;
+	}
+	open_key(l);
+	r = l->card ? 0 : make_card(l);
+	if (r == 0)
+		r = link_probe(l);
+	if (r < 0) {
+		lost(l, r == -ENOMEM || r == -EINVAL ? -ENODEV : r);
+		return;
+	}
+	l->backoff_ms = 0;
+	l->next_store_check = l->next_inbound = l->next_env = now;
+	l->next_status = now;
+	set_state(l, LINK_READY);
+}
+
 /* One turn of work on a ready card. Returns 0, or the error that lost it. */
 static int work(struct link *l, bool attn_fired, uint64_t now, bool *busy)
 {
@@ -477,26 +502,8 @@ static void *thread_main(void *arg)
 		take_reconfig(l);
 		uint64_t now = mono_ms();
 		bool busy = false;
-		if (l->state != LINK_READY && now >= l->retry_at) {
-			int r = open_store(l);
-			if (r < 0) {
-				lost(l, -ESTALE); /* -ESTALE: the store, not the card */
-				l->last_err = r;
-			} else {
-				open_key(l);
-				r = l->card ? 0 : make_card(l);
-				if (r == 0)
-					r = link_probe(l);
-				if (r < 0) {
-					lost(l, r == -ENOMEM || r == -EINVAL ? -ENODEV : r);
-				} else {
-					l->backoff_ms = 0;
-					l->next_store_check = l->next_inbound = l->next_env = now;
-					l->next_status = now;
-					set_state(l, LINK_READY);
-				}
-			}
-		}
+		if (l->state != LINK_READY && now >= l->retry_at)
+			reconnect(l, now);
 		serve_requests(l);
 		if (l->state == LINK_READY) {
 			int r = work(l, attn_fired, now, &busy);

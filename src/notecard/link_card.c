@@ -10,13 +10,19 @@
 
 #include "cfg.h"
 #include "log.h"
-#include "notegw/notefile.h"
 #include "notecard/link_int.h"
+#include "notegw/notefile.h"
 #include "store.h"
 #include "util.h"
 
-#define SEMANTIC_TRIES  3     /* a note the card refuses this often is dropped */
-#define FULL_RECHECK_MS 15000 /* how often a full card is asked again */
+#define SEMANTIC_TRIES      3  /* a note the card refuses this often is dropped */
+#define STORAGE_HIGH_PCT    70 /* a card this full takes no more notes: room for inbound */
+#define ROOM_LOOK_NOTES     64 /* storage looked at after this many notes at first, */
+#define ROOM_LOOK_NEAR      8  /* then as its filling rate says, within these bounds */
+#define ROOM_LOOK_MAX       512
+#define FULL_RECHECK_MIN_MS 1000  /* a full card is looked at again after this, */
+#define FULL_RECHECK_MAX_MS 15000 /* doubling up to this */
+#define SYNC_ASK_MS         60000 /* hub.sync asked again this often while full */
 
 /* Card-side conditions that pass: hold the note, do not count it against it. */
 static const char *const hold_tokens[] = {
@@ -185,6 +191,9 @@ int link_probe(struct link *l)
 	l->pending_on_card = json_integer_value(json_object_get(rsp, "total"));
 	json_decref(rsp);
 	l->card_full = false;
+	l->storage_pct = -1;
+	l->notes_since_look = ROOM_LOOK_NOTES; /* look at its storage before the first note */
+	l->look_next = 0;
 	l->attn_armed = false;
 	l->db_started = false;
 	link_tmpl_card_reset(l);
@@ -196,36 +205,190 @@ int link_probe(struct link *l)
 }
 
 /* ---- outbound ---------------------------------------------------------------------- */
-/* Room on the card: the estimate counts notes added since the last look; only
- * when it reaches the cap is the card asked (file.changes.pending, one cheap
- * request), so a card that keeps syncing costs nothing extra per note. */
-static int has_room(struct link *l, bool *room)
+/* The card's room is learned from what it reports, never assumed: its storage
+ * (card.status, looked at every ROOM_LOOK_NOTES note.adds, more often near the top),
+ * its refusals ({file-storage-full} and the other hold tokens) and, with
+ * [store] card_max_pending set, its count of unsynced notes (file.changes.pending).
+ * A full card is asked to sync (hub.sync, unless the hub is off) while notes wait,
+ * and looked at again after a backoff that starts at a second. */
+enum full_why { FULL_CAP = 1, FULL_STORAGE, FULL_REFUSED };
+
+/* Ask the card to sync: notes wait for room on it. */
+static int ask_sync(struct link *l)
 {
-	int64_t cap = l->o.card_max_pending ? l->o.card_max_pending : 25;
-	*room = true;
-	if (!l->card_full && l->pending_on_card < cap)
+	const char *mode = json_string_value(json_object_get(l->hub, "mode"));
+	uint64_t now = clock_ms(l);
+	if (mode && strcmp(mode, "off") == 0)
+		return 0; /* nothing syncs: the card holds what it has */
+	if (l->sync_asked && now - l->sync_asked_at < SYNC_ASK_MS)
 		return 0;
-	if (l->card_full && clock_ms(l) < l->full_recheck_at) {
-		*room = false;
-		return 0;
+	json_t *rsp;
+	int r = ask(l, json_pack("{s:s}", "req", "hub.sync"), &rsp);
+	if (r < 0)
+		return r;
+	l->sync_asked = true;
+	l->sync_asked_at = now;
+	l->cnt.syncs_asked++;
+	if (err_of(rsp))
+		log_warn("card: hub.sync: %s", err_of(rsp));
+	else
+		log_info("card: %" PRId64
+		         " notes wait on the card and more in the store: sync asked",
+		         l->pending_on_card);
+	json_decref(rsp);
+	return 0;
+}
+
+/* The card has no room now: hold the queue, ask for a sync, look again later. */
+static int card_now_full(struct link *l, enum full_why why)
+{
+	if (!l->card_full) {
+		/* full again after room returned: a sync made that room, ask for the next */
+		l->full_backoff_ms = 0;
+		l->sync_asked = false;
+		log_info("card: %s; holding the rest in the store",
+		         why == FULL_CAP       ? "card_max_pending notes wait for a sync"
+		         : why == FULL_STORAGE ? "its storage is nearly full"
+		                               : "it takes no more notes now");
 	}
+	l->card_full = true;
+	l->full_why = why;
+	l->full_backoff_ms = l->full_backoff_ms ? l->full_backoff_ms * 2 : FULL_RECHECK_MIN_MS;
+	if (l->full_backoff_ms > FULL_RECHECK_MAX_MS)
+		l->full_backoff_ms = FULL_RECHECK_MAX_MS;
+	l->full_recheck_at = clock_ms(l) + l->full_backoff_ms;
+	return ask_sync(l);
+}
+
+static int look_pending(struct link *l)
+{
 	json_t *rsp;
 	int r = ask(l, json_pack("{s:s}", "req", "file.changes.pending"), &rsp);
 	if (r < 0)
 		return r;
 	l->pending_on_card = json_integer_value(json_object_get(rsp, "total"));
 	json_decref(rsp);
-	bool was_full = l->card_full;
-	l->card_full = l->pending_on_card >= cap;
-	if (l->card_full) {
-		l->full_recheck_at = clock_ms(l) + FULL_RECHECK_MS;
-		if (!was_full)
-			log_info("card: %" PRId64
-			         " notes wait for a sync; holding the rest in the store",
-			         l->pending_on_card);
-	}
-	*room = !l->card_full;
 	return 0;
+}
+
+static int look_storage(struct link *l)
+{
+	json_t *rsp;
+	int r = ask(l, json_pack("{s:s}", "req", "card.status"), &rsp);
+	if (r < 0)
+		return r;
+	json_t *v = json_object_get(rsp, "storage");
+	int64_t prev = l->storage_pct, now = json_is_integer(v) ? json_integer_value(v) : -1;
+	uint64_t n = l->notes_since_look;
+	l->storage_pct = now;
+	l->notes_since_look = 0;
+	json_decref(rsp);
+	/* the next look: half way to the next mark (the early sync's, then the top) at the
+	 * rate the last notes filled it; twice as far while they left no trace */
+	uint64_t next = ROOM_LOOK_NOTES;
+	int64_t mark = now < STORAGE_HIGH_PCT / 2 ? STORAGE_HIGH_PCT / 2 : STORAGE_HIGH_PCT;
+	if (prev >= 0 && now >= 0 && n > 0)
+		next = now > prev ? n * (uint64_t)(mark > now ? mark - now : 0) /
+		                        (2 * (uint64_t)(now - prev))
+		                  : 2 * n;
+	else if (now >= STORAGE_HIGH_PCT - 15)
+		next = ROOM_LOOK_NEAR;
+	l->look_next = next < ROOM_LOOK_NEAR  ? ROOM_LOOK_NEAR
+	               : next > ROOM_LOOK_MAX ? ROOM_LOOK_MAX
+	                                      : (unsigned)next;
+	return 0;
+}
+
+static unsigned look_every(const struct link *l)
+{
+	return l->look_next ? l->look_next : ROOM_LOOK_NOTES;
+}
+
+/* Whether the card has room for one more note; asks it only when due. */
+static int has_room(struct link *l, bool *room)
+{
+	int64_t cap = l->o.card_max_pending; /* 0: as its storage allows */
+	int r;
+	*room = false;
+	if (l->card_full) {
+		if (clock_ms(l) < l->full_recheck_at)
+			return 0;
+		/* after a refusal the next note.add asks again; full until it passes */
+		if (l->full_why == FULL_REFUSED) {
+			*room = true;
+			return 0;
+		}
+		if (l->full_why == FULL_CAP && (r = look_pending(l)) < 0)
+			return r;
+		if (l->full_why == FULL_STORAGE && (r = look_storage(l)) < 0)
+			return r;
+		if ((l->full_why == FULL_CAP && l->pending_on_card >= cap) ||
+		    (l->full_why == FULL_STORAGE && l->storage_pct >= STORAGE_HIGH_PCT))
+			return card_now_full(l, l->full_why);
+		l->card_full = false;
+		log_info("card: room again; the queue drains");
+	}
+	if (cap && l->pending_on_card >= cap) {
+		if ((r = look_pending(l)) < 0)
+			return r;
+		if (l->pending_on_card >= cap)
+			return card_now_full(l, FULL_CAP);
+	}
+	if (l->notes_since_look >= look_every(l)) {
+		if ((r = look_storage(l)) < 0)
+			return r;
+		if (l->storage_pct >= STORAGE_HIGH_PCT)
+			return card_now_full(l, FULL_STORAGE);
+		/* half way there with notes still coming: a sync now makes room before
+		 * the card is full, so the feed need not stop */
+		if (l->storage_pct >= STORAGE_HIGH_PCT / 2 && (r = ask_sync(l)) < 0)
+			return r;
+	}
+	*room = true;
+	return 0;
+}
+
+/* ---- sent marks: many notes, one commit ------------------------------------------ */
+#define MARK_BATCH_MAX 256   /* marks per commit at most: the notes a crash sends again */
+#define MARK_AGE_MS    10000 /* and no mark waits longer than this while notes flow */
+
+/* Commit the marks waiting in the store. The first commit after a start or a hold
+ * carries one mark, so a store that cannot be written stops the queue after one
+ * note; each good commit doubles the batch. A failure holds the link (it retries
+ * the same marks); the notes are not sent again meanwhile. */
+static void commit_marks(struct link *l)
+{
+	if (!store_out_marks(l->st))
+		return;
+	int r = store_out_commit_marks(l->st);
+	if (r < 0) {
+		l->mark_batch = 1;
+		link_store_trouble(l, r, l->last_mark_id, l->last_mark_seq);
+		return;
+	}
+	l->cnt.mark_commits++;
+	l->mark_batch = l->mark_batch ? l->mark_batch * 2 : 2;
+	if (l->mark_batch > MARK_BATCH_MAX)
+		l->mark_batch = MARK_BATCH_MAX;
+}
+
+/* The card took note n. */
+static void mark_sent(struct link *l, const struct store_out *n)
+{
+	if (!store_out_marks(l->st))
+		l->marks_since = clock_ms(l);
+	int r = store_out_sent_later(l->st, n->id);
+	if (r < 0) {
+		r = store_out_sent(l->st, n->id); /* no memory for a batch: one commit */
+		if (r < 0)
+			link_store_trouble(l, r, n->id, n->seq);
+		return;
+	}
+	l->last_mark_id = n->id;
+	l->last_mark_seq = n->seq;
+	if (store_out_marks(l->st) >= (l->mark_batch ? l->mark_batch : 1) ||
+	    clock_ms(l) - l->marks_since >= MARK_AGE_MS)
+		commit_marks(l);
 }
 
 static bool has_token(const char *err, const char *const *tokens)
@@ -268,7 +431,7 @@ static int note_refused(struct link *l, const struct store_out *n, const char *w
 	return 0;
 }
 
-int link_drain(struct link *l, unsigned max_notes, bool *more)
+static int drain(struct link *l, unsigned max_notes, bool *more)
 {
 	unsigned trouble = l->hold.events; /* a store failure in this pass stops it */
 	*more = false;
@@ -323,23 +486,24 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 		}
 		const char *err = err_of(rsp);
 		if (!err) {
+			if (l->card_full) {
+				l->card_full = false;
+				log_info("card: takes notes again; the queue drains");
+			}
 			link_tmpl_sent(l, n->file, &tn);
 			l->cnt.notes_sent++;
 			l->pending_on_card++;
 			if (l->fail_id == n->id)
 				l->fail_id = 0;
+			l->notes_since_look++;
 			/* The card has it: a mark that cannot commit is the store's trouble,
 			 * never the card's. The mark waits in memory (the link holds); the
 			 * note is not sent again meanwhile. */
-			r = store_out_sent(l->st, n->id);
-			if (r < 0)
-				link_store_trouble(l, r, n->id, n->seq);
+			mark_sent(l, n);
 			r = 0;
 		} else if (has_token(err, hold_tokens)) {
 			log_info("card: %s: holding notes (%s)", n->file, err);
-			l->card_full = true;
-			l->full_recheck_at = clock_ms(l) + FULL_RECHECK_MS;
-			r = 0;
+			r = card_now_full(l, FULL_REFUSED);
 		} else {
 			log_warn("card: note.add %s refused: %s", n->file, err);
 			link_tmpl_refused(l, n->file, err);
@@ -354,6 +518,17 @@ int link_drain(struct link *l, unsigned max_notes, bool *more)
 	}
 	*more = true;
 	return 0;
+}
+
+int link_drain(struct link *l, unsigned max_notes, bool *more)
+{
+	unsigned trouble = l->hold.events;
+	int r = drain(l, max_notes, more);
+	/* the queue pauses (empty, a full card, a lost card): the marks commit now,
+	 * unless the store failed in this pass (the hold retries them) */
+	if (l->hold.events == trouble && (!*more || store_out_marks(l->st) >= MARK_BATCH_MAX))
+		commit_marks(l);
+	return r;
 }
 
 /* ---- a store that cannot be written ---------------------------------------------- */
@@ -399,11 +574,13 @@ bool link_store_ready(struct link *l)
 	/* a WAL that filled the disk gives its space back only through a checkpoint */
 	(void)store_checkpoint(l->st);
 	if (l->hold.sent_id) {
-		int r = store_out_sent(l->st, l->hold.sent_id);
+		int r = store_out_marks(l->st) ? store_out_commit_marks(l->st)
+		                               : store_out_sent(l->st, l->hold.sent_id);
 		if (r < 0) {
 			link_store_trouble(l, r, 0, 0);
 			return false;
 		}
+		l->cnt.mark_commits++;
 		l->hold.sent_id = 0;
 	}
 	return true;
@@ -801,6 +978,10 @@ void link_publish_status(struct link *l)
 	json_object_set_new(link, "counters", c);
 	json_object_set_new(link, "pending_on_card", json_integer(l->pending_on_card));
 	json_object_set_new(link, "card_full", json_boolean(l->card_full));
+	json_object_set_new(link, "syncs_asked", json_integer((json_int_t)l->cnt.syncs_asked));
+	json_object_set_new(link, "mark_commits", json_integer((json_int_t)l->cnt.mark_commits));
+	if (l->storage_pct >= 0)
+		json_object_set_new(link, "card_storage_pct", json_integer(l->storage_pct));
 	if (l->hold.err) {
 		/* the queue is held for the store, not the card: say why and since when */
 		json_t *h = json_pack("{s:s,s:I}", "error",

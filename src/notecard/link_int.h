@@ -87,7 +87,7 @@ enum link_state { LINK_STARTING, LINK_READY, LINK_ABSENT, LINK_SILENT, LINK_STOR
 
 struct link_counters {
 	uint64_t notes_sent, notes_failed, notes_dropped, inbound, env_changes, hub_sets, attn,
-	    raw_requests, probes, inbound_quarantined;
+	    raw_requests, probes, inbound_quarantined, syncs_asked, mark_commits;
 };
 
 struct link {
@@ -96,7 +96,7 @@ struct link {
 	struct link_req *reqs, **reqs_tail;
 	struct link_ev *evs, **evs_tail;
 	bool stop, kicked, reconfig;
-	_Atomic bool cancel;    /* the transport's cancel flag: set by link_free */
+	_Atomic bool cancel;        /* the transport's cancel flag: set by link_free */
 	struct link_opts next_opts; /* from link_reconfigure, taken by the thread */
 	json_t *status;             /* snapshot for link_status */
 	/* the card request in progress: since when (mono ms, 0: none), what, and how long
@@ -131,10 +131,20 @@ struct link {
 	json_t *version, *hub, *wireless, *sync_status, *card_status, *env;
 	int64_t env_modified;
 	bool env_known;
-	/* outbound */
+	/* outbound: the card's room, learned from what it reports (link_card.c) */
 	int64_t pending_on_card; /* notes added and not yet synced (estimate) */
 	bool card_full;
-	uint64_t full_recheck_at;
+	int full_why; /* enum in link_card.c: what made it full */
+	uint64_t full_recheck_at, full_backoff_ms;
+	int64_t storage_pct;       /* card.status storage at the last look, -1 unknown */
+	unsigned notes_since_look; /* note.adds since storage was looked at */
+	unsigned look_next;        /* ... and how many before the next look (0: the first) */
+	bool sync_asked;           /* hub.sync asked at sync_asked_at */
+	uint64_t sync_asked_at;
+	/* sent marks waiting in the store for one commit (store_out_sent_later) */
+	unsigned mark_batch; /* marks per commit now: grows after each good commit */
+	uint64_t marks_since;
+	int64_t last_mark_id, last_mark_seq;
 	int64_t fail_id; /* the note failing semantically, and how often */
 	unsigned fail_count;
 	bool key_warned; /* said once that sealed notes wait for a key */
@@ -153,7 +163,7 @@ struct link {
 	bool attn_armed, db_started;
 	uint64_t next_inbound, next_env, next_status, next_store_check;
 	struct link_counters cnt;
-	struct link_tmpl *tmpl;       /* note templates, built on first use (link_tmpl.c) */
+	struct link_tmpl *tmpl; /* note templates, built on first use (link_tmpl.c) */
 };
 
 /* link_card.c: one step each, on the link thread; -ENODEV/-ETIMEDOUT/-EIO mean the

@@ -23,6 +23,8 @@ struct fakecard {
 	long long pending; /* unsynced notes */
 	int hub_sets, env_gets, attn_arms, requests;
 	bool full;       /* note.add answers {file-storage-full} */
+	int storage;     /* card.status storage percent (0: 8) */
+	int syncs;       /* hub.sync requests */
 	int fail_delete; /* fail this many note.get delete:true with a timeout */
 	int fail_all;    /* every request: timeout */
 	int io_every;    /* every n-th request answers {io} (0: never) */
@@ -100,7 +102,11 @@ static inline json_t *fc_answer(struct fakecard *f, json_t *req)
 		                 1700000000, "completed", 42);
 	if (!strcmp(name, "card.status"))
 		return json_pack("{s:s,s:b,s:i}", "status", "{normal}", "connected", 1, "storage",
-		                 8);
+		                 f->storage ? f->storage : 8);
+	if (!strcmp(name, "hub.sync")) {
+		f->syncs++;
+		return json_object();
+	}
 	if (!strcmp(name, "card.attn")) {
 		f->attn_arms++;
 		return json_object();

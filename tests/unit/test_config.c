@@ -118,7 +118,7 @@ static void t_defaults(void **s)
 	assert_int_equal(cfg->store.max_size, 256ull << 20);
 	assert_int_equal(cfg->store.when_full, CFG_DROP_OLDEST);
 	assert_int_equal(cfg->store.commit_delay_ms, 5);
-	assert_int_equal(cfg->store.card_max_pending, 25);
+	assert_int_equal(cfg->store.card_max_pending, 0);
 	assert_string_equal(cfg->control.socket, "/run/notegw/control.sock");
 	assert_string_equal(cfg->control.group, "notegw");
 	assert_string_equal(cfg->control.admin_group, "notegw-admin");

@@ -33,6 +33,9 @@ struct store {
 		int64_t time;
 	} in[64];
 	size_t n_in;
+	int64_t marks[64]; /* store_out_sent_later, not yet committed */
+	size_t n_marks;
+	int commits; /* store_out_commit_marks that committed something */
 };
 static struct store fake_store;
 static int store_open_err;
@@ -70,18 +73,27 @@ static void fs_add(const char *file, const char *body, int prio)
 	n->prio = prio;
 	fake_store.out[fake_store.n_out++] = n;
 }
-static size_t fs_head(void)
+static bool fs_marked(int64_t id)
 {
-	size_t best = 0;
-	for (size_t i = 1; i < fake_store.n_out; i++)
-		if (fake_store.out[i]->prio > fake_store.out[best]->prio)
-			best = i;
+	for (size_t i = 0; i < fake_store.n_marks; i++)
+		if (fake_store.marks[i] == id)
+			return true;
+	return false;
+}
+/* the next note not marked sent, or -1 */
+static int fs_head(void)
+{
+	int best = -1;
+	for (size_t i = 0; i < fake_store.n_out; i++)
+		if (!fs_marked(fake_store.out[i]->id) &&
+		    (best < 0 || fake_store.out[i]->prio > fake_store.out[best]->prio))
+			best = (int)i;
 	return best;
 }
 int store_peek_out(struct store *st, struct store_out **out)
 {
 	*out = NULL;
-	if (!st->n_out)
+	if (fs_head() < 0)
 		return 0;
 	struct store_out *h = st->out[fs_head()], *c = calloc(1, sizeof(*c));
 	*c = *h;
@@ -111,6 +123,33 @@ int store_out_sent(struct store *st, int64_t id)
 	store_out_free(st->out[i]);
 	memmove(&st->out[i], &st->out[i + 1], (st->n_out - (size_t)i - 1) * sizeof(st->out[0]));
 	st->n_out--;
+	return 0;
+}
+int store_out_sent_later(struct store *st, int64_t id)
+{
+	assert_true(st->n_marks < 64);
+	st->marks[st->n_marks++] = id;
+	return 0;
+}
+size_t store_out_marks(const struct store *st)
+{
+	return st->n_marks;
+}
+int store_out_commit_marks(struct store *st)
+{
+	if (store_sent_err)
+		return store_sent_err;
+	for (size_t i = 0; i < st->n_marks; i++) {
+		int j = fs_find(st->marks[i]);
+		assert_true(j >= 0);
+		store_out_free(st->out[j]);
+		memmove(&st->out[j], &st->out[j + 1],
+		        (st->n_out - (size_t)j - 1) * sizeof(st->out[0]));
+		st->n_out--;
+	}
+	if (st->n_marks)
+		st->commits++;
+	st->n_marks = 0;
 	return 0;
 }
 int store_out_failed(struct store *st, int64_t id, const char *why)
@@ -360,6 +399,91 @@ static void test_card_room(void **state)
 	assert_int_equal(link_drain(L, 16, &more), 0);
 	assert_int_equal(json_array_size(F->added), 5);
 	assert_int_equal(fake_store.n_out, 0);
+}
+
+/* With no card_max_pending the card's storage decides: notes flow past any count,
+ * the storage is looked at before the first note and then every so often, a card
+ * at its high-water mark gets nothing more and is asked to sync, and it is looked
+ * at again within seconds (not a blind 15 s). */
+static void test_card_room_learned(void **state)
+{
+	L->o.card_max_pending = 0;
+	for (int i = 0; i < 60; i++)
+		fs_add("data.qo", "{}", 0);
+	assert_int_equal(link_probe(L), 0);
+	F->storage = 75;
+	bool more;
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(json_array_size(F->added), 0);
+	assert_true(L->card_full);
+	assert_int_equal(F->syncs, 1);
+	/* the sync frees the card: it is looked at again after a second, not 15 */
+	F->storage = 20;
+	F->pending = 0;
+	fakeclock_sleep_us(&F->clk, 1100 * 1000);
+	for (int i = 0; i < 8 && fake_store.n_out; i++)
+		assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(json_array_size(F->added), 60); /* past 25, no sync waited for */
+	assert_int_equal(fake_store.n_out, 0);
+	assert_false(L->card_full);
+	int looks = fakecard_count(F, "card.status");
+	assert_true(looks >= 2 && looks <= 4); /* every 64 notes, not every note */
+	assert_int_equal(F->syncs, 1);
+}
+
+/* A card that refuses for want of room: the note stays, a sync is asked once (not
+ * with the hub off), and the note goes as soon as the card takes it again. */
+static void test_full_refusal_asks_sync(void **state)
+{
+	L->o.card_max_pending = 0;
+	fs_add("data.qo", "{}", 0);
+	fs_add("data.qo", "{}", 0);
+	assert_int_equal(link_probe(L), 0);
+	F->full = true;
+	bool more;
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(fake_store.n_out, 2);
+	assert_int_equal(F->syncs, 1);
+	fakeclock_sleep_us(&F->clk, 1100 * 1000);
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(F->syncs, 1); /* asked at most once a minute */
+	assert_int_equal(fakecard_count(F, "note.add"), 2);
+	F->full = false;
+	fakeclock_sleep_us(&F->clk, 2100 * 1000);
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(fake_store.n_out, 0);
+	assert_int_equal(json_array_size(F->added), 2);
+	/* a hub that is off syncs nothing: never asked */
+	json_object_set_new(L->hub, "mode", json_string("off"));
+	fs_add("data.qo", "{}", 0);
+	F->full = true;
+	fakeclock_sleep_us(&F->clk, 61 * 1000 * 1000);
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(F->syncs, 1);
+	assert_int_equal(fake_store.n_out, 1);
+}
+
+/* Sent marks share commits: the first alone (a full disk stops the queue after one
+ * note), then batches that double; all committed when the queue runs empty, and a
+ * note marked but not committed is never sent twice meanwhile. */
+static void test_marks_batched(void **state)
+{
+	for (int i = 0; i < 60; i++)
+		fs_add("data.qo", "{}", 0);
+	L->o.card_max_pending = 0;
+	assert_int_equal(link_probe(L), 0);
+	bool more;
+	assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_true(more);
+	assert_int_equal(json_array_size(F->added), 16);
+	assert_true(fake_store.n_marks > 0); /* waiting for their commit */
+	assert_int_equal(fake_store.n_out, 60 - 16 + fake_store.n_marks);
+	for (int i = 0; i < 8 && fake_store.n_out; i++)
+		assert_int_equal(link_drain(L, 16, &more), 0);
+	assert_int_equal(json_array_size(F->added), 60); /* each once */
+	assert_int_equal(fake_store.n_out, 0);
+	assert_int_equal(fake_store.n_marks, 0);
+	assert_true(fake_store.commits <= 6); /* 1, 2, 4, 8, 16, the rest */
 }
 
 static void test_refused_note_does_not_block(void **state)
@@ -788,6 +912,9 @@ int main(void)
 	    T(test_card_room),
 	    T(test_refused_note_does_not_block),
 	    T(test_full_card_holds),
+	    T(test_card_room_learned),
+	    T(test_full_refusal_asks_sync),
+	    T(test_marks_batched),
 	    T(test_card_silent_keeps_note),
 	    T(test_sealed_waits_for_key),
 	    T(test_io_errors_retried),
