@@ -21,6 +21,8 @@
 #                      (default /var/cache/notegw-arch; a few GiB)
 #   NOTEGW_ARCH_TESTS  the TESTS= list for make check, instead of the mode's
 #   NOTEGW_SCHEMA_DIR  Blues' schema set, copied into the root for the tests that use it
+#   NOTEGW_BLUES_HOSTS Blues' note-python and note-c (docs/simulator.md), copied into the
+#                      root for the tests that use them
 #   NOTEGW_ARCH_KEEP=1 leave the work root in place afterwards (unmounted)
 #   NOTEGW_ARCH_FRESH=1 install tools/deps.txt into the base root even when a root
 #                      with that list is cached
@@ -154,6 +156,7 @@ save_deps_root() {
 in_root() { # command line, run by bash inside the root
 	nice -n 5 chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin \
 		LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive ${NOTEGW_SCHEMA_DIR:+NOTEGW_SCHEMA_DIR=/notecard-schema} \
+		${NOTEGW_BLUES_HOSTS:+NOTEGW_BLUES_HOSTS=/blues-hosts} \
 		/bin/bash -c "set -eo pipefail; $1"
 }
 
@@ -172,6 +175,9 @@ copy_clone() {
 	git clone -q --no-local "$top" "$root/src/notegw" || die "git clone"
 	if [ -n "${NOTEGW_SCHEMA_DIR:-}" ]; then
 		cp -r "$NOTEGW_SCHEMA_DIR" "$root/notecard-schema" || die "cannot copy $NOTEGW_SCHEMA_DIR"
+	fi
+	if [ -n "${NOTEGW_BLUES_HOSTS:-}" ]; then
+		cp -r "$NOTEGW_BLUES_HOSTS" "$root/blues-hosts" || die "cannot copy $NOTEGW_BLUES_HOSTS"
 	fi
 }
 
