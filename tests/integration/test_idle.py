@@ -4,6 +4,7 @@ tests/lib/procstat.py) over a quiet window, on notecard-sim over serial.
   tests/lib/gpio_shim.c (the simulator's ATTN pin), an idle daemon wakes <= 0.1 times a second
   (it used to wake 2.3 times: the loop's watch and the store check every second, env, inbound
   and status looks on timers);
+- `notegw status` shows the daemon's memory (private <= Pss <= VmRSS);
 - that path is the one working: an inbound note and an env change injected on the card reach
   the daemon at once, by ATTN, long before any fallback look;
 - without ATTN and a 24 h poll interval it also stays <= 0.1 a second (only the poll interval
@@ -37,6 +38,9 @@ def main():
         log("ATTN idle: %.3f wake-ups/s %r" % (r["per_s"], r["threads"]))
         gw, s = r["gw"], r["sim"]
         check(card_status(gw).get("attn") is True, "ATTN in use")
+        d = gw.status()["status"]["daemon"]
+        check(0 < d.get("private_bytes", 0) <= d.get("pss_bytes", 0) <= d.get("rss_bytes", 0),
+              "status shows memory three ways: %r" % d)
         check(r["per_s"] <= MAX_PER_S, "idle with ATTN: %.3f wake-ups/s <= %.1f" % (r["per_s"], MAX_PER_S))
 
         before = counters(gw)
