@@ -449,6 +449,16 @@ static bool store_watch_read(struct link *l)
 	return ours;
 }
 
+static bool queue_empty(struct link *l)
+{
+	struct store_out *n = NULL;
+	if (store_peek_out(l->st, &n) < 0)
+		return false;
+	bool empty = !n;
+	store_out_free(n);
+	return empty;
+}
+
 /* One turn of work on a ready card. Returns 0, or the error that lost it. */
 static int work(struct link *l, bool attn_fired, uint64_t now, bool *busy)
 {
@@ -466,7 +476,10 @@ static int work(struct link *l, bool attn_fired, uint64_t now, bool *busy)
 		r = link_drain(l, DRAIN_BATCH, &more);
 		if (r < 0)
 			return r;
-		l->next_store_check = l->store_ino >= 0 ? UINT64_MAX : now + STORE_CHECK_MS;
+		/* notes left that the card did not take (full, a missing key) are looked at
+		 * again in a second; an empty queue waits for a write */
+		l->next_store_check =
+		    l->store_ino >= 0 && queue_empty(l) ? UINT64_MAX : now + STORE_CHECK_MS;
 		if (more) {
 			/* come straight back after serving any raw request */
 			*busy = true;
