@@ -602,8 +602,10 @@ static void *thread_main(void *arg)
 		pthread_mutex_lock(&l->mu);
 		l->thread_idle = false;
 		bool wake_watch = l->watch_parked;
-		if (wake_watch)
-			l->watch_parked = false, l->watch_wake = true;
+		if (wake_watch) {
+			l->watch_parked = false;
+			l->watch_wake = true;
+		}
 		pthread_mutex_unlock(&l->mu);
 		if (wake_watch)
 			efd_signal(l->loop_efd);
