@@ -2,7 +2,9 @@
 """soak: what notegwd's memory does under load. Memory is read from /proc (tests/lib/procstat.py):
 VmRSS, and beside it Pss and private memory from smaps_rollup. VmRSS counts the shared libraries
 (libc, SQLite, OpenSSL, jansson: about 5 MiB here) that every process mapping them shares, so
-it is private memory (Private_Clean + Private_Dirty) that says what the daemon itself holds.
+it is private memory (Private_Dirty: heap, stacks, the libraries' data) that says what the
+daemon itself holds. (Private_Clean, text no other process happens to map at the moment, moves
+with what else runs on the machine and is left out; tests/lib/procstat.py.)
 
 Two phases:
 - queue (always): notegwd on the simulator (serial, fast timing) while bench/store_fill puts

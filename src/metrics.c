@@ -94,7 +94,7 @@ char *metrics_render(json_t *st)
 	    {"daemon.pss_bytes", "memory_pss_bytes", "gauge",
 	     "proportional set size: shared pages divided among their users"},
 	    {"daemon.private_bytes", "memory_private_bytes", "gauge",
-	     "memory only notegwd maps (private clean and dirty)"},
+	     "memory only notegwd holds (private dirty: heap, stacks, library data)"},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		double v = num(st, rows[i].path);

@@ -65,15 +65,16 @@ static void proc_kb(json_t *d, const char *file, const char *const keys[][2], si
 }
 
 /* VmRSS counts the shared libraries (~5 MiB, shared with every process that maps
- * them); Pss shares them out and private memory is what the daemon alone holds. */
+ * them); Pss shares them out; private memory (Private_Dirty: heap, stacks, the
+ * libraries' data) is what the daemon alone holds. Private_Clean is left out: text no
+ * other process happens to map just now, which moves with what else runs. */
 static void memory_part(json_t *d)
 {
 	static const char *const status_keys[][2] = {{"VmRSS", "rss_bytes"}};
 	static const char *const rollup_keys[][2] = {{"Pss", "pss_bytes"},
-	                                             {"Private_Clean", "private_bytes"},
 	                                             {"Private_Dirty", "private_bytes"}};
 	proc_kb(d, "/proc/self/status", status_keys, 1);
-	proc_kb(d, "/proc/self/smaps_rollup", rollup_keys, 3);
+	proc_kb(d, "/proc/self/smaps_rollup", rollup_keys, 2);
 }
 
 json_t *status_snapshot(struct gw *gw)

@@ -1,12 +1,15 @@
 """What a process costs while it runs, from /proc: memory (VmRSS, and Pss and private memory
 from smaps_rollup, which leave out the shared libraries other processes map too) and wake-ups
-(voluntary context switches of all its threads: each is one sleep that ended)."""
+(voluntary context switches of all its threads: each is one sleep that ended).
+Private memory is Private_Dirty: pages the process wrote (heap, stacks, its libraries' data).
+Private_Clean is left out: it is library and program text that no other process happens to map
+at that moment, which moves with whatever else runs on the machine, not with the daemon."""
 import os
 
 
 def memory_kb(pid):
-    """{"rss", "pss", "private", "shared"} in kB; private is Private_Clean + Private_Dirty."""
-    out = {"rss": 0, "pss": 0, "private": 0, "shared": 0}
+    """{"rss", "pss", "private", "private_clean", "shared"} in kB; private is Private_Dirty."""
+    out = {"rss": 0, "pss": 0, "private": 0, "private_clean": 0, "shared": 0}
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             if line.startswith("VmRSS:"):
@@ -16,8 +19,10 @@ def memory_kb(pid):
             k, _, v = line.partition(":")
             if k == "Pss":
                 out["pss"] = int(v.split()[0])
-            elif k in ("Private_Clean", "Private_Dirty"):
-                out["private"] += int(v.split()[0])
+            elif k == "Private_Dirty":
+                out["private"] = int(v.split()[0])
+            elif k == "Private_Clean":
+                out["private_clean"] = int(v.split()[0])
             elif k in ("Shared_Clean", "Shared_Dirty"):
                 out["shared"] += int(v.split()[0])
     return out
