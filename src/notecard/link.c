@@ -476,10 +476,17 @@ static int work(struct link *l, bool attn_fired, uint64_t now, bool *busy)
 		r = link_drain(l, DRAIN_BATCH, &more);
 		if (r < 0)
 			return r;
-		/* notes left that the card did not take (full, a missing key) are looked at
-		 * again in a second; an empty queue waits for a write */
-		l->next_store_check =
-		    l->store_ino >= 0 && queue_empty(l) ? UINT64_MAX : now + STORE_CHECK_MS;
+		/* Notes left that the card did not take (full, a missing key) are looked at
+		 * again in a second. So is the store a second after it changed: another
+		 * process's commit writes its WAL (the event) before readers can see it
+		 * (the WAL index, after the fsync), so the look the event brought may
+		 * come too early. Otherwise an empty queue waits for a write, looked at
+		 * with the inbound looks anyway in case a change went unseen. */
+		bool settle = l->store_changed;
+		l->store_changed = false;
+		l->next_store_check = l->store_ino >= 0 && !settle && queue_empty(l)
+		                          ? now + (l->attn ? ATTN_FALLBACK_MS : l->o.poll_ms)
+		                          : now + STORE_CHECK_MS;
 		if (more) {
 			/* come straight back after serving any raw request */
 			*busy = true;
@@ -612,6 +619,7 @@ static void *thread_main(void *arg)
 		if (pr > 0 && (pfd[0].revents & POLLIN))
 			efd_clear(l->wake_efd);
 		if (pr > 0 && (pfd[2].revents & POLLIN) && store_watch_read(l)) {
+			l->store_changed = true;
 			pthread_mutex_lock(&l->mu);
 			l->kicked = true;
 			pthread_mutex_unlock(&l->mu);

@@ -120,8 +120,9 @@ struct link {
 	/* ---- link thread ---- */
 	pthread_t thread;
 	bool thread_started;
-	int wake_efd;  /* loop → link */
-	int store_ino; /* inotify on the store's directory (-1: poll the store instead) */
+	int wake_efd;       /* loop → link */
+	int store_ino;      /* inotify on the store's directory (-1: poll the store instead) */
+	bool store_changed; /* it said so: look now and once more a second later */
 	struct link_opts o;
 	struct card_timing timing;
 	struct card *card;
