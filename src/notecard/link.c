@@ -523,7 +523,9 @@ static int work(struct link *l, bool attn_fired, uint64_t now, bool *busy)
 		r = link_refresh_status(l);
 		if (r < 0)
 			return r;
-		l->next_status = now + (l->attn ? ATTN_FALLBACK_MS : STATUS_EVERY_MS);
+		l->next_status = now + (l->attn                          ? ATTN_FALLBACK_MS
+		                        : l->o.poll_ms > STATUS_EVERY_MS ? l->o.poll_ms
+		                                                         : STATUS_EVERY_MS);
 		link_emit(l, LEV_STATUS, 0, NULL, NULL);
 	}
 	return 0;
