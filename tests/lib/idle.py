@@ -5,9 +5,9 @@ is the simulator's --attn-file. Used by tests/integration/test_idle.py and bench
 import os
 import time
 
-from harness import Daemon, wait_for
+from harness import NOTEGWD, Daemon, wait_for
 from procstat import memory_kb, wakeups, wakeups_per_thread
-from sim import Sim
+from sim import Sim, asan_runtime
 
 TOP_BUILDDIR = os.environ.get("top_builddir", ".")
 
@@ -42,7 +42,9 @@ def idle_run(t, name, attn=False, poll=None, window=20.0, settle=3.0, extra=None
     env = None
     if attn:
         nc["attn"] = "gpiochip0:17"
-        env = {"LD_PRELOAD": gpio_shim(), "NOTEGW_GPIO_SIM": pin}
+        # a sanitized daemon needs its ASan runtime first in LD_PRELOAD (as for the I2C shim)
+        pre = [p for p in (asan_runtime(NOTEGWD), gpio_shim()) if p]
+        env = {"LD_PRELOAD": " ".join(pre), "NOTEGW_GPIO_SIM": pin}
     sections = {"daemon": {"log_level": "info"}, "notecard": nc, "update": {"enabled": False}}
     for sec, keys in (extra or {}).items():
         sections.setdefault(sec, {}).update(keys)
