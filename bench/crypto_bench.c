@@ -3,11 +3,19 @@
  * (link_note_request): in the clear, sealed as a v2 payload (P-384), and as a v1
  * envelope body (P-384 as before v2, RSA-3072). For each it prints the bytes added
  * on the air (the card stores and sends a payload as binary, a body as its JSON
- * text), the request line's length, the link time of that request measured on
- * bench/vcard.c's virtual I2C card through the real request layer and i2c.c pacing
- * (note-c's constants), the seal CPU time per note (median of ROUNDS rounds, next
- * to building the plain request in the same rounds) and seal CPU / link time.
- * Usage: crypto_bench [ROUNDS] */
+ * text), the request line's length, the seal CPU time per note (median of ROUNDS
+ * rounds, next to building the plain request in the same rounds) and the link time
+ * two ways:
+ * - "note-c": what Blues' note-c pacing needs for those very bytes (the request line
+ *   and the card's answer, both counted on the wire below), computed from note-c's
+ *   constants alone (n_lib.h, n_i2c.c, n_serial.c; the same model as
+ *   bench/link_bench.py), over I2C at 100 kHz and over a 9600-baud UART. This is the
+ *   limit cpu/link is taken against: it does not come from notegw's timing code.
+ * - "notegw": the request sent through notegw's real request layer and i2c.c pacing
+ *   to bench/vcard.c's virtual I2C card, in virtual time (a cross-check of the
+ *   first: the two should be close).
+ * The card's own processing (CARD_MS) is in both: it is the simulator's setting.
+ * Usage: crypto_bench [ROUNDS]. Figures with date and machine: docs/benchmarks.md. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +33,65 @@
 #define LINK_NOTES 20
 #define GATEWAY_ID "dev:864475046552637"
 #define NOTE_SEQ   123456
+
+/* note-c's pacing (n_lib.h, n_i2c.c, n_serial.c) and the bus and line speeds */
+#define NC_I2C_MAX          253
+#define NC_DELAY_IO_MS      6.0
+#define NC_CHUNK_DELAY_MS   20.0
+#define NC_SEGMENT_BYTES    250
+#define NC_SEGMENT_DELAY_MS 250.0
+#define NC_POLL_MS          50.0
+#define NC_SERIAL_SEG_BYTES 250
+#define NC_SERIAL_SEG_DELAY 250.0
+#define NC_BUS_HZ           100000.0
+#define NC_BAUD             9600.0
+
+/* One I2C message of n data bytes plus the address byte, 9 clocks a byte. */
+static double bus_ms(size_t n)
+{
+	return (double)(n + 1) * 9 * 1000.0 / NC_BUS_HZ;
+}
+
+/* note-c over I2C: chunks of <= 253 bytes, 6 ms before each and 20 ms after, 250 ms
+ * once a segment has passed 250 bytes; then the length polled every 50 ms until the
+ * card has answered; then the answer read back to back. */
+static double notec_i2c_ms(size_t req, size_t rsp)
+{
+	double t = 0, waited;
+	size_t seg = 0, left = req;
+	while (left) {
+		size_t n = left < NC_I2C_MAX ? left : NC_I2C_MAX;
+		t += NC_DELAY_IO_MS + bus_ms(1 + n);
+		seg += n;
+		left -= n;
+		if (seg > NC_SEGMENT_BYTES) {
+			seg = 0;
+			t += NC_SEGMENT_DELAY_MS;
+		}
+		t += NC_CHUNK_DELAY_MS;
+	}
+	waited = NC_CHUNK_DELAY_MS + NC_DELAY_IO_MS;
+	t += NC_DELAY_IO_MS + bus_ms(2) + bus_ms(2);
+	while (waited < CARD_MS) {
+		t += NC_POLL_MS + bus_ms(2) + bus_ms(2);
+		waited += NC_POLL_MS;
+	}
+	for (left = rsp; left;) {
+		size_t n = left < NC_I2C_MAX ? left : NC_I2C_MAX;
+		t += bus_ms(2) + bus_ms(2 + n);
+		left -= n;
+	}
+	return t;
+}
+
+/* note-c over a UART: the bytes at 10 bits each, 250 ms after each full 250-byte
+ * segment with more after it, and the card's processing. */
+static double notec_serial_ms(size_t req, size_t rsp)
+{
+	size_t pauses = req ? (req - 1) / NC_SERIAL_SEG_BYTES : 0;
+	return (double)(req + rsp) * 10 * 1000.0 / NC_BAUD + (double)pauses * NC_SERIAL_SEG_DELAY +
+	       CARD_MS;
+}
 
 static double now_s(void)
 {
@@ -45,8 +112,9 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* Link time per note for this request: virtual time on the simulated I2C card. */
-static double link_ms(json_t *req, size_t *line)
+/* Link time per note for this request: virtual time on the simulated I2C card; the
+ * request's and the answer's bytes on the wire per note. */
+static double link_ms(json_t *req, size_t *line, size_t *answer)
 {
 	struct vcard *v;
 	struct card_transport *t;
@@ -58,7 +126,7 @@ static double link_ms(json_t *req, size_t *line)
 	if (card_request(c, req, &rsp) < 0) /* open and resync: not part of the rate */
 		goto out;
 	json_decref(rsp);
-	uint64_t out0 = t->bytes_out;
+	uint64_t out0 = t->bytes_out, in0 = t->bytes_in;
 	double t0 = v->clk.now_us;
 	for (int i = 0; i < LINK_NOTES; i++) {
 		if (card_request(c, req, &rsp) < 0)
@@ -67,6 +135,7 @@ static double link_ms(json_t *req, size_t *line)
 	}
 	per = (v->clk.now_us - t0) / LINK_NOTES / 1000.0;
 	*line = (size_t)((t->bytes_out - out0) / LINK_NOTES);
+	*answer = (size_t)((t->bytes_in - in0) / LINK_NOTES);
 out:
 	card_free(c);
 	free(v);
@@ -120,6 +189,7 @@ static int build(enum way w, const struct link_opts *o, const struct crypto_key 
 static int row(const char *name, enum way w, struct crypto_key *k, const struct store_out *n,
                int rounds, int per_round, size_t plain_air, double plain_link)
 {
+	/* plain_link: note-c's I2C time for the plain request (< 0: this is it) */
 	char nf_name[] = "data.qo";
 	struct link_notefile nf = {nf_name, w == PLAIN ? CFG_OFF : CFG_ON, false};
 	struct link_opts o = {.uplink = CFG_UPLINK_HOST, .nf = &nf, .n_nf = 1};
@@ -141,13 +211,14 @@ static int row(const char *name, enum way w, struct crypto_key *k, const struct 
 	for (int r = 0; r < rounds; r++)
 		cpu[r] /= per_round;
 	double per_note = median(cpu, rounds);
-	size_t line = 0;
-	double link = link_ms(req, &line);
+	size_t line = 0, answer = 0;
+	double own = link_ms(req, &line, &answer);
+	double i2c = notec_i2c_ms(line, answer), uart = notec_serial_ms(line, answer);
 	size_t air = air_bytes(req);
-	printf("%-22s air %4zu B (+%3zd)  line %4zu B  link %6.1f ms (+%5.1f)  cpu %7.4f ms  "
-	       "cpu/link %.5f\n",
-	       name, air, (ssize_t)air - (ssize_t)plain_air, line, link,
-	       plain_link > 0 ? link - plain_link : 0.0, per_note * 1e3, per_note * 1e3 / link);
+	printf("%-21s %4zu (+%3zd) %5zu %8.1f (+%5.1f) %8.1f %8.1f %8.4f %9.5f %9.5f\n", name, air,
+	       (ssize_t)air - (ssize_t)plain_air, line, i2c,
+	       plain_link > 0 ? i2c - plain_link : 0.0, uart, own, per_note * 1e3,
+	       per_note * 1e3 / i2c, per_note * 1e3 / uart);
 	json_decref(req);
 	free(cpu);
 	return 0;
@@ -183,19 +254,27 @@ int main(int argc, char **argv)
 	struct link_notefile nf = {nf_name, CFG_OFF, false};
 	struct link_opts o = {.uplink = CFG_UPLINK_OFF, .nf = &nf, .n_nf = 1};
 	json_t *plain = NULL;
-	size_t plain_line = 0;
+	size_t plain_line = 0, plain_answer = 0;
 	if (link_note_request(&o, NULL, GATEWAY_ID, &note, &plain) < 0) {
 		fprintf(stderr, "crypto_bench: plain request failed\n");
 		return 1;
 	}
 	size_t plain_air = air_bytes(plain);
-	double plain_link = link_ms(plain, &plain_line);
+	if (link_ms(plain, &plain_line, &plain_answer) < 0) {
+		fprintf(stderr, "crypto_bench: the virtual card did not answer\n");
+		return 1;
+	}
+	double plain_link = notec_i2c_ms(plain_line, plain_answer);
 	json_decref(plain);
-	printf("crypto_bench: %d-byte body, note.add on I2C (note-c pacing, 253-byte chunks, "
-	       "%.0f ms card), median of %d rounds\n",
+	printf("crypto_bench: %d-byte body, one note.add, %.0f ms card processing; seal CPU the "
+	       "median of %d rounds\n",
 	       BODY_LEN, CARD_MS, rounds);
 	printf("  air: bytes the card keeps and sends (payload as binary); line: request bytes "
 	       "on the wire, crc and newline included\n");
+	printf("  link: note-c's pacing for these bytes over I2C (100 kHz) and a 9600-baud UART; "
+	       "notegw: its own pacing on the virtual card (cross-check)\n");
+	printf("%-21s %4s %6s %5s %8s %8s %8s %8s %8s %9s %9s\n", "", "air", "added", "line",
+	       "i2c ms", "added", "uart ms", "notegw", "cpu ms", "cpu/i2c", "cpu/uart");
 	/* a v2 round is one whole batch: each round pays exactly one key setup */
 	int r =
 	    row("plain", PLAIN, NULL, &note, rounds, 1000, plain_air, -1) ||

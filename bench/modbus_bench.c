@@ -1,15 +1,21 @@
 /* modbus_bench: what the Modbus plugin's poller costs.
  *  1. TCP: read requests per second against a local libmodbus server, through the
  *     plugin's bus worker (job queue, worker thread, eventfd back) next to bare
- *     libmodbus calls in a loop; prints the ratio (aim >= 0.6), for polls of one
- *     read (the worst case: a thread hand-off per request), of four reads, and
- *     for four devices polled at once (what the worker per connection buys).
+ *     libmodbus calls in a loop over the same number of connections: polls of one
+ *     read (the worst case: a thread hand-off per request) and of four reads
+ *     against one bare connection; four devices polled at once against four bare
+ *     connections, each on a thread of its own. Rounds are paired (every mode and
+ *     its baseline in each round, the order reversed every other round, so drift
+ *     on a shared machine falls on both) and the figure is the median over the
+ *     rounds of each round's ratio (aim >= 0.6), printed with its range.
  *  2. RTU over a socat pty pair: poll cycles per second through the bus worker,
  *     next to the time the same bytes need on a real line at 9600 and 115200 baud
- *     (8N1, 3.5-character gaps). A pty has no baud rate, so this is the software's
- *     share: ratio = wire time / measured cycle; above 1 means the line, not the
- *     gateway, is the limit.
- * Usage: modbus_bench [TCP-REQUESTS] [RTU-CYCLES]. Prints figures; no pass/fail. */
+ *     (8N1, 3.5-character gaps), computed from the bytes, not measured. A pty has
+ *     no baud rate, so this is the software's share: ratio = wire time / measured
+ *     cycle, median of the rounds; above 1 means the line, not the gateway, is the
+ *     limit.
+ * Usage: modbus_bench [TCP-REQUESTS] [RTU-CYCLES] [ROUNDS (>= 3, default 5)].
+ * Prints figures; no pass/fail. Figures with date and machine: docs/benchmarks.md. */
 #include <errno.h>
 #include <modbus/modbus.h>
 #include <netinet/in.h>
@@ -239,6 +245,72 @@ static double bare_loop(const char *port, int n, int *errors)
 	return t;
 }
 
+struct bare_arg {
+	const char *port;
+	int n, errors;
+	pthread_barrier_t *go;
+};
+
+static void *bare_thread(void *p)
+{
+	struct bare_arg *a = p;
+	modbus_t *cli = modbus_new_tcp_pi("127.0.0.1", a->port);
+	uint16_t regs[NREGS];
+
+	modbus_set_slave(cli, 1);
+	if (modbus_connect(cli) < 0) {
+		fprintf(stderr, "modbus_bench: connect: %s\n", modbus_strerror(errno));
+		exit(1);
+	}
+	pthread_barrier_wait(a->go);
+	for (int i = 0; i < a->n; i++)
+		if (modbus_read_registers(cli, 0, NREGS, regs) != NREGS)
+			a->errors++;
+	modbus_close(cli);
+	modbus_free(cli);
+	return NULL;
+}
+
+/* the baseline for ndev devices polled at once: ndev bare connections, each read in
+ * a loop on a thread of its own (connected before the clock starts), n reads in all */
+static double bare_parallel(const char *port, int ndev, int n, int *errors)
+{
+	struct bare_arg a[8];
+	pthread_t th[8];
+	pthread_barrier_t go;
+	double t;
+
+	pthread_barrier_init(&go, NULL, (unsigned)ndev + 1);
+	for (int i = 0; i < ndev; i++) {
+		a[i] = (struct bare_arg){port, n / ndev + (i < n % ndev), 0, &go};
+		pthread_create(&th[i], NULL, bare_thread, &a[i]);
+	}
+	pthread_barrier_wait(&go);
+	t = now_s();
+	*errors = 0;
+	for (int i = 0; i < ndev; i++) {
+		pthread_join(th[i], NULL);
+		*errors += a[i].errors;
+	}
+	t = now_s() - t;
+	pthread_barrier_destroy(&go);
+	return t;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n)
+{
+	double s[64];
+	memcpy(s, v, sizeof(double) * (size_t)n);
+	qsort(s, (size_t)n, sizeof(double), cmp_double);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
 /* the worker's request path run inline: what the thread hand-off costs */
 static double inline_path(const char *port, const struct mb_device *d, int n, int *errors)
 {
@@ -261,16 +333,38 @@ static double inline_path(const char *port, const struct mb_device *d, int n, in
 	return t;
 }
 
-enum { M_BARE, M_INLINE, M_POLL1, M_POLL4, M_PAR4, M_COUNT };
+enum { M_BARE, M_INLINE, M_POLL1, M_POLL4, M_BARE4, M_PAR4, M_COUNT };
+#define MAX_ROUNDS 64
+
+static double run_mode(int m, const char *port, const char *url, int n, int *e)
+{
+	switch (m) {
+	case M_BARE:
+		return bare_loop(port, n, e);
+	case M_INLINE:
+		return inline_path(port, device(url, 1), n, e);
+	case M_POLL1:
+		return via_poller(device(url, 1), n, e);
+	case M_POLL4:
+		return via_poller(device(url, 4), n / 4, e); /* the same n requests */
+	case M_BARE4:
+		return bare_parallel(port, 4, n, e);
+	default:
+		return via_poller_parallel(device(url, 1), 4, n, e);
+	}
+}
 
 static void bench_tcp(int n, int rounds)
 {
 	static const char *const names[M_COUNT] = {
-	    "bare libmodbus loop", "poller's request path, inline", "poller, 1 read per poll",
-	    "poller, 4 reads per poll", "poller, 4 devices at once"};
+	    "bare libmodbus loop, 1 conn", "poller's request path, inline",
+	    "poller, 1 read per poll",     "poller, 4 reads per poll",
+	    "bare libmodbus, 4 conns",     "poller, 4 devices at once"};
+	/* what each mode is compared with: the same work over as many connections */
+	static const int base[M_COUNT] = {M_BARE, M_BARE, M_BARE, M_BARE, M_BARE4, M_BARE4};
 	static struct tcp_srv ts;
 	char port[8], url[64];
-	double best[M_COUNT] = {0};
+	double rate[M_COUNT][MAX_ROUNDS], ratio[M_COUNT][MAX_ROUNDS];
 	int errors[M_COUNT] = {0};
 	pthread_t th;
 	modbus_t *srv;
@@ -289,30 +383,32 @@ static void bench_tcp(int n, int rounds)
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%s", port);
 	bare_loop(port, n / 10, &e); /* warm up both ends */
 
-	/* rounds interleaved and the best of each kept: this machine is shared, and
-	 * the best round is the one least disturbed by others */
 	for (int r = 0; r < rounds; r++) {
-		double t[M_COUNT];
-		t[M_BARE] = bare_loop(port, n, &e);
-		errors[M_BARE] += e;
-		t[M_INLINE] = inline_path(port, device(url, 1), n, &e);
-		errors[M_INLINE] += e;
-		t[M_POLL1] = via_poller(device(url, 1), n, &e);
-		errors[M_POLL1] += e;
-		t[M_POLL4] = via_poller(device(url, 4), n / 4, &e); /* the same n requests */
-		errors[M_POLL4] += e;
-		t[M_PAR4] = via_poller_parallel(device(url, 1), 4, n, &e);
-		errors[M_PAR4] += e;
+		for (int k = 0; k < M_COUNT; k++) {
+			int m = r % 2 ? M_COUNT - 1 - k : k; /* every other round backwards */
+			rate[m][r] = n / run_mode(m, port, url, n, &e);
+			errors[m] += e;
+		}
 		for (int m = 0; m < M_COUNT; m++)
-			if (n / t[m] > best[m])
-				best[m] = n / t[m];
+			ratio[m][r] = rate[m][r] / rate[base[m]][r];
 	}
-	printf("tcp: %d reads of %d registers per round, best of %d rounds\n", n, NREGS, rounds);
+	printf("tcp: %d reads of %d registers per mode and round, %d paired rounds "
+	       "(order reversed every other round); median, ratio to its baseline in the "
+	       "same round\n",
+	       n, NREGS, rounds);
 	for (int m = 0; m < M_COUNT; m++) {
-		printf("tcp: %-32s %9.0f req/s (%d errors)", names[m], best[m], errors[m]);
-		if (m != M_BARE)
-			printf("  ratio to bare %.2f%s", best[m] / best[M_BARE],
-			       m >= M_POLL1 ? " (aim >= 0.6)" : "");
+		printf("tcp: %-30s %9.0f req/s (%d errors)", names[m], median(rate[m], rounds),
+		       errors[m]);
+		if (base[m] != m) {
+			double lo = ratio[m][0], hi = ratio[m][0];
+			for (int r = 1; r < rounds; r++) {
+				lo = ratio[m][r] < lo ? ratio[m][r] : lo;
+				hi = ratio[m][r] > hi ? ratio[m][r] : hi;
+			}
+			printf("  ratio to %s %.2f (%.2f-%.2f)%s",
+			       base[m] == M_BARE ? "bare 1" : "bare 4", median(ratio[m], rounds),
+			       lo, hi, m == M_INLINE ? "" : " (aim >= 0.6)");
+		}
 		printf("\n");
 	}
 }
@@ -326,7 +422,7 @@ static double wire_s(int baud, int nregs)
 	return chars * 10.0 / baud + 2 * gap;
 }
 
-static void bench_rtu(int n)
+static void bench_rtu(int n, int rounds)
 {
 	char dir[] = "/tmp/mbbenchXXXXXX", a[64], b[64], url[128];
 	pid_t socat;
@@ -355,8 +451,8 @@ static void bench_rtu(int n)
 	for (size_t k = 0; k < sizeof(bauds) / sizeof(bauds[0]); k++) {
 		modbus_t *srv = modbus_new_rtu(a, bauds[k], 'N', 8, 1);
 		pthread_t th;
-		int errors;
-		double t;
+		int errors, all_errors = 0;
+		double cyc[MAX_ROUNDS], t;
 
 		modbus_set_slave(srv, 1);
 		if (modbus_connect(srv) < 0) {
@@ -366,11 +462,15 @@ static void bench_rtu(int n)
 		}
 		pthread_create(&th, NULL, rtu_server, srv);
 		snprintf(url, sizeof(url), "rtu:%s?baud=%d", b, bauds[k]);
-		t = via_poller(device(url, 1), n, &errors) / n;
-		printf("rtu %6d baud: cycle on the pty %7.3f ms, on the wire %7.3f ms, "
-		       "ratio wire/cycle %6.1f (%d errors)\n",
-		       bauds[k], t * 1e3, wire_s(bauds[k], NREGS) * 1e3,
-		       wire_s(bauds[k], NREGS) / t, errors);
+		for (int r = 0; r < rounds; r++) {
+			cyc[r] = via_poller(device(url, 1), n, &errors) / n;
+			all_errors += errors;
+		}
+		t = median(cyc, rounds);
+		printf("rtu %6d baud: cycle on the pty %7.3f ms (median of %d rounds of %d), "
+		       "on the wire %7.3f ms, ratio wire/cycle %6.1f (%d errors)\n",
+		       bauds[k], t * 1e3, rounds, n, wire_s(bauds[k], NREGS) * 1e3,
+		       wire_s(bauds[k], NREGS) / t, all_errors);
 		pthread_cancel(th);
 		pthread_join(th, NULL);
 		modbus_close(srv);
@@ -387,9 +487,17 @@ int main(int argc, char **argv)
 {
 	int n_tcp = argc > 1 ? atoi(argv[1]) : 10000;
 	int n_rtu = argc > 2 ? atoi(argv[2]) : 2000;
+	int rounds = argc > 3 ? atoi(argv[3]) : 5;
 
+	if (n_tcp < 4 || n_rtu < 1 || rounds < 3 || rounds > MAX_ROUNDS) {
+		fprintf(stderr,
+		        "usage: modbus_bench [TCP-REQUESTS >= 4] [RTU-CYCLES] "
+		        "[ROUNDS 3..%d]\n",
+		        MAX_ROUNDS);
+		return 2;
+	}
 	signal(SIGPIPE, SIG_IGN);
-	bench_tcp(n_tcp, 3);
-	bench_rtu(n_rtu);
+	bench_tcp(n_tcp, rounds);
+	bench_rtu(n_rtu, rounds);
 	return 0;
 }

@@ -35,6 +35,14 @@ tests_lib_libi2cshim_la_CFLAGS = $(WARN_CFLAGS)
 tests_lib_libi2cshim_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
 tests_lib_libi2cshim_la_LIBADD = -ldl
 
+# A fake GPIO chip for the ATTN path over libgpiod v1 (the pin is the simulator's --attn-file).
+if GPIOD_V1
+check_LTLIBRARIES += tests/lib/libgpioshim.la
+tests_lib_libgpioshim_la_SOURCES = tests/lib/gpio_shim.c
+tests_lib_libgpioshim_la_CFLAGS = $(WARN_CFLAGS)
+tests_lib_libgpioshim_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
+endif
+
 check_PROGRAMS += tests/lib/i2c_probe
 tests_lib_i2c_probe_SOURCES = tests/lib/i2c_probe.c
 

@@ -16,6 +16,9 @@
 #include "log.h"
 
 #define CLOCK_PERIOD_US (64 * 1000000ULL)
+/* Without chrony the offset is only shown (status, metrics): it moves over hours, and
+ * an idle gateway should not wake the card every minute for it. */
+#define SHOW_PERIOD_US (3600 * 1000000ULL)
 
 /* The layouts in chrony.h, checked on every build for the target's ABI. */
 _Static_assert(sizeof(struct chrony_sample32) == 32, "chrony 32-bit sample is 32 bytes");
@@ -121,7 +124,7 @@ static int on_clock(sd_event_source *s, uint64_t usec, void *ud)
 		if (link_request(c->link, "{\"req\":\"card.time\"}", on_time, c) == 0)
 			c->asking = true;
 	}
-	sd_event_source_set_time(s, usec + CLOCK_PERIOD_US);
+	sd_event_source_set_time(s, usec + (c->socket ? CLOCK_PERIOD_US : SHOW_PERIOD_US));
 	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 	return 0;
 }

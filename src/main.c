@@ -24,6 +24,9 @@
 #include "watchdog.h"
 
 #define STATUS_PUSH_MS 30000
+/* With nobody to push status to (no plugin takes it, no systemd), the timer only
+ * prunes: an idle daemon then wakes this seldom. */
+#define PRUNE_ONLY_MS (3600 * 1000)
 
 static void usage(FILE *f)
 {
@@ -64,7 +67,8 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *ud)
 	struct gw *gw = ud;
 	status_push(gw);
 	store_inbound_prune(gw->store, (int64_t)now_real_ms() - INBOUND_KEEP_MS);
-	sd_event_source_set_time(s, usec + STATUS_PUSH_MS * 1000ULL);
+	bool listened = plugins_want_status(gw->plugins) || getenv("NOTIFY_SOCKET");
+	sd_event_source_set_time(s, usec + (listened ? STATUS_PUSH_MS : PRUNE_ONLY_MS) * 1000ULL);
 	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT); /* timers are one-shot */
 	return 0;
 }

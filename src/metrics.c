@@ -90,6 +90,11 @@ char *metrics_render(json_t *st)
 	    {"hub.last_sync", "last_sync_timestamp_seconds", "gauge", "time of the last sync"},
 	    {"time.offset_s", "clock_offset_seconds", "gauge", "card time minus system time"},
 	    {"daemon.uptime_s", "uptime_seconds", "gauge", "seconds since notegwd started"},
+	    {"daemon.rss_bytes", "memory_rss_bytes", "gauge", "resident memory (VmRSS)"},
+	    {"daemon.pss_bytes", "memory_pss_bytes", "gauge",
+	     "proportional set size: shared pages divided among their users"},
+	    {"daemon.private_bytes", "memory_private_bytes", "gauge",
+	     "memory only notegwd holds (private dirty: heap, stacks, library data)"},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		double v = num(st, rows[i].path);

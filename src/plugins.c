@@ -279,6 +279,14 @@ void plugins_status(struct plugins *ps, const char *status_json)
 		p->desc->on_status(&p->pub, status_json);
 }
 
+bool plugins_want_status(struct plugins *ps)
+{
+	FOR_RUNNING(ps, p)
+	if (p->desc->on_status)
+		return true;
+	return false;
+}
+
 void plugins_env(struct plugins *ps, const char *name, const char *value)
 {
 	FOR_RUNNING(ps, p)

@@ -48,6 +48,8 @@ void plugins_inbound(struct plugins *ps, const struct ngw_note *note);
 /* Offer an inbound note to one plugin by name (0, or -ENOENT if not running). */
 int plugins_inbound_one(struct plugins *ps, const char *name, const struct ngw_note *note);
 void plugins_status(struct plugins *ps, const char *status_json);
+/* Whether a running plugin takes status pushes (else nobody needs them on a timer). */
+bool plugins_want_status(struct plugins *ps);
 void plugins_env(struct plugins *ps, const char *name, const char *value);
 void plugins_error(struct plugins *ps, const char *source, const char *error);
 /* {"name":{"state":..,...}} caller decrefs */

@@ -1,5 +1,7 @@
 /* The daemon's status; see status.h. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -41,6 +43,42 @@ static json_t *store_part(struct store *st)
 	return s;
 }
 
+/* Adds "<name>_bytes" from the "Key: N kB" line of a /proc file; nothing if absent. */
+static void proc_kb(json_t *d, const char *file, const char *const keys[][2], size_t n)
+{
+	char line[128];
+	FILE *f = fopen(file, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		for (size_t i = 0; i < n; i++) {
+			size_t k = strlen(keys[i][0]);
+			long long kb;
+			if (strncmp(line, keys[i][0], k) != 0 || line[k] != ':' ||
+			    sscanf(line + k + 1, "%lld", &kb) != 1)
+				continue;
+			json_t *v = json_object_get(d, keys[i][1]);
+			long long had = json_is_integer(v) ? (long long)json_integer_value(v) : 0;
+			json_object_set_new(d, keys[i][1],
+			                    json_integer((json_int_t)(had + kb * 1024)));
+		}
+	}
+	fclose(f);
+}
+
+/* VmRSS counts the shared libraries (~5 MiB, shared with every process that maps
+ * them); Pss shares them out; private memory (Private_Dirty: heap, stacks, the
+ * libraries' data) is what the daemon alone holds. Private_Clean is left out: text no
+ * other process happens to map just now, which moves with what else runs. */
+static void memory_part(json_t *d)
+{
+	static const char *const status_keys[][2] = {{"VmRSS", "rss_bytes"}};
+	static const char *const rollup_keys[][2] = {{"Pss", "pss_bytes"},
+	                                             {"Private_Dirty", "private_bytes"}};
+	proc_kb(d, "/proc/self/status", status_keys, 1);
+	proc_kb(d, "/proc/self/smaps_rollup", rollup_keys, 2);
+}
+
 json_t *status_snapshot(struct gw *gw)
 {
 	json_t *st = json_object();
@@ -48,6 +86,8 @@ json_t *status_snapshot(struct gw *gw)
 	                      (json_int_t)getpid(), "uptime_s",
 	                      (json_int_t)((now_ms() - gw->started_ms) / 1000), "reloads",
 	                      (json_int_t)gw->reloads, "config", gw->config_file);
+	if (d)
+		memory_part(d);
 	json_object_set_new(st, "daemon", d);
 	if (gw->link) {
 		json_t *l = link_status(gw->link);

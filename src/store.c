@@ -53,6 +53,9 @@
 #include "store-private.h"
 #include "util.h"
 
+/* SQLite page cache per connection, KiB (a string: it goes into a PRAGMA) */
+#define STORE_CACHE_KIB "128"
+
 static const char *const sql[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
@@ -752,6 +755,12 @@ static int open_once(struct store *st, int timeout_ms, uint64_t full_max)
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, timeout_ms);
 	st->busy_ms = timeout_ms;
+	/* The queue is read at its head and written at its tail: a few pages hot. SQLite's
+	 * default cache (2 MiB a connection) would fill with pages of notes long sent and
+	 * grow the daemon by that much per connection as a backlog drains; the start-up
+	 * check goes through it too. A file that is no database fails here too: the check below
+	 * says so. */
+	(void)sqlite3_exec(st->db, "PRAGMA cache_size = -" STORE_CACHE_KIB, NULL, NULL, NULL);
 	int err = quick_check(st, full_max);
 	if (err < 0)
 		return err;

@@ -31,3 +31,10 @@ noinst_PROGRAMS += bench/store_bench
 bench_store_bench_SOURCES = bench/store_bench.c
 bench_store_bench_CFLAGS = $(NGW_CFLAGS)
 bench_store_bench_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD)
+
+# Queues N notes into a store from a process of its own (bench/soak.py, tests):
+#   bench/store_fill STORE N [NOTEFILE]
+noinst_PROGRAMS += bench/store_fill
+bench_store_fill_SOURCES = bench/store_fill.c
+bench_store_fill_CFLAGS = $(NGW_CFLAGS)
+bench_store_fill_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD)

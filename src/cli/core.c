@@ -15,7 +15,8 @@
  *   > {"cmd":"status"}
  *   < {"ok":true,"status":{
  *      "daemon":   {"version":"0.1.0","pid":812,"uptime_s":3600,"reloads":0,
- *                   "config":"/etc/notegw/notegw.conf"},
+ *                   "config":"/etc/notegw/notegw.conf","rss_bytes":7340032,
+ *                   "pss_bytes":2621440,"private_bytes":1835008},
  *      "notecard": {"state":"ready","transport":"i2c","device":"/dev/i2c-1",
  *                   "uid":"dev:864475044204278","sku":"NOTE-WBEX","firmware":"8.1.3",
  *                   "connected":true,"signal":{"bars":3,"rssi":-71,"rat":"lte"},
@@ -282,8 +283,15 @@ static json_t *card_response(json_t *rsp)
 
 /* The labels and formats of the sections `notegw status` knows. */
 static const struct field status_daemon[] = {
-    {"version", "version", K_TEXT}, {"pid", "pid", K_TEXT},       {"uptime_s", "uptime", K_SECS},
-    {"uptime", "uptime", K_SECS},   {"config", "config", K_TEXT}, {"reloads", "reloads", K_TEXT},
+    {"version", "version", K_TEXT},
+    {"pid", "pid", K_TEXT},
+    {"uptime_s", "uptime", K_SECS},
+    {"uptime", "uptime", K_SECS},
+    {"config", "config", K_TEXT},
+    {"reloads", "reloads", K_TEXT},
+    {"rss_bytes", "memory (VmRSS)", K_BYTES},
+    {"pss_bytes", "memory (Pss)", K_BYTES},
+    {"private_bytes", "memory (private)", K_BYTES},
     {NULL, NULL, K_TEXT},
 };
 static const struct field status_notecard[] = {

@@ -3,10 +3,12 @@
  * the loop thread events and replies the same way, delivered by an sd-event io
  * source, so every callback runs on the loop thread. */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
 #include "cfg.h"
@@ -16,11 +18,13 @@
 #include "notecard/link_int.h"
 #include "store.h"
 
-#define BACKOFF_MIN_MS   1000
-#define BACKOFF_MAX_MS   30000
-#define STORE_CHECK_MS   1000 /* another process may enqueue: look this often */
-#define STATUS_EVERY_MS  60000
-#define ATTN_FALLBACK_MS 60000 /* with ATTN, still look now and then: edges get lost */
+#define BACKOFF_MIN_MS  1000
+#define BACKOFF_MAX_MS  30000
+#define STORE_CHECK_MS  1000 /* without inotify, look this often: another process may enqueue */
+#define STATUS_EVERY_MS 60000
+/* With ATTN the card says when there is something to read, and an idle gateway does not
+ * wake at all; it still looks this often in case an edge was lost. */
+#define ATTN_FALLBACK_MS (3600 * 1000)
 #define ENV_MIN_MS       5000
 #define DRAIN_BATCH      16 /* notes per turn, so raw requests never wait long */
 
@@ -207,8 +211,17 @@ static void dispatch(struct link *l)
 
 static int on_loop_efd(sd_event_source *s, int fd, uint32_t revents, void *ud)
 {
+	struct link *l = ud;
 	efd_clear(fd);
-	dispatch(ud);
+	pthread_mutex_lock(&l->mu);
+	bool wake = l->watch_wake;
+	l->watch_wake = false;
+	pthread_mutex_unlock(&l->mu);
+	if (wake) {
+		sd_event_source_set_time_relative(l->watch_src, 1000000);
+		sd_event_source_set_enabled(l->watch_src, SD_EVENT_ONESHOT);
+	}
+	dispatch(l);
 	return 0;
 }
 
@@ -242,11 +255,16 @@ static int on_watch(sd_event_source *s, uint64_t usec, void *ud)
 	bool say = waited && !l->ask_overdue;
 	if (say)
 		l->ask_overdue = true;
+	/* nothing to watch while the thread sleeps: sleep too, until it wakes */
+	bool park = !l->ask_since && l->thread_idle;
+	l->watch_parked = park;
 	pthread_mutex_unlock(&l->mu);
 	if (say)
 		log_warn("card: no answer to %s for %llu ms on %s: the card is not answering "
 		         "(still retrying)",
 		         name, (unsigned long long)waited, l->o.device ? l->o.device : "?");
+	if (park)
+		return 0;
 	sd_event_source_set_time_relative(s, 1000000);
 	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 	return 0;
@@ -411,6 +429,61 @@ static void reconnect(struct link *l, uint64_t now)
 	set_state(l, LINK_READY);
 }
 
+/* The CLI and the broker plugin write the store from processes of their own: a
+ * change to its files (the WAL, in WAL mode) says so, so the link need not poll it.
+ * Without inotify the link looks every STORE_CHECK_MS. */
+static void store_watch_open(struct link *l)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(l->o.store_path, '/');
+	size_t n = slash ? (size_t)(slash - l->o.store_path) : 0;
+	if (!slash || n + 1 > sizeof(dir))
+		return;
+	memcpy(dir, l->o.store_path, n);
+	dir[n ? n : 1] = '\0';
+	if (!n)
+		dir[0] = '/';
+	l->store_ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (l->store_ino < 0)
+		return;
+	if (inotify_add_watch(l->store_ino, dir, IN_MODIFY | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+		log_warn("link: cannot watch %s (%s); looking at the store every %d ms", dir,
+		         strerror(errno), STORE_CHECK_MS);
+		close(l->store_ino);
+		l->store_ino = -1;
+	}
+}
+
+/* Consume the watch's events; true when one was about the store's files. */
+static bool store_watch_read(struct link *l)
+{
+	const char *slash = strrchr(l->o.store_path, '/');
+	const char *base = slash ? slash + 1 : l->o.store_path;
+	size_t blen = strlen(base);
+	bool ours = false;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t k;
+	while ((k = read(l->store_ino, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + k;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			if (ev->len && strncmp(ev->name, base, blen) == 0)
+				ours = true;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	return ours;
+}
+
+static bool queue_empty(struct link *l)
+{
+	struct store_out *n = NULL;
+	if (store_peek_out(l->st, &n) < 0)
+		return false;
+	bool empty = !n;
+	store_out_free(n);
+	return empty;
+}
+
 /* One turn of work on a ready card. Returns 0, or the error that lost it. */
 static int work(struct link *l, bool attn_fired, uint64_t now, bool *busy)
 {
@@ -428,7 +501,17 @@ static int work(struct link *l, bool attn_fired, uint64_t now, bool *busy)
 		r = link_drain(l, DRAIN_BATCH, &more);
 		if (r < 0)
 			return r;
-		l->next_store_check = now + STORE_CHECK_MS;
+		/* Notes left that the card did not take (full, a missing key) are looked at
+		 * again in a second. So is the store a second after it changed: another
+		 * process's commit writes its WAL (the event) before readers can see it
+		 * (the WAL index, after the fsync), so the look the event brought may
+		 * come too early. Otherwise an empty queue waits for a write, looked at
+		 * with the inbound looks anyway in case a change went unseen. */
+		bool settle = l->store_changed;
+		l->store_changed = false;
+		l->next_store_check = l->store_ino >= 0 && !settle && queue_empty(l)
+		                          ? now + (l->attn ? ATTN_FALLBACK_MS : l->o.poll_ms)
+		                          : now + STORE_CHECK_MS;
 		if (more) {
 			/* come straight back after serving any raw request */
 			*busy = true;
@@ -451,17 +534,23 @@ static int work(struct link *l, bool attn_fired, uint64_t now, bool *busy)
 	}
 	if (store_ok)
 		link_store_settled(l, trouble);
-	if (now >= l->next_env) {
+	/* ATTN also fires on env changes (armed with "env"), and says the card's status
+	 * may have moved */
+	if (attn_fired || now >= l->next_env) {
 		r = link_env(l);
 		if (r < 0)
 			return r;
-		l->next_env = now + (l->o.poll_ms > ENV_MIN_MS ? l->o.poll_ms : ENV_MIN_MS);
+		l->next_env = now + (l->attn                     ? ATTN_FALLBACK_MS
+		                     : l->o.poll_ms > ENV_MIN_MS ? l->o.poll_ms
+		                                                 : ENV_MIN_MS);
 	}
-	if (now >= l->next_status) {
+	if (attn_fired || now >= l->next_status) {
 		r = link_refresh_status(l);
 		if (r < 0)
 			return r;
-		l->next_status = now + STATUS_EVERY_MS;
+		l->next_status = now + (l->attn                          ? ATTN_FALLBACK_MS
+		                        : l->o.poll_ms > STATUS_EVERY_MS ? l->o.poll_ms
+		                                                         : STATUS_EVERY_MS);
 		link_emit(l, LEV_STATUS, 0, NULL, NULL);
 	}
 	return 0;
@@ -492,6 +581,7 @@ static void *thread_main(void *arg)
 			log_warn("card: ATTN line %s unusable (%s); polling every %llu ms",
 			         l->o.attn, strerror(-r), (unsigned long long)l->o.poll_ms);
 	}
+	store_watch_open(l);
 	bool attn_fired = false;
 	for (;;) {
 		pthread_mutex_lock(&l->mu);
@@ -513,15 +603,36 @@ static void *thread_main(void *arg)
 		}
 		link_publish_status(l);
 
-		/* sleep until the next thing is due, a kick, a request or ATTN */
-		struct pollfd pfd[2] = {{.fd = l->wake_efd, .events = POLLIN},
-		                        {.fd = l->attn ? attn_fd(l->attn) : -1, .events = POLLIN}};
+		/* sleep until the next thing is due, a kick, a request, ATTN or another
+		 * process's write to the store; nothing else wakes an idle link */
+		struct pollfd pfd[3] = {{.fd = l->wake_efd, .events = POLLIN},
+		                        {.fd = l->attn ? attn_fd(l->attn) : -1, .events = POLLIN},
+		                        {.fd = l->store_ino, .events = POLLIN}};
 		uint64_t d = next_deadline(l);
 		now = mono_ms();
-		int timeout = busy ? 0 : d > now ? (int)(d - now > 60000 ? 60000 : d - now) : 0;
-		int pr = poll(pfd, 2, timeout);
+		int timeout = busy ? 0 : d > now ? (int)(d - now > INT_MAX ? INT_MAX : d - now) : 0;
+		pthread_mutex_lock(&l->mu);
+		l->thread_idle = true;
+		pthread_mutex_unlock(&l->mu);
+		int pr = poll(pfd, 3, timeout);
+		pthread_mutex_lock(&l->mu);
+		l->thread_idle = false;
+		bool wake_watch = l->watch_parked;
+		if (wake_watch) {
+			l->watch_parked = false;
+			l->watch_wake = true;
+		}
+		pthread_mutex_unlock(&l->mu);
+		if (wake_watch)
+			efd_signal(l->loop_efd);
 		if (pr > 0 && (pfd[0].revents & POLLIN))
 			efd_clear(l->wake_efd);
+		if (pr > 0 && (pfd[2].revents & POLLIN) && store_watch_read(l)) {
+			l->store_changed = true;
+			pthread_mutex_lock(&l->mu);
+			l->kicked = true;
+			pthread_mutex_unlock(&l->mu);
+		}
 		if (pr > 0 && (pfd[1].revents & POLLIN)) {
 			if (attn_read(l->attn) > 0) {
 				attn_fired = true;
@@ -544,7 +655,7 @@ int link_start(sd_event *loop, const struct cfg *cfg, const struct link_events *
 	pthread_mutex_init(&l->mu, NULL);
 	l->reqs_tail = &l->reqs;
 	l->evs_tail = &l->evs;
-	l->wake_efd = l->loop_efd = -1;
+	l->wake_efd = l->loop_efd = l->store_ino = -1;
 	if (ev)
 		l->cbs = *ev;
 	r = link_opts_from_cfg(cfg, &l->o);
@@ -609,6 +720,8 @@ void link_free(struct link *l)
 		close(l->wake_efd);
 	if (l->loop_efd >= 0)
 		close(l->loop_efd);
+	if (l->store_ino >= 0)
+		close(l->store_ino);
 	card_free(l->card);
 	if (l->st)
 		store_close(l->st);

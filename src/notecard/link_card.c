@@ -793,7 +793,8 @@ int link_attn_arm(struct link *l)
 		json_array_append_new(files, json_string(l->in_files[i]));
 	json_t *rsp;
 	int r = ask(
-	    l, json_pack("{s:s,s:s,s:o}", "req", "card.attn", "mode", "arm,files", "files", files),
+	    l,
+	    json_pack("{s:s,s:s,s:o}", "req", "card.attn", "mode", "arm,files,env", "files", files),
 	    &rsp);
 	if (r < 0)
 		return r;

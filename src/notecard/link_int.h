@@ -106,18 +106,23 @@ struct link {
 	unsigned ask_limit_ms;
 	char ask_name[32];
 	bool ask_overdue; /* said so */
+	/* the watch sleeps while the link thread does (idle, no request): it is woken
+	 * through loop_efd (watch_wake) when the thread wakes */
+	bool thread_idle, watch_parked, watch_wake;
 
 	/* ---- loop thread ---- */
 	sd_event *loop;
 	sd_event_source *ev_src;
-	sd_event_source *watch_src; /* checks ask_since once a second */
+	sd_event_source *watch_src; /* checks ask_since once a second, while the thread works */
 	struct link_events cbs;
 	int loop_efd; /* link → loop */
 
 	/* ---- link thread ---- */
 	pthread_t thread;
 	bool thread_started;
-	int wake_efd; /* loop → link */
+	int wake_efd;       /* loop → link */
+	int store_ino;      /* inotify on the store's directory (-1: poll the store instead) */
+	bool store_changed; /* it said so: look now and once more a second later */
 	struct link_opts o;
 	struct card_timing timing;
 	struct card *card;

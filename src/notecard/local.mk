@@ -34,10 +34,13 @@ TESTS += tests/integration/test_link_sim.py tests/integration/test_link_daemon.p
 	tests/integration/test_inbound_poison.py \
 	tests/integration/test_link_replug.py
 TESTS += tests/integration/test_card_hung.py
+TESTS += tests/integration/test_idle.py
 
 # bench (not part of make check): notegwd draining its store to notecard-sim in real time,
 # against the limit note-c's pacing allows for the same bytes
 EXTRA_DIST += bench/link_bench.py
+# bench: wake-ups and memory of an idle daemon, with and without ATTN
+EXTRA_DIST += bench/idle_bench.py
 
 # note templates: unit and integration tests; bench (not run by make check):
 # bytes on the air per note, JSON vs templated

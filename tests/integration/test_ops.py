@@ -75,7 +75,8 @@ def main():
             return text if "notegw_clock_offset_seconds" in text else None
         text = wait_for(metrics, 30, 0.2, "the metrics textfile")
         for name in ("notegw_queue_notes ", "notegw_notes_sent_total ", "notegw_errors_total{kind=\"crc_errors\"}",
-                     "notegw_uptime_seconds ", "notegw_clock_offset_seconds "):
+                     "notegw_uptime_seconds ", "notegw_clock_offset_seconds ",
+                     "notegw_memory_rss_bytes ", "notegw_memory_pss_bytes ", "notegw_memory_private_bytes "):
             check(name in text, "metric %s missing" % name)
         for line in text.splitlines():
             check(line.startswith("#") or len(line.split(" ")) == 2, "malformed line: %r" % line)

@@ -690,7 +690,7 @@ static void test_attn_arm(void **state)
 	assert_int_equal(link_inbound(L), 0); /* learns data.qi from file.changes */
 	assert_int_equal(link_attn_arm(L), 0);
 	json_t *last = json_array_get(F->log, json_array_size(F->log) - 1);
-	assert_string_equal(json_string_value(json_object_get(last, "mode")), "arm,files");
+	assert_string_equal(json_string_value(json_object_get(last, "mode")), "arm,files,env");
 	json_t *files = json_object_get(last, "files");
 	assert_int_equal(json_array_size(files), 1);
 	assert_string_equal(json_string_value(json_array_get(files, 0)), "data.qi");
