@@ -16,14 +16,13 @@
 #include "submit.h"
 #include "util.h"
 
-#define TICK_US (1000 * 1000ULL)
-
 struct health {
 	struct gw *gw;
 	sd_event_source *timer;
 	uint64_t last_ms; /* monotonic, 0: none sent */
 	char *state;      /* what the last note's state was made of */
 	bool pending;     /* a state change waits for the minimum gap */
+	bool stalled;     /* a note was due but could not be made (no store yet) */
 	unsigned long long sent;
 };
 
@@ -61,12 +60,17 @@ static void turn(struct health *h, bool changed)
 {
 	struct gw *gw = h->gw;
 	const struct cfg *cfg = gw->cfg;
-	if (!cfg || cfg->health.interval_ms == 0 || !gw->store)
+	h->stalled = false;
+	if (!cfg || cfg->health.interval_ms == 0)
 		return;
 	uint64_t now = now_ms();
 	bool due = h->last_ms == 0 || now - h->last_ms >= cfg->health.interval_ms;
 	if (!due && !changed && !h->pending)
 		return;
+	if (!gw->store) {
+		h->stalled = due;
+		return;
+	}
 	json_t *st = status_snapshot(gw);
 	json_t *body =
 	    health_note_body(st, disk_free(cfg), fleet_revision(gw->fleet), gw->last_error);
@@ -77,24 +81,56 @@ static void turn(struct health *h, bool changed)
 	if (state && (due || (h->pending && now - h->last_ms >= HEALTH_MIN_GAP_S * 1000ULL))) {
 		send_note(h, body, state);
 		state = NULL;
+	} else if (!state && due) {
+		h->stalled = true;
 	}
 	free(state);
 	json_decref(body);
+}
+
+/* Sleep until the next note is due: the interval after the last one, or the end of
+ * the minimum gap when a state change waits; with the notes off, until a reload. An
+ * idle gateway is not woken to find that nothing is due. */
+static void schedule(struct health *h)
+{
+	const struct cfg *cfg = h->gw->cfg;
+	if (!cfg || cfg->health.interval_ms == 0) {
+		sd_event_source_set_enabled(h->timer, SD_EVENT_OFF);
+		return;
+	}
+	uint64_t at = h->last_ms + cfg->health.interval_ms;
+	if (h->pending && h->last_ms + HEALTH_MIN_GAP_S * 1000ULL < at)
+		at = h->last_ms + HEALTH_MIN_GAP_S * 1000ULL;
+	uint64_t now = now_ms();
+	uint64_t in_ms = h->last_ms == 0 || at <= now ? 0 : at - now;
+	if (h->stalled)
+		in_ms = 1000; /* due, but nothing to make it from yet: try again in a second */
+	sd_event_source_set_time_relative(h->timer, in_ms * 1000ULL);
+	sd_event_source_set_enabled(h->timer, SD_EVENT_ONESHOT);
 }
 
 static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
 {
 	struct health *h = ud;
 	turn(h, false);
-	sd_event_source_set_time(s, usec + TICK_US);
-	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	schedule(h);
 	return 0;
 }
 
 void health_poke(struct health *h)
 {
-	if (h)
-		turn(h, true);
+	if (!h)
+		return;
+	turn(h, true);
+	schedule(h);
+}
+
+void health_reconfigured(struct health *h)
+{
+	if (!h)
+		return;
+	turn(h, false);
+	schedule(h);
 }
 
 int health_new(struct gw *gw, struct health **out)
@@ -103,12 +139,12 @@ int health_new(struct gw *gw, struct health **out)
 	if (!h)
 		return -ENOMEM;
 	h->gw = gw;
-	int r = sd_event_add_time_relative(gw->loop, &h->timer, CLOCK_MONOTONIC, TICK_US, 0,
-	                                   on_tick, h);
+	int r = sd_event_add_time_relative(gw->loop, &h->timer, CLOCK_MONOTONIC, 0, 0, on_tick, h);
 	if (r < 0) {
 		free(h);
 		return r;
 	}
+	schedule(h);
 	*out = h;
 	return 0;
 }

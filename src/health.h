@@ -8,10 +8,13 @@
 struct gw;
 struct health;
 
-/* Arm the timer (gw borrowed until health_free). 0, or -errno. */
+/* Arm the timer for the first note when [health] interval is set (gw borrowed until
+ * health_free). 0, or -errno. */
 int health_new(struct gw *gw, struct health **out);
 void health_free(struct health *h);
 /* The status changed: send now when what a state is made of differs from the last
  * note's (or when a reload turned the notes on). */
 void health_poke(struct health *h);
+/* The running configuration changed (a reload): the interval, or notes on or off. */
+void health_reconfigured(struct health *h);
 #endif

@@ -418,6 +418,7 @@ static int reload_apply(struct gw *gw, struct cfg *cfg, struct cfg_diag *diag)
 	                 cfg->store.when_full == CFG_REFUSE_NEW ? STORE_REFUSE_NEW
 	                                                        : STORE_DROP_OLDEST);
 	cfg_free(old);
+	health_reconfigured(gw->health);
 	gw->reloads++;
 	return 0;
 }
