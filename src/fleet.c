@@ -14,7 +14,6 @@
 #include "cfg.h"
 #include "fleet.h"
 #include "gw.h"
-#include "lifecycle.h"
 #include "log.h"
 #include "plugins.h"
 #include "status.h"
@@ -30,6 +29,7 @@
 
 struct fleet {
 	struct gw *gw;
+	const struct fleet_host *host;
 	json_t *vars;    /* the prefix's variables as Notehub has them: name (no prefix) -> text */
 	json_t *applied; /* what the overlay in force sets: name -> text */
 	long long revision;
@@ -318,7 +318,7 @@ static int check_candidate(struct fleet *f, const char *cand, const char **lines
 	struct plugin_env env = {.config_file = gw->config_file, .submit = &gw->submit, .ud = gw};
 	struct cfg *cfg = NULL;
 	struct plugins *ps = NULL;
-	int r = config_check(gw->config_file, cand, &env, true, &diag, &cfg, &ps);
+	int r = f->host->check(gw->config_file, cand, &env, true, &diag, &cfg, &ps);
 	plugins_free(ps);
 	cfg_free(cfg);
 	if (r < 0) {
@@ -409,10 +409,10 @@ static void apply(struct fleet *f, const char *path, const char *cand)
 	sync_dir(path);
 	long long before = f->revision;
 	f->revision++;
-	if (gw_reload(gw) < 0) {
+	if (f->host->reload(gw) < 0) {
 		f->revision = before;
 		restore(path, prev, had);
-		gw_reload(gw);
+		f->host->reload(gw);
 		json_t *refused = json_array();
 		char var[512], why[256];
 		const char *name;
@@ -529,13 +529,20 @@ bool fleet_env(struct fleet *f, const char *name, const char *value)
 	return true;
 }
 
-int fleet_new(struct gw *gw, struct fleet **out)
+static json_t *status_section(void *ud, const char **name)
+{
+	*name = "fleet";
+	return fleet_status(ud, false);
+}
+
+int fleet_new(struct gw *gw, const struct fleet_host *host, struct fleet **out)
 {
 	struct fleet *f = calloc(1, sizeof(*f));
 	char path[PATH_MAX];
 	if (!f)
 		return -ENOMEM;
 	f->gw = gw;
+	f->host = host;
 	f->vars = json_object();
 	f->applied = json_object();
 	f->refused = json_array();
@@ -545,6 +552,8 @@ int fleet_new(struct gw *gw, struct fleet **out)
 	}
 	if (cfg_fleet_overlay_path(gw->cfg->doc, path, sizeof(path)) == 0)
 		read_overlay(f, path);
+	gw->status_section = status_section;
+	gw->status_section_ud = f;
 	*out = f;
 	return 0;
 }
@@ -553,6 +562,10 @@ void fleet_free(struct fleet *f)
 {
 	if (!f)
 		return;
+	if (f->gw->status_section_ud == f) {
+		f->gw->status_section = NULL;
+		f->gw->status_section_ud = NULL;
+	}
 	sd_event_source_disable_unref(f->settle);
 	json_decref(f->vars);
 	json_decref(f->applied);

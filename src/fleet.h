@@ -13,10 +13,22 @@
 
 struct gw;
 struct fleet;
+struct cfg;
+struct cfg_diag;
+struct plugins;
+struct plugin_env;
 
-/* Read the overlay in force (its revision); gw borrowed until fleet_free. 0 or
- * -ENOMEM. */
-int fleet_new(struct gw *gw, struct fleet **out);
+/* What the fleet asks of the lifecycle that owns it: the one configuration check
+ * (config_check) and the reload (gw_reload). */
+struct fleet_host {
+	int (*check)(const char *file, const char *overlay, struct plugin_env *env, bool quiet,
+	             struct cfg_diag *diag, struct cfg **cfgp, struct plugins **psp);
+	int (*reload)(struct gw *gw);
+};
+
+/* Read the overlay in force (its revision) and add the fleet's section to `notegw
+ * status`; gw and host borrowed until fleet_free. 0 or -ENOMEM. */
+int fleet_new(struct gw *gw, const struct fleet_host *host, struct fleet **out);
 void fleet_free(struct fleet *f);
 /* A Notehub variable changed (value NULL: deleted). True when it is one of the
  * fleet's (the prefix): the batch is then looked at once the changes settle. */

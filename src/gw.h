@@ -40,6 +40,13 @@ struct gw {
 	struct fleet *fleet;            /* configuration from Notehub */
 	struct health *health;          /* health notes to Notehub */
 	char *last_error;               /* the last error told on the error channels */
+	/* What modules started after the status hang on it, so that status.c includes
+	 * none of them: one more section of the snapshot (the fleet's), and a call after
+	 * each status push (health notes on a state change). NULL: none. */
+	struct json_t *(*status_section)(void *ud, const char **name);
+	void *status_section_ud;
+	void (*status_pushed)(void *ud);
+	void *status_pushed_ud;
 	bool foreground;
 	uint64_t started_ms;
 	uint64_t reloads;

@@ -125,6 +125,11 @@ void health_poke(struct health *h)
 	schedule(h);
 }
 
+static void status_pushed(void *ud)
+{
+	health_poke(ud);
+}
+
 void health_reconfigured(struct health *h)
 {
 	if (!h)
@@ -145,6 +150,8 @@ int health_new(struct gw *gw, struct health **out)
 		return r;
 	}
 	schedule(h);
+	gw->status_pushed = status_pushed;
+	gw->status_pushed_ud = h;
 	*out = h;
 	return 0;
 }
@@ -153,6 +160,10 @@ void health_free(struct health *h)
 {
 	if (!h)
 		return;
+	if (h->gw->status_pushed_ud == h) {
+		h->gw->status_pushed = NULL;
+		h->gw->status_pushed_ud = NULL;
+	}
 	sd_event_source_disable_unref(h->timer);
 	free(h->state);
 	free(h);

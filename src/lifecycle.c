@@ -287,6 +287,10 @@ static void on_clock_sample(void *ud)
 	metrics_update(gw->metrics); /* the offset shows without waiting for the next round */
 }
 
+/* The fleet's view of the lifecycle: the check every configuration passes, and the
+ * reload that takes it. */
+static const struct fleet_host fleet_host = {.check = config_check, .reload = gw_reload};
+
 /* Updates and metrics are not worth refusing to forward notes for. */
 static void open_extras(struct gw *gw)
 {
@@ -310,7 +314,7 @@ static void open_extras(struct gw *gw)
 		if (r < 0)
 			log_err("metrics: disabled: %s", strerror(-r));
 	}
-	if ((r = fleet_new(gw, &gw->fleet)) < 0)
+	if ((r = fleet_new(gw, &fleet_host, &gw->fleet)) < 0)
 		log_err("fleet: disabled: %s", strerror(-r));
 	if ((r = health_new(gw, &gw->health)) < 0)
 		log_err("health: disabled: %s", strerror(-r));

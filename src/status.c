@@ -6,9 +6,7 @@
 #include <unistd.h>
 
 #include "chrony.h"
-#include "fleet.h"
 #include "gw.h"
-#include "health.h"
 #include "link.h"
 #include "ota.h"
 #include "plugins.h"
@@ -102,8 +100,14 @@ json_t *status_snapshot(struct gw *gw)
 		json_object_set_new(st, "plugins", plugins_stats(gw->plugins));
 	if (gw->ota)
 		json_object_set_new(st, "update", ota_status(gw->ota));
-	if (gw->fleet)
-		json_object_set_new(st, "fleet", fleet_status(gw->fleet, false));
+	if (gw->status_section) {
+		const char *name = NULL;
+		json_t *sec = gw->status_section(gw->status_section_ud, &name);
+		if (sec && name)
+			json_object_set_new(st, name, sec);
+		else
+			json_decref(sec);
+	}
 	if (gw->last_error)
 		json_object_set_new(json_object_get(st, "daemon"), "last_error",
 		                    json_string(gw->last_error));
@@ -128,7 +132,8 @@ void status_push(struct gw *gw)
 		return;
 	plugins_status(gw->plugins, s);
 	free(s);
-	health_poke(gw->health);
+	if (gw->status_pushed)
+		gw->status_pushed(gw->status_pushed_ud);
 	struct store_stats ss;
 	if (store_stats(gw->store, &ss) == 0)
 		sd_notifyf(0, "STATUS=%lld queued, %lld sent", (long long)ss.queued,

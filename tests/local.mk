@@ -106,7 +106,7 @@ TESTS += tests/integration/test_reload.py
 TESTS += tests/integration/test_stop.py
 TESTS += tests/integration/test_watchdog.py
 # every docs/ page cited in the tree exists
-TESTS += tests/integration/test_docs_paths.sh
+TESTS += tests/integration/test_docs_paths.sh tests/integration/test_include_cycles.py
 if ENABLE_MQTT
 # configuration from Notehub and health notes (the MQTT error channel among them)
 TESTS += tests/integration/test_fleet.py
