@@ -1,4 +1,5 @@
 /* The daemon's status; see status.h. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,9 +52,12 @@ static void proc_kb(json_t *d, const char *file, const char *const keys[][2], si
 	while (fgets(line, sizeof(line), f)) {
 		for (size_t i = 0; i < n; i++) {
 			size_t k = strlen(keys[i][0]);
-			long long kb;
-			if (strncmp(line, keys[i][0], k) != 0 || line[k] != ':' ||
-			    sscanf(line + k + 1, "%lld", &kb) != 1)
+			if (strncmp(line, keys[i][0], k) != 0 || line[k] != ':')
+				continue;
+			char *end;
+			errno = 0;
+			long long kb = strtoll(line + k + 1, &end, 10);
+			if (errno || end == line + k + 1 || kb < 0)
 				continue;
 			json_t *v = json_object_get(d, keys[i][1]);
 			long long had = json_is_integer(v) ? (long long)json_integer_value(v) : 0;
