@@ -40,6 +40,19 @@ int submit_note(const struct submit *s, const char *actor, const char *file, con
 	return put(s, actor, file, r, &n, payload, payload_len, cb, ud, why);
 }
 
+/* A prepared note queued once per key (see batch_put_once); n is cleared. */
+static int put_once(const struct submit *s, const char *actor, const void *key, size_t key_len,
+                    const char *file, struct intake_note *n, const void *payload,
+                    size_t payload_len, ngw_put_cb cb, void *ud, const char **why)
+{
+	int r = batch_put_once(s->batch, key, key_len, file, n->body, payload, payload_len, n->prio,
+	                       cb, ud, why);
+	intake_note_clear(n);
+	if (r < 0)
+		log_info("%s: note for %s refused: %s", actor, file, *why ? *why : strerror(-r));
+	return r;
+}
+
 int submit_note_once(const struct submit *s, const char *actor, const void *key, size_t key_len,
                      const char *file, const char *body, const void *payload, size_t payload_len,
                      ngw_put_cb cb, void *ud, const char **why)
@@ -49,12 +62,7 @@ int submit_note_once(const struct submit *s, const char *actor, const void *key,
 	int r = intake_prepare(&rules, file, body, payload_len, &n, why);
 	if (r < 0)
 		return r;
-	r = batch_put_once(s->batch, key, key_len, file, n.body, payload, payload_len, n.prio, cb,
-	                   ud, why);
-	intake_note_clear(&n);
-	if (r < 0)
-		log_info("%s: note for %s refused: %s", actor, file, *why ? *why : strerror(-r));
-	return r;
+	return put_once(s, actor, key, key_len, file, &n, payload, payload_len, cb, ud, why);
 }
 
 int submit_note_obj(const struct submit *s, const char *actor, const char *file, json_t *body,
@@ -80,12 +88,7 @@ int submit_note_obj_once(const struct submit *s, const char *actor, const void *
 	r = intake_prepare_obj(&rules, file, body, payload_len, &n, why);
 	if (r < 0)
 		return r;
-	r = batch_put_once(s->batch, key, key_len, file, n.body, payload, payload_len, n.prio, cb,
-	                   ud, why);
-	intake_note_clear(&n);
-	if (r < 0)
-		log_info("%s: note for %s refused: %s", actor, file, *why ? *why : strerror(-r));
-	return r;
+	return put_once(s, actor, key, key_len, file, &n, payload, payload_len, cb, ud, why);
 }
 
 void submit_flush(const struct submit *s)
