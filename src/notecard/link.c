@@ -461,14 +461,17 @@ static bool store_watch_read(struct link *l)
 	const char *base = slash ? slash + 1 : l->o.store_path;
 	size_t blen = strlen(base);
 	bool ours = false;
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	char buf[4096];
 	ssize_t k;
 	while ((k = read(l->store_ino, buf, sizeof(buf))) > 0) {
-		for (char *p = buf; p < buf + k;) {
-			const struct inotify_event *ev = (const struct inotify_event *)p;
-			if (ev->len && strncmp(ev->name, base, blen) == 0)
+		for (const char *p = buf; p + sizeof(struct inotify_event) <= buf + k;) {
+			/* copied out: a cast of the byte buffer trips -Wcast-align on armhf */
+			struct inotify_event ev;
+			memcpy(&ev, p, sizeof(ev));
+			const char *name = p + sizeof(ev);
+			if (ev.len && strncmp(name, base, blen) == 0)
 				ours = true;
-			p += sizeof(*ev) + ev->len;
+			p += sizeof(ev) + ev.len;
 		}
 	}
 	return ours;

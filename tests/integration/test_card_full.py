@@ -38,7 +38,7 @@ def main():
             while not stop.is_set():
                 try:
                     peak[0] = max(peak[0], sim.control("state")["storage"])
-                except Exception:  # noqa: BLE001 - the socket may be busy at the end
+                except Exception:  # noqa: BLE001 - the simulator may be stopping at the end
                     pass
                 stop.wait(0.05)
         sim.back()

@@ -28,6 +28,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import zlib
 
@@ -109,6 +110,7 @@ class Sim:
             if line == "ready":
                 break
         self._ctl = None
+        self._ctl_lock = threading.Lock()  # one command and its reply at a time
 
     def read_stderr(self):
         self.stderr.flush()
@@ -118,15 +120,18 @@ class Sim:
     # ---- control socket --------------------------------------------------------------
     def control(self, cmd, **kw):
         """Send one control command; returns its reply (raises SimError on ok:false)."""
-        if self._ctl is None:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(self.control_path)
-            self._ctl = (s, s.makefile("rwb"))
         kw["cmd"] = cmd
-        f = self._ctl[1]
-        f.write(json.dumps(kw).encode() + b"\n")
-        f.flush()
-        line = f.readline()
+        # a test's watcher thread shares the connection: without the lock one thread
+        # could read the other's reply
+        with self._ctl_lock:
+            if self._ctl is None:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(self.control_path)
+                self._ctl = (s, s.makefile("rwb"))
+            f = self._ctl[1]
+            f.write(json.dumps(kw).encode() + b"\n")
+            f.flush()
+            line = f.readline()
         if not line:
             raise SimError("control socket closed")
         rep = json.loads(line)
