@@ -37,33 +37,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchlib.h"
+
 #define ROUNDS_MAX 15
 #define PUBS_MAX   64
 #define IN_FLIGHT  20
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what)
 {
 	fprintf(stderr, "broker_bench: %s\n", what);
 	exit(1);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* ---- the bare baselines ----------------------------------------------------------- */
@@ -81,17 +64,17 @@ static double bare_fsync(const char *dir, int n, double *lat)
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || write(fd, zero, sizeof(zero)) != (ssize_t)sizeof(zero) || fsync(fd) < 0)
 		die("cannot make the fsync file");
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	for (int i = 0; i < n; i++) {
 		off_t at = (off_t)(i % (FSYNC_SPAN / sizeof(buf))) * (off_t)sizeof(buf);
 		if (pwrite(fd, buf, sizeof(buf), at) != (ssize_t)sizeof(buf))
 			die("write");
-		double t = now_s();
+		double t = bench_now_s();
 		if (fdatasync(fd) < 0)
 			die("fdatasync");
-		lat[i] = (now_s() - t) * 1e3;
+		lat[i] = (bench_now_s() - t) * 1e3;
 	}
-	double rate = n / (now_s() - t0);
+	double rate = n / (bench_now_s() - t0);
 	close(fd);
 	unlink(path);
 	return rate;
@@ -118,7 +101,7 @@ static void bare_open(const char *dir)
 /* COUNT single-row transactions at the store's durability. Returns commits/s. */
 static double bare_sqlite(int n)
 {
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	for (int i = 0; i < n; i++) {
 		char body[64];
 		int len = snprintf(body, sizeof(body), "{\"i\":%d}", i);
@@ -127,7 +110,7 @@ static double bare_sqlite(int n)
 			die("sqlite insert");
 		sqlite3_reset(bare_ins);
 	}
-	return n / (now_s() - t0);
+	return n / (bench_now_s() - t0);
 }
 
 /* ---- through mosquitto and the plugin --------------------------------------------- */
@@ -142,18 +125,6 @@ static void on_publish(struct mosquitto *m, void *ud, int mid)
 {
 	struct pub *p = ud;
 	p->acked++;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &l) < 0)
-		die("no free port");
-	close(fd);
-	return ntohs(a.sin_port);
 }
 
 /* COUNT messages spread over npub publishers, IN_FLIGHT unacknowledged each. Returns
@@ -176,8 +147,8 @@ static double through_broker(int port, int n, int npub)
 		mosquitto_publish_callback_set(p->m, on_publish);
 		mosquitto_loop_start(p->m);
 	}
-	double t0 = now_s(), deadline = t0 + 120;
-	while (done < npub && now_s() < deadline) {
+	double t0 = bench_now_s(), deadline = t0 + 120;
+	while (done < npub && bench_now_s() < deadline) {
 		done = 0;
 		for (int i = 0; i < npub; i++) {
 			struct pub *p = &pubs[i];
@@ -193,7 +164,7 @@ static double through_broker(int port, int n, int npub)
 		}
 		usleep(100);
 	}
-	double t = now_s() - t0;
+	double t = bench_now_s() - t0;
 	for (int i = 0; i < npub; i++) {
 		mosquitto_disconnect(pubs[i].m);
 		mosquitto_loop_stop(pubs[i].m, false);
@@ -245,31 +216,6 @@ static pid_t start_broker(const char *dir, const char *so, int port)
 
 /* ---- the machine ------------------------------------------------------------------ */
 
-static void print_machine(const char *dir)
-{
-	struct utsname u;
-	char line[256], model[256] = "?";
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (strncmp(line, "model name", 10) == 0 || strncmp(line, "Model", 5) == 0) {
-			char *c = strchr(line, ':');
-			snprintf(model, sizeof(model), "%s", c ? c + 2 : line);
-			model[strcspn(model, "\n")] = '\0';
-			break;
-		}
-	if (f)
-		fclose(f);
-	uname(&u);
-	printf("machine: %s %s, %ld CPUs, %s\n", u.sysname, u.release,
-	       sysconf(_SC_NPROCESSORS_ONLN), model);
-	f = fopen("/proc/loadavg", "r");
-	if (f && fgets(line, sizeof(line), f))
-		printf("load:    %s", line);
-	if (f)
-		fclose(f);
-	printf("disk:    %s\n", dir);
-}
-
 int main(int argc, char **argv)
 {
 	const char *builddir = ".", *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
@@ -305,13 +251,14 @@ int main(int argc, char **argv)
 	if (!lat)
 		die("out of memory");
 
-	print_machine(dir);
+	bench_print_machine(dir);
+	bench_print_load("before");
 	printf("%d messages a round, %d publishers x %d in flight, %d rounds\n\n", n, npub,
 	       IN_FLIGHT, rounds);
 	printf("round  fdatasync/s  sqlite commit/s  broker msg/s  broker/fsync  broker/sqlite  "
 	       "fsync p50/p99 ms\n");
 	mosquitto_lib_init();
-	int port = free_port(), warm = n < 1000 ? n : 1000;
+	int port = bench_free_port(), warm = n < 1000 ? n : 1000;
 	pid_t b = start_broker(dir, rso, port);
 	bare_open(dir);
 	bare_sqlite(warm);
@@ -329,7 +276,7 @@ int main(int argc, char **argv)
 		}
 		rf[r] = br[r] / fs[r];
 		rs[r] = br[r] / sq[r];
-		qsort(lat, (size_t)n, sizeof(*lat), cmp_double);
+		qsort(lat, (size_t)n, sizeof(*lat), bench_cmp_double);
 		printf("%5d  %11.0f  %15.0f  %12.0f  %12.2f  %13.2f  %.2f/%.2f\n", r + 1, fs[r],
 		       sq[r], br[r], rf[r], rs[r], lat[n / 2], lat[(n * 99) / 100]);
 	}
@@ -337,8 +284,9 @@ int main(int argc, char **argv)
 	waitpid(b, NULL, 0);
 	sqlite3_finalize(bare_ins);
 	sqlite3_close(bare_db);
-	printf("median %11.0f  %15.0f  %12.0f  %12.2f  %13.2f\n", median(fs, rounds),
-	       median(sq, rounds), median(br, rounds), median(rf, rounds), median(rs, rounds));
+	printf("median %11.0f  %15.0f  %12.0f  %12.2f  %13.2f\n", bench_median(fs, rounds),
+	       bench_median(sq, rounds), bench_median(br, rounds), bench_median(rf, rounds),
+	       bench_median(rs, rounds));
 	mosquitto_lib_cleanup();
 
 	char cmd[300];

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "benchlib.h"
 #include "cfg.h"
 #include "crypto.h"
 #include "notecard/link_int.h"
@@ -93,25 +94,6 @@ static double notec_serial_ms(size_t req, size_t rsp)
 	       CARD_MS;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* Link time per note for this request: virtual time on the simulated I2C card; the
  * request's and the answer's bytes on the wire per note. */
 static double link_ms(json_t *req, size_t *line, size_t *answer)
@@ -179,10 +161,10 @@ enum way { PLAIN, LINK, V1_ENVELOPE };
 static int build(enum way w, const struct link_opts *o, const struct crypto_key *k,
                  const struct store_out *n, json_t **req, double *cpu)
 {
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	int r =
 	    w == V1_ENVELOPE ? v1_request(k, n, req) : link_note_request(o, k, GATEWAY_ID, n, req);
-	*cpu += now_s() - t0;
+	*cpu += bench_now_s() - t0;
 	return r;
 }
 
@@ -210,7 +192,7 @@ static int row(const char *name, enum way w, struct crypto_key *k, const struct 
 		}
 	for (int r = 0; r < rounds; r++)
 		cpu[r] /= per_round;
-	double per_note = median(cpu, rounds);
+	double per_note = bench_median(cpu, rounds);
 	size_t line = 0, answer = 0;
 	double own = link_ms(req, &line, &answer);
 	double i2c = notec_i2c_ms(line, answer), uart = notec_serial_ms(line, answer);

@@ -31,16 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchlib.h"
 #include "bus.h"
 
 #define NREGS 10
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- servers ----------------------------------------------------------------------- */
 struct tcp_srv {
@@ -147,7 +141,7 @@ static double via_poller(const struct mb_device *d, int n, int *errors)
 		exit(1);
 	}
 	*errors = 0;
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (int i = 0; i < n; i++) {
 		struct pollfd pfd = {.fd = q.efd, .events = POLLIN};
 		struct mb_job *j = mb_job_new(MB_JOB_POLL, d), *done;
@@ -159,7 +153,7 @@ static double via_poller(const struct mb_device *d, int n, int *errors)
 		*errors += done->fault != MB_OK;
 		mb_job_free(done);
 	}
-	t0 = now_s() - t0;
+	t0 = bench_now_s() - t0;
 	mb_job_free(mb_bus_free(bus)); /* all ran: nothing is left */
 	mb_doneq_destroy(&q);
 	return t0;
@@ -184,7 +178,7 @@ static double via_poller_parallel(const struct mb_device *proto, int ndev, int n
 			exit(1);
 	}
 	*errors = 0;
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (int i = 0; i < ndev && submitted < n; i++, submitted++)
 		mb_bus_submit(bus[i], mb_job_new(MB_JOB_POLL, &devs[i]));
 	while (done < n) {
@@ -204,23 +198,11 @@ static double via_poller_parallel(const struct mb_device *proto, int ndev, int n
 			j = next;
 		}
 	}
-	t0 = now_s() - t0;
+	t0 = bench_now_s() - t0;
 	for (int i = 0; i < ndev; i++)
 		mb_job_free(mb_bus_free(bus[i]));
 	mb_doneq_destroy(&q);
 	return t0;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t l = sizeof(a);
-	int s = socket(AF_INET, SOCK_STREAM, 0), port;
-	bind(s, (struct sockaddr *)&a, sizeof(a));
-	getsockname(s, (struct sockaddr *)&a, &l);
-	port = ntohs(a.sin_port);
-	close(s);
-	return port;
 }
 
 static double bare_loop(const char *port, int n, int *errors)
@@ -235,11 +217,11 @@ static double bare_loop(const char *port, int n, int *errors)
 		exit(1);
 	}
 	*errors = 0;
-	t = now_s();
+	t = bench_now_s();
 	for (int i = 0; i < n; i++)
 		if (modbus_read_registers(cli, 0, NREGS, regs) != NREGS)
 			++*errors;
-	t = now_s() - t;
+	t = bench_now_s() - t;
 	modbus_close(cli);
 	modbus_free(cli);
 	return t;
@@ -286,29 +268,15 @@ static double bare_parallel(const char *port, int ndev, int n, int *errors)
 		pthread_create(&th[i], NULL, bare_thread, &a[i]);
 	}
 	pthread_barrier_wait(&go);
-	t = now_s();
+	t = bench_now_s();
 	*errors = 0;
 	for (int i = 0; i < ndev; i++) {
 		pthread_join(th[i], NULL);
 		*errors += a[i].errors;
 	}
-	t = now_s() - t;
+	t = bench_now_s() - t;
 	pthread_barrier_destroy(&go);
 	return t;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-	double s[64];
-	memcpy(s, v, sizeof(double) * (size_t)n);
-	qsort(s, (size_t)n, sizeof(double), cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 /* the worker's request path run inline: what the thread hand-off costs */
@@ -320,14 +288,14 @@ static double inline_path(const char *port, const struct mb_device *d, int n, in
 
 	modbus_set_error_recovery(ctx, MODBUS_ERROR_RECOVERY_NONE);
 	*errors = 0;
-	t = now_s();
+	t = bench_now_s();
 	for (int i = 0; i < n; i++) {
 		struct mb_job *j = mb_job_new(MB_JOB_POLL, d);
 		mb_run_job(ctx, &connected, j);
 		*errors += j->fault != MB_OK;
 		mb_job_free(j);
 	}
-	t = now_s() - t;
+	t = bench_now_s() - t;
 	modbus_close(ctx);
 	modbus_free(ctx);
 	return t;
@@ -370,7 +338,7 @@ static void bench_tcp(int n, int rounds)
 	modbus_t *srv;
 	int e;
 
-	snprintf(port, sizeof(port), "%d", free_port());
+	snprintf(port, sizeof(port), "%d", bench_free_port());
 	srv = modbus_new_tcp_pi("127.0.0.1", port);
 	ts.lfd = modbus_tcp_pi_listen(srv, 8);
 	if (ts.lfd < 0) {
@@ -397,8 +365,8 @@ static void bench_tcp(int n, int rounds)
 	       "same round\n",
 	       n, NREGS, rounds);
 	for (int m = 0; m < M_COUNT; m++) {
-		printf("tcp: %-30s %9.0f req/s (%d errors)", names[m], median(rate[m], rounds),
-		       errors[m]);
+		printf("tcp: %-30s %9.0f req/s (%d errors)", names[m],
+		       bench_median(rate[m], rounds), errors[m]);
 		if (base[m] != m) {
 			double lo = ratio[m][0], hi = ratio[m][0];
 			for (int r = 1; r < rounds; r++) {
@@ -406,8 +374,9 @@ static void bench_tcp(int n, int rounds)
 				hi = ratio[m][r] > hi ? ratio[m][r] : hi;
 			}
 			printf("  ratio to %s %.2f (%.2f-%.2f)%s",
-			       base[m] == M_BARE ? "bare 1" : "bare 4", median(ratio[m], rounds),
-			       lo, hi, m == M_INLINE ? "" : " (aim >= 0.6)");
+			       base[m] == M_BARE ? "bare 1" : "bare 4",
+			       bench_median(ratio[m], rounds), lo, hi,
+			       m == M_INLINE ? "" : " (aim >= 0.6)");
 		}
 		printf("\n");
 	}
@@ -466,7 +435,7 @@ static void bench_rtu(int n, int rounds)
 			cyc[r] = via_poller(device(url, 1), n, &errors) / n;
 			all_errors += errors;
 		}
-		t = median(cyc, rounds);
+		t = bench_median(cyc, rounds);
 		printf("rtu %6d baud: cycle on the pty %7.3f ms (median of %d rounds of %d), "
 		       "on the wire %7.3f ms, ratio wire/cycle %6.1f (%d errors)\n",
 		       bauds[k], t * 1e3, rounds, n, wire_s(bauds[k], NREGS) * 1e3,

@@ -42,6 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchlib.h"
+
 #define ROUNDS_MAX 15
 #define BIG_BODY   4096 /* bytes of the large bodies */
 #define PUB_WINDOW 100  /* the publisher's messages in flight while it queues a backlog */
@@ -58,18 +60,6 @@ static void die(const char *what)
 {
 	fprintf(stderr, "mqtt_bench: %s\n", what);
 	exit(1);
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &l) < 0)
-		die("no free port");
-	close(fd);
-	return ntohs(a.sin_port);
 }
 
 static pid_t spawn(char *const argv[], const char *logpath)
@@ -95,56 +85,7 @@ static void stop(pid_t p)
 	waitpid(p, NULL, 0);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n)
-{
-	double s[ROUNDS_MAX];
-	memcpy(s, v, (size_t)n * sizeof(*s));
-	qsort(s, (size_t)n, sizeof(*s), cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
 /* ---- the machine ------------------------------------------------------------------- */
-
-static void print_machine(const char *dir)
-{
-	struct utsname u;
-	char line[256], model[128] = "?";
-	FILE *f = fopen("/proc/cpuinfo", "r");
-
-	while (f && fgets(line, sizeof(line), f)) {
-		char *c = strchr(line, ':');
-		if (c && (strncmp(line, "model name", 10) == 0 || strncmp(line, "Model", 5) == 0)) {
-			snprintf(model, sizeof(model), "%s", c + 2);
-			model[strcspn(model, "\n")] = '\0';
-			break;
-		}
-	}
-	if (f)
-		fclose(f);
-	uname(&u);
-	printf("  machine: %s %s %s, %ld CPU(s), %s; files in %s\n", u.nodename, u.machine,
-	       u.release, sysconf(_SC_NPROCESSORS_ONLN), model, dir);
-}
-
-static void print_load(const char *when)
-{
-	char buf[128] = "?";
-	FILE *f = fopen("/proc/loadavg", "r");
-
-	if (f) {
-		if (!fgets(buf, sizeof(buf), f))
-			buf[0] = '\0';
-		fclose(f);
-	}
-	buf[strcspn(buf, "\n")] = '\0';
-	printf("  load average %s: %s\n", when, buf);
-}
 
 /* What one small durable write costs in dir: 4 KiB appended, then fdatasync. */
 static double fsync_ms(const char *dir)
@@ -169,7 +110,7 @@ static double fsync_ms(const char *dir)
 	}
 	close(fd);
 	unlink(path);
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	qsort(v, (size_t)n, sizeof(*v), bench_cmp_double);
 	return v[n / 2];
 }
 
@@ -471,7 +412,7 @@ int main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/mqtt.so", plugdir);
 	if (symlink(rso, path) < 0)
 		die("symlink");
-	port = free_port();
+	port = bench_free_port();
 
 	snprintf(mconf, sizeof(mconf), "%s/mosquitto.conf", dir);
 	FILE *f = fopen(mconf, "w");
@@ -513,8 +454,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("mqtt_bench: drain of %d QoS 1 messages queued at the broker, %d paired round(s)\n",
 	       n, rounds);
-	print_machine(dir);
-	print_load("before");
+	bench_print_machine(dir);
+	bench_print_load("before");
 	double fs = fsync_ms(dir);
 	printf("  fsync (4 KiB write + fdatasync) in %s: median %.3f ms (%.0f/s)\n", dir, fs,
 	       fs > 0 ? 1000.0 / fs : 0);
@@ -552,8 +493,8 @@ int main(int argc, char **argv)
 	for (int big = 0; big < 2; big++)
 		printf("  %s bodies, median of %d: bare %.0f msgs/s, client plugin (PUBACK after "
 		       "commit) %.0f msgs/s, ratio %.2f\n",
-		       big ? "4 KiB" : "small", rounds, median(bare[big], rounds),
-		       median(cl[big], rounds), median(ratio[big], rounds));
+		       big ? "4 KiB" : "small", rounds, bench_median(bare[big], rounds),
+		       bench_median(cl[big], rounds), bench_median(ratio[big], rounds));
 	printf("  notegwd peak RSS while draining: %.1f MiB\n", hwm / 1024.0);
 	if (rbso) {
 		double br = broker_rate(pub, n < 5000 ? n : 5000);
@@ -561,7 +502,7 @@ int main(int argc, char **argv)
 		       "%.0f msgs/s (fsync rate %.0f/s)\n",
 		       br, fs > 0 ? 1000.0 / fs : 0);
 	}
-	print_load("after");
+	bench_print_load("after");
 
 	mosquitto_disconnect(pub);
 	mosquitto_loop_stop(pub, true);

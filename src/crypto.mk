@@ -20,6 +20,7 @@ TESTS += tests/integration/test_crypto_interop.py
 TESTS += tests/integration/test_crypto_e2e.py
 
 noinst_PROGRAMS += bench/crypto_bench
-bench_crypto_bench_SOURCES = bench/crypto_bench.c bench/vcard.c bench/vcard.h
+bench_crypto_bench_SOURCES = bench/crypto_bench.c bench/vcard.c bench/vcard.h bench/benchlib.c \
+	bench/benchlib.h
 bench_crypto_bench_CFLAGS = $(NGW_CFLAGS)
 bench_crypto_bench_LDADD = $(NGW_LIBS) $(libngw_la_LIBADD)

@@ -49,7 +49,7 @@ TESTS += tests/integration/modbus_tcp.py tests/integration/modbus_rtu.py \
 	tests/integration/modbus_server.py tests/integration/modbus_daemon.py
 
 noinst_PROGRAMS += bench/modbus_bench
-bench_modbus_bench_SOURCES = bench/modbus_bench.c
+bench_modbus_bench_SOURCES = bench/modbus_bench.c bench/benchlib.c bench/benchlib.h
 bench_modbus_bench_CFLAGS = $(plugins_modbus_libmbcore_la_CFLAGS) -I$(top_srcdir)/plugins/modbus
 bench_modbus_bench_LDADD = plugins/modbus/libmbcore.la
 endif

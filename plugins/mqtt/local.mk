@@ -70,7 +70,7 @@ endif
 # bench/mqtt_bench: MQTT -> store rates next to a bare subscriber (not run by make check).
 if ENABLE_MQTT
 noinst_PROGRAMS += bench/mqtt_bench
-bench_mqtt_bench_SOURCES = bench/mqtt_bench.c
+bench_mqtt_bench_SOURCES = bench/mqtt_bench.c bench/benchlib.c bench/benchlib.h
 bench_mqtt_bench_CFLAGS = $(AM_CFLAGS) $(MOSQUITTO_CFLAGS) $(SQLITE_CFLAGS)
 bench_mqtt_bench_LDADD = $(MOSQUITTO_LIBS) $(SQLITE_LIBS) -lpthread
 endif
@@ -79,7 +79,7 @@ endif
 # and SQLite commit rates of the same disk (not run by make check).
 if ENABLE_MQTT_BROKER
 noinst_PROGRAMS += bench/broker_bench
-bench_broker_bench_SOURCES = bench/broker_bench.c
+bench_broker_bench_SOURCES = bench/broker_bench.c bench/benchlib.c bench/benchlib.h
 bench_broker_bench_CFLAGS = $(AM_CFLAGS) $(MOSQUITTO_CFLAGS) $(SQLITE_CFLAGS)
 bench_broker_bench_LDADD = $(MOSQUITTO_LIBS) $(SQLITE_LIBS)
 endif
