@@ -9,20 +9,16 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import TOP_BUILDDIR, TestDir, check, wait_for  # noqa: E402
+from harness import TestDir, check, wait_for  # noqa: E402
 from mqtthelp import FAKEHOST, MQTT_SO, Client, FakeHost, broker, numbers  # noqa: E402
-from sim import asan_runtime  # noqa: E402
+from sim import asan_runtime, built_shim  # noqa: E402
 
 NAME = "broker.notegw.test"
 
 
 def shim():
-    for d in (os.path.join(TOP_BUILDDIR, "tests", "lib", ".libs"),
-              os.path.join(TOP_BUILDDIR, "tests", "lib")):
-        p = os.path.join(d, "libresolvshim.so")
-        if os.path.exists(p):
-            return p
-    return None
+    """The resolver shim (tests/lib/resolv_shim.c)."""
+    return built_shim("libresolvshim.so")
 
 
 def main():

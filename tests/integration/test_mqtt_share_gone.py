@@ -54,11 +54,8 @@ def main():
     with TestDir("mqtt-share-gone") as d:
         check_config(d)
         sims = [Sim(serial=True, workdir=d.file("sim%d" % i)) for i in range(2)]
-        try:
-            run(d, sims)
-        finally:
-            for s in sims:
-                s.stop()
+        d.procs.extend(sims)  # stopped by TestDir, after the daemons started later
+        run(d, sims)
     print("PASS: test_mqtt_share_gone")
 
 

@@ -7,19 +7,13 @@ import time
 
 from harness import NOTEGWD, Daemon, wait_for
 from procstat import memory_kb, wakeups, wakeups_per_thread
-from sim import Sim, asan_runtime
+from sim import Sim, asan_runtime, built_shim
 
-TOP_BUILDDIR = os.environ.get("top_builddir", ".")
 
 
 def gpio_shim():
     """The fake GPIO chip built by `make check` (libgpiod v1 builds only), or None."""
-    for d in (os.path.join(TOP_BUILDDIR, "tests", "lib", ".libs"),
-              os.path.join(TOP_BUILDDIR, "tests", "lib")):
-        p = os.path.join(d, "libgpioshim.so")
-        if os.path.exists(p):
-            return p
-    return None
+    return built_shim("libgpioshim.so")
 
 
 def card_status(gw):

@@ -43,14 +43,20 @@ def sim_program():
     return os.environ.get("NOTECARD_SIM", os.path.join(TOP_SRCDIR, "sim", "notecard-sim"))
 
 
-def shim_path():
-    """The I2C LD_PRELOAD shim built by `make check` (tests/lib/.libs/libi2cshim.so)."""
+def built_shim(name):
+    """A test library `make check` built under tests/lib (libtool puts it in .libs), e.g.
+    "libi2cshim.so"; None when this build has none."""
     for d in (os.path.join(TOP_BUILDDIR, "tests", "lib", ".libs"),
               os.path.join(TOP_BUILDDIR, "tests", "lib")):
-        p = os.path.join(d, "libi2cshim.so")
+        p = os.path.join(d, name)
         if os.path.exists(p):
             return p
     return None
+
+
+def shim_path():
+    """The I2C LD_PRELOAD shim (tests/lib/i2c_shim.c)."""
+    return built_shim("libi2cshim.so")
 
 
 def asan_runtime(binary):
